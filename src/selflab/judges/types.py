@@ -1,0 +1,74 @@
+"""What a judge returns, and the shapes of what it judges.
+
+A judge's verdict is only as good as its parse: `Judgment.parse_error` is set whenever the raw
+text did not yield a verdict, and then `score` and `verdict` are None. A parse failure is never a
+score.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from selflab.models.types import Message
+
+Verdict = Literal["A", "B", "tie"]
+
+
+class PointwiseItem(BaseModel):
+    """One response to grade. `history` holds earlier dialogue turns (multi-turn judging);
+    `reference` a known-good answer for reference-guided judging."""
+
+    prompt: str
+    response: str
+    reference: str | None = None
+    history: tuple[Message, ...] = ()
+    id: str = ""
+
+
+class PairwiseItem(BaseModel):
+    """Two responses to the same prompt; the judge says which is better."""
+
+    prompt: str
+    response_a: str
+    response_b: str
+    reference: str | None = None
+    history: tuple[Message, ...] = ()
+    id: str = ""
+
+
+class Judgment(BaseModel):
+    """One judge's decision on one item, with everything needed to audit it later."""
+
+    judge: str
+    kind: Literal["pointwise", "pairwise", "meta"]
+    raw: str
+    score: float | None = None
+    verdict: Verdict | None = None
+    parse_error: str | None = None
+    item_id: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.parse_error is None
+
+
+@runtime_checkable
+class PointwiseJudge(Protocol):
+    """Grades responses one by one on a numeric scale. Batch-first so a local engine batches."""
+
+    name: str
+    scale: tuple[float, float]
+
+    def judge(self, items: list[PointwiseItem]) -> list[Judgment]: ...
+
+
+@runtime_checkable
+class PairwiseJudge(Protocol):
+    """Says which of two responses is better (verdict "A", "B" or "tie")."""
+
+    name: str
+
+    def compare(self, items: list[PairwiseItem]) -> list[Judgment]: ...

@@ -1,0 +1,140 @@
+"""The records every backend speaks: chat messages, sampling settings, requests, completions.
+
+Everything above `models/` talks to a model only through `LanguageModel` and these types, so a
+judge or a game never knows whether it runs on a local torch model or an HTTP server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Role = Literal["system", "user", "assistant"]
+
+
+class Message(BaseModel):
+    """One chat turn."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str
+
+
+def user(content: str) -> Message:
+    return Message(role="user", content=content)
+
+
+def system(content: str) -> Message:
+    return Message(role="system", content=content)
+
+
+def assistant(content: str) -> Message:
+    return Message(role="assistant", content=content)
+
+
+class SamplingParams(BaseModel):
+    """How to decode. temperature 0 means greedy; `seed` makes one request reproducible on its own,
+    whatever else shares its batch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(0.0, ge=0.0, le=10.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0, description="0 disables top-k filtering")
+    max_new_tokens: int = Field(128, ge=1, le=32768)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: bool = False
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+GREEDY = SamplingParams()
+
+
+class GenerationRequest(BaseModel):
+    """A chat conversation to continue, or a raw prompt string (`prompt`) used verbatim without a
+    chat template. Exactly one of the two is set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    messages: tuple[Message, ...] = ()
+    prompt: str | None = None
+    sampling: SamplingParams = GREEDY
+    # Text appended after the chat template's assistant header, e.g. to force a format ("Score:").
+    assistant_prefix: str = ""
+
+    @model_validator(mode="after")
+    def _one_input(self) -> GenerationRequest:
+        if bool(self.messages) == (self.prompt is not None):
+            raise ValueError("a GenerationRequest needs exactly one of `messages` or `prompt`")
+        return self
+
+    @classmethod
+    def chat(cls, messages: list[Message] | str, **sampling: object) -> GenerationRequest:
+        """Shorthand: `GenerationRequest.chat("hi", max_new_tokens=8)`."""
+        if isinstance(messages, str):
+            messages = [user(messages)]
+        return cls(messages=tuple(messages), sampling=SamplingParams(**sampling))
+
+
+FinishReason = Literal["stop", "length", "error"]
+
+
+class Completion(BaseModel):
+    """What came back for one request. `finish_reason` is "stop" for EOS or a stop string,
+    "length" when max_new_tokens ran out, "error" when the backend failed for this request
+    (then `error` says why and `text` is empty)."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: FinishReason = "stop"
+    token_logprobs: list[float] | None = None
+    tokens: list[str] | None = None
+    error: str | None = None
+
+
+@dataclass
+class HiddenStates:
+    """Hidden states of one text: `layers[l]` is a (num_tokens, hidden) float32 array for
+    l = 0 (embeddings) .. num_layers (last block output). `offsets` maps each token to its
+    character span in the text, so callers can pick answer spans."""
+
+    tokens: list[str]
+    layers: list = field(default_factory=list)  # list[np.ndarray]
+    offsets: list[tuple[int, int]] | None = None
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """The one interface every part of selflab uses to call a model.
+
+    `generate` is thread-safe: many callers (games, judges) may call it at once, and a local
+    backend batches their requests together.
+    """
+
+    name: str
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]: ...
+
+    def score(self, prompt: str | list[Message], continuations: list[str]) -> list[float]:
+        """Sum of log-probabilities of each continuation given the prompt (a raw string, or chat
+        messages rendered with the chat template and an open assistant turn)."""
+        ...
+
+
+@runtime_checkable
+class LocalLanguageModel(LanguageModel, Protocol):
+    """A model whose weights are in this process: adds access to internals."""
+
+    def hidden_states(self, texts: list[str]) -> list[HiddenStates]: ...
+
+    def render(self, messages: list[Message] | tuple[Message, ...], add_generation_prompt: bool = True) -> str:
+        """The chat template applied to messages, as text."""
+        ...

@@ -1,5 +1,7 @@
 """Model runtime: one `LanguageModel` protocol, several backends, selected by a spec string."""
 
+from selflab.models.registry import clear_cache, load_model
+from selflab.models.spec import ModelSpec, parse_spec
 from selflab.models.types import (
     Completion,
     GenerationRequest,
@@ -11,6 +13,10 @@ from selflab.models.types import (
 )
 
 __all__ = [
+    "ModelSpec",
+    "clear_cache",
+    "load_model",
+    "parse_spec",
     "Completion",
     "GenerationRequest",
     "HiddenStates",

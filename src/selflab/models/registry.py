@@ -1,0 +1,84 @@
+"""`load_model(spec)`: the one entry point from a spec string to a live `LanguageModel`.
+
+Instances are cached per normalised spec, so a judge and a policy that name the same model share
+one engine (and its batches) instead of loading the weights twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from selflab.errors import ModelSpecError
+from selflab.models.spec import ModelSpec, parse_spec
+from selflab.models.types import LanguageModel
+
+_CACHE: dict[str, LanguageModel] = {}
+_LOCK = threading.Lock()
+
+_INT_OPTIONS = {"concurrency", "retries", "max_batch_size"}
+_FLOAT_OPTIONS = {"timeout", "backoff"}
+
+
+def _coerce(options: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in options.items():
+        try:
+            out[k] = int(v) if k in _INT_OPTIONS else float(v) if k in _FLOAT_OPTIONS else v
+        except ValueError as exc:
+            raise ModelSpecError(
+                f"model spec option {k}={v!r} is not a number", f"give {k} a number"
+            ) from exc
+    return out
+
+
+def _build(spec: ModelSpec, overrides: dict[str, Any]) -> LanguageModel:
+    options = {**_coerce(spec.options), **overrides}
+    if spec.backend in ("embedded", "hf"):
+        from selflab.models import embedded
+        from selflab.models.hf import HFModel
+
+        path = embedded.prepare() if spec.backend == "embedded" else spec.target
+        allowed = {"device", "dtype", "max_batch_size"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise ModelSpecError(
+                f"unknown option(s) {sorted(unknown)} for a local model", f"allowed: {sorted(allowed)}"
+            )
+        model = HFModel(path, **options)
+        if spec.backend == "embedded":
+            model.name = embedded.EMBEDDED_NAME
+        return model
+    if spec.backend == "openai":
+        from selflab.models.openai_backend import OpenAIModel
+
+        allowed = {"key_env", "concurrency", "timeout", "retries", "backoff", "on_error"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise ModelSpecError(
+                f"unknown option(s) {sorted(unknown)} for an openai model", f"allowed: {sorted(allowed)}"
+            )
+        return OpenAIModel(spec.target, spec.base_url or "", **options)
+    raise ModelSpecError(f"unknown backend {spec.backend!r}", "see `selflab models`")
+
+
+def load_model(spec: str, cache: bool = True, **overrides: Any) -> LanguageModel:
+    """Return the model a spec names (see `selflab.models.spec`), loading it once per process."""
+    parsed = parse_spec(spec)
+    key = parsed.key + repr(sorted(overrides.items()))
+    if not cache:
+        return _build(parsed, overrides)
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _build(parsed, overrides)
+        return _CACHE[key]
+
+
+def clear_cache() -> None:
+    """Close and forget cached models (tests, or to free memory between loop iterations)."""
+    with _LOCK:
+        for model in _CACHE.values():
+            close = getattr(model, "close", None)
+            if callable(close):
+                close()
+        _CACHE.clear()

@@ -1,0 +1,461 @@
+"""The multi-agent, pull-based environment protocol every game speaks, and a base class with the
+machinery games share (message channels, error budget, turn limit, one RNG per episode).
+
+The loop, as in TextArena: the env decides who acts next.
+
+    env.reset(seed=7)
+    while not env.done:
+        player, observation = env.observe()
+        result = env.step(agents[player].act(observation))
+    env.rewards  # {player: reward}
+
+An action that cannot be parsed (`ParseError`) and one that parses but breaks a rule
+(`RuleViolation`) are different errors. Neither advances the game: the same player is asked
+again, and its next observation says why, until its per-turn error budget runs out; then the
+game applies its documented default move (`TextEnv.default_action`) so every episode ends.
+
+How a game is written (see games/perudo for a complete one): subclass `TextEnv`, set `rules`
+(the rules text shown to LLM players, with the ONE action format) and implement `setup`,
+`current_player`, `state_text`, `apply` and `default_action`; optionally `state` (a structured
+view for scripted agents), `legal_actions` (used by random agents) and `on_turn_limit`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+GAME = -1
+"""Sender id of the game master (the rule engine itself)."""
+
+
+class ActionError(Exception):
+    """An action the env refused. `kind` tells parse errors from rule violations."""
+
+    kind: ClassVar[str] = "error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "reason": self.reason}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.reason!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.reason == self.reason  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.reason))
+
+
+class ParseError(ActionError):
+    """The text does not match the game's action format ("bid three fives please")."""
+
+    kind: ClassVar[str] = "parse"
+
+
+class RuleViolation(ActionError):
+    """The action parses but the rules forbid it (a bid that does not rise, a move onto a covered block)."""
+
+    kind: ClassVar[str] = "rule"
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """One message on the table. `recipients` None means everyone; otherwise only those players
+    (and the log) see it, which is how dice, locations and clues stay private."""
+
+    sender: int
+    recipients: frozenset[int] | None
+    type: str
+    text: str
+    turn: int = 0
+
+    def visible_to(self, player: int) -> bool:
+        return self.recipients is None or player in self.recipients
+
+    def render(self, player: int | None = None) -> str:
+        who = "Game" if self.sender == GAME else f"Player {self.sender}"
+        if self.recipients is not None and player is not None and len(self.recipients) < 2:
+            who += " (private)"
+        elif self.recipients is not None and player is None:
+            who += " -> " + ",".join(str(p) for p in sorted(self.recipients))
+        return f"[{who}] {self.text}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sender": self.sender,
+            "recipients": None if self.recipients is None else sorted(self.recipients),
+            "type": self.type,
+            "text": self.text,
+            "turn": self.turn,
+        }
+
+
+class Observation(str):
+    """What one player sees when asked to act: the text an LLM reads (it *is* a str), plus a
+    structured view for scripted agents, so no heuristic ever parses prose.
+
+    `state` holds the game-specific private view (own dice, current bid, ...); `legal_actions`
+    lists legal action strings where the game can enumerate them (random agents use it);
+    `messages` are the messages new to this player since its last action; `error` is the reason
+    its previous attempt was refused, with `attempts_left` tries before the default move.
+    """
+
+    player: int
+    state: dict[str, Any]
+    legal_actions: list[str] | None
+    messages: tuple[ChannelMessage, ...]
+    error: ActionError | None
+    attempts_left: int
+    turn: int
+
+    def __new__(
+        cls,
+        text: str = "",
+        *,
+        player: int = 0,
+        state: dict[str, Any] | None = None,
+        legal_actions: list[str] | None = None,
+        messages: tuple[ChannelMessage, ...] = (),
+        error: ActionError | None = None,
+        attempts_left: int = 0,
+        turn: int = 0,
+    ) -> Observation:
+        obs = super().__new__(cls, text)
+        obs.player = player
+        obs.state = dict(state or {})
+        obs.legal_actions = None if legal_actions is None else list(legal_actions)
+        obs.messages = tuple(messages)
+        obs.error = error
+        obs.attempts_left = attempts_left
+        obs.turn = turn
+        return obs
+
+    @property
+    def text(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass
+class StepResult:
+    """What one `step` did. `error` is None when the action was applied; `action` is the
+    canonical text of the move applied (the default move when the budget ran out), None when
+    nothing was applied; `defaulted` says the default move was used."""
+
+    player: int
+    done: bool
+    rewards: dict[int, float]
+    info: dict[str, Any]
+    error: ActionError | None = None
+    action: str | None = None
+    defaulted: bool = False
+
+
+@runtime_checkable
+class Env(Protocol):
+    """A multi-agent, pull-based text game."""
+
+    env_id: str
+    num_players: int
+    rules: str
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def rewards(self) -> dict[int, float]: ...
+
+    @property
+    def info(self) -> dict[str, Any]: ...
+
+    def reset(self, seed: int | None = None) -> None: ...
+
+    def observe(self) -> tuple[int, Observation]: ...
+
+    def step(self, action: str) -> StepResult: ...
+
+
+_NOISE = "[ \\t>*_#`\"']*"
+_ACTION_TEMPLATE = r"^{noise}{kw}[ \t*_`\"']*[:=\-]{noise}(.*?)[ \t*_`\"'.]*$"
+
+
+def _action_re(keyword: str) -> re.Pattern[str]:
+    return re.compile(
+        _ACTION_TEMPLATE.format(noise=_NOISE, kw=re.escape(keyword)), re.IGNORECASE | re.MULTILINE
+    )
+
+
+_ACTION_RE = _action_re("action")
+
+
+def extract_action(text: str, keyword: str = "ACTION") -> str:
+    """The action from free text: the last line `ACTION: ...` (any case, markdown noise
+    tolerated); without one, the last non-empty line, so the game's parser can still try and
+    name what is wrong. Never raises."""
+    if not isinstance(text, str):
+        return ""
+    pattern = _ACTION_RE if keyword.lower() == "action" else _action_re(keyword)
+    matches = [m.group(1).strip() for m in pattern.finditer(text)]
+    matches = [m for m in matches if m]
+    if matches:
+        return matches[-1]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@dataclass
+class ErrorCounts:
+    """Per-player tallies, reported in `env.info["errors"]`."""
+
+    parse: int = 0
+    rule: int = 0
+    defaults: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"parse": self.parse, "rule": self.rule, "defaults": self.defaults}
+
+
+@dataclass
+class _Turn:
+    attempts: int = 0
+    error: ActionError | None = None
+
+
+class TextEnv(ABC):
+    """Base class for games: implements the protocol around five game-specific hooks.
+
+    Construction takes the game's options; `reset(seed)` starts an episode with a fresh
+    `self.rng = random.Random(seed)` (the only randomness a game may use). `error_budget` is the
+    number of refused attempts a player gets per turn before `default_action` is applied;
+    `max_turns` caps applied moves so every episode ends (then `on_turn_limit` decides).
+    """
+
+    env_id: str = ""
+    rules: str = ""
+    action_format: str = "ACTION: <your move>"
+    min_players: ClassVar[int] = 2
+    max_players: ClassVar[int] = 2
+
+    def __init__(self, players: int = 2, *, error_budget: int = 3, max_turns: int = 200) -> None:
+        from selflab.errors import ConfigError
+
+        if not self.min_players <= players <= self.max_players:
+            raise ConfigError(
+                f"{type(self).__name__} takes {self.min_players} to {self.max_players} players, got {players}",
+                f"pass players= between {self.min_players} and {self.max_players}",
+            )
+        if error_budget < 0 or max_turns < 1:
+            raise ConfigError(
+                f"error_budget must be >= 0 and max_turns >= 1 (got {error_budget}, {max_turns})",
+                "pass error_budget=3, max_turns=200 or similar",
+            )
+        self.num_players = players
+        self.error_budget = error_budget
+        self.max_turns = max_turns
+        self.seed: int | None = None
+        self.rng = random.Random(0)
+        self.messages: list[ChannelMessage] = []
+        self.turn = 0
+        self._done = True
+        self._rewards: dict[int, float] = {p: 0.0 for p in range(players)}
+        self._info: dict[str, Any] = {}
+        self._cursor: dict[int, int] = {}
+        self._turn_state = _Turn()
+        self._errors: dict[int, ErrorCounts] = {}
+
+    # ----------------------------------------------------------------- hooks for games
+
+    @abstractmethod
+    def setup(self) -> None:
+        """Deal the episode using `self.rng`; post opening messages with `self.tell`/`self.announce`."""
+
+    @abstractmethod
+    def current_player(self) -> int:
+        """Who acts now."""
+
+    @abstractmethod
+    def state_text(self, player: int) -> str:
+        """The player's current private view as text (own dice, current bid, ...)."""
+
+    @abstractmethod
+    def apply(self, player: int, action: str) -> str:
+        """Parse and apply `action` (already stripped of any `ACTION:` prefix) for `player`.
+        Raise `ParseError` or `RuleViolation` without changing any state; return the canonical
+        action text. Call `self.finish(...)` when the game ends."""
+
+    @abstractmethod
+    def default_action(self, player: int) -> str:
+        """A legal action applied when the player exhausted its error budget (documented in the
+        rules, e.g. challenge, pass, forfeit). Must be accepted by `apply`."""
+
+    def state(self, player: int) -> dict[str, Any]:
+        """Structured private view for scripted agents."""
+        return {}
+
+    def legal_actions(self, player: int) -> list[str] | None:
+        """All legal actions, where the game can enumerate them (random agents sample these)."""
+        return None
+
+    def on_turn_limit(self) -> None:
+        """Called when `max_turns` moves were applied and the game is not over: a draw by default."""
+        self.finish({p: 0.0 for p in range(self.num_players)}, reason="turn limit")
+
+    # ----------------------------------------------------------------- helpers for games
+
+    def announce(self, text: str, type: str = "public", sender: int = GAME) -> None:
+        """A message everyone sees."""
+        self.messages.append(ChannelMessage(sender, None, type, text, self.turn))
+
+    def tell(
+        self,
+        recipients: int | set[int] | frozenset[int],
+        text: str,
+        type: str = "private",
+        sender: int = GAME,
+    ) -> None:
+        """A message only `recipients` see."""
+        rec = frozenset([recipients]) if isinstance(recipients, int) else frozenset(recipients)
+        self.messages.append(ChannelMessage(sender, rec, type, text, self.turn))
+
+    def finish(self, rewards: dict[int, float], reason: str = "", winners: list[int] | None = None) -> None:
+        """End the episode. `winners` defaults to the players with the highest reward (none on a
+        tie of everyone)."""
+        self._rewards = {p: float(rewards.get(p, 0.0)) for p in range(self.num_players)}
+        if winners is None:
+            best = max(self._rewards.values())
+            winners = [p for p, r in self._rewards.items() if r == best]
+            if len(winners) == self.num_players:
+                winners = []
+        self._info["winners"] = sorted(winners)
+        self._info["outcome"] = reason
+        self._done = True
+        self.announce(f"Game over: {reason}" if reason else "Game over.", type="system")
+
+    # ----------------------------------------------------------------- protocol
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def rewards(self) -> dict[int, float]:
+        return dict(self._rewards)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        info = dict(self._info)
+        info["turns"] = self.turn
+        info["errors"] = {p: c.to_dict() for p, c in self._errors.items()}
+        return info
+
+    def reset(self, seed: int | None = None) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.messages = []
+        self.turn = 0
+        self._done = False
+        self._rewards = {p: 0.0 for p in range(self.num_players)}
+        self._info = {"winners": [], "outcome": ""}
+        self._cursor = {p: 0 for p in range(self.num_players)}
+        self._turn_state = _Turn()
+        self._errors = {p: ErrorCounts() for p in range(self.num_players)}
+        self.setup()
+
+    def observe(self) -> tuple[int, Observation]:
+        """The player to act and its observation. Idempotent: calling it twice changes nothing."""
+        if self._done:
+            raise RuntimeError("the episode is over; call reset()")
+        player = self.current_player()
+        new = tuple(m for m in self.messages[self._cursor.get(player, 0) :] if m.visible_to(player))
+        parts = [m.render(player) for m in new]
+        parts.append(self.state_text(player).strip())
+        error = self._turn_state.error
+        attempts_left = self.error_budget - self._turn_state.attempts
+        if error is not None:
+            what = "could not be parsed" if error.kind == "parse" else "breaks the rules"
+            parts.append(
+                f"Your last action {what}: {error.reason}\n"
+                f"Try again ({attempts_left} attempt(s) left before the default move)."
+            )
+        parts.append(
+            f"You are Player {player}. Your move. End your reply with one line: {self.action_format}"
+        )
+        text = "\n".join(p for p in parts if p)
+        return player, Observation(
+            text,
+            player=player,
+            state=self.state(player),
+            legal_actions=self.legal_actions(player),
+            messages=new,
+            error=error,
+            attempts_left=attempts_left,
+            turn=self.turn,
+        )
+
+    def step(self, action: str) -> StepResult:
+        """Apply the current player's action, or refuse it and keep the same player."""
+        if self._done:
+            raise RuntimeError("the episode is over; call reset()")
+        player = self.current_player()
+        text = extract_action(action if isinstance(action, str) else str(action))
+        before = len(self.messages)
+        try:
+            canonical = self.apply(player, text)
+        except ActionError as err:
+            counts = self._errors[player]
+            if isinstance(err, ParseError):
+                counts.parse += 1
+            else:
+                counts.rule += 1
+            self._turn_state.attempts += 1
+            self._turn_state.error = err
+            self._cursor[player] = before
+            if self._turn_state.attempts <= self.error_budget:
+                return StepResult(player, False, self.rewards, self.info, error=err)
+            # Budget spent: the documented default move keeps the game going.
+            counts.defaults += 1
+            fallback = self.default_action(player)
+            self.tell(player, f"Error budget spent; the default move was played: {fallback}", type="system")
+            canonical = self.apply(player, fallback)
+            return self._advance(player, canonical, error=err, defaulted=True)
+        # Messages the action itself produced stay unread for the actor, so it sees the outcome
+        # (e.g. the dice revealed by its own challenge) in its next observation.
+        self._cursor[player] = before
+        return self._advance(player, canonical)
+
+    def _advance(
+        self, player: int, canonical: str, error: ActionError | None = None, defaulted: bool = False
+    ) -> StepResult:
+        self.turn += 1
+        self._turn_state = _Turn()
+        if not self._done and self.turn >= self.max_turns:
+            self.on_turn_limit()
+            if not self._done:
+                self.finish({p: 0.0 for p in range(self.num_players)}, reason="turn limit")
+        return StepResult(
+            player, self._done, self.rewards, self.info, error=error, action=canonical, defaulted=defaulted
+        )
+
+    def transcript(self, player: int | None = None) -> list[ChannelMessage]:
+        """All messages (the referee's view), or those one player could see."""
+        if player is None:
+            return list(self.messages)
+        return [m for m in self.messages if m.visible_to(player)]
+
+
+@dataclass
+class EpisodeOutcome:
+    """Summary of a finished episode, shared by runner and tournaments."""
+
+    rewards: dict[int, float]
+    winners: list[int]
+    turns: int
+    errors: dict[int, dict[str, int]] = field(default_factory=dict)
+    outcome: str = ""

@@ -1,0 +1,302 @@
+"""Thin wrappers over TRL's SFT, DPO and KTO trainers, with CPU-safe defaults and PEFT LoRA.
+
+Why wrap at all: TRL's defaults assume a GPU (bf16 on, gradient checkpointing on, logging to
+trackers). Here bf16 is on only where the device supports it, gradient checkpointing only when
+asked, nothing is reported or pushed, and every run ends in a *merged* safetensors checkpoint
+(LoRA folded into the weights, tokenizer beside it), so `hf:<checkpoint>` loads everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from selflab.errors import SelflabError
+from selflab.training.datasets import normalise_rows
+
+Method = Literal["sft", "dpo", "kto"]
+
+CHECKPOINT_META = "selflab_checkpoint.json"
+
+# Defaults that train a 135M model visibly in a few dozen steps; full fine-tuning needs a smaller rate.
+_DEFAULT_LR: dict[tuple[str, bool], float] = {
+    ("sft", True): 2e-4,
+    ("sft", False): 2e-5,
+    ("dpo", True): 5e-5,
+    ("dpo", False): 5e-6,
+    ("kto", True): 5e-5,
+    ("kto", False): 5e-6,
+}
+
+
+class TrainConfig(BaseModel):
+    """Everything a training call needs besides the data. LoRA is the default; `lora=False` is
+    full fine-tuning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lora: bool = True
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] | str = "all-linear"
+    learning_rate: float | None = Field(None, gt=0.0, description="None: a per-method, per-mode default")
+    epochs: float = Field(1.0, gt=0.0)
+    max_steps: int = Field(-1, description="> 0 overrides epochs")
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(512, ge=16)
+    warmup_steps: float = Field(0, ge=0, description=">= 1: steps; < 1: fraction of all steps")
+    lr_scheduler: str = "linear"
+    weight_decay: float = 0.0
+    beta: float = Field(0.1, gt=0.0, description="DPO/KTO KL strength")
+    dpo_loss: str = "sigmoid"
+    gradient_checkpointing: bool = False
+    bf16: bool | None = Field(None, description="None: on only where the device supports bf16")
+    seed: int = 0
+    logging_steps: int = Field(5, ge=1)
+    dataloader_workers: int = Field(0, ge=0)
+
+    def lr(self, method: Method) -> float:
+        return self.learning_rate if self.learning_rate is not None else _DEFAULT_LR[(method, self.lora)]
+
+
+class TrainResult(BaseModel):
+    """What a training call produced: where the merged checkpoint is, and how training went."""
+
+    method: Method
+    checkpoint: str
+    examples: int
+    steps: int
+    seconds: float
+    train_loss: float | None = None
+    losses: list[float] = Field(default_factory=list)
+    tokens: int = 0
+    trainable_params: int = 0
+    total_params: int = 0
+    lora: bool = True
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def resolve_model_path(spec: str | Path) -> Path:
+    """A model spec that names local weights -> their folder. Training needs the weights, so an
+    `openai:` spec is refused with a clear message."""
+    s = str(spec)
+    if s == "smollm2-135m":
+        from selflab.models import embedded
+
+        return embedded.prepare()
+    if s.startswith("hf:"):
+        s = s[3:]
+    if s.startswith(("openai:", "http://", "https://")):
+        raise SelflabError(
+            f"cannot train {spec!r}: its weights are behind an HTTP API", "train a local hf: model"
+        )
+    path = Path(s).expanduser()
+    if not (path / "config.json").is_file():
+        raise SelflabError(
+            f"model {spec!r} is not a local Hugging Face folder (no config.json in {path})",
+            "use smollm2-135m or hf:/path/to/folder",
+        )
+    return path
+
+
+def _device_supports_bf16() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def _trl_kwargs(method: Method, cfg: TrainConfig, work_dir: Path, n_examples: int) -> dict[str, Any]:
+    import torch
+
+    bf16 = _device_supports_bf16() if cfg.bf16 is None else cfg.bf16
+    if bf16 and not torch.cuda.is_available():
+        raise SelflabError("bf16=True was asked for on a CPU-only machine", "leave bf16 unset (auto) on CPU")
+    # Tiny datasets: never let the batch exceed the data (KTO needs >= 2 per batch for its KL term).
+    batch = max(1, min(cfg.batch_size, n_examples))
+    if method == "kto":
+        batch = max(2, batch)
+    return dict(
+        output_dir=str(work_dir),
+        learning_rate=cfg.lr(method),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=cfg.grad_accum,
+        warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type=cfg.lr_scheduler,
+        weight_decay=cfg.weight_decay,
+        max_length=cfg.max_length,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        bf16=bf16,
+        fp16=False,
+        use_cpu=not torch.cuda.is_available(),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=cfg.logging_steps,
+        save_strategy="no",
+        report_to=[],
+        push_to_hub=False,
+        dataloader_num_workers=cfg.dataloader_workers,
+        disable_tqdm=True,
+        dataset_num_proc=None,
+    )
+
+
+def _peft_config(cfg: TrainConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.lora_target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _count_tokens(trainer: Any) -> int:
+    """Non-padding tokens in one pass over the processed training set (for throughput)."""
+    ds = trainer.train_dataset
+    total = 0
+    for col in ("input_ids", "prompt_ids", "completion_ids", "chosen_ids", "rejected_ids"):
+        if col in ds.column_names:
+            total += sum(len(x) for x in ds[col])
+    if "chosen_ids" in ds.column_names and "prompt_ids" in ds.column_names:
+        total += sum(len(x) for x in ds["prompt_ids"])  # the prompt runs once with each answer
+    return total
+
+
+def train(
+    method: Method,
+    model: str | Path,
+    rows: list[dict[str, Any]],
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
+    """Train `model` (a spec or folder) on conversational `rows` with TRL and write a merged
+    safetensors checkpoint to `out_dir`. Written atomically: `out_dir` appears only once complete."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cfg = config or TrainConfig()
+    rows = normalise_rows(method, rows)
+    out_dir = Path(out_dir)
+    src = resolve_model_path(model)
+    work = out_dir.with_name(out_dir.name + ".work")
+    if work.exists():
+        shutil.rmtree(work)  # remnant of a crashed call
+    work.mkdir(parents=True)
+
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch_model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    dataset = Dataset.from_list(rows)
+    kwargs = _trl_kwargs(method, cfg, work / "trainer", len(rows))
+    peft_config = _peft_config(cfg) if cfg.lora else None
+
+    if method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        trainer = SFTTrainer(
+            model=torch_model,
+            args=SFTConfig(**kwargs),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
+    elif method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        trainer = DPOTrainer(
+            model=torch_model,
+            ref_model=None,  # LoRA: the adapter-off base is the reference; full FT: TRL copies the model
+            args=DPOConfig(beta=cfg.beta, loss_type=[cfg.dpo_loss], **kwargs),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
+    elif method == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        trainer = KTOTrainer(
+            model=torch_model,
+            ref_model=None,
+            args=KTOConfig(beta=cfg.beta, **kwargs),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
+    else:  # pragma: no cover - Literal guards this
+        raise SelflabError(f"unknown training method {method!r}", "use sft, dpo or kto")
+
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trainer.model.parameters())
+    try:
+        tokens = _count_tokens(trainer)
+    except Exception:  # noqa: BLE001 - throughput accounting must never stop training
+        tokens = 0
+    start = time.perf_counter()
+    output = trainer.train()
+    seconds = time.perf_counter() - start
+    losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
+
+    trained = trainer.model
+    if cfg.lora:
+        trained = trained.merge_and_unload()
+    save_checkpoint(
+        trained,
+        tokenizer,
+        out_dir,
+        meta={"method": method, "base": str(src), "lora_merged": cfg.lora, "config": cfg.model_dump()},
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(
+        method=method,
+        checkpoint=str(out_dir),
+        examples=len(rows),
+        steps=int(trainer.state.global_step),
+        seconds=seconds,
+        train_loss=float(output.training_loss) if output.training_loss is not None else None,
+        losses=losses,
+        tokens=tokens * max(1, int(round(cfg.epochs))) if cfg.max_steps <= 0 else tokens,
+        trainable_params=trainable,
+        total_params=total,
+        lora=cfg.lora,
+    )
+
+
+def save_checkpoint(
+    model: Any, tokenizer: Any, out_dir: str | Path, meta: dict[str, Any] | None = None
+) -> Path:
+    """Save full weights as safetensors plus tokenizer (and chat template) into `out_dir`, via a
+    temporary folder renamed at the end, so a crash never leaves a checkpoint that looks complete."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / CHECKPOINT_META).write_text(json.dumps(meta or {}, indent=2, default=str), encoding="utf-8")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """True when `path` is a complete checkpoint written by `save_checkpoint`."""
+    p = Path(path)
+    return (p / CHECKPOINT_META).is_file() and (p / "config.json").is_file()

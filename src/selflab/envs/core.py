@@ -324,16 +324,27 @@ class TextEnv(ABC):
         rec = frozenset([recipients]) if isinstance(recipients, int) else frozenset(recipients)
         self.messages.append(ChannelMessage(sender, rec, type, text, self.turn))
 
-    def finish(self, rewards: dict[int, float], reason: str = "", winners: list[int] | None = None) -> None:
-        """End the episode. `winners` defaults to the players with the highest reward (none on a
-        tie of everyone)."""
+    def finish(
+        self,
+        rewards: dict[int, float],
+        reason: str = "",
+        winners: list[int] | None = None,
+        ranks: dict[int, int] | None = None,
+    ) -> None:
+        """End the episode. `winners` defaults to the players with the highest reward (none when
+        everyone ties); `ranks` (0 = best, ties share a rank) default to the order of rewards.
+        Tournaments rate players from the ranks."""
         self._rewards = {p: float(rewards.get(p, 0.0)) for p in range(self.num_players)}
         if winners is None:
             best = max(self._rewards.values())
             winners = [p for p, r in self._rewards.items() if r == best]
             if len(winners) == self.num_players:
                 winners = []
+        if ranks is None:
+            distinct = sorted(set(self._rewards.values()), reverse=True)
+            ranks = {p: distinct.index(r) for p, r in self._rewards.items()}
         self._info["winners"] = sorted(winners)
+        self._info["ranks"] = {p: int(ranks.get(p, self.num_players)) for p in range(self.num_players)}
         self._info["outcome"] = reason
         self._done = True
         self.announce(f"Game over: {reason}" if reason else "Game over.", type="system")

@@ -1,0 +1,292 @@
+"""Perudo (Liar's Dice): hidden dice, rising bids, challenges that reveal everything.
+
+The proposal's bluffing environment: each player sees only its own dice and must estimate the
+count of one face across the table. Ones-are-wild is an option (then bids on ones are not
+allowed, and ones count toward every face). See rules.txt for the text players read.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from typing import Any, ClassVar
+
+from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.errors import ConfigError
+
+FACE_WORDS = {
+    "one": 1, "ones": 1, "two": 2, "twos": 2, "three": 3, "threes": 3, "four": 4, "fours": 4,
+    "five": 5, "fives": 5, "six": 6, "sixes": 6, "sixs": 6,
+}  # fmt: skip
+NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+}  # fmt: skip
+CHALLENGE_WORDS = ("challenge", "dudo", "liar", "call")
+
+Bid = tuple[int, int]
+
+
+def count_face(dice: dict[int, list[int]], face: int, ones_wild: bool) -> int:
+    """How many dice on the table satisfy a bid on `face`."""
+    return sum(1 for hand in dice.values() for d in hand if d == face or (ones_wild and d == 1 and face != 1))
+
+
+def bid_beats(new: Bid, old: Bid | None) -> bool:
+    """Higher quantity with any face, or the same quantity with a higher face."""
+    if old is None:
+        return True
+    return new[0] > old[0] or (new[0] == old[0] and new[1] > old[1])
+
+
+def parse_action(text: str) -> tuple[str, Bid | None]:
+    """("challenge", None) or ("bid", (quantity, face)); raises ParseError. Tolerates case,
+    punctuation, "3x5", "3 fives", "three 5s", "bid: 3, 5"."""
+    t = text.lower().strip()
+    t = re.sub(r"(\d)\s*[x×*]\s*(\d)", r"\1 \2", t)
+    t = re.sub(r"[^a-z0-9 ]+", " ", t)
+    words = t.split()
+    has_challenge = any(w in CHALLENGE_WORDS for w in words)
+    has_bid = "bid" in words or "raise" in words
+    if has_challenge and has_bid:
+        raise ParseError("the action names both a bid and a challenge; give exactly one")
+    if has_challenge:
+        return "challenge", None
+    numbers: list[int] = []
+    for w in words:
+        if w.isdigit():
+            numbers.append(int(w))
+        elif w in NUMBER_WORDS and not numbers:
+            numbers.append(NUMBER_WORDS[w])
+        elif w in FACE_WORDS and len(numbers) == 1:
+            numbers.append(FACE_WORDS[w])
+        elif re.fullmatch(r"\d+s", w):
+            numbers.append(int(w[:-1]))
+    if len(numbers) >= 2 and (has_bid or len(numbers) == 2):
+        return "bid", (numbers[0], numbers[1])
+    raise ParseError(
+        f"expected 'bid <quantity> <face>' or 'challenge', got {text[:80]!r}" if text else "empty action"
+    )
+
+
+class PerudoEnv(TextEnv):
+    """Perudo for 2-6 players. `initial_dice` fixes the first round's roll (tests, instances)."""
+
+    min_players: ClassVar[int] = 2
+    max_players: ClassVar[int] = 6
+    action_format = "ACTION: bid <quantity> <face>  or  ACTION: challenge"
+
+    def __init__(
+        self,
+        players: int = 2,
+        dice: int = 5,
+        ones_wild: bool = False,
+        initial_dice: list[list[int]] | None = None,
+        error_budget: int = 2,
+        max_turns: int = 300,
+    ) -> None:
+        super().__init__(players, error_budget=error_budget, max_turns=max_turns)
+        if not 1 <= dice <= 10:
+            raise ConfigError(f"dice must be 1..10 per player, got {dice}", "pass dice=5")
+        if initial_dice is not None:
+            if len(initial_dice) != players or any(
+                len(h) != dice or any(not 1 <= d <= 6 for d in h) for h in initial_dice
+            ):
+                raise ConfigError(
+                    "initial_dice must hold `players` hands of `dice` values in 1..6",
+                    f"e.g. {[[1] * dice for _ in range(players)]}",
+                )
+        self.dice_per_player = dice
+        self.ones_wild = ones_wild
+        self.initial_dice = initial_dice
+        template = resources.files("selflab.envs.games.perudo").joinpath("rules.txt").read_text()
+        wild = (
+            "- Ones are WILD: every 1 counts toward any bid. Bids on face 1 are not allowed (faces 2 to 6)."
+            if ones_wild
+            else "- Ones are ordinary: faces 1 to 6 may be bid, and each die counts only for its own face."
+        )
+        self.rules = template.format(
+            players=players, dice=dice, wild_rule=wild, budget_plus_one=error_budget + 1
+        )
+
+    # ------------------------------------------------------------------ game state
+
+    def setup(self) -> None:
+        self.counts: dict[int, int] = {p: self.dice_per_player for p in range(self.num_players)}
+        self.hands: dict[int, list[int]] = {}
+        self.bid: Bid | None = None
+        self.bidder: int | None = None
+        self.round = 0
+        self.round_bids: list[tuple[int, Bid]] = []
+        self.eliminated: list[int] = []  # in order of elimination
+        self.challenges: list[dict[str, Any]] = []
+        self.to_act = 0
+        self.announce(
+            f"Perudo with {self.num_players} players, {self.dice_per_player} dice each"
+            + (", ones wild." if self.ones_wild else ".")
+        )
+        self._new_round(starter=0)
+
+    def _new_round(self, starter: int) -> None:
+        self.round += 1
+        if self.round == 1 and self.initial_dice is not None:
+            self.hands = {p: sorted(self.initial_dice[p]) for p in range(self.num_players)}
+        else:
+            self.hands = {
+                p: sorted(self.rng.randint(1, 6) for _ in range(self.counts[p]))
+                for p in range(self.num_players)
+            }
+        self.bid = None
+        self.bidder = None
+        self.round_bids = []
+        self.to_act = self._alive_from(starter)
+        self.announce(f"Round {self.round} begins. Player {self.to_act} bids first.")
+        for p in range(self.num_players):
+            if self.counts[p] > 0:
+                self.tell(p, f"Round {self.round}: your dice are {' '.join(map(str, self.hands[p]))}.")
+
+    def _alive_from(self, start: int) -> int:
+        for k in range(self.num_players):
+            p = (start + k) % self.num_players
+            if self.counts[p] > 0:
+                return p
+        raise RuntimeError("no player has dice")
+
+    @property
+    def total_dice(self) -> int:
+        return sum(self.counts.values())
+
+    def current_player(self) -> int:
+        return self.to_act
+
+    def min_face(self) -> int:
+        return 2 if self.ones_wild else 1
+
+    # ------------------------------------------------------------------ views
+
+    def state(self, player: int) -> dict[str, Any]:
+        return {
+            "dice": list(self.hands.get(player, [])),
+            "dice_counts": dict(self.counts),
+            "total_dice": self.total_dice,
+            "bid": self.bid,
+            "bidder": self.bidder,
+            "ones_wild": self.ones_wild,
+            "round": self.round,
+            "round_bids": list(self.round_bids),
+            "players": self.num_players,
+        }
+
+    def state_text(self, player: int) -> str:
+        counts = ", ".join(f"Player {p}: {n}" for p, n in self.counts.items())
+        bid = (
+            f"Current bid: Player {self.bidder} says at least {self.bid[0]} dice show {self.bid[1]}."
+            if self.bid
+            else "No bid yet this round: you must open with a bid."
+        )
+        wild = " Ones are wild." if self.ones_wild else ""
+        return (
+            f"Your dice: {' '.join(map(str, self.hands[player]))}. Dice in play: {counts} "
+            f"(total {self.total_dice}).{wild}\n{bid}"
+        )
+
+    def legal_actions(self, player: int) -> list[str]:
+        moves = ["challenge"] if self.bid is not None else []
+        for q in range(1, self.total_dice + 1):
+            for f in range(self.min_face(), 7):
+                if bid_beats((q, f), self.bid):
+                    moves.append(f"bid {q} {f}")
+        return moves
+
+    def default_action(self, player: int) -> str:
+        if self.bid is not None:
+            return "challenge"
+        return f"bid 1 {self.min_face()}"
+
+    # ------------------------------------------------------------------ rules
+
+    def apply(self, player: int, action: str) -> str:
+        kind, bid = parse_action(action)
+        if kind == "challenge":
+            if self.bid is None:
+                raise RuleViolation("there is no bid to challenge yet; open with 'bid <quantity> <face>'")
+            self._challenge(player)
+            return "challenge"
+        assert bid is not None
+        q, f = bid
+        if not 1 <= f <= 6:
+            raise RuleViolation(f"face {f} does not exist; faces are 1 to 6")
+        if self.ones_wild and f == 1:
+            raise RuleViolation(
+                "ones are wild in this game, so you cannot bid on ones; bid a face from 2 to 6"
+            )
+        if not 1 <= q <= self.total_dice:
+            raise RuleViolation(f"quantity {q} is impossible; it must be between 1 and {self.total_dice}")
+        if not bid_beats(bid, self.bid):
+            assert self.bid is not None
+            raise RuleViolation(
+                f"bid {q} {f} does not beat the current bid {self.bid[0]} {self.bid[1]}: raise the quantity, "
+                f"or keep quantity {self.bid[0]} with a face above {self.bid[1]}"
+            )
+        self.bid, self.bidder = bid, player
+        self.round_bids.append((player, bid))
+        self.announce(f"Player {player} bids: at least {q} dice show {f}.", type="action", sender=player)
+        self.to_act = self._alive_from(player + 1)
+        return f"bid {q} {f}"
+
+    def _challenge(self, challenger: int) -> None:
+        assert self.bid is not None and self.bidder is not None
+        q, f = self.bid
+        actual = count_face(self.hands, f, self.ones_wild)
+        loser = challenger if actual >= q else self.bidder
+        reveal = "; ".join(
+            f"Player {p}: {' '.join(map(str, h))}" for p, h in self.hands.items() if self.counts[p] > 0
+        )
+        self.announce(f"Player {challenger} challenges the bid {q} {f}.", type="action", sender=challenger)
+        self.announce(
+            f"Dice revealed: {reveal}. There are {actual} dice counting as {f}"
+            + (" (ones wild)" if self.ones_wild else "")
+            + f"; the bid was {'true' if actual >= q else 'false'}. Player {loser} loses a die.",
+            type="reveal",
+        )
+        self.challenges.append(
+            {"round": self.round, "bid": [q, f], "bidder": self.bidder, "challenger": challenger,
+             "actual": actual, "loser": loser}
+        )  # fmt: skip
+        self.counts[loser] -= 1
+        if self.counts[loser] == 0:
+            self.eliminated.append(loser)
+            self.announce(f"Player {loser} has no dice left and is out.")
+        alive = [p for p in range(self.num_players) if self.counts[p] > 0]
+        if len(alive) == 1:
+            self._end(alive[0])
+            return
+        self._new_round(starter=loser)
+
+    def _end(self, winner: int) -> None:
+        # Rank: the winner first, then the later a player was eliminated, the better.
+        order = [winner] + list(reversed(self.eliminated))
+        ranks = {p: order.index(p) for p in range(self.num_players)}
+        self._info["challenges"] = list(self.challenges)
+        self.finish(
+            {p: 1.0 if p == winner else 0.0 for p in range(self.num_players)},
+            reason=f"Player {winner} is the last with dice",
+            winners=[winner],
+            ranks=ranks,
+        )
+
+    def on_turn_limit(self) -> None:
+        """Most dice left wins; equal counts share the rank (and the win)."""
+        best = max(self.counts.values())
+        winners = [p for p, n in self.counts.items() if n == best]
+        distinct = sorted(set(self.counts.values()), reverse=True)
+        ranks = {p: distinct.index(n) for p, n in self.counts.items()}
+        self._info["challenges"] = list(self.challenges)
+        share = 1.0 / len(winners)
+        self.finish(
+            {p: share if p in winners else 0.0 for p in range(self.num_players)},
+            reason="turn limit: most dice left wins",
+            winners=winners,
+            ranks=ranks,
+        )

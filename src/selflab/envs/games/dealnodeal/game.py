@@ -1,0 +1,114 @@
+"""Deal or No Deal rules (Lewis et al., 2017), with the objective switch of the DoND self-play paper
+(Liao et al., 2024): pure logic shared by the env, the agents and the tests.
+
+Two players split a pool of books, hats and balls. Each has private values that sum to 10 over
+the pool. A deal gives each player the value of what it receives; no deal gives both 0. The
+objective turns the same game from fully cooperative to strictly competitive:
+
+- "cooperative": each player's reward is the sum of both scores;
+- "semi": each player's reward is its own score (the original DoND);
+- "competitive": own score minus the other's (zero-sum).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Literal
+
+from pydantic import BaseModel
+
+ITEMS: tuple[str, ...] = ("book", "hat", "ball")
+TOTAL_VALUE = 10
+Objective = Literal["cooperative", "semi", "competitive"]
+OBJECTIVES: tuple[str, ...] = ("cooperative", "semi", "competitive")
+
+
+class DondInstance(BaseModel):
+    """A pool and both players' private values (values[p][i] = worth of one item i to player p)."""
+
+    id: str = ""
+    counts: tuple[int, int, int]
+    values: tuple[tuple[int, int, int], tuple[int, int, int]]
+
+
+def score(values: tuple[int, ...], allocation: tuple[int, ...]) -> int:
+    """Worth of the items a player receives."""
+    return sum(v * a for v, a in zip(values, allocation, strict=True))
+
+
+def complement(counts: tuple[int, ...], allocation: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(c - a for c, a in zip(counts, allocation, strict=True))
+
+
+def rewards(objective: str, scores: tuple[float, float]) -> tuple[float, float]:
+    """Both players' rewards from both scores under the objective (no deal: scores (0, 0))."""
+    a, b = scores
+    if objective == "cooperative":
+        return (a + b, a + b)
+    if objective == "semi":
+        return (a, b)
+    if objective == "competitive":
+        return (a - b, b - a)
+    raise ValueError(f"unknown objective {objective!r}")
+
+
+def allocations(counts: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Every way to take some of each item."""
+    return list(itertools.product(*(range(c + 1) for c in counts)))
+
+
+def is_pareto_optimal(inst: DondInstance, taker: int, allocation: tuple[int, ...]) -> bool:
+    """No other split gives one player more without giving the other less."""
+    mine = score(inst.values[taker], allocation)
+    theirs = score(inst.values[1 - taker], complement(inst.counts, allocation))
+    for alt in allocations(inst.counts):
+        m, t = score(inst.values[taker], alt), score(inst.values[1 - taker], complement(inst.counts, alt))
+        if m >= mine and t >= theirs and (m > mine or t > theirs):
+            return False
+    return True
+
+
+def max_joint(inst: DondInstance) -> int:
+    """The best achievable sum of scores (each item to whoever values it more)."""
+    return sum(c * max(inst.values[0][i], inst.values[1][i]) for i, c in enumerate(inst.counts))
+
+
+def describe(counts: tuple[int, ...]) -> str:
+    """'2 books, 1 hat, 0 balls'"""
+    return ", ".join(f"{c} {name}{'' if c == 1 else 's'}" for c, name in zip(counts, ITEMS, strict=True))
+
+
+def proposal_text(allocation: tuple[int, ...]) -> str:
+    """Canonical action text of a proposal (what the proposer keeps)."""
+    return "PROPOSE: " + " ".join(f"{name}s={a}" for name, a in zip(ITEMS, allocation, strict=True))
+
+
+_KEYED_RES = [re.compile(rf"\b{name}s?\s*[=:]\s*(\d+)\b", re.IGNORECASE) for name in ITEMS]
+_COUNTED_RES = [re.compile(rf"(?<![=:\d])\s*\b(\d+)\s+{name}s?\b", re.IGNORECASE) for name in ITEMS]
+
+
+def parse_counts(text: str) -> tuple[int, ...] | None:
+    """Item counts from 'books=1 hats=0 balls=2' (or '1 book, 2 balls'); an item not named counts 0;
+    None when no item is named at all."""
+    found = False
+    out = [0, 0, 0]
+    for i in range(len(ITEMS)):
+        m = _KEYED_RES[i].search(text) or _COUNTED_RES[i].search(text)
+        if m:
+            found = True
+            out[i] = int(m.group(1))
+    return tuple(out) if found else None
+
+
+Kind = Literal["say", "propose", "accept", "reject"]
+_KEYWORD_RE = re.compile(r"^\W*(say|propose|accept|reject)\b\s*[:\-]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
+_ANYWHERE_RE = re.compile(r"\b(propose|accept|reject)\b\s*[:\-]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+def parse_action(text: str) -> tuple[Kind, str] | None:
+    """(kind, rest) from 'SAY: ...', 'PROPOSE: ...', 'ACCEPT', 'REJECT'; None when unreadable."""
+    m = _KEYWORD_RE.match(text.strip()) or _ANYWHERE_RE.search(text.strip())
+    if not m:
+        return None
+    return m.group(1).lower(), m.group(2).strip()  # type: ignore[return-value]

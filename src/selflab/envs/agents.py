@@ -61,6 +61,10 @@ class BaseAgent:
             self.name = name
         self.last_raw: str | None = None
 
+    def begin(self, rules: str, player: int) -> None:
+        """Called by the runner at the start of an episode with the table's rules and the seat."""
+        self.player = player
+
     def act(self, observation: Observation) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 

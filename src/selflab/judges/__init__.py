@@ -8,16 +8,45 @@
 - `build_judge(kind, model, **options)`: the same from a string such as "jury:personas:5".
 """
 
+from selflab.judges.debate import DebateJudge
+from selflab.judges.factory import JudgeConfig, build_judge
+from selflab.judges.jury import DualJudge, Jury
+from selflab.judges.likelihood import LikelihoodJudge
+from selflab.judges.meta import MetaJudge
 from selflab.judges.pairwise import PairwiseLLMJudge
+from selflab.judges.parsing import parse_meta, parse_pairwise, parse_score
+from selflab.judges.personas import builtin_personas, generate_personas, load_personas, pick_personas
 from selflab.judges.rubric import RubricJudge
-from selflab.judges.types import Judgment, PairwiseItem, PairwiseJudge, PointwiseItem, PointwiseJudge
+from selflab.judges.types import (
+    Judgment,
+    MetaItem,
+    PairwiseItem,
+    PairwiseJudge,
+    PointwiseItem,
+    PointwiseJudge,
+)
 
 __all__ = [
+    "DebateJudge",
+    "DualJudge",
+    "JudgeConfig",
     "Judgment",
+    "Jury",
+    "LikelihoodJudge",
+    "MetaItem",
+    "MetaJudge",
     "PairwiseItem",
     "PairwiseJudge",
     "PairwiseLLMJudge",
     "PointwiseItem",
     "PointwiseJudge",
     "RubricJudge",
+    "build_judge",
+    "builtin_personas",
+    "generate_personas",
+    "load_personas",
+    "parse_meta",
+    "parse_pairwise",
+    "parse_score",
+    "pick_personas",
 ]

@@ -38,8 +38,25 @@ class PairwiseItem(BaseModel):
     id: str = ""
 
 
+class MetaItem(BaseModel):
+    """One response and two judgments of it; a meta-judge says which judgment is better
+    (Meta-Rewarding). `judgment_a`/`judgment_b` are the judges' raw texts."""
+
+    prompt: str
+    response: str
+    judgment_a: str
+    judgment_b: str
+    reference: str | None = None
+    history: tuple[Message, ...] = ()
+    id: str = ""
+
+
 class Judgment(BaseModel):
-    """One judge's decision on one item, with everything needed to audit it later."""
+    """One judge's decision on one item, with everything needed to audit it later.
+
+    Pairwise judges that abstain (e.g. the two orders disagree under the "abstain" policy) set
+    `verdict=None`, `parse_error="abstained: ..."` and `details["abstained"] = True`, so an
+    abstention is never counted as a tie and can be told apart from a parse failure."""
 
     judge: str
     kind: Literal["pointwise", "pairwise", "meta"]
@@ -53,6 +70,10 @@ class Judgment(BaseModel):
     @property
     def ok(self) -> bool:
         return self.parse_error is None
+
+    @property
+    def abstained(self) -> bool:
+        return bool(self.details.get("abstained"))
 
 
 @runtime_checkable

@@ -1,0 +1,148 @@
+"""Debate judge: two debaters argue opposite verdicts over several rounds, then a third model
+decides (research plan 2.1.2, after "Debating with More Persuasive LLMs Leads to More Truthful
+Answers"). Each debater is assigned its side whatever it believes; the decider is told so.
+
+Pairwise: one debater argues reply A is better, the other reply B. Pointwise: one argues the reply
+is correct and deserves a high score, the other that it is flawed and deserves a low one. Every
+turn of every item goes out in one `generate` call per debater per round; the transcript is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from selflab.errors import ConfigError
+from selflab.judges.base import chat_request, completion_failure, generate_checked, model_name
+from selflab.judges.pairwise import pairwise_variables
+from selflab.judges.parsing import parse_pairwise, parse_score
+from selflab.judges.prompts import render
+from selflab.judges.types import Judgment, PairwiseItem, PointwiseItem
+from selflab.models.types import LanguageModel, SamplingParams
+
+DEBATE_SAMPLING = SamplingParams(temperature=0.0, max_new_tokens=160)
+DECIDE_SAMPLING = SamplingParams(temperature=0.0, max_new_tokens=200)
+
+STANCES = {
+    "pairwise": ("reply A is better than reply B", "reply B is better than reply A"),
+    "pointwise": (
+        "the reply is correct, follows the instructions and deserves a high score",
+        "the reply has real flaws (errors, missed instructions) and deserves a low score",
+    ),
+}
+SPEAKERS = {"pairwise": ("advocate for A", "advocate for B"), "pointwise": ("defender", "critic")}
+
+
+class DebateJudge:
+    """Two debaters (possibly two models), R rounds, one decider; both protocols."""
+
+    def __init__(
+        self,
+        model: LanguageModel,
+        opponent: LanguageModel | None = None,
+        decider: LanguageModel | None = None,
+        rounds: int = 2,
+        scale: tuple[float, float] = (1, 5),
+        debate_sampling: SamplingParams | None = None,
+        decide_sampling: SamplingParams | None = None,
+        use_reference: bool = True,
+        name: str | None = None,
+    ) -> None:
+        if rounds < 1:
+            raise ConfigError(f"a debate needs at least one round, got {rounds}", "pass rounds=1 or more")
+        self.debaters = (model, opponent or model)
+        self.decider = decider or model
+        self.model = model
+        self.rounds = rounds
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.debate_sampling = debate_sampling or DEBATE_SAMPLING
+        self.decide_sampling = decide_sampling or DECIDE_SAMPLING
+        self.use_reference = use_reference
+        self.name = name or (
+            f"debate[r={rounds}]({model_name(self.debaters[0])},{model_name(self.debaters[1])}"
+            f"->{model_name(self.decider)})"
+        )
+
+    def _variables(self, item: PointwiseItem | PairwiseItem, mode: str) -> dict:
+        lo, hi = self.scale
+        base = {"mode": mode, "lo": f"{lo:g}", "hi": f"{hi:g}"}
+        if mode == "pairwise":
+            assert isinstance(item, PairwiseItem)
+            return base | pairwise_variables(item, False, self.use_reference, False, True)
+        assert isinstance(item, PointwiseItem)
+        return base | {
+            "prompt": item.prompt,
+            "response": item.response,
+            "reference": item.reference if self.use_reference else None,
+            "history": item.history,
+        }
+
+    def _debate(self, items: Sequence[PointwiseItem | PairwiseItem], mode: Literal["pairwise", "pointwise"]):
+        transcripts: list[list[dict]] = [[] for _ in items]
+        variables = [self._variables(item, mode) for item in items]
+        for round_ in range(1, self.rounds + 1):
+            for side in (0, 1):
+                requests = [
+                    chat_request(
+                        render("debate_turn", stance=STANCES[mode][side], transcript=t, round=round_, **v),
+                        None,
+                        self.debate_sampling,
+                    )
+                    for v, t in zip(variables, transcripts, strict=True)
+                ]
+                completions = generate_checked(self.debaters[side], requests)
+                for t, c in zip(transcripts, completions, strict=True):
+                    failure = completion_failure(c)
+                    text = c.text.strip() if not failure else f"(no argument: {failure})"
+                    t.append(
+                        {"speaker": SPEAKERS[mode][side], "round": round_, "text": text, "error": failure}
+                    )
+        requests = [
+            chat_request(render("debate_decide", transcript=t, **v), None, self.decide_sampling)
+            for v, t in zip(variables, transcripts, strict=True)
+        ]
+        return transcripts, generate_checked(self.decider, requests)
+
+    def compare(self, items: list[PairwiseItem]) -> list[Judgment]:
+        transcripts, completions = self._debate(items, "pairwise")
+        out = []
+        for item, transcript, completion in zip(items, transcripts, completions, strict=True):
+            failure = completion_failure(completion)
+            verdict, error = (
+                (None, failure)
+                if failure
+                else parse_pairwise(completion.text, quoted=[item.response_a, item.response_b])
+            )
+            out.append(
+                Judgment(
+                    judge=self.name,
+                    kind="pairwise",
+                    raw=completion.text,
+                    verdict=verdict,
+                    parse_error=error,  # type: ignore[arg-type]
+                    item_id=item.id,
+                    details={"transcript": transcript, "rounds": self.rounds, "abstained": False},
+                )
+            )
+        return out
+
+    def judge(self, items: list[PointwiseItem]) -> list[Judgment]:
+        transcripts, completions = self._debate(items, "pointwise")
+        out = []
+        for item, transcript, completion in zip(items, transcripts, completions, strict=True):
+            failure = completion_failure(completion)
+            score, error = (
+                (None, failure) if failure else parse_score(completion.text, self.scale, quoted=item.response)
+            )
+            out.append(
+                Judgment(
+                    judge=self.name,
+                    kind="pointwise",
+                    raw=completion.text,
+                    score=score,
+                    parse_error=error,
+                    item_id=item.id,
+                    details={"transcript": transcript, "rounds": self.rounds},
+                )
+            )
+        return out

@@ -1,0 +1,150 @@
+"""Adversarial Taboo (SPAG, Cheng et al. 2024) as a two-player env with a rule-based outcome.
+
+Player 0 is the attacker (knows the target word), player 1 the defender. They alternate one-line
+messages, attacker first, for `rounds` rounds each.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.games.taboo.words import associations, mentions, same_word, targets
+from selflab.errors import ConfigError
+
+RULES = Path(__file__).with_name("rules.txt").read_text(encoding="utf-8")
+ATTACKER, DEFENDER = 0, 1
+MAX_MESSAGE_CHARS = 300
+SILENCE = "(says nothing)"
+_GUESS_RE = re.compile(r"\bguess\s*[:\-=]\s*[\"'*`]*([A-Za-z][A-Za-z'\- ]{0,40})", re.IGNORECASE)
+
+
+def parse_guess(text: str) -> str | None:
+    """The guessed word from 'GUESS: <word>', or None when the message makes no guess."""
+    m = _GUESS_RE.search(text)
+    if not m:
+        return None
+    guess = m.group(1).strip().strip("'\"-").lower()
+    # A guess is one word (or a short phrase); cut trailing chatter like "guess: apple because".
+    words = guess.split()
+    return (
+        " ".join(words[:2])
+        if len(words) > 1 and " ".join(words[:2]) in associations()
+        else (words[0] if words else None)
+    )
+
+
+class TabooEnv(TextEnv):
+    """`target` fixes the word; `instance` (int) indexes the sorted shipped word list; otherwise
+    the target is drawn from the episode seed."""
+
+    rules = RULES
+    action_format = "ACTION: <your message>   (defender may instead write: ACTION: GUESS: <word>)"
+    min_players: ClassVar[int] = 2
+    max_players: ClassVar[int] = 2
+
+    def __init__(
+        self,
+        players: int = 2,
+        *,
+        rounds: int = 5,
+        target: str | None = None,
+        instance: int | None = None,
+        error_budget: int = 3,
+    ) -> None:
+        if rounds < 1:
+            raise ConfigError(f"rounds must be >= 1, got {rounds}", "pass rounds=5")
+        super().__init__(players, error_budget=error_budget, max_turns=2 * rounds)
+        if instance is not None and not 0 <= instance < len(targets()):
+            raise ConfigError(f"instance index {instance} is out of range", f"use 0..{len(targets()) - 1}")
+        if target is not None and not target.strip():
+            raise ConfigError("target is empty", "pass a word, e.g. target='apple'")
+        self.rounds = rounds
+        self.target_option = target.strip().lower() if target else None
+        self.instance_option = instance
+        self.target = ""
+        self.history: list[tuple[int, str]] = []
+
+    def setup(self) -> None:
+        if self.target_option is not None:
+            self.target = self.target_option
+        elif self.instance_option is not None:
+            self.target = targets()[self.instance_option]
+        else:
+            self.target = self.rng.choice(targets())
+        self.history = []
+        self._info.update({"target": self.target, "guess": None})
+        self.announce(
+            f"Adversarial Taboo: Player {ATTACKER} is the attacker, Player {DEFENDER} the defender; "
+            f"{self.rounds} rounds each, attacker first.",
+            type="setup",
+        )
+        self.tell(ATTACKER, f"The target word is '{self.target}'. Never say it yourself.", type="secret")
+
+    def current_player(self) -> int:
+        return self.turn % 2
+
+    def state_text(self, player: int) -> str:
+        rounds_left = self.rounds - self.turn // 2
+        if player == ATTACKER:
+            return (
+                f"You are the ATTACKER. Target word: '{self.target}'. Make the defender say it; never say it "
+                f"yourself. Round {self.turn // 2 + 1} of {self.rounds}."
+            )
+        return (
+            f"You are the DEFENDER. Work out the attacker's secret word and guess it with 'GUESS: <word>' "
+            f"(one guess only), and avoid saying it by accident. Rounds left, including this one: {rounds_left}."
+        )
+
+    def state(self, player: int) -> dict[str, Any]:
+        return {
+            "role": "attacker" if player == ATTACKER else "defender",
+            "target": self.target if player == ATTACKER else None,
+            "history": [[p, text] for p, text in self.history],
+            "round": self.turn // 2,
+            "rounds": self.rounds,
+            "last_turn": self.turn >= self.max_turns - 2,
+        }
+
+    def apply(self, player: int, action: str) -> str:
+        text = " ".join(action.split())[:MAX_MESSAGE_CHARS]
+        if not text:
+            raise ParseError("the message is empty; write one line of text")
+        if player == ATTACKER:
+            if mentions(text, self.target):
+                raise RuleViolation(
+                    "your message contains the target word (or a form of it); rephrase without it"
+                )
+            self.history.append((player, text))
+            self.announce(f"Attacker: {text}", type="chat", sender=player)
+            return text
+        guess = parse_guess(text)
+        if re.search(r"\bguess\s*[:\-=]", text, re.IGNORECASE) and guess is None:
+            raise ParseError("write the guess as 'GUESS: <word>'")
+        self.history.append((player, text))
+        self.announce(f"Defender: {text}", type="chat", sender=player)
+        if guess is not None:
+            self._info["guess"] = guess
+            if same_word(guess, self.target):
+                self._end(DEFENDER, f"the defender guessed the target '{self.target}'")
+            else:
+                self._end(ATTACKER, f"the defender guessed '{guess}', but the target was '{self.target}'")
+            return f"GUESS: {guess}"
+        if mentions(text, self.target):
+            self._end(ATTACKER, f"the defender said the target word '{self.target}'")
+        return text
+
+    def default_action(self, player: int) -> str:
+        return SILENCE
+
+    def on_turn_limit(self) -> None:
+        self._info["result"] = "tie"
+        self.finish(
+            {ATTACKER: 0.0, DEFENDER: 0.0}, reason=f"no winner within {self.rounds} rounds", winners=[]
+        )
+
+    def _end(self, winner: int, reason: str) -> None:
+        self._info["result"] = "attacker" if winner == ATTACKER else "defender"
+        self.finish({winner: 1.0, 1 - winner: -1.0}, reason=reason, winners=[winner])

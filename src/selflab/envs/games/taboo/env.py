@@ -18,6 +18,7 @@ RULES = Path(__file__).with_name("rules.txt").read_text(encoding="utf-8")
 ATTACKER, DEFENDER = 0, 1
 MAX_MESSAGE_CHARS = 300
 SILENCE = "(says nothing)"
+_PREFIX_RE = re.compile(r"^[\W_]*action[\W_]*[:=\-]\s*", re.IGNORECASE)
 _GUESS_RE = re.compile(r"\bguess\s*[:\-=]\s*[\"'*`]*([A-Za-z][A-Za-z'\- ]{0,40})", re.IGNORECASE)
 
 
@@ -109,7 +110,7 @@ class TabooEnv(TextEnv):
         }
 
     def apply(self, player: int, action: str) -> str:
-        text = " ".join(action.split())[:MAX_MESSAGE_CHARS]
+        text = _PREFIX_RE.sub("", " ".join(action.split()))[:MAX_MESSAGE_CHARS].strip()
         if not text:
             raise ParseError("the message is empty; write one line of text")
         if player == ATTACKER:

@@ -1,0 +1,442 @@
+"""A continuous-batching generation engine for a local transformers model.
+
+Many callers (threads, or asyncio tasks through `agenerate`) submit requests; one background worker
+thread keeps a running batch on the device:
+
+- waiting requests are prefilled (padded, only the last position goes through the LM head) and merged
+  into the running batch, whose KV cache is right-aligned (see `engine_cache`);
+- every decode step advances all running rows by one token, each row with its own sampling settings
+  and its own random generator (`engine_sampling`);
+- a finished row leaves the batch (its KV rows are dropped at the next rebuild) and its future is
+  resolved at once; waiting requests take the free slots;
+- when the requests of one prefill share a long token prefix (a judge rubric, a system prompt), the
+  prefix is run once and its keys/values are copied to every row.
+
+Why hand-written: transformers 5.23's own continuous batching (`generate_batch` /
+`init_continuous_batching`) samples with one global RNG and a batch-wide `do_sample`, so a seeded
+request could not reproduce its sample independently of its batch mates, and it has no stop strings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import torch
+
+from selflab.models.engine_cache import KVBuffer, merge
+from selflab.models.engine_sampling import choose_tokens
+from selflab.models.types import Completion, SamplingParams
+
+# Extra KV columns reserved when a batch is rebuilt, so decode steps rarely reallocate.
+_HEADROOM = 64
+
+
+@dataclass
+class _Job:
+    """One request in flight."""
+
+    prompt_ids: list[int]
+    sampling: SamplingParams
+    future: Future
+    generator: torch.Generator | None = None
+    out_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    scanned_chars: int = 0
+    stop_at: int | None = None
+    finish: str | None = None
+
+
+@dataclass
+class EngineStats:
+    """Counters for benchmarks and debugging (read them, do not rely on exact values)."""
+
+    requests: int = 0
+    decode_steps: int = 0
+    decode_row_steps: int = 0
+    prefill_calls: int = 0
+    prefill_tokens: int = 0
+    prefix_reused_tokens: int = 0
+    rebuilds: int = 0
+    busy_s: float = 0.0
+
+
+def common_prefix_len(seqs: list[list[int]]) -> int:
+    """Length of the longest token prefix shared by all sequences."""
+    if not seqs:
+        return 0
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for s in seqs[1:]:
+        i = 0
+        while i < n and s[i] == first[i]:
+            i += 1
+        n = i
+    return n
+
+
+class BatchingEngine:
+    """Serves `submit(prompt_ids, sampling)` from many threads with one continuously batched model.
+
+    `max_batch_size` bounds the running batch; `max_prefill_tokens` bounds padded tokens per prefill
+    forward; `min_prefix_tokens` is the shortest shared prefix worth computing once; `seed` seeds the
+    generator that gives unseeded sampled requests their own seeds (so a run is reproducible).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        max_batch_size: int = 64,
+        max_prefill_tokens: int = 4096,
+        prefix_reuse: bool = True,
+        min_prefix_tokens: int = 16,
+        seed: int = 0,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+        self.max_prefill_tokens = max_prefill_tokens
+        self.prefix_reuse = prefix_reuse
+        self.min_prefix_tokens = min_prefix_tokens
+        self.device = next(model.parameters()).device
+        config = model.config.get_text_config()
+        self.num_layers = int(config.num_hidden_layers)
+        limits = [getattr(config, "max_position_embeddings", None), getattr(config, "sliding_window", None)]
+        self.max_len = min([int(x) for x in limits if x] or [1 << 30])
+        self.eos_ids = _eos_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0))
+        self.stats = EngineStats()
+        self._seed_rng = random.Random(seed)
+        self._waiting: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._stopped = False
+        # Running batch (only touched by the worker thread).
+        self._buf: KVBuffer | None = None
+        self._rows: list[_Job | None] = []
+        self._next_pos = torch.zeros(0, dtype=torch.long, device=self.device)
+        self._last = torch.zeros(0, dtype=torch.long, device=self.device)
+        self._worker = threading.Thread(target=self._run, name="selflab-engine", daemon=True)
+        self._worker.start()
+
+    # ---------------------------------------------------------------- public API
+
+    def submit(self, prompt_ids: list[int], sampling: SamplingParams) -> Future:
+        """Queue one request; the future resolves to a `Completion` (never raises for model output)."""
+        future: Future = Future()
+        job = _Job(prompt_ids=list(prompt_ids), sampling=sampling, future=future)
+        with self._cond:
+            if self._stopped:
+                raise RuntimeError("the engine is closed")
+            if not sampling.greedy:
+                seed = sampling.seed if sampling.seed is not None else self._seed_rng.getrandbits(63)
+                job.generator = torch.Generator(device="cpu").manual_seed(seed)
+            self._waiting.append(job)
+            self.stats.requests += 1
+            self._cond.notify()
+        return future
+
+    def generate(self, items: list[tuple[list[int], SamplingParams]]) -> list[Completion]:
+        """Submit all items at once (so they share batches) and wait for every result, in order."""
+        futures = [self.submit(ids, sampling) for ids, sampling in items]
+        return [f.result() for f in futures]
+
+    async def agenerate(self, prompt_ids: list[int], sampling: SamplingParams) -> Completion:
+        """Asyncio version of one `submit`."""
+        return await asyncio.wrap_future(self.submit(prompt_ids, sampling))
+
+    def close(self) -> None:
+        """Stop the worker; requests still waiting or running resolve with an error completion."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        if self._worker.is_alive() and threading.current_thread() is not self._worker:
+            self._worker.join(timeout=30)
+
+    # ---------------------------------------------------------------- worker
+
+    def _live(self) -> list[int]:
+        return [i for i, job in enumerate(self._rows) if job is not None]
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and not self._waiting and not self._live():
+                    self._cond.wait()
+                if self._stopped:
+                    break
+                free = self.max_batch_size - len(self._live())
+                admit = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
+            started = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    if admit:
+                        self._admit(admit)
+                    if self._live():
+                        self._step()
+            except Exception as exc:  # a failed forward must not hang every caller
+                self._fail([*admit, *self._rows], f"{type(exc).__name__}: {exc}")
+            self.stats.busy_s += time.perf_counter() - started
+        with self._cond:
+            leftover = list(self._waiting)
+            self._waiting.clear()
+        self._fail([*leftover, *self._rows], "the engine was closed")
+
+    def _fail(self, jobs: list[_Job | None], message: str) -> None:
+        for job in jobs:
+            if job is not None and not job.future.done():
+                job.future.set_result(
+                    Completion(
+                        text="", prompt_tokens=len(job.prompt_ids), finish_reason="error", error=message
+                    )
+                )
+        self._buf, self._rows = None, []
+        self._next_pos = self._next_pos[:0]
+        self._last = self._last[:0]
+
+    def _admit(self, jobs: list[_Job]) -> None:
+        """Prefill new requests (in chunks of similar length) and merge them into the running batch."""
+        ready = []
+        for job in jobs:
+            if not job.future.set_running_or_notify_cancel():
+                continue  # the caller cancelled it
+            if not job.prompt_ids:
+                self._fail_one(job, "empty prompt: nothing to condition on")
+            elif len(job.prompt_ids) >= self.max_len:
+                self._fail_one(
+                    job, f"prompt has {len(job.prompt_ids)} tokens; the model's context is {self.max_len}"
+                )
+            else:
+                ready.append(job)
+        ready.sort(key=lambda j: len(j.prompt_ids))
+        chunks: list[list[_Job]] = []
+        for job in ready:
+            if chunks and (len(chunks[-1]) + 1) * len(job.prompt_ids) <= self.max_prefill_tokens:
+                chunks[-1].append(job)
+            else:
+                chunks.append([job])
+        parts: list[tuple[KVBuffer, torch.Tensor]] = []
+        new_rows: list[_Job] = []
+        new_pos: list[int] = []
+        new_last: list[int] = []
+        live = self._live()
+        if self._buf is not None and live:
+            parts.append((self._buf, torch.tensor(live, device=self.device)))
+        for chunk in chunks:
+            buf, logits = self._prefill(chunk)
+            tokens, logprobs = self._choose(logits, chunk)
+            keep = []
+            for r, job in enumerate(chunk):
+                lp = float(logprobs[r]) if logprobs is not None else None
+                if not self._advance(job, int(tokens[r]), lp):
+                    keep.append(r)
+                    new_rows.append(job)
+                    new_pos.append(len(job.prompt_ids))
+                    new_last.append(int(tokens[r]))
+            if keep:
+                parts.append((buf, torch.tensor(keep, device=self.device)))
+        if not new_rows:
+            return
+        self._rebuild(parts, new_rows, new_pos, new_last)
+
+    def _fail_one(self, job: _Job, message: str) -> None:
+        job.future.set_result(
+            Completion(text="", prompt_tokens=len(job.prompt_ids), finish_reason="error", error=message)
+        )
+
+    def _rebuild(
+        self,
+        parts: list[tuple[KVBuffer, torch.Tensor]],
+        new_rows: list[_Job] | None = None,
+        new_pos: list[int] | None = None,
+        new_last: list[int] | None = None,
+    ) -> None:
+        """Drop finished rows, append new ones, right-align everything into one fresh buffer."""
+        live = self._live()
+        rows = [self._rows[i] for i in live] + (new_rows or [])
+        idx = torch.tensor(live, dtype=torch.long, device=self.device)
+        pos = torch.cat(
+            [self._next_pos[idx], torch.tensor(new_pos or [], dtype=torch.long, device=self.device)]
+        )
+        last = torch.cat(
+            [self._last[idx], torch.tensor(new_last or [], dtype=torch.long, device=self.device)]
+        )
+        if not rows:
+            self._buf, self._rows, self._next_pos, self._last = None, [], pos, last
+            return
+        self._buf = merge(parts, _HEADROOM)
+        self._rows, self._next_pos, self._last = rows, pos, last
+        self.stats.rebuilds += 1
+
+    def _prefill(self, jobs: list[_Job]) -> tuple[KVBuffer, torch.Tensor]:
+        """Run the prompts of `jobs` (left-padded; a shared prefix computed once). Returns their KV
+        buffer and the logits of each prompt's last position."""
+        ids = [job.prompt_ids for job in jobs]
+        n = len(ids)
+        prefix = 0
+        if self.prefix_reuse and n >= 2:
+            prefix = min(common_prefix_len(ids), min(len(x) for x in ids) - 1)
+            if prefix < self.min_prefix_tokens:
+                prefix = 0
+        span = max(len(x) for x in ids) - prefix
+        buf = KVBuffer(self.num_layers, n, prefix + span, self.device)
+        if prefix:
+            head = KVBuffer(self.num_layers, 1, prefix, self.device)
+            head.valid[:, :prefix] = True
+            self._forward(
+                head, torch.tensor([ids[0][:prefix]], device=self.device), torch.arange(prefix).unsqueeze(0)
+            )
+            buf.allocate(head.data.shape[3], head.data.shape[5], head.data.dtype)
+            buf.data[:, :, :, :, :prefix] = head.data[:, :, 0:1, :, :prefix]
+            buf.valid[:, :prefix] = True
+            buf.length = prefix
+            self.stats.prefix_reused_tokens += prefix * (n - 1)
+        input_ids = torch.full((n, span), self.pad_id, dtype=torch.long)
+        positions = torch.zeros((n, span), dtype=torch.long)
+        for r, seq in enumerate(ids):
+            rest = seq[prefix:]
+            pad = span - len(rest)
+            input_ids[r, pad:] = torch.tensor(rest, dtype=torch.long)
+            positions[r, pad:] = torch.arange(prefix, prefix + len(rest))
+            buf.valid[r, prefix + pad : prefix + span] = True
+        logits = self._forward(buf, input_ids.to(self.device), positions.to(self.device))
+        self.stats.prefill_calls += 1
+        self.stats.prefill_tokens += sum(len(x) for x in ids) - prefix * (n - 1)
+        return buf, logits
+
+    def _forward(self, buf: KVBuffer, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """One forward over new columns [length, length + q) of `buf` (whose `valid` is already set
+        for them). Returns the last position's logits (rows, vocab); advances `buf.length`."""
+        q = input_ids.shape[1]
+        start = buf.length
+        end = start + q
+        if q == 1:
+            mask = buf.valid[:, :end][:, None, None, :]
+        else:
+            cols = torch.arange(end, device=self.device)
+            qcols = torch.arange(start, end, device=self.device)
+            causal = cols[None, :] <= qcols[:, None]
+            mask = causal[None] & buf.valid[:, None, :end]
+            # A padding query sees itself, so no softmax row is empty (an empty row gives NaN keys/values).
+            mask |= (cols[None, :] == qcols[:, None])[None]
+            mask = mask[:, None]
+        out = self.model(
+            input_ids=input_ids,
+            position_ids=positions,
+            attention_mask=mask,
+            past_key_values=buf.writer(),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        buf.length = end
+        return out.logits[:, -1, :]
+
+    def _choose(
+        self, logits: torch.Tensor, jobs: list[_Job | None]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        params = [job.sampling if job is not None else None for job in jobs]
+        gens = [job.generator if job is not None else None for job in jobs]
+        want = any(job is not None and job.sampling.logprobs for job in jobs)
+        return choose_tokens(logits, params, gens, want)
+
+    def _step(self) -> None:
+        """One decode step for every row of the running batch."""
+        buf = self._buf
+        assert buf is not None
+        buf.ensure_capacity(1)
+        buf.valid[:, buf.length] = True
+        logits = self._forward(buf, self._last.unsqueeze(1), self._next_pos.unsqueeze(1))
+        self._next_pos += 1
+        tokens, logprobs = self._choose(logits, self._rows)
+        self.stats.decode_steps += 1
+        tokens_list = tokens.tolist()
+        lps = logprobs.tolist() if logprobs is not None else None
+        dead = 0
+        for r, job in enumerate(self._rows):
+            if job is None:
+                dead += 1
+                continue
+            self.stats.decode_row_steps += 1
+            if self._advance(job, tokens_list[r], lps[r] if lps is not None else None):
+                self._rows[r] = None
+                dead += 1
+        self._last = tokens
+        if dead == len(self._rows):
+            self._rebuild([])
+        elif dead and (dead * 4 >= len(self._rows) or self._has_waiting()):
+            self._rebuild([(buf, torch.tensor(self._live(), device=self.device))])
+
+    def _has_waiting(self) -> bool:
+        with self._cond:
+            return bool(self._waiting)
+
+    def _advance(self, job: _Job, token: int, logprob: float | None) -> bool:
+        """Record a new token for `job`; resolve its future and return True when it is finished."""
+        s = job.sampling
+        if token in self.eos_ids:
+            job.finish = "stop"
+        else:
+            job.out_ids.append(token)
+            if logprob is not None and s.logprobs:
+                job.logprobs.append(logprob)
+            if s.stop:
+                self._check_stop(job)
+            if job.finish is None and (
+                len(job.out_ids) >= s.max_new_tokens or len(job.prompt_ids) + len(job.out_ids) >= self.max_len
+            ):
+                job.finish = "length"
+        if job.finish is None:
+            return False
+        job.future.set_result(self._completion(job))
+        return True
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def _check_stop(self, job: _Job) -> None:
+        text = self._decode(job.out_ids)
+        longest = max(len(x) for x in job.sampling.stop)
+        # Rescan a margin: the newest token may complete a stop string begun earlier (or fix a partial byte).
+        start = max(0, job.scanned_chars - longest - 4)
+        hits = [i for i in (text.find(stop, start) for stop in job.sampling.stop if stop) if i >= 0]
+        if hits:
+            job.stop_at = min(hits)
+            job.finish = "stop"
+        job.scanned_chars = len(text)
+
+    def _completion(self, job: _Job) -> Completion:
+        ids = job.out_ids
+        text = self._decode(ids)
+        if job.stop_at is not None:
+            text = text[: job.stop_at]
+            # Keep the fewest tokens that still cover the returned text.
+            keep = len(ids)
+            while keep > 0 and len(self._decode(ids[: keep - 1])) >= job.stop_at:
+                keep -= 1
+            ids = ids[:keep]
+        want = job.sampling.logprobs
+        return Completion(
+            text=text,
+            prompt_tokens=len(job.prompt_ids),
+            completion_tokens=len(ids),
+            finish_reason=job.finish or "stop",
+            token_logprobs=job.logprobs[: len(ids)] if want else None,
+            tokens=self.tokenizer.convert_ids_to_tokens(ids) if want else None,
+        )
+
+
+def _eos_ids(model: torch.nn.Module, tokenizer) -> set[int]:
+    """End-of-sequence ids from the generation config and the tokenizer (either may be a list)."""
+    ids: set[int] = set()
+    gen = getattr(model, "generation_config", None)
+    for source in (getattr(gen, "eos_token_id", None), tokenizer.eos_token_id):
+        if source is None:
+            continue
+        ids.update([source] if isinstance(source, int) else list(source))
+    return ids

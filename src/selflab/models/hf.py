@@ -1,0 +1,249 @@
+"""The local backend: a transformers causal LM in this process, served by the batching engine.
+
+`HFModel` implements `LocalLanguageModel`: `generate` goes through `BatchingEngine` (thread-safe,
+continuously batched), `score` and `hidden_states` are direct batched forward passes.
+
+Tokenization rules (shared by generate and score so their numbers agree): a chat is rendered with the
+chat template (plus `assistant_prefix`) and tokenized without adding special tokens, since the
+template writes them itself; a raw `prompt` string is tokenized as the tokenizer does by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selflab.errors import ModelSpecError, SelflabError
+from selflab.models.engine import BatchingEngine, common_prefix_len
+from selflab.models.types import Completion, GenerationRequest, HiddenStates, Message
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Padded tokens per forward pass in `score` and `hidden_states`.
+_TOKENS_PER_BATCH = 8192
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelSpecError(f"device '{device}' was asked for but CUDA is not available", "use device='cpu'")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ModelSpecError(f"unknown device '{device}'", "use 'auto', 'cpu' or 'cuda'")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in _DTYPES:
+        raise ModelSpecError(f"unknown dtype '{dtype}'", f"use 'auto' or one of {sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+class HFModel:
+    """A local HF-format causal LM (folder with config, weights and tokenizer)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_batch_size: int = 64,
+        name: str | None = None,
+        seed: int = 0,
+        prefix_reuse: bool = True,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = Path(path).expanduser()
+        if not (folder / "config.json").is_file():
+            raise ModelSpecError(
+                f"'{folder}' is not a Hugging Face model folder (no config.json)",
+                "point hf:PATH at a folder saved with save_pretrained (config.json, weights, tokenizer)",
+            )
+        if max_batch_size < 1:
+            raise SelflabError(
+                f"max_batch_size must be >= 1, got {max_batch_size}", "pass a positive batch size"
+            )
+        self.path = folder
+        self.name = name or folder.name
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=self.dtype, attn_implementation="sdpa"
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelSpecError(
+                f"could not load the model in '{folder}': {exc}", "check the folder's files"
+            ) from exc
+        self.model.to(self.device).eval()
+        self.engine = BatchingEngine(
+            self.model, self.tokenizer, max_batch_size=max_batch_size, prefix_reuse=prefix_reuse, seed=seed
+        )
+
+    def __repr__(self) -> str:
+        return f"HFModel(name={self.name!r}, device={self.device}, dtype={self.dtype})"
+
+    # ---------------------------------------------------------------- text <-> tokens
+
+    def render(
+        self, messages: list[Message] | tuple[Message, ...], add_generation_prompt: bool = True
+    ) -> str:
+        """Chat template text; a model without a template gets a plain 'role: content' transcript."""
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                turns, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        text = "".join(f"{t['role']}: {t['content']}\n" for t in turns)
+        return text + ("assistant:" if add_generation_prompt else "")
+
+    def _encode(self, text: str, raw: bool) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=raw)["input_ids"])
+
+    def prompt_ids(self, request: GenerationRequest) -> list[int]:
+        """The exact tokens the model is conditioned on for a request."""
+        if request.prompt is not None:
+            return self._encode(request.prompt + request.assistant_prefix, raw=True)
+        return self._encode(self.render(request.messages) + request.assistant_prefix, raw=False)
+
+    # ---------------------------------------------------------------- generation
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        """Thread-safe; all requests are queued at once so the engine batches them."""
+        futures = [self.engine.submit(self.prompt_ids(r), r.sampling) for r in requests]
+        return [f.result() for f in futures]
+
+    async def agenerate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        futures = [self.engine.submit(self.prompt_ids(r), r.sampling) for r in requests]
+        return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+
+    def close(self) -> None:
+        """Stop the engine thread (pending requests resolve with an error completion)."""
+        self.engine.close()
+
+    def __enter__(self) -> HFModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- scoring
+
+    def score(
+        self, prompt: str | list[Message] | tuple[Message, ...], continuations: list[str]
+    ) -> list[float]:
+        """Summed log-probability of each continuation after the prompt.
+
+        Prompt and prompt+continuation are tokenized whole; the tokens after their common prefix are
+        scored, so a token that merges across the boundary is counted (once) with the continuation."""
+        if isinstance(prompt, str):
+            text, raw = prompt, True
+        else:
+            text, raw = self.render(list(prompt)), False
+        prompt_ids = self._encode(text, raw)
+        items: list[tuple[list[int], int]] = []
+        for cont in continuations:
+            full = self._encode(text + cont, raw)
+            start = common_prefix_len([prompt_ids, full])
+            if start == 0 and len(full) > 0:
+                raise SelflabError(
+                    "score() needs a prompt with at least one token before the continuation",
+                    "pass a non-empty prompt (the first token has no probability without context)",
+                )
+            items.append((full, start))
+        return self._score_tokens(items)
+
+    def _score_tokens(self, items: list[tuple[list[int], int]]) -> list[float]:
+        """Sum of log p(ids[t] | ids[:t]) for t >= start, for each (ids, start); batched by length."""
+        results = [0.0] * len(items)
+        todo = [i for i, (ids, start) in enumerate(items) if start < len(ids)]
+        pad = self.engine.pad_id
+        for batch in _length_batches(todo, [len(ids) for ids, _ in items]):
+            longest = max(len(items[i][0]) for i in batch)
+            ids = torch.full((len(batch), longest), pad, dtype=torch.long)
+            attn = torch.zeros((len(batch), longest), dtype=torch.long)
+            keep = torch.zeros((len(batch), longest), dtype=torch.bool)
+            targets = []
+            for r, i in enumerate(batch):
+                seq, start = items[i]
+                ids[r, : len(seq)] = torch.tensor(seq)
+                attn[r, : len(seq)] = 1
+                keep[r, start - 1 : len(seq) - 1] = True  # position t-1 predicts token t
+                targets.extend(seq[start:])
+            with torch.inference_mode():
+                out = self.model(
+                    input_ids=ids.to(self.device),
+                    attention_mask=attn.to(self.device),
+                    logits_to_keep=keep.to(self.device),
+                    use_cache=False,
+                )
+                logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
+                logp = torch.log_softmax(logits, dim=-1)
+                picked = (
+                    logp.gather(1, torch.tensor(targets, device=logp.device).unsqueeze(1)).squeeze(1).cpu()
+                )
+            offset = 0
+            for i in batch:
+                seq, start = items[i]
+                n = len(seq) - start
+                results[i] = float(picked[offset : offset + n].double().sum())
+                offset += n
+        return results
+
+    # ---------------------------------------------------------------- internals
+
+    def hidden_states(self, texts: list[str]) -> list[HiddenStates]:
+        """Per-layer hidden states (layer 0 = embeddings) of each text, tokenized as a raw prompt."""
+        encoded = [self.tokenizer(t, add_special_tokens=True, return_offsets_mapping=True) for t in texts]
+        results: list[HiddenStates | None] = [None] * len(texts)
+        base = self.model.base_model
+        pad = self.engine.pad_id
+        lengths = [len(e["input_ids"]) for e in encoded]
+        for batch in _length_batches(list(range(len(texts))), lengths):
+            longest = max(1, max(lengths[i] for i in batch))
+            ids = torch.full((len(batch), longest), pad, dtype=torch.long)
+            attn = torch.zeros((len(batch), longest), dtype=torch.long)
+            for r, i in enumerate(batch):
+                seq = encoded[i]["input_ids"]
+                if seq:
+                    ids[r, : len(seq)] = torch.tensor(seq)
+                attn[r, : len(seq)] = 1
+            with torch.inference_mode():
+                out = base(
+                    input_ids=ids.to(self.device),
+                    attention_mask=attn.to(self.device),
+                    output_hidden_states=True,
+                    use_cache=False,
+                )
+            stacked = torch.stack(out.hidden_states).float().cpu()  # (layers+1, batch, tokens, hidden)
+            for r, i in enumerate(batch):
+                seq = encoded[i]["input_ids"]
+                n = len(seq)
+                layers = [
+                    np.ascontiguousarray(stacked[layer, r, :n].numpy()) for layer in range(stacked.shape[0])
+                ]
+                results[i] = HiddenStates(
+                    tokens=self.tokenizer.convert_ids_to_tokens(seq),
+                    layers=layers,
+                    offsets=[tuple(o) for o in encoded[i]["offset_mapping"]],
+                )
+        return [r for r in results if r is not None]
+
+
+def _length_batches(
+    indices: list[int], lengths: list[int], budget: int = _TOKENS_PER_BATCH
+) -> list[list[int]]:
+    """Indices grouped by similar length so that rows x longest <= budget (at least one per batch)."""
+    batches: list[list[int]] = []
+    for i in sorted(indices, key=lambda i: lengths[i]):
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches

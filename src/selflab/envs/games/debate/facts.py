@@ -1,0 +1,114 @@
+"""The shipped fact table behind checkable debate motions, and a citation checker: which numbers a
+text attributes to which entities, and whether they match the table."""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+FACTS_FILE = Path(__file__).with_name("facts.csv")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One measured quantity: e.g. (mountain, Mount Everest, 8849, metres)."""
+
+    category: str
+    entity: str
+    aliases: tuple[str, ...]
+    value: float
+    unit: str
+
+    def sentence(self) -> str:
+        if self.unit == "year":
+            return f"{self.entity[0].upper()}{self.entity[1:]} happened in {int(self.value)}."
+        return f"{self.entity} measures {format_number(self.value)} {self.unit}."
+
+
+def format_number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+@cache
+def facts() -> tuple[Fact, ...]:
+    with FACTS_FILE.open(encoding="utf-8") as fh:
+        return tuple(
+            Fact(
+                row["category"],
+                row["entity"],
+                tuple(a.strip() for a in row["aliases"].split("|") if a.strip()),
+                float(row["value"]),
+                row["unit"],
+            )
+            for row in csv.DictReader(fh)
+        )
+
+
+def by_category() -> dict[str, list[Fact]]:
+    out: dict[str, list[Fact]] = {}
+    for f in facts():
+        out.setdefault(f.category, []).append(f)
+    return out
+
+
+_NUMBER_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(million|thousand|billion)?", re.I)
+_SCALE = {"million": 1e6, "thousand": 1e3, "billion": 1e9}
+
+
+@cache
+def _entity_patterns() -> tuple[tuple[Fact, re.Pattern[str]], ...]:
+    out = []
+    for f in facts():
+        names = sorted({f.entity, *f.aliases}, key=len, reverse=True)
+        out.append((f, re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b", re.IGNORECASE)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Citation:
+    fact: Fact
+    stated: float
+
+    @property
+    def correct(self) -> bool:
+        if self.fact.unit == "year":
+            return int(self.stated) == int(self.fact.value)
+        return abs(self.stated - self.fact.value) <= 0.05 * self.fact.value
+
+
+def citations(text: str) -> list[Citation]:
+    """Numbers the text attributes to known entities: each entity mention takes the first number
+    after it and before the next entity mention in the same sentence."""
+    found: list[Citation] = []
+    for sentence in re.split(r"(?<=[.!?;])\s+|\n+", text):
+        mentions = []
+        for fact, pattern in _entity_patterns():
+            for m in pattern.finditer(sentence):
+                mentions.append((m.start(), m.end(), fact))
+        if not mentions:
+            continue
+        mentions.sort(key=lambda t: t[0])
+        # Drop mentions nested in a longer one ("Earth" inside "Earth's" is fine; "Congo" in "Congo River").
+        kept = [mentions[0]]
+        for m in mentions[1:]:
+            if m[0] >= kept[-1][1]:
+                kept.append(m)
+        for i, (_, end, fact) in enumerate(kept):
+            stop = kept[i + 1][0] if i + 1 < len(kept) else len(sentence)
+            for n in _NUMBER_RE.finditer(sentence[end:stop]):
+                value = float(n.group(1).replace(",", ""))
+                if n.group(2):
+                    value *= _SCALE[n.group(2).lower()]
+                found.append(Citation(fact, value))
+                break
+    return found
+
+
+def fact_named(name: str) -> Fact:
+    for f in facts():
+        if f.entity == name:
+            return f
+    raise KeyError(name)

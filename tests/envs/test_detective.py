@@ -235,3 +235,18 @@ def test_scripted_detective_solves_cases_and_beats_random() -> None:
     assert sum(e.rewards[0] for e in scripted) > sum(e.rewards[0] for e in rand)
     _, p = fisher_exact([[wins_s, n - wins_s], [wins_r, n - wins_r]], alternative="greater")
     assert p < 1e-6, (wins_s, wins_r, p)
+
+
+def test_llm_detective_on_tiny_model(tiny_model_spec: str) -> None:
+    from selflab.envs.runner import EpisodeSpec, play
+
+    llm = f"llm:{tiny_model_spec}"
+    specs = [
+        EpisodeSpec(f"d{i}", "detective-easy-v0", [llm], seed=i, env_kwargs={"max_questions": 3})
+        for i in range(2)
+    ]
+    result = play(specs, agent_options={"llm": {"max_new_tokens": 8, "temperature": 1.0}})
+    assert len(result.episodes) == 2 and all(e.outcome and "success" in e.info for e in result.episodes)
+    steps = [s for e in result.episodes for s in e.steps]
+    assert steps and all(s.raw_output is not None for s in steps)
+    assert "DETECTIVE" in steps[0].prompt[0]["content"]

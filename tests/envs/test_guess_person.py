@@ -257,3 +257,25 @@ def test_scripted_beats_random_significantly() -> None:
     assert wins_s >= n - 1
     _, p = fisher_exact([[wins_s, n - wins_s], [wins_r, n - wins_r]], alternative="greater")
     assert p < 1e-6, (wins_s, wins_r, p)
+
+
+def test_llm_answerer_on_tiny_model(tiny_model_spec: str) -> None:
+    from selflab.envs.runner import EpisodeSpec, play
+
+    llm = f"llm:{tiny_model_spec}"
+    specs = [
+        EpisodeSpec(
+            f"g{i}",
+            "guess-person-llm-answerer-v0",
+            ["scripted", llm],
+            seed=i,
+            env_kwargs={"max_questions": 4},
+        )
+        for i in range(2)
+    ]
+    result = play(specs, agent_options={"llm": {"max_new_tokens": 6, "temperature": 1.0}})
+    assert len(result.episodes) == 2
+    for e in result.episodes:
+        assert e.outcome and (e.info["answer_accuracy"] is None or 0.0 <= e.info["answer_accuracy"] <= 1.0)
+    answers = [s for e in result.episodes for s in e.steps if s.agent == llm]
+    assert answers and all("Answer yes, no or unknown" in s.observation for s in answers)

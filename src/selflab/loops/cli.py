@@ -1,0 +1,159 @@
+"""`selflab loops`, `selflab loop NAME`, `selflab eval`, `selflab report`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from selflab.errors import ConfigError
+
+console = Console()
+
+
+def _parse_sets(sets: list[str]) -> dict[str, Any]:
+    """`--set train.epochs=3 --set iterations=1` -> nested dict (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in sets:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE", "write it like --set iterations=1")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_loop_config(loop_cls: Any, path: Path | None, sets: list[str]) -> Any:
+    """The loop's config from an optional YAML file plus `--set` overrides (nested keys allowed)."""
+    from pydantic import ValidationError
+
+    from selflab.config import describe_validation_error
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist", "check the --config path")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML", "fix the YAML syntax") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping", "write it as key: value lines")
+        loaded.pop("loop", None)
+        data = loaded
+    data = _merge(data, _parse_sets(sets))
+    try:
+        return loop_cls.Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"invalid settings for loop {loop_cls.name}: {describe_validation_error(exc)}",
+            "correct the values named above",
+        ) from exc
+
+
+def loops_command() -> None:
+    """List the self-improvement loops."""
+    from selflab.loops.base import list_loops
+
+    table = Table(title="selflab loops")
+    table.add_column("name")
+    table.add_column("stages per iteration")
+    table.add_column("what it does")
+    for name, cls in list_loops().items():
+        table.add_row(name, " → ".join(cls.stages), cls.description)
+    console.print(table)
+
+
+def loop_command(
+    name: Annotated[str, typer.Argument(help="Loop name (see `selflab loops`).")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config for the loop.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default runs/<loop name>).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a killed run from its last stage.")
+    ] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value.")] = None,
+) -> None:
+    """Run a loop; every stage is recorded in the run directory and skipped on --resume."""
+    from selflab.loops.base import get_loop, open_run
+
+    loop_cls = get_loop(name)
+    out = out or Path("runs") / name
+    cfg = None if (resume and config is None and not set_) else load_loop_config(loop_cls, config, set_ or [])
+    command = " ".join(shlex.quote(a) for a in ["selflab", *sys.argv[1:]])
+    loop = open_run(loop_cls, out, cfg, resume=resume, command=command, console=console)
+    loop.run_loop()
+
+
+def eval_command(
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated model specs; the first is the baseline.")
+    ],
+    tasks: Annotated[
+        str, typer.Option("--tasks", help="Task family: instructions, arithmetic, ...")
+    ] = "instructions",
+    n: Annotated[int, typer.Option("--n", help="Held-out tasks.")] = 100,
+    control: Annotated[
+        str | None, typer.Option("--control", help="Second, untrained family.")
+    ] = "arithmetic",
+    control_n: Annotated[int, typer.Option("--control-n")] = 40,
+    self_judge: Annotated[bool, typer.Option("--self-judge/--no-self-judge")] = True,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 96,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out task draw.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+) -> None:
+    """Compare models/checkpoints on objective metrics (held-out verifier pass rate, untrained
+    control family) plus self-reward, with CIs and paired tests against the first model."""
+    from selflab.loops.evaluate import compare_models
+
+    specs = [s.strip() for s in models.split(",") if s.strip()]
+    if not specs:
+        raise ConfigError("--models is empty", "give one or more model specs separated by commas")
+    results = compare_models(
+        specs,
+        family=tasks,  # type: ignore[arg-type]
+        n=n,
+        control=control,  # type: ignore[arg-type]
+        control_n=control_n,
+        self_judge=self_judge,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        console=console,
+    )
+    if json_out:
+        json_out.write_text(
+            json.dumps([r.model_dump(mode="json") for r in results], indent=2), encoding="utf-8"
+        )
+
+
+def report_command(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """(Re)write report.html for a run directory."""
+    from selflab.report import write_report
+
+    typer.echo(str(write_report(run_dir)))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `selflab loops`, `selflab loop`, `selflab eval`, `selflab report`."""
+    app.command("loops")(loops_command)
+    app.command("loop")(loop_command)
+    app.command("eval")(eval_command)
+    app.command("report")(report_command)

@@ -1,0 +1,165 @@
+"""Reusable stage helpers: sample answers, verify them, self-judge them, and turn the results
+into truth-meter `Measurement`s. Any loop can call these; they hold no loop state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from selflab.loops.truth_meter import Measurement
+from selflab.models.types import Completion, GenerationRequest, LanguageModel, SamplingParams, user
+from selflab.tasks import Task
+
+
+class Answer(BaseModel):
+    """One sampled answer to one task, verified by code; `self_score` filled by a self-judge."""
+
+    task_id: str
+    prompt: str
+    sample: int = 0
+    response: str
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+    error: str | None = None
+    verified: bool | None = None
+    reason: str = ""
+    self_score: float | None = None  # normalised to [0, 1]; None = unparsable judgment
+    judge_raw: str = ""
+    judge_error: str | None = None
+
+
+def sample_answers(
+    model: LanguageModel,
+    tasks: Sequence[Task],
+    n: int,
+    sampling: SamplingParams,
+    seed: int,
+) -> list[Answer]:
+    """`n` answers per task in ONE batched generate call; request i gets seed `seed + i`, so the
+    answers do not depend on batch composition and a rerun reproduces them."""
+    requests = []
+    for t in tasks:
+        for _ in range(n):
+            s = sampling if sampling.greedy else sampling.model_copy(update={"seed": seed + len(requests)})
+            requests.append(GenerationRequest(messages=(user(t.prompt),), sampling=s))
+    outs: list[Completion] = model.generate(requests)
+    answers = []
+    k = 0
+    for t in tasks:
+        for j in range(n):
+            o = outs[k]
+            k += 1
+            answers.append(
+                Answer(
+                    task_id=t.id,
+                    prompt=t.prompt,
+                    sample=j,
+                    response=o.text,
+                    completion_tokens=o.completion_tokens,
+                    finish_reason=o.finish_reason,
+                    error=o.error,
+                )
+            )
+    return answers
+
+
+def verify_answers(tasks: Sequence[Task], answers: list[Answer]) -> list[Answer]:
+    """Fill `verified`/`reason` with each task's code verifier (a backend error is a failure)."""
+    by_id = {t.id: t for t in tasks}
+    out = []
+    for a in answers:
+        if a.error:
+            out.append(a.model_copy(update={"verified": False, "reason": f"generation error: {a.error}"}))
+            continue
+        v = by_id[a.task_id].verify(a.response)
+        out.append(a.model_copy(update={"verified": v.ok, "reason": v.reason}))
+    return out
+
+
+def self_judge(
+    model: LanguageModel,
+    answers: list[Answer],
+    samples: int = 1,
+    seed: int = 0,
+    max_new_tokens: int = 8,
+    template: str | None = None,
+) -> list[Answer]:
+    """Score each answer with the model's own rubric judge (Self-Rewarding's additive rubric).
+    `direct` mode forces the judge's answer to begin with "Score:", which keeps a small model
+    parseable and cheap; scores are normalised to [0, 1]; unparsable stays None."""
+    from selflab.judges.rubric import RubricJudge
+    from selflab.judges.types import PointwiseItem
+
+    temperature = 0.0 if samples == 1 else 0.7
+    judge = RubricJudge(
+        model,
+        template=template,
+        sampling=SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens),
+        samples=samples,
+        seed=seed,
+        direct=True,
+    )
+    lo, hi = judge.scale
+    items = [
+        PointwiseItem(prompt=a.prompt, response=a.response, id=f"{a.task_id}#{a.sample}") for a in answers
+    ]
+    judgments = judge.judge(items)
+    out = []
+    for a, j in zip(answers, judgments, strict=True):
+        score = None if j.score is None else (float(j.score) - lo) / (hi - lo)
+        out.append(
+            a.model_copy(
+                update={"self_score": score, "judge_raw": j.raw[-200:], "judge_error": j.parse_error}
+            )
+        )
+    return out
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+
+def pass_rate(
+    name: str, answers: list[Answer], description: str = "", optimised: bool = False
+) -> Measurement:
+    return Measurement(
+        name=name,
+        kind="objective",
+        values=[bool(a.verified) for a in answers],
+        optimised=optimised,
+        description=description,
+    )
+
+
+def self_reward(answers: list[Answer], name: str = "self_reward", optimised: bool = False) -> Measurement:
+    return Measurement(
+        name=name,
+        kind="self_reward",
+        values=[a.self_score for a in answers],
+        optimised=optimised,
+        description="own rubric judge score, normalised to [0, 1]; unparsable = missing",
+    )
+
+
+def judge_agreement(answers: list[Answer], threshold: float = 0.5) -> Measurement:
+    """Per item: does the self-judge (score >= threshold) agree with the code verifier? An
+    objective measure of the judging skill on the model's own answers."""
+    vals: list[float | bool | None] = [
+        None if a.self_score is None else (a.self_score >= threshold) == bool(a.verified) for a in answers
+    ]
+    return Measurement(
+        name="self_judge_agreement",
+        kind="objective",
+        values=vals,
+        description="self-judge (score >= 0.5) agrees with the verifier on the held-out answers",
+    )
+
+
+def length(answers: list[Answer], name: str = "response_tokens") -> Measurement:
+    return Measurement(
+        name=name,
+        kind="drift",
+        values=[float(a.completion_tokens) for a in answers],
+        higher_is_better=False,
+        description="completion tokens per answer (length drift)",
+    )

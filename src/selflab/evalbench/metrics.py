@@ -7,12 +7,25 @@ one class only) has value None rather than a made-up number. Definitions: docs/m
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 DEFAULT_BOOT = 1000
+_boot = DEFAULT_BOOT
+
+
+@contextmanager
+def boot_samples(n: int) -> Iterator[None]:
+    """Use `n` bootstrap resamples inside the block (the runner's --n-boot; tests use few)."""
+    global _boot
+    old, _boot = _boot, n
+    try:
+        yield
+    finally:
+        _boot = old
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,7 @@ def _finite(x: float | None) -> float | None:
 def bootstrap(
     stat: Callable[..., float | None],
     *columns: Sequence,
-    n_boot: int = DEFAULT_BOOT,
+    n_boot: int | None = None,
     seed: int = 0,
     alpha: float = 0.05,
 ) -> Metric:
@@ -50,7 +63,7 @@ def bootstrap(
         return Metric(None, None, None, n)
     rng = np.random.default_rng(seed)
     boots = []
-    for _ in range(n_boot):
+    for _ in range(_boot if n_boot is None else n_boot):
         idx = rng.integers(0, n, n)
         v = _finite(stat(*(a[idx] for a in arrays)))
         if v is not None:
@@ -215,7 +228,7 @@ def parse_failure_rate(failed: Sequence[bool], seed: int = 0) -> Metric:
 def length_features(len_x: Sequence[float], len_y: Sequence[float]) -> np.ndarray:
     """AlpacaEval's length feature: tanh of the length difference divided by its std."""
     d = np.asarray(len_x, dtype=float) - np.asarray(len_y, dtype=float)
-    sd = float(np.std(d))
+    sd = float(np.std(d)) if len(d) else 0.0
     return np.tanh(d / sd) if sd > 0 else np.zeros_like(d)
 
 

@@ -648,17 +648,19 @@ def run_bench(
                 r.details["_kind"] = kind
             judgments_log.extend(recs)
             run.mark_complete(stage, n=len(recs))
-        summary_judges[kind] = {
-            "name": getattr(judge, "name", kind),
-            **judge_summary(recs, units, config.seed, config.n_boot),
-        }
+        with M.boot_samples(config.n_boot):
+            summary_judges[kind] = {
+                "name": getattr(judge, "name", kind),
+                **judge_summary(recs, units, config.seed, config.n_boot),
+            }
     majority = None
     if config.majority:
-        majority = majority_study(model, items, config, out_dir)
+        with M.boot_samples(config.n_boot):
+            majority = majority_study(model, items, config, out_dir)
         run.records("majority_votes").extend(majority.pop("_records"))
     summary = {
         "schema": SCHEMA,
-        "model": config.model if model is None or not getattr(model, "name", None) else model.name,
+        "model": getattr(model, "name", None) or config.model,
         "model_spec": config.model,
         "seed": config.seed,
         "n_items": len(items),

@@ -198,48 +198,46 @@ def capitals(n_entities: int | None = None, seed: int = 0) -> ProbeDataset:
     return ProbeDataset("capitals", st)
 
 
+KG_RELATIONS = ("nationality", "continent", "field", "occupation", "birth_year", "known_for")
+
+
 def kg_facts(n_entities: int | None = None, seed: int = 0) -> ProbeDataset:
-    """Facts from the knowledge graph of the environments (`selflab.kg`), when it is installed.
-    Each fact (subject, relation, object) becomes '<subject> <relation> <object>.' against a wrong
-    object of the same relation."""
+    """Facts about well-known people from the knowledge graph of the environments (`selflab.kg`):
+    'Marie Curie is from Poland.' against a false object of the same relation (`kg.false_fact`).
+    Entity = the person, so everything about one person stays in one split."""
     try:
-        from selflab import kg  # type: ignore[attr-defined]
+        from selflab import kg
     except ImportError as err:
         raise SelflabError(
             "the 'kg' dataset needs selflab.kg, which is not available in this install",
             "drop 'kg' from --datasets",
         ) from err
     rng = random.Random(f"kg-{seed}")
-    facts = []
-    for f in kg.facts():
-        subj, rel, obj = _fact_triple(f)
-        if subj and rel and obj:
-            facts.append((subj, rel, obj))
-    by_rel: dict[str, list[str]] = {}
-    for _, rel, obj in facts:
-        by_rel.setdefault(rel, []).append(obj)
+    people = kg.load_people()
+    true_facts = [f for f in kg.facts(people) if f.relation in KG_RELATIONS]
     st: list[Statement] = []
-    for subj, rel, obj in _limit_entities(facts, n_entities, rng):
-        others = sorted(set(by_rel[rel]) - {obj})
-        if not others:
-            continue
-        wrong = rng.choice(others)
-        pre = f"{subj} {rel.replace('_', ' ')} "
-        st += _pair("kg", f"{subj}|{rel}", (pre, str(obj), "."), (pre, str(wrong), "."))
+    for fact in _limit_entities(true_facts, n_entities, rng):
+        false = kg.false_fact(fact, rng, people)
+        pair = []
+        for label, f in ((1, fact), (0, false)):
+            text = kg.sentence(f)
+            obj = str(f.object)
+            start = text.rfind(obj)
+            span = (start, start + len(obj)) if start >= 0 else (len(f.subject), len(text))
+            pair.append(
+                Statement(
+                    text=text,
+                    label=label,
+                    entity=f.subject,
+                    dataset="kg",
+                    span=span,
+                    meta={"relation": f.relation},
+                )
+            )
+        st += pair
     if not st:
         raise SelflabError("selflab.kg returned no usable facts", "drop 'kg' from --datasets")
     return ProbeDataset("kg", st)
-
-
-def _fact_triple(f: Any) -> tuple[str, str, str]:
-    """Read a KG fact whatever its shape: a tuple, a dict or an object with attributes."""
-    if isinstance(f, tuple | list) and len(f) >= 3:
-        return str(f[0]), str(f[1]), str(f[2])
-    get = f.get if isinstance(f, dict) else lambda k, d=None: getattr(f, k, d)
-    subj = get("subject") or get("head") or get("person")
-    rel = get("relation") or get("predicate")
-    obj = get("object") or get("tail") or get("value")
-    return str(subj or ""), str(rel or ""), str(obj or "")
 
 
 BUILDERS: dict[str, Callable[..., ProbeDataset]] = {

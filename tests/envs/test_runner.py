@@ -60,8 +60,11 @@ def test_sft_and_dpo_export() -> None:
 
 def test_llm_agents_are_batched_on_tiny_model(tiny_model_spec: str) -> None:
     llm = f"llm:{tiny_model_spec}"
-    specs = [EpisodeSpec(f"e{i}", "perudo-small-v0", [llm, "scripted"], seed=i) for i in range(4)]
-    result = play(specs, agent_options={"llm": {"max_new_tokens": 8, "temperature": 1.0}})
+    specs = [
+        EpisodeSpec(f"e{i}", "perudo-small-v0", [llm, "scripted"], seed=i, env_kwargs={"dice": 1})
+        for i in range(4)
+    ]
+    result = play(specs, agent_options={"llm": {"max_new_tokens": 4, "temperature": 1.0}})
     st = result.stats
     assert st.episodes == 4 and all(e.winners for e in result.episodes)
     assert st.requests > st.model_calls, "moves of concurrent episodes must share model calls"

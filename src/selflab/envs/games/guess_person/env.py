@@ -157,7 +157,9 @@ class GuessPersonEnv(TextEnv):
     def state_text(self, player: int) -> str:
         if player == ANSWERER:
             assert self.pending is not None
+            # The facts are repeated every turn so they survive context trimming of old turns.
             return (
+                f"The secret person:\n{self._secret.card()}\n"
                 f"Question: {self.pending['question']}\nAnswer yes, no or unknown about {self._secret.name}."
             )
         left = self.max_questions - self.turns_used

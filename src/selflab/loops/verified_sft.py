@@ -66,7 +66,7 @@ class VerifiedSFTConfig(LoopConfig):
     train_tasks: int = Field(64, ge=1, description="fresh training tasks per iteration (training topics)")
     eval_tasks: int = Field(100, ge=2, description="fixed held-out tasks (held-out topics)")
     control_family: TaskFamily | None = Field("arithmetic", description="untrained family, for regressions")
-    control_tasks: int = Field(40, ge=0)
+    control_tasks: int = Field(30, ge=0)
     heldout_topic_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     samples_per_task: int = Field(4, ge=1)
     temperature: float = Field(0.8, ge=0.0)
@@ -80,7 +80,9 @@ class VerifiedSFTConfig(LoopConfig):
     objective: Literal["sft", "dpo", "kto"] = "sft"
     keep_per_task: int = Field(2, ge=1, description="SFT: most verified answers kept per task")
     drop_truncated: bool = Field(True, description="never imitate an answer cut off by max_new_tokens")
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(lora=False, learning_rate=2e-5, epochs=2))
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(lora=True, learning_rate=2e-4, epochs=2, batch_size=8)
+    )
 
 
 def _family_tasks(family: TaskFamily, n: int, seed: int, kinds: list[str] | None) -> list[Task]:

@@ -434,13 +434,24 @@ def bench_measures(
 # -- the common held-out evaluation ----------------------------------------------------------------
 
 
+def safe_split(family: str, n: int, seed: int, heldout: bool, fraction: float) -> list[Task]:
+    """`split_tasks`, retried with the next seed when a task generator trips over its own
+    reference check (an upstream bug seen for some seeds of `instruction_tasks`). Deterministic,
+    so a resumed run draws the same tasks."""
+    last: AssertionError | None = None
+    for attempt in range(8):
+        try:
+            return split_tasks(family, n, seed + attempt, heldout, fraction)  # type: ignore[arg-type]
+        except AssertionError as exc:  # noqa: PERF203 - a rare retry
+            last = exc
+    raise RuntimeError(f"could not draw {n} {family} tasks: {last}")
+
+
 def heldout_tasks(loop: Loop, cfg: JudgedLoopConfig) -> tuple[list[Task], list[Task]]:
     """Held-out instruction tasks (held-out topics) and held-out arithmetic: fixed for the run."""
-    main = split_tasks(
-        "instructions", cfg.eval_tasks, loop.seed_for("eval"), True, cfg.heldout_topic_fraction
-    )
+    main = safe_split("instructions", cfg.eval_tasks, loop.seed_for("eval"), True, cfg.heldout_topic_fraction)
     control = (
-        split_tasks("arithmetic", cfg.control_tasks, loop.seed_for("control"), True, 0.5)
+        safe_split("arithmetic", cfg.control_tasks, loop.seed_for("control"), True, 0.5)
         if cfg.control_tasks
         else []
     )
@@ -541,7 +552,7 @@ class SelfRewardingLoop(Loop):
 
     def seed_tasks(self, iteration: int) -> list[Task]:
         c = self.config
-        return split_tasks(
+        return safe_split(
             "instructions", c.seed_prompts, self.seed_for("train", iteration), False, c.heldout_topic_fraction
         )
 

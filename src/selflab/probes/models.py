@@ -139,7 +139,9 @@ class MLPProbe:
         self._std = _Standardizer().fit(X)
         Z = self._std(X)
         k = int(min(self.pca_dim, Z.shape[1], Z.shape[0] - 1))
-        self._pca = PCA(n_components=k, random_state=self.seed).fit(Z)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant features (e.g. layer 0 at a shared '.' token)
+            self._pca = PCA(n_components=k, random_state=self.seed).fit(Z)
         P = self._pca.transform(Z)
         base = MLPClassifier(
             hidden_layer_sizes=(self.hidden,),

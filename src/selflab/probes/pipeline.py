@@ -6,6 +6,7 @@ read the same statements, the same entity splits and the same cached activations
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,10 @@ class Target:
     model: Any
     tokenizer: Any
     lm: Any = None
+    cache_key: str = ""  # names the weights in the activation cache (a path for hf: specs)
+
+    def __post_init__(self) -> None:
+        self.cache_key = self.cache_key or self.name
 
     @property
     def num_layers(self) -> int:
@@ -58,7 +63,17 @@ def load_target(spec: str) -> Target:
     model, tokenizer = getattr(lm, "model", None), getattr(lm, "tokenizer", None)
     if model is None or tokenizer is None:
         raise SelflabError(f"model {spec!r} does not expose local weights", "use an hf: or embedded model")
-    return Target(name=getattr(lm, "name", spec), model=model, tokenizer=tokenizer, lm=lm)
+    return Target(
+        name=getattr(lm, "name", spec), model=model, tokenizer=tokenizer, lm=lm, cache_key=_key(spec)
+    )
+
+
+def _key(spec: str) -> str:
+    """Two different folders both called 'iter-1' must not share cached activations."""
+    if spec.startswith("hf:"):
+        path = Path(spec[3:]).expanduser().resolve()
+        return f"{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    return spec
 
 
 def _load_direct(spec: str) -> Target:
@@ -78,7 +93,7 @@ def _load_direct(spec: str) -> Target:
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     model.eval()
-    return Target(name=name, model=model, tokenizer=tok)
+    return Target(name=name, model=model, tokenizer=tok, cache_key=_key(spec))
 
 
 @dataclass

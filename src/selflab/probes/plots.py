@@ -9,6 +9,7 @@ import numpy as np
 
 from selflab.probes.dynamics import DynamicsSummary
 from selflab.probes.generalization import GeneralizationMatrix
+from selflab.probes.guided import GuidedSummary
 from selflab.probes.sweep import SweepSummary
 
 
@@ -129,6 +130,27 @@ def dynamics_plot(summary: DynamicsSummary, path: Path) -> Path:
     a2.set_ylabel("mean AUC")
     a2.legend(fontsize=7)
     a2.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def guided_bars(summary: GuidedSummary, path: Path) -> Path:
+    """Accuracy of each best-of-N selection method with 95% CIs."""
+    plt = _plt()
+    methods = list(summary.accuracy)
+    vals = [summary.accuracy[m].value for m in methods]
+    lo = [summary.accuracy[m].value - summary.accuracy[m].lo for m in methods]
+    hi = [summary.accuracy[m].hi - summary.accuracy[m].value for m in methods]
+    fig, ax = plt.subplots(figsize=(1.1 * len(methods) + 2, 3.8))
+    colors = ["tab:orange" if m == "probe" else "tab:grey" if m == "oracle" else "tab:blue" for m in methods]
+    ax.bar(methods, vals, yerr=[lo, hi], capsize=4, color=colors)
+    ax.set_ylabel("accuracy on test questions (95% CI)")
+    ax.set_title(f"best-of-{summary.n_samples} on {summary.n_test_questions} questions ({summary.model})")
+    ax.set_ylim(0, 1)
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

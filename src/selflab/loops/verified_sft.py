@@ -85,15 +85,19 @@ class VerifiedSFTConfig(LoopConfig):
     )
 
 
-def _family_tasks(family: TaskFamily, n: int, seed: int, kinds: list[str] | None) -> list[Task]:
+def _one_instruction(kind: str, seed: int) -> Task | None:
+    """One instruction task of `kind`, or None when the generator's own reference check trips."""
+    from selflab.tasks import instruction_tasks
+
+    try:
+        return instruction_tasks(1, seed=seed, kinds=(kind,))[0]
+    except AssertionError:
+        return None
+
+
+def _family_tasks(family: TaskFamily, n: int, seed: int) -> list[Task]:
     from selflab import tasks as T
 
-    if family == "instructions":
-        return (
-            T.instruction_tasks(n, seed=seed, kinds=tuple(kinds))
-            if kinds
-            else T.instruction_tasks(n, seed=seed)
-        )
     if family == "arithmetic":
         return T.arithmetic_tasks(n, seed=seed)
     if family == "word_problems":
@@ -115,23 +119,43 @@ def _is_heldout(task: Task, fraction: float) -> bool:
 def split_tasks(
     family: TaskFamily, n: int, seed: int, heldout: bool, fraction: float, kinds: list[str] | None = None
 ) -> list[Task]:
-    """`n` tasks on the train or held-out side of the split. Draws in growing batches so the
-    constraint kinds stay balanced."""
-    out: list[Task] = []
+    """`n` distinct tasks on the train or held-out side of the split. Instruction tasks are
+    balanced over constraint kinds (drawn one at a time per kind, so a generator hiccup skips one
+    draw, not the batch)."""
     seen: set[str] = set()
-    draw = max(8, int(n / (fraction if heldout else 1 - fraction)) + 8)
-    round_ = 0
-    while len(out) < n:
-        for t in _family_tasks(family, draw, seed * 1000 + round_, kinds):
+    if family == "instructions":
+        from selflab.tasks.instructions import CONSTRAINT_KINDS
+
+        cycle = list(kinds) if kinds else list(CONSTRAINT_KINDS)
+        out: list[Task] = []
+        i = 0
+        # Kinds without parameters have one prompt per topic; once a kind has no new prompt left
+        # on this side of the split it drops out of the cycle.
+        while len(out) < n:
+            if not cycle:
+                raise ConfigError(
+                    f"only {len(out)} distinct tasks exist on this side of the split", "ask for fewer"
+                )
+            kind = cycle[i % len(cycle)]
+            for attempt in range(80):
+                t = _one_instruction(kind, seed * 1_000_003 + i * 1009 + attempt)
+                if t is not None and _is_heldout(t, fraction) == heldout and t.prompt not in seen:
+                    seen.add(t.prompt)
+                    out.append(t.model_copy(update={"id": f"instr-{seed}-{len(out)}"}))
+                    i += 1
+                    break
+            else:
+                cycle.remove(kind)
+        return out
+    out = []
+    for round_ in range(50):
+        for t in _family_tasks(family, 4 * n + 8, seed * 1000 + round_):
             if _is_heldout(t, fraction) == heldout and t.prompt not in seen:
                 seen.add(t.prompt)
                 out.append(t)
                 if len(out) == n:
-                    break
-        round_ += 1
-        if round_ > 50:
-            raise ConfigError(f"could not draw {n} distinct {family} tasks", "ask for fewer tasks")
-    return out
+                    return out
+    raise ConfigError(f"could not draw {n} distinct {family} tasks", "ask for fewer tasks")
 
 
 @register_loop

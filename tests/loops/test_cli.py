@@ -1,0 +1,59 @@
+"""The loop and training commands, through typer, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from selflab.errors import ConfigError, SelflabError
+from selflab.loops.cli import register as register_loops
+from selflab.models.testing import tiny_llama
+from selflab.training.cli import register as register_training
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    a = typer.Typer()
+    register_loops(a)
+    register_training(a)
+    return a
+
+
+def test_loops_lists_registered_loops(app: typer.Typer) -> None:
+    res = CliRunner().invoke(app, ["loops"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "verified-sft" in res.output and "generate → verify" in res.output
+
+
+def test_loop_rejects_bad_settings(app: typer.Typer, tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app, ["loop", "verified-sft", "--set", "iterations=0", "--out", str(tmp_path / "r")]
+    )
+    assert isinstance(res.exception, ConfigError) and "iterations" in res.exception.problem
+    res = CliRunner().invoke(
+        app, ["loop", "verified-sft", "--set", "no_such_key=1", "--out", str(tmp_path / "r")]
+    )
+    assert isinstance(res.exception, ConfigError) and "no_such_key" in res.exception.problem
+    res = CliRunner().invoke(app, ["loop", "nope"])
+    assert isinstance(res.exception, SelflabError) and "verified-sft" in res.exception.fix
+    res = CliRunner().invoke(app, ["loop", "verified-sft", "--config", str(tmp_path / "missing.yaml")])
+    assert isinstance(res.exception, ConfigError)
+
+
+def test_train_sft_from_file(app: typer.Typer, tmp_path: Path) -> None:
+    tiny = tiny_llama(tmp_path / "tiny")
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        "\n".join(json.dumps({"prompt": f"q{i}", "completion": f"a{i}"}) for i in range(4)) + "\n"
+    )
+    out = tmp_path / "ckpt"
+    res = CliRunner().invoke(
+        app,
+        ["train", "sft", "--data", str(data), "--model", f"hf:{tiny}", "--out", str(out), "--max-steps", "1"],
+    )
+    assert res.exit_code == 0, res.output
+    assert f"hf:{out}" in res.output and (out / "model.safetensors").is_file()

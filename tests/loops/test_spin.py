@@ -1,0 +1,141 @@
+"""SPIN: the shipped reference set (size, verified, disjoint from held-out evaluation), pair rules
+with hand-counted drops, bad user data, and one full iteration on the tiny llama."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from selflab.errors import ConfigError
+from selflab.loops import spin
+from selflab.loops.base import get_loop, open_run
+from selflab.loops.measures import Answer
+from selflab.models.testing import tiny_llama
+from selflab.runs import RunDir
+from selflab.models.types import user
+from selflab.tasks import Task
+from selflab.training import PreferencePair
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def test_shipped_references_are_verified_and_heldout_clean() -> None:
+    from importlib import resources
+
+    rows = [
+        json.loads(x)
+        for x in resources.files("selflab.loops")
+        .joinpath(spin.REFERENCE_FILE)
+        .read_text("utf-8")
+        .splitlines()
+    ]
+    assert len(rows) >= 100 and len({r["prompt"] for r in rows}) == len(rows)
+    for r in rows:
+        assert Task.model_validate(r["task"]).verify(r["reference"]).ok, r["id"]
+    refs = spin.load_references()
+    train, held = spin.split_references(refs, 0.2)
+    assert train and held and not {r.prompt for r in train} & {r.prompt for r in held}
+    # nothing SPIN trains on is among the truth meter's held-out tasks
+    cfg = spin.SPINConfig(eval_tasks=40, control_tasks=20)
+    loop_like = type(
+        "L", (), {"seed_for": lambda self, *p: spin.SPINLoop.seed_for(self, *p), "config": cfg}
+    )()
+    from selflab.loops.self_rewarding import heldout_tasks
+
+    main, control = heldout_tasks(loop_like, cfg)  # type: ignore[arg-type]
+    assert not {r.prompt for r in refs} & {t.prompt for t in main + control}
+
+
+def test_pair_rules_and_counts() -> None:
+    refs = [spin.ReferenceExample(id=f"r{i}", prompt=f"q{i}", reference=f"ref {i}") for i in range(4)]
+    own = [
+        Answer(task_id="r0", prompt="q0", response="my answer"),
+        Answer(task_id="r1", prompt="q1", response=" ref 1 "),
+        Answer(task_id="r2", prompt="q2", response="  "),
+        Answer(task_id="r3", prompt="q3", response="", error="boom"),
+    ]
+    pairs, drops = spin.spin_pairs(refs, own)
+    assert [(p.chosen, p.rejected) for p in pairs] == [("ref 0", "my answer")]
+    assert [d.reason for d in drops] == ["identical_to_reference", "empty", "generation_error"]
+
+
+def test_bad_user_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        spin.load_references(str(tmp_path / "nope.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "q", "reference": "a"}\n{"prompt": 3}\n')
+    with pytest.raises(ConfigError, match=":2 is not a valid"):
+        spin.load_references(str(bad))
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text("".join(json.dumps({"prompt": f"q{i}", "response": f"a{i}"}) + "\n" for i in range(5)))
+    assert [r.reference for r in spin.load_references(str(ok))] == [f"a{i}" for i in range(5)]
+
+
+def test_reference_logprob_on_tiny(tiny: Path) -> None:
+    from selflab.models import clear_cache, load_model
+
+    model = load_model(f"hf:{tiny}")
+    refs = [spin.ReferenceExample(id="a", prompt="Say hi.", reference="Hi there, friend.")]
+    m = spin.reference_logprob(model, refs)
+    n = len(model.tokenizer("Hi there, friend.", add_special_tokens=False)["input_ids"])
+    total = model.score([user("Say hi.")], ["Hi there, friend."])[0]
+    assert m.values[0] == pytest.approx(total / n) and m.values[0] < 0
+    clear_cache()
+
+
+def test_registry() -> None:
+    assert get_loop("spin") is spin.SPINLoop
+
+
+def test_one_full_iteration(tiny: Path, tmp_path: Path) -> None:
+    from selflab.models import clear_cache, load_model
+    from selflab.models.types import GenerationRequest
+
+    cfg = spin.SPINConfig.model_validate(
+        dict(
+            model=f"hf:{tiny}",
+            iterations=1,
+            train_prompts=4,
+            heldout_references=3,
+            max_new_tokens=8,
+            judge_max_new_tokens=3,
+            eval_tasks=3,
+            control_tasks=2,
+            eval_max_new_tokens=8,
+            bench_items=1,
+            train={"lora": True, "max_steps": 1, "batch_size": 2, "learning_rate": 1e-3},
+            report=False,
+        )
+    )
+    metrics = open_run(spin.SPINLoop, tmp_path / "run", cfg, resume=False).run_loop()
+    run = RunDir.open(tmp_path / "run")
+    done = run.completed_stages()
+    assert list(done) == ["iter-0.evaluate"] + [f"iter-1.{s}" for s in spin.SPINLoop.stages]
+    assert len(run.records("iter-1.generate").read(Answer)) == 4
+    pairs = run.records("iter-1.build").read(PreferencePair)
+    assert len(pairs) == done["iter-1.build"].info["pairs"] == 4  # a random model never copies a reference
+    refs, held = spin.SPINLoop.references(type("L", (), {"config": cfg})())  # type: ignore[arg-type]
+    assert [p.chosen for p in pairs] == [r.reference for r in refs]
+    ckpt = run.path / "checkpoints" / "iter-1"
+    assert done["iter-1.train"].info["steps"] == 1 and (ckpt / "model.safetensors").is_file()
+    clear_cache()
+    assert (
+        load_model(f"hf:{ckpt}").generate([GenerationRequest.chat("hi", max_new_tokens=3)])[0].error is None
+    )
+    clear_cache()
+    m = metrics[1].metrics
+    assert (
+        m["heldout_reference_logprob"].estimate.n == 3
+        and m["heldout_reference_logprob"].vs_baseline is not None
+    )
+    assert {"heldout_pass_rate", "self_reward", "response_tokens", "judge_bench_accuracy"} <= set(m)
+    # the trained model's held-out reference likelihood moved (the DPO step changed the weights)
+    assert (
+        metrics[1].metrics["heldout_reference_logprob"].estimate.mean
+        != metrics[0].metrics["heldout_reference_logprob"].estimate.mean
+    )

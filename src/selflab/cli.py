@@ -30,6 +30,7 @@ app.add_typer(models_app, name="models")
 
 # Area command modules; each defines register(app). Listed here so the command tree is explicit.
 AREA_CLIS = (
+    "selflab.judges.cli",
     "selflab.evalbench.cli",
     "selflab.envs.cli",
     "selflab.probes.cli",

@@ -57,3 +57,32 @@ def test_train_sft_from_file(app: typer.Typer, tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert f"hf:{out}" in res.output and (out / "model.safetensors").is_file()
+
+
+def test_eval_compares_models_on_objective_metrics(app: typer.Typer, tmp_path: Path) -> None:
+    tiny = tiny_llama(tmp_path / "tiny")
+    out = tmp_path / "eval.json"
+    spec = f"hf:{tiny}"
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--models",
+            f"{spec},{spec}",
+            "--n",
+            "3",
+            "--control-n",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--json",
+            str(out),
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())
+    assert [r["model"] for r in rows] == [spec, spec]
+    acc = rows[1]["vs_first"]["instructions_pass_rate"]
+    assert acc["delta"]["mean"] == 0.0 and acc["test"] == "mcnemar-exact"  # same greedy model, same items
+    assert rows[0]["metrics"]["instructions_pass_rate"]["n"] == 3

@@ -21,7 +21,7 @@ _ASK_RE = re.compile(
     r"^(?:ask|question|interrogate)\s*:?\s+(.+?)\s*[:,\-]\s*(.+)$", re.IGNORECASE | re.DOTALL
 )
 _ASK_LOOSE_RE = re.compile(r"^(?:ask|question|interrogate)\b\s*:?\s*(.*)$", re.IGNORECASE | re.DOTALL)
-_ACCUSE_RE = re.compile(r"^accuse\s*:?\s*(.+)$", re.IGNORECASE | re.DOTALL)
+_ACCUSE_RE = re.compile(r"^(?:i\s+)?accuse\s*:?\s*(.+)$", re.IGNORECASE | re.DOTALL)
 _TIME_RE = re.compile(r"(\d{1,2})(?::(\d{2}))?\s*(am|pm|h)?", re.IGNORECASE)
 
 

@@ -106,9 +106,9 @@ def judges(
     perturbations: Annotated[
         str, typer.Option(help=f"comma list or 'all' or 'none': {', '.join(ALL_NAMES)}")
     ] = "all",
-    per_perturbation: Annotated[int, typer.Option(help="units per perturbation and protocol")] = 8,
+    per_perturbation: Annotated[int, typer.Option(help="units per perturbation and protocol")] = 6,
     majority: Annotated[bool, typer.Option(help="run the majority-vote study")] = True,
-    majority_items: Annotated[int, typer.Option(help="items in the majority study")] = 8,
+    majority_items: Annotated[int, typer.Option(help="items in the majority study")] = 4,
     cot: Annotated[bool, typer.Option(help="let judges reason first (slower)")] = False,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
 ) -> None:

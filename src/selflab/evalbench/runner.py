@@ -44,11 +44,11 @@ class BenchConfig(BaseModel):
     limit: int = Field(12, ge=1, description="benchmark items (each has up to 3 candidates and 2 pairs)")
     seed: int = 0
     perturbations: list[str] = Field(default_factory=lambda: list(ALL_NAMES))
-    per_perturbation: int = Field(8, ge=1, description="units judged per perturbation and protocol")
+    per_perturbation: int = Field(6, ge=1, description="units judged per perturbation and protocol")
     cot: bool = Field(False, description="let judges reason before the verdict (slow on CPU)")
     max_new_tokens: int | None = None
     majority: bool = True
-    majority_items: int = Field(8, ge=1, description="items whose candidates the majority study judges")
+    majority_items: int = Field(4, ge=1, description="items whose candidates the majority study judges")
     jury_sizes: list[int] = Field(default_factory=lambda: [1, 3, 5, 9])
     n_boot: int = 1000
 

@@ -1,0 +1,545 @@
+"""Judge distillation: make the model a better judge, off-policy from a jury and on-policy from its
+own meta-judgments, and measure it on a held-out judge benchmark of code-verified truth.
+
+Each iteration runs one phase, `phases[(i - 1) % len(phases)]` (default: iteration 1 = SFT,
+iteration 2 = DPO, so the meter shows before, after SFT and after SFT+DPO, each with CIs and
+paired tests against iteration 0 and the previous iteration):
+
+  sft (off-policy)  label     a diverse jury (personas; by default the STARTING model, i.e. a fixed
+                              teacher) scores training candidates and compares training pairs;
+                              its majority labels are the targets. The items' verified truth is
+                              NOT used for training, only to record how good the teacher was.
+                    build     SFT rows "Score: <jury majority>" / "Verdict: [[A|B]]" (both orders);
+                              unlabeled and tied items dropped and counted
+  dpo (on-policy)   sample    the current judge grades each training candidate k times (sampled)
+                    meta_judge the same model as MetaJudge picks the better of two disagreeing
+                              judgments (both orders); ties/unparsable dropped and counted; how
+                              often it picked the judgment that matches the truth is recorded
+                    build     DPO pairs: preferred vs rejected judgment
+  both              train     TRL SFT or DPO (LoRA by default) -> checkpoints/iter-<i>
+                    evaluate  held-out judge benchmark: pointwise accuracy, pair accuracy from
+                              scores, pairwise-judge accuracy and position consistency, agreement
+                              with the teacher jury (the proxy the SFT phase optimises: the gap
+                              proxy minus truth is the drift signal), plus the shared meter
+                              (held-out verifier accuracy, self-reward, length).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from selflab.loops.base import Loop, StageContext, register_loop
+from selflab.loops.measures import Answer
+from selflab.loops.meta_rewarding import MetaRecord, judge_pairs, meta_candidates
+from selflab.loops.self_rewarding import (
+    BenchPair,
+    BenchUnit,
+    JudgedAnswer,
+    JudgedLoopConfig,
+    bench_slice,
+    evaluate_policy,
+    judge_each,
+    stage_infos,
+    train_or_carry,
+)
+from selflab.loops.stats import bootstrap_ci
+from selflab.loops.truth_meter import Measurement
+from selflab.models.types import SamplingParams
+from selflab.training import SFTExample, TrainConfig, dpo_rows, save_parquet, sft_rows
+
+Phase = Literal["sft", "dpo"]
+
+
+class JudgeDistillationConfig(JudgedLoopConfig):
+    phases: list[Phase] = Field(default_factory=lambda: ["sft", "dpo"], min_length=1)
+    train_items: int = Field(
+        24, ge=1, description="generated benchmark items to train on (3 candidates each)"
+    )
+    jury: str = Field("jury:personas:5", description="the teacher (a judge kind of selflab.judges)")
+    jury_model: str | None = Field(None, description="teacher model spec; None: the starting model")
+    pairwise: bool = Field(True, description="also distil pairwise verdicts (trained in both orders)")
+    dpo_judgments: int = Field(2, ge=2, description="sampled judgments per candidate in a DPO phase")
+    dpo_temperature: float = Field(1.0, gt=0.0)
+    judge_samples: int = Field(1, ge=1)
+    bench_items: int = Field(12, ge=1)
+    eval_tasks: int = Field(20, ge=2)
+    control_tasks: int = Field(10, ge=0)
+    sft_train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(lora=True, learning_rate=2e-4, epochs=2, batch_size=8)
+    )
+    dpo_train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(lora=True, learning_rate=5e-5, epochs=2, batch_size=4)
+    )
+
+
+class LabelRecord(BaseModel):
+    """The jury's label for one training unit, next to the truth it never saw."""
+
+    unit_id: str
+    mode: Literal["pointwise", "pairwise"]
+    prompt: str
+    response: str
+    response_b: str = ""
+    jury_score: float | None = None  # raw scale
+    jury_verdict: str | None = None
+    n_valid: int = 0
+    correct: bool | None = None  # pointwise truth
+    better: str | None = None  # pairwise truth
+
+
+class TeacherLabel(BaseModel):
+    """The teacher's decision on one held-out benchmark unit (computed once, at iteration 0)."""
+
+    unit_id: str
+    score: float | None  # normalised to [0, 1]
+
+
+def train_bench(
+    n_items: int, seed: int, heldout: Sequence[BenchUnit]
+) -> tuple[list[BenchUnit], list[BenchPair]]:
+    """Freshly generated benchmark items whose prompts are not among the held-out ones."""
+    from selflab.evalbench.items import generate_items
+
+    banned = {u.prompt for u in heldout}
+    units, pairs = [], []
+    items = [it for it in generate_items(n_items * 3, seed=seed) if it.task.prompt not in banned][:n_items]
+    for it in items:
+        for c in it.candidates:
+            units.append(
+                BenchUnit(
+                    id=c.id,
+                    item_id=it.id,
+                    domain=it.domain,
+                    prompt=it.task.prompt,
+                    response=c.response,
+                    correct=c.correct,
+                )
+            )
+        pairs += [BenchPair(id=p.id, a=p.a, b=p.b, better=p.better) for p in it.pairs]
+    return units, pairs
+
+
+def _pointwise_judge(model: object, max_new_tokens: int, template: str) -> object:
+    from selflab.judges.rubric import RubricJudge
+
+    return RubricJudge(
+        model, template=template, sampling=SamplingParams(max_new_tokens=max_new_tokens), direct=True
+    )  # type: ignore[arg-type]
+
+
+def _pairwise_judge(model: object, max_new_tokens: int) -> object:
+    from selflab.judges.pairwise import PairwiseLLMJudge
+
+    return PairwiseLLMJudge(
+        model, sampling=SamplingParams(max_new_tokens=max_new_tokens), direct=True, on_disagree="tie"
+    )  # type: ignore[arg-type]
+
+
+def sft_examples(
+    labels: Sequence[LabelRecord], scale: tuple[float, float], max_new_tokens: int, template: str
+) -> tuple[list[SFTExample], dict[str, int]]:
+    """Jury labels -> SFT demonstrations in the exact prompt format the judge is evaluated with.
+    Pointwise: "Score: n" (the rounded majority score); pairwise: "Verdict: [[X]]" in both orders.
+    Unlabeled units and tied pairs are dropped and counted."""
+    from selflab.judges.types import PairwiseItem, PointwiseItem
+
+    point = _pointwise_judge(None, max_new_tokens, template)
+    pair = _pairwise_judge(None, max_new_tokens)
+    out: list[SFTExample] = []
+    counts = {"sft_unlabeled": 0, "sft_ties": 0, "sft_pointwise": 0, "sft_pairwise": 0}
+    lo, hi = scale
+    for r in labels:
+        if r.mode == "pointwise":
+            if r.jury_score is None:
+                counts["sft_unlabeled"] += 1
+                continue
+            score = int(min(hi, max(lo, round(r.jury_score))))
+            text = point.prompt_text(PointwiseItem(prompt=r.prompt, response=r.response))  # type: ignore[attr-defined]
+            out.append(
+                SFTExample(
+                    prompt=[{"role": "user", "content": text}],
+                    response=f"Score: {score}",
+                    source="jury",
+                    id=r.unit_id,
+                )
+            )  # type: ignore[list-item]
+            counts["sft_pointwise"] += 1
+            continue
+        if r.jury_verdict is None:
+            counts["sft_unlabeled"] += 1
+            continue
+        if r.jury_verdict not in ("A", "B"):
+            counts["sft_ties"] += 1
+            continue
+        item = PairwiseItem(prompt=r.prompt, response_a=r.response, response_b=r.response_b)
+        for swapped in (False, True):
+            v = r.jury_verdict if not swapped else {"A": "B", "B": "A"}[r.jury_verdict]
+            text = pair.prompt_text(item, swapped)  # type: ignore[attr-defined]
+            out.append(
+                SFTExample(
+                    prompt=[{"role": "user", "content": text}],
+                    response=f"Verdict: [[{v}]]",
+                    source="jury",
+                    id=f"{r.unit_id}:{'BA' if swapped else 'AB'}",
+                )  # type: ignore[list-item]
+            )
+            counts["sft_pairwise"] += 1
+    return out, counts
+
+
+def teacher_accuracy(
+    labels: Sequence[LabelRecord], scale: tuple[float, float]
+) -> dict[str, float | int | str | None]:
+    """How good the teacher was: its decisions against the verified truth (with bootstrap CIs)."""
+    lo, hi = scale
+    mid = (lo + hi) / 2
+    point = [
+        None if r.jury_score is None else (r.jury_score > mid) == r.correct
+        for r in labels
+        if r.mode == "pointwise"
+    ]
+    pair = [
+        None
+        if r.jury_verdict is None
+        else 1.0
+        if r.jury_verdict == r.better
+        else 0.5
+        if r.jury_verdict == "tie"
+        else 0.0
+        for r in labels
+        if r.mode == "pairwise"
+    ]
+    out: dict[str, float | int | str | None] = {}
+    for name, vals in (("teacher_pointwise_accuracy", point), ("teacher_pair_accuracy", pair)):
+        if vals:
+            est = bootstrap_ci(vals, seed=0)
+            out[name] = None if est.mean is None else round(est.mean, 4)
+            out[f"{name}_ci"] = est.fmt()
+            out[f"{name}_missing"] = sum(1 for v in vals if v is None)
+    return out
+
+
+def pairwise_bench(
+    model: object, units: Sequence[BenchUnit], pairs: Sequence[BenchPair], max_new_tokens: int
+) -> list[Measurement]:
+    """The model as a pairwise judge (both orders) on held-out pairs: accuracy (tie = 0.5) and
+    position consistency (the two orders agree); unparsable = missing."""
+    from selflab.judges.types import PairwiseItem
+
+    if not pairs:
+        return []
+    by_id = {u.id: u for u in units}
+    judge = _pairwise_judge(model, max_new_tokens)
+    items = [
+        PairwiseItem(
+            prompt=by_id[p.a].prompt, response_a=by_id[p.a].response, response_b=by_id[p.b].response, id=p.id
+        )
+        for p in pairs
+    ]
+    js = judge.compare(items)  # type: ignore[attr-defined]
+    acc: list[float | bool | None] = []
+    cons: list[float | bool | None] = []
+    for p, j in zip(pairs, js, strict=True):
+        acc.append(
+            None
+            if j.verdict is None
+            else 1.0
+            if j.verdict == p.better
+            else 0.5
+            if j.verdict == "tie"
+            else 0.0
+        )
+        orders = [o.get("verdict_original") for o in j.details.get("orders", [])]
+        cons.append(None if len(orders) != 2 or None in orders else orders[0] == orders[1])
+    return [
+        Measurement(
+            name="pairwise_judge_accuracy",
+            kind="objective",
+            values=acc,
+            description="pairwise judge, both orders, held-out benchmark pairs (tie = 0.5)",
+        ),
+        Measurement(
+            name="position_consistency",
+            kind="objective",
+            values=cons,
+            description="pairwise verdicts agree when the two replies are swapped",
+        ),
+    ]
+
+
+@register_loop
+class JudgeDistillationLoop(Loop):
+    name = "judge-distillation"
+    description = "judge training: SFT on a persona jury's majority labels, DPO on meta-judged judgments"
+    Config = JudgeDistillationConfig
+    baseline_stages = ("evaluate",)
+    stages = ("label", "sample", "meta_judge", "build", "train", "evaluate")
+    config: JudgeDistillationConfig
+
+    def phase(self, iteration: int) -> Phase:
+        return self.config.phases[(iteration - 1) % len(self.config.phases)]
+
+    def heldout(self) -> tuple[list[BenchUnit], list[BenchPair]]:
+        return bench_slice(self.config.bench_items, self.config.heldout_topic_fraction)
+
+    def training_units(self, iteration: int) -> tuple[list[BenchUnit], list[BenchPair]]:
+        held, _ = self.heldout()
+        return train_bench(self.config.train_items, self.seed_for("train-items", iteration) % 100000, held)
+
+    def _teacher(self) -> object:
+        from selflab.judges.factory import build_judge
+
+        c = self.config
+        model = self.load(c.jury_model or c.model)
+        return build_judge(
+            c.jury,
+            model,
+            direct=True,
+            max_new_tokens=c.judge_max_new_tokens,
+            seed=self.seed_for("jury"),
+            aggregate="majority",
+        )
+
+    def stage_label(self, ctx: StageContext) -> None:
+        from selflab.judges.types import PairwiseItem, PointwiseItem
+
+        c = self.config
+        if self.phase(ctx.iteration) != "sft":
+            ctx.info["skipped"] = "dpo phase"
+            return
+        units, pairs = self.training_units(ctx.iteration)
+        jury = self._teacher()
+        scores = jury.judge([PointwiseItem(prompt=u.prompt, response=u.response, id=u.id) for u in units])  # type: ignore[attr-defined]
+        records = [
+            LabelRecord(
+                unit_id=u.id,
+                mode="pointwise",
+                prompt=u.prompt,
+                response=u.response,
+                jury_score=j.score,
+                n_valid=int(j.details.get("n_valid", 0)),
+                correct=u.correct,
+            )
+            for u, j in zip(units, scores, strict=True)
+        ]
+        if c.pairwise and pairs:
+            by_id = {u.id: u for u in units}
+            items = [
+                PairwiseItem(
+                    prompt=by_id[p.a].prompt,
+                    response_a=by_id[p.a].response,
+                    response_b=by_id[p.b].response,
+                    id=p.id,
+                )
+                for p in pairs
+            ]
+            verdicts = jury.compare(items)  # type: ignore[attr-defined]
+            records += [
+                LabelRecord(
+                    unit_id=p.id,
+                    mode="pairwise",
+                    prompt=it.prompt,
+                    response=it.response_a,
+                    response_b=it.response_b,
+                    jury_verdict=j.verdict,
+                    n_valid=int(j.details.get("n_valid", 0)),
+                    better=p.better,
+                )
+                for p, it, j in zip(pairs, items, verdicts, strict=True)
+            ]
+        ctx.out.extend(records)
+        ctx.info.update(
+            labeled=sum(1 for r in records if r.jury_score is not None or r.jury_verdict is not None),
+            units=len(records),
+        )
+        ctx.info.update(teacher_accuracy(records, tuple(getattr(jury, "scale", (0.0, 5.0)))))  # type: ignore[arg-type]
+
+    def stage_sample(self, ctx: StageContext) -> None:
+        c = self.config
+        if self.phase(ctx.iteration) != "dpo":
+            ctx.info["skipped"] = "sft phase"
+            return
+        units, _ = self.training_units(ctx.iteration)
+        answers = [
+            Answer(task_id=u.id, prompt=u.prompt, sample=0, response=u.response, verified=u.correct)
+            for u in units
+        ]
+        model = self.load(self.policy_spec(ctx.iteration))
+        judged = judge_each(
+            model,
+            answers,
+            c.dpo_judgments,
+            self.seed_for("sample", ctx.iteration),
+            c.judge_max_new_tokens,
+            c.judge_template,
+            c.dpo_temperature,
+            c.judge_reasoning,
+        )
+        ctx.out.extend(judged)
+        ctx.info.update(
+            judgments=sum(len(a.scores) for a in judged),
+            unparsable_judgments=sum(1 for a in judged for s in a.scores if s is None),
+        )
+
+    def stage_meta_judge(self, ctx: StageContext) -> None:
+        from selflab.judges.meta import MetaJudge
+        from selflab.judges.types import MetaItem
+
+        if self.phase(ctx.iteration) != "dpo":
+            ctx.info["skipped"] = "sft phase"
+            return
+        judged = self.read(ctx.iteration, "sample", JudgedAnswer)
+        cands, counts = meta_candidates(judged)
+        ctx.info.update(counts)
+        if not cands:
+            return
+        model = self.load(self.policy_spec(ctx.iteration))
+        meta = MetaJudge(
+            model, sampling=SamplingParams(max_new_tokens=4), both_orders=True, on_disagree="tie", direct=True
+        )
+        items = [
+            MetaItem(
+                prompt=a.prompt,
+                response=a.response,
+                judgment_a=a.judgments[hi],
+                judgment_b=a.judgments[lo],
+                id=a.task_id,
+            )
+            for a, hi, lo in cands
+        ]
+        verdicts = meta.compare_judgments(items)
+        records, right = [], []
+        for (a, hi, lo), item, j in zip(cands, items, verdicts, strict=True):
+            sa, sb = float(a.scores[hi]), float(a.scores[lo])  # type: ignore[arg-type]
+            records.append(
+                MetaRecord(
+                    answer_id=a.task_id,
+                    prompt=a.prompt,
+                    judge_prompt=a.judge_prompt,
+                    response=a.response,
+                    judgment_a=item.judgment_a,
+                    judgment_b=item.judgment_b,
+                    score_a=sa,
+                    score_b=sb,
+                    verdict=j.verdict,
+                    parse_error=j.parse_error,
+                    consistent=j.details.get("consistent"),
+                )
+            )
+            if j.verdict in ("A", "B"):
+                mid = sum(a.scale) / 2
+                # the truth-matching judgment: above the midpoint for a correct candidate, below for a wrong one
+                truth_side = (
+                    "A" if (sa > mid) == bool(a.verified) else "B" if (sb > mid) == bool(a.verified) else None
+                )
+                if truth_side is not None:
+                    right.append(j.verdict == truth_side)
+        ctx.out.extend(records)
+        ctx.info["meta_judged"] = len(records)
+        ctx.info["meta_decided_vs_truth"] = len(right)
+        ctx.info["meta_accuracy_vs_truth"] = round(sum(right) / len(right), 4) if right else None
+
+    def stage_build(self, ctx: StageContext) -> None:
+        c = self.config
+        rng = random.Random(self.seed_for("build", ctx.iteration))
+        if self.phase(ctx.iteration) == "sft":
+            labels = self.read(ctx.iteration, "label", LabelRecord)
+            examples, counts = sft_examples(labels, (0.0, 5.0), c.judge_max_new_tokens, c.judge_template)
+            rng.shuffle(examples)
+            ctx.out.extend(examples)
+            ctx.info.update(counts, examples=len(examples))
+            if examples:
+                save_parquet(sft_rows(examples), ctx.data_path("sft"))
+            return
+        pairs, counts = judge_pairs(self.read(ctx.iteration, "meta_judge", MetaRecord))
+        rng.shuffle(pairs)
+        ctx.out.extend(pairs)
+        ctx.info.update(counts, pairs=len(pairs))
+        if pairs:
+            save_parquet(dpo_rows(pairs), ctx.data_path("dpo"))
+
+    def stage_train(self, ctx: StageContext) -> None:
+        phase = self.phase(ctx.iteration)
+        cfg = self.config.sft_train if phase == "sft" else self.config.dpo_train
+        ctx.info["phase"] = phase
+        train_or_carry(self, ctx, phase, ctx.data_path(phase), cfg)
+
+    def stage_evaluate(self, ctx: StageContext) -> None:
+        c = self.config
+        spec = self.model_after(ctx.iteration)
+        units, pairs = self.heldout()
+        if ctx.iteration == 0:  # the teacher's labels on the held-out units: fixed, computed once
+            from selflab.judges.types import PointwiseItem
+
+            jury = self._teacher()
+            lo, hi = getattr(jury, "scale", (0.0, 5.0))
+            js = jury.judge([PointwiseItem(prompt=u.prompt, response=u.response, id=u.id) for u in units])  # type: ignore[attr-defined]
+            teacher = [
+                TeacherLabel(unit_id=u.id, score=None if j.score is None else (j.score - lo) / (hi - lo))
+                for u, j in zip(units, js, strict=True)
+            ]
+        else:
+            teacher = [
+                TeacherLabel.model_validate(d)
+                for d in self.stage_log(0, "evaluate").read_dicts()
+                if "unit_id" in d and "score" in d and "correct" not in d
+            ]
+        ms, records = evaluate_policy(self, ctx, c, spec)
+        model = self.load(spec)
+        ms += pairwise_bench(model, units, pairs, c.judge_max_new_tokens)
+        own = {r.unit_id: r.score for r in records if hasattr(r, "unit_id") and hasattr(r, "correct")}  # type: ignore[attr-defined]
+        t_by = {t.unit_id: t.score for t in teacher}
+        agree: list[float | bool | None] = []
+        for u in units:
+            s, t = own.get(u.id), t_by.get(u.id)
+            agree.append(None if s is None or t is None else (s > 0.5) == (t > 0.5))
+        ms.append(
+            Measurement(
+                name="teacher_agreement",
+                kind="self_reward",
+                values=agree,
+                optimised=True,
+                description="judge agrees with the teacher jury on held-out units (the proxy the SFT phase optimises)",
+            )
+        )
+        truth = next((m for m in ms if m.name == "judge_bench_accuracy"), None)
+        if truth is not None:
+            ms.append(
+                Measurement(
+                    name="gap_teacher_agreement_minus_truth",
+                    kind="drift",
+                    values=[
+                        None if a is None or b is None else float(a) - float(b)
+                        for a, b in zip(agree, truth.values, strict=True)
+                    ],
+                    higher_is_better=False,
+                    description="agreement with the teacher minus agreement with the truth, per unit",
+                )
+            )
+        ctx.out.extend([*records, *(teacher if ctx.iteration == 0 else [])])
+        info = stage_infos(
+            self,
+            ctx.iteration,
+            (
+                "phase",
+                "labeled",
+                "teacher_pointwise_accuracy",
+                "teacher_pointwise_accuracy_ci",
+                "teacher_pair_accuracy",
+                "teacher_pair_accuracy_ci",
+                "examples",
+                "sft_unlabeled",
+                "sft_ties",
+                "pairs",
+                "meta_ties",
+                "meta_unparsable",
+                "meta_accuracy_vs_truth",
+                "steps",
+                "train_loss",
+            ),
+        )
+        self.meter.record(ctx.iteration, spec, ms, info=info, gap=("self_reward", "heldout_pass_rate"))

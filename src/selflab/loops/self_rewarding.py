@@ -208,6 +208,9 @@ def select_instructions(
 # -- judging, one record per judgment --------------------------------------------------------------
 
 
+_ANSWER_FIELDS = set(Answer.model_fields) - {"self_score", "judge_raw", "judge_error"}
+
+
 def judge_each(
     model: LanguageModel,
     answers: Sequence[Answer],
@@ -243,7 +246,7 @@ def judge_each(
         mean = None if j.score is None else (float(j.score) - lo) / (hi - lo)
         out.append(
             JudgedAnswer(
-                **a.model_dump(exclude={"self_score", "judge_raw", "judge_error"}),
+                **{k: v for k, v in a.model_dump().items() if k in _ANSWER_FIELDS},
                 self_score=mean,
                 judge_raw=j.raw[-200:],
                 judge_error=j.parse_error,

@@ -44,7 +44,7 @@ class AdaptiveResult(BaseModel):
     auc: dict[str, Metric]
     best_fixed_layer: int
     unsup_layer: int
-    stack_weights: dict[int, float]
+    stack_weights: dict[int, float]  # stacker coefficients on standardised per-layer logits
     per_input_layers: dict[int, int]  # layer -> how many test inputs used it
 
 
@@ -97,7 +97,7 @@ def evaluate_pair(
         )
         stack.fit((Zv - mu) / sd, src.val.y)
     out["stacked"] = stack.predict_proba((Zt - mu) / sd)[:, 1]
-    weights = stack.coef_[0] / sd
+    weights = stack.coef_[0]  # on standardised logits: comparable across layers
 
     top = np.argsort(-np.nan_to_num(val_auc, nan=-1))[: max(1, top_k)]
     conf = np.abs(T[top] - 0.5)

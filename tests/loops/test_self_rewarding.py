@@ -266,3 +266,38 @@ def test_resume_after_crash_gives_same_data(
     assert not RunDir.open(tmp_path / "b").is_complete("iter-1.judge")
     open_run(sr.SelfRewardingLoop, tmp_path / "b", None, resume=True).run_loop()
     assert _snapshot(tmp_path / "a") == _snapshot(tmp_path / "b")
+
+
+@pytest.mark.integration
+def test_tiny_budget_on_embedded_model(tmp_path: Path) -> None:
+    """The real model: its direct-mode rubric judgments mostly parse, so real pairs form, and the
+    counts add up; one DPO step produces a loadable checkpoint."""
+    cfg = sr.SelfRewardingConfig.model_validate(
+        dict(
+            model="smollm2-135m",
+            iterations=1,
+            seed_prompts=4,
+            new_prompts=1,
+            samples_per_prompt=3,
+            max_new_tokens=32,
+            judge_samples=2,
+            eval_tasks=4,
+            control_tasks=2,
+            eval_max_new_tokens=32,
+            bench_items=2,
+            train={"lora": True, "max_steps": 1, "batch_size": 2},
+            report=False,
+        )
+    )
+    metrics = open_run(sr.SelfRewardingLoop, tmp_path / "run", cfg, resume=False).run_loop()
+    run = RunDir.open(tmp_path / "run")
+    done = run.completed_stages()
+    j = done["iter-1.judge"].info
+    assert j["unparsable_judgments"] < j["judgments"]  # the 135M model writes "Score: n" in direct mode
+    b = done["iter-1.build"].info
+    assert (
+        b["pairs"] + b["dropped_ties"] + b["dropped_too_few_scored"] + b["dropped_duplicate_text"]
+        == b["groups"]
+    )
+    assert (run.path / "checkpoints" / "iter-1" / "model.safetensors").is_file()
+    assert metrics[-1].metrics["judge_bench_accuracy"].estimate.n > 0

@@ -271,7 +271,15 @@ def train(
         seconds=seconds,
         train_loss=float(output.training_loss) if output.training_loss is not None else None,
         losses=losses,
-        tokens=tokens * max(1, int(round(cfg.epochs))) if cfg.max_steps <= 0 else tokens,
+        # tokens actually processed: examples seen (steps x batch x accumulation, at most the
+        # epochs asked for) times the mean tokens per processed example
+        tokens=int(
+            tokens
+            / max(1, len(trainer.train_dataset))
+            * int(trainer.state.global_step)
+            * trainer.args.per_device_train_batch_size
+            * trainer.args.gradient_accumulation_steps
+        ),
         trainable_params=trainable,
         total_params=total,
         lora=cfg.lora,

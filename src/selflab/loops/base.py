@@ -188,6 +188,7 @@ class Loop(ABC):
 # -- registry -----------------------------------------------------------------------------------
 
 LOOP_CONFIG_FILE = "loop_config.json"
+BROKEN_LOOP_MODULES: dict[str, str] = {}  # module -> import error, shown by `selflab loops`
 _REGISTRY: dict[str, type[Loop]] = {}
 _NOT_LOOP_MODULES = {"base", "cli", "stats", "truth_meter", "measures", "evaluate"}
 
@@ -208,8 +209,12 @@ def _import_loop_modules() -> None:
     import selflab.loops as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name not in _NOT_LOOP_MODULES and not info.name.startswith("_"):
+        if info.name in _NOT_LOOP_MODULES or info.name.startswith("_") or info.name in BROKEN_LOOP_MODULES:
+            continue
+        try:
             importlib.import_module(f"selflab.loops.{info.name}")
+        except Exception as exc:  # noqa: BLE001 - one broken loop module must not hide the others
+            BROKEN_LOOP_MODULES[info.name] = f"{type(exc).__name__}: {exc}"
 
 
 def list_loops() -> dict[str, type[Loop]]:
@@ -220,7 +225,10 @@ def list_loops() -> dict[str, type[Loop]]:
 def get_loop(name: str) -> type[Loop]:
     loops = list_loops()
     if name not in loops:
-        raise SelflabError(f"no loop named {name!r}", f"choose one of: {', '.join(loops) or '(none)'}")
+        broken = "".join(f"; module {m} failed to import ({e})" for m, e in BROKEN_LOOP_MODULES.items())
+        raise SelflabError(
+            f"no loop named {name!r}{broken}", f"choose one of: {', '.join(loops) or '(none)'}"
+        )
     return loops[name]
 
 

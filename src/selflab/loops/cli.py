@@ -70,7 +70,7 @@ def load_loop_config(loop_cls: Any, path: Path | None, sets: list[str]) -> Any:
 
 def loops_command() -> None:
     """List the self-improvement loops."""
-    from selflab.loops.base import list_loops
+    from selflab.loops.base import BROKEN_LOOP_MODULES, list_loops
 
     table = Table(title="selflab loops")
     table.add_column("name")
@@ -79,6 +79,8 @@ def loops_command() -> None:
     for name, cls in list_loops().items():
         table.add_row(name, " → ".join(cls.stages), cls.description)
     console.print(table)
+    for module, error in BROKEN_LOOP_MODULES.items():
+        console.print(f"[red]loop module selflab.loops.{module} failed to import:[/red] {error}")
 
 
 def loop_command(

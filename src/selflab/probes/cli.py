@@ -104,6 +104,9 @@ def generalize(
     position: PositionOpt = "last",
     mlp_stride: Annotated[int, typer.Option(help="Fit the MLP probe every k-th layer.")] = 3,
     dynamics_stride: Annotated[int, typer.Option(help="Analyse token dynamics every k-th layer.")] = 3,
+    dynamics: Annotated[
+        bool, typer.Option("--dynamics/--no-dynamics", help="Token dynamics (a second pass).")
+    ] = True,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for CIs.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
     cache_dir: CacheOpt = None,
@@ -123,6 +126,7 @@ def generalize(
         position=position,
         mlp_stride=mlp_stride,
         dynamics_stride=dynamics_stride,
+        dynamics=dynamics,
         n_boot=n_boot,
         batch_size=batch_size,
         seed=seed,

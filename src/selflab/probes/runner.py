@@ -33,6 +33,7 @@ class ProbeConfig(BaseModel):
     batch_size: int = Field(16, ge=1)
     cache_dir: str | None = None  # default: <run dir>/cache
     dynamics_stride: int = Field(3, ge=1)
+    dynamics: bool = True  # token dynamics need a second pass that keeps every answer token
 
     @field_validator("probes")
     @classmethod
@@ -117,12 +118,46 @@ def run_sweep(cfg: ProbeConfig, out: Path, target: Target | None = None, log: An
             }
             for b in summary.best
         ],
+        "mean_curve": _mean_curve(summary),
         "adaptive_mean_test_auc": {k: v.mean_id for k, v in adaptive.items()},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "files": ["sweep.json", "adaptive.json", "layer_curve.png"],
     }
     _write_json(out / "sweep_summary.json", headline)
     return headline
+
+
+def _dynamics(cfg: ProbeConfig, out: Path, target: Target) -> Any:
+    num_layers = target.num_layers
+    dyn_layers = sorted(set(range(0, num_layers + 1, cfg.dynamics_stride)) | {num_layers})
+    data = build_datasets(cfg.datasets, cfg.n, cfg.seed)
+    seqs = {}
+    for name, d in data.items():
+        acts = activations_for(
+            target, d, ["all"], _cache_dir(cfg, out), layers=dyn_layers, batch_size=cfg.batch_size
+        )
+        seqs[name] = seq_data(name, d, acts["all"].sequences(), dyn_layers, cfg.seed)
+    return analyze(seqs, seed=cfg.seed)
+
+
+def _mean_curve(summary: Any) -> dict[str, Any]:
+    """Per probe kind: test AUC per layer averaged over datasets, and the layer with the best mean
+    *validation* AUC (one layer for all datasets, chosen without test data)."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    for kind in sorted({r.probe for r in summary.results}):
+        rows = [r for r in summary.results if r.probe == kind]
+        layers = sorted({r.layer for r in rows})
+        test = {lay: float(np.mean([r.test_auc.value for r in rows if r.layer == lay])) for lay in layers}
+        val = {lay: float(np.mean([r.val_auc for r in rows if r.layer == lay])) for lay in layers}
+        best = max(layers, key=lambda lay: val[lay])
+        out[kind] = {
+            "layer_chosen_on_mean_val": best,
+            "mean_test_auc_at_that_layer": round(test[best], 4),
+            "mean_test_auc_per_layer": {lay: round(v, 4) for lay, v in test.items()},
+        }
+    return out
 
 
 def run_generalize(
@@ -152,20 +187,13 @@ def run_generalize(
     _write_json(out / "adaptive_ood.json", adaptive)
     timings["matrix_and_adaptive"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    num_layers = target.num_layers
-    dyn_layers = sorted(set(range(0, num_layers + 1, cfg.dynamics_stride)) | {num_layers})
-    data = build_datasets(cfg.datasets, cfg.n, cfg.seed)
-    seqs = {}
-    for name, d in data.items():
-        acts = activations_for(
-            target, d, ["all"], _cache_dir(cfg, out), layers=dyn_layers, batch_size=cfg.batch_size
-        )
-        seqs[name] = seq_data(name, d, acts["all"].sequences(), dyn_layers, cfg.seed)
-    dynamics = analyze(seqs, seed=cfg.seed)
-    _write_json(out / "dynamics.json", dynamics)
-    plots.dynamics_plot(dynamics, out / "dynamics.png")
-    timings["dynamics"] = time.perf_counter() - t0
+    dynamics = None
+    if cfg.dynamics:
+        t0 = time.perf_counter()
+        dynamics = _dynamics(cfg, out, target)
+        _write_json(out / "dynamics.json", dynamics)
+        plots.dynamics_plot(dynamics, out / "dynamics.png")
+        timings["dynamics"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
     headline = {
         "model": target.name,
@@ -181,9 +209,10 @@ def run_generalize(
             for k, m in matrices.items()
         },
         "adaptive": {"probe": adaptive.probe, "mean_id": adaptive.mean_id, "mean_ood": adaptive.mean_ood},
-        "dynamics": dynamics.best,
+        "dynamics": dynamics.best if dynamics else "skipped (--no-dynamics)",
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        "files": ["generalization.json", "adaptive_ood.json", "dynamics.json", "dynamics.png"]
+        "files": ["generalization.json", "adaptive_ood.json"]
+        + (["dynamics.json", "dynamics.png"] if dynamics else [])
         + [f"heatmap_{k}.png" for k in matrices],
     }
     _write_json(out / "generalize_summary.json", headline)

@@ -1,0 +1,540 @@
+"""Game self-play: the model plays a text game against itself and a pool of opponents, and learns
+from the outcomes.
+
+Two learning rules from the literature:
+- filtered behaviour cloning (the Deal-or-No-Deal self-play paper): SFT on the learner's accepted
+  moves from games it won (`keep: winners`) or from seats whose reward beat the batch average
+  (`keep: above_average`);
+- outcome-weighted preferences (SPAG): the learner's moves labelled by the outcome of their game,
+  as KTO (moves of games above the average reward desirable, below undesirable, at the average
+  dropped and counted) or as DPO pairs (a refused attempt vs the accepted move of the same turn,
+  and identical observations met in a won and in a lost game, from `envs.trajectories.to_dpo`).
+
+Role-balanced weighting: each role (seat; in Taboo seat = attacker/defender, in Perudo the first
+mover) contributes the same number of examples; smaller roles are upsampled with a seeded draw.
+
+Per iteration:
+  play      `episodes` training games, split evenly over the pool: `self` (the policy on both
+            seats), `past` (a seeded earlier checkpoint; the base model counts; iteration 1 falls
+            back to self) and any scripted agent of the game; seats rotate; all LLM moves of all
+            games are batched by the env runner
+  build     the training data above, with counts of every drop
+  train     TRL SFT / KTO / DPO -> checkpoints/iter-<i>
+  evaluate  FIXED scripted opponents (not in the training pool by default), fixed seeds, seats
+            rotated, greedy policy: win rate and reward per opponent, invalid-action rate, move
+            length, and the self-reward: the model's own probability that it won each game (asked
+            after the game, scored by likelihood), with its gap to the real outcome. Bootstrap CIs;
+            the same games at every iteration, so the tests against iteration 0 are paired.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from selflab.envs.agents import Agent
+from selflab.envs.llm_agent import LLMAgent
+from selflab.envs.registry import make_agent, spec
+from selflab.envs.runner import EpisodeSpec, play, schedule
+from selflab.envs.trajectories import EpisodeRecord, to_dpo, to_sft
+from selflab.errors import ConfigError
+from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
+from selflab.loops.self_rewarding import stage_infos, train_or_carry
+from selflab.loops.truth_meter import Measurement
+from selflab.models.types import LanguageModel, Message, user
+from selflab.training import (
+    KTOExample,
+    PreferencePair,
+    SFTExample,
+    TrainConfig,
+    dpo_rows,
+    kto_rows,
+    save_parquet,
+    sft_rows,
+)
+
+LEARNER = "learner"
+Method = Literal["filtered_bc", "outcome_kto", "outcome_dpo"]
+
+
+class GameSelfPlayConfig(LoopConfig):
+    """Defaults: Perudo with 2 dice each against a pool; a few minutes per iteration on 2 CPU cores."""
+
+    env_id: str = "perudo-small-v0"
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    episodes: int = Field(32, ge=1, description="training games per iteration, split over the pool")
+    opponents: list[str] = Field(
+        default_factory=lambda: ["self", "past", "bluffer", "cautious"],
+        description="training pool: self, past (earlier checkpoints) and scripted agent names",
+    )
+    eval_opponents: list[str] = Field(
+        default_factory=lambda: ["random", "scripted"], description="FIXED opponents of the truth meter"
+    )
+    eval_episodes: int = Field(
+        16, ge=2, description="evaluation games per fixed opponent (same seeds every iteration)"
+    )
+    temperature: float = Field(0.8, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    eval_temperature: float = Field(0.0, ge=0.0)
+    max_new_tokens: int = Field(24, ge=4)
+    context_tokens: int = Field(1024, ge=256)
+    method: Method = "filtered_bc"
+    keep: Literal["winners", "above_average"] = Field(
+        "winners", description="filtered BC: whose moves to clone"
+    )
+    role_balance: bool = True
+    self_assess: bool = Field(True, description="ask the model after each evaluation game whether it won")
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(
+            lora=True, learning_rate=2e-4, epochs=2, batch_size=8, max_length=1152
+        )
+    )
+
+
+class GameData(BaseModel):
+    """What `build_game_data` produced, with counts of every choice and drop."""
+
+    sft: list[SFTExample] = Field(default_factory=list)
+    kto: list[KTOExample] = Field(default_factory=list)
+    pairs: list[PreferencePair] = Field(default_factory=list)
+    counts: dict[str, float | int] = Field(default_factory=dict)
+
+
+class SelfAssessment(BaseModel):
+    episode_id: str
+    seat: int
+    won: bool
+    p_win: float | None = None
+    error: str | None = None
+
+
+# -- pure data rules -------------------------------------------------------------------------------
+
+
+def learner_seats(ep: EpisodeRecord) -> list[int]:
+    return [i for i, a in enumerate(ep.agents) if a == LEARNER]
+
+
+def _messages(rows_messages: Sequence[dict[str, str]]) -> list[Message]:
+    return [Message(role=m["role"], content=m["content"]) for m in rows_messages]  # type: ignore[arg-type]
+
+
+def balance_roles(items: list[Any], role_of: Any, seed: int, counts: Counter[str]) -> list[Any]:
+    """Upsample every role to the size of the largest one (seeded draw without replacement, then
+    cycling), so each role contributes equally. Counts before and after go into `counts`."""
+    by_role: dict[int, list[Any]] = defaultdict(list)
+    for it in items:
+        by_role[role_of(it)].append(it)
+    if len(by_role) < 2:
+        counts["roles_present"] = len(by_role)
+        return list(items)
+    rng = random.Random(seed)
+    target = max(len(v) for v in by_role.values())
+    out: list[Any] = []
+    for role in sorted(by_role):
+        group = by_role[role]
+        counts[f"role{role}_examples"] = len(group)
+        extra: list[Any] = []
+        while len(group) + len(extra) < target:
+            pool = list(group)
+            rng.shuffle(pool)
+            extra += pool[: target - len(group) - len(extra)]
+        counts[f"role{role}_upsampled"] = len(extra)
+        out += group + extra
+    counts["roles_present"] = len(by_role)
+    return out
+
+
+def build_game_data(
+    episodes: Sequence[EpisodeRecord],
+    method: str = "filtered_bc",
+    keep: str = "winners",
+    role_balance: bool = True,
+    seed: int = 0,
+) -> GameData:
+    """Training data from the learner's moves (agent name `learner`); only accepted moves are ever
+    imitated. See the module docstring for the rules."""
+    c: Counter[str] = Counter()
+    eps = list(episodes)
+    seats = [(ep, s) for ep in eps for s in learner_seats(ep)]
+    c["episodes"] = len(eps)
+    c["learner_seats"] = len(seats)
+    c["learner_wins"] = sum(1 for ep, s in seats if s in ep.winners)
+    rewards = [ep.reward(s) for ep, s in seats]
+    mean = sum(rewards) / len(rewards) if rewards else 0.0
+    rows = to_sft(eps, players="all", agents={LEARNER})
+    c["accepted_moves"] = len(rows)
+    c["refused_or_defaulted_moves"] = sum(
+        1 for ep in eps for st in ep.steps if st.agent == LEARNER and (st.error is not None or st.defaulted)
+    )
+    winners = {(ep.episode_id, w) for ep in eps for w in ep.winners}
+    rng = random.Random(seed)
+    out = GameData()
+    if method == "filtered_bc":
+        if keep == "winners":
+            kept = [r for r in rows if (r["episode_id"], r["player"]) in winners]
+        else:
+            kept = [r for r in rows if r["reward"] > mean]
+        c["dropped_moves"] = len(rows) - len(kept)
+        if role_balance:
+            kept = balance_roles(kept, lambda r: r["player"], seed, c)
+        out.sft = [
+            SFTExample(
+                prompt=_messages(r["messages"][:-1]),
+                response=r["messages"][-1]["content"],
+                weight=1.0,
+                source=f"game-{keep}",
+                id=f"{r['episode_id']}:{r['player']}:{i}",
+            )
+            for i, r in enumerate(kept)
+        ]
+        rng.shuffle(out.sft)
+    elif method == "outcome_kto":
+        labelled = []
+        for r in rows:
+            if math.isclose(r["reward"], mean):
+                c["dropped_tie_with_mean"] += 1
+                continue
+            labelled.append((r, r["reward"] > mean))
+        if role_balance:
+            labelled = balance_roles(labelled, lambda x: x[0]["player"], seed, c)
+        out.kto = [
+            KTOExample(
+                prompt=_messages(r["messages"][:-1]),
+                response=r["messages"][-1]["content"],
+                label=label,
+                source="game-outcome",
+                id=f"{r['episode_id']}:{r['player']}:{i}",
+            )
+            for i, (r, label) in enumerate(labelled)
+        ]
+        c["desirable"] = sum(1 for e in out.kto if e.label)
+        c["undesirable"] = sum(1 for e in out.kto if not e.label)
+        rng.shuffle(out.kto)
+    elif method == "outcome_dpo":
+        agent_at = {ep.episode_id: ep.agents for ep in eps}
+        prefs = [r for r in to_dpo(eps) if agent_at[r["episode_id"]][r["player"]] == LEARNER]
+        c["format_pairs"] = sum(1 for r in prefs if r["kind"] == "format")
+        c["outcome_pairs"] = sum(1 for r in prefs if r["kind"] == "outcome")
+        if role_balance:
+            prefs = balance_roles(prefs, lambda r: r["player"], seed, c)
+        out.pairs = [
+            PreferencePair(
+                prompt=_messages(r["prompt"]),
+                chosen=r["chosen"],
+                rejected=r["rejected"],
+                source=f"game-{r['kind']}",
+                id=f"{r['episode_id']}:{r['player']}:{r['turn']}:{i}",
+            )
+            for i, r in enumerate(prefs)
+        ]
+        rng.shuffle(out.pairs)
+    else:
+        raise ConfigError(f"unknown method {method!r}", "use filtered_bc, outcome_kto or outcome_dpo")
+    c["examples"] = len(out.sft) + len(out.kto) + len(out.pairs)
+    out.counts = dict(sorted(c.items()))
+    out.counts["mean_learner_reward"] = round(mean, 4)
+    return out
+
+
+def eval_measures(
+    by_opponent: dict[str, list[EpisodeRecord]], assessments: list[SelfAssessment] | None
+) -> list[Measurement]:
+    """Per fixed opponent: win rate and reward of the learner seat; over all games: win (for the
+    gap), invalid-action rate, move length, and the self-assessed win probability."""
+    ms: list[Measurement] = []
+    all_eps = [ep for eps in by_opponent.values() for ep in eps]
+    for opp, eps in by_opponent.items():
+        ms.append(
+            Measurement(
+                name=f"win_rate_vs_{opp}",
+                kind="objective",
+                values=[_seat(ep) in ep.winners for ep in eps],
+                description=f"games won against the fixed scripted '{opp}' opponent (seats rotated)",
+            )
+        )
+        ms.append(
+            Measurement(
+                name=f"reward_vs_{opp}",
+                kind="objective",
+                values=[ep.reward(_seat(ep)) for ep in eps],
+                description=f"learner's game reward against '{opp}'",
+            )
+        )
+    ms.append(
+        Measurement(
+            name="win_rate_fixed_opponents",
+            kind="objective",
+            values=[_seat(ep) in ep.winners for ep in all_eps],
+            description="games won against all fixed opponents",
+        )
+    )
+    ms.append(
+        Measurement(
+            name="invalid_action_rate",
+            kind="objective",
+            values=[ep.invalid(_seat(ep)) / max(1, ep.attempts(_seat(ep))) for ep in all_eps],
+            higher_is_better=False,
+            description="share of the learner's attempts the env refused (per game)",
+        )
+    )
+    if assessments is not None:
+        ms.append(
+            Measurement(
+                name="self_assessed_win",
+                kind="self_reward",
+                values=[a.p_win for a in assessments],
+                description="the model's own probability, asked after the game, that it won",
+            )
+        )
+    ms.append(
+        Measurement(
+            name="move_tokens",
+            kind="drift",
+            values=[_move_tokens(ep) for ep in all_eps],
+            higher_is_better=False,
+            description="mean completion tokens per learner move (length drift)",
+        )
+    )
+    return ms
+
+
+def _seat(ep: EpisodeRecord) -> int:
+    seats = learner_seats(ep)
+    if not seats:
+        raise ValueError(f"{ep.episode_id} has no learner seat")
+    return seats[0]
+
+
+def _move_tokens(ep: EpisodeRecord) -> float:
+    toks = [s.completion_tokens for s in ep.steps if s.agent == LEARNER]
+    return sum(toks) / len(toks) if toks else 0.0
+
+
+def assessment_prompt(ep: EpisodeRecord, seat: int, max_chars: int = 1200) -> list[Message]:
+    """What the player saw at the end: the public messages and its private ones, tail-cut."""
+    lines = []
+    for m in ep.transcript:
+        rec = m.get("recipients")
+        if rec is None or seat in rec:
+            lines.append(f"{m.get('sender')}: {m.get('text')}")
+    text = "\n".join(lines)[-max_chars:]
+    return [
+        user(
+            f"You were player {seat} in this game.\n{text}\n\nDid you (player {seat}) win the game? "
+            "Answer Yes or No."
+        )
+    ]
+
+
+def self_assess(model: LanguageModel, episodes: Sequence[EpisodeRecord]) -> list[SelfAssessment]:
+    """P(win) = softmax over the likelihoods of "Yes" and "No"; a scoring failure is missing, not 0."""
+    out = []
+    for ep in episodes:
+        seat = _seat(ep)
+        a = SelfAssessment(episode_id=ep.episode_id, seat=seat, won=seat in ep.winners)
+        try:
+            ly, ln = model.score(assessment_prompt(ep, seat), ["Yes", "No"])
+            a.p_win = 1.0 / (1.0 + math.exp(ln - ly))
+        except Exception as err:  # noqa: BLE001 - a backend without scoring leaves the value missing
+            a.error = f"{type(err).__name__}: {err}"
+        out.append(a)
+    return out
+
+
+# -- the loop --------------------------------------------------------------------------------------
+
+
+@register_loop
+class GameSelfPlayLoop(Loop):
+    name = "game-selfplay"
+    description = "self-play vs self/past/scripted pool; filtered BC or SPAG-style outcome KTO/DPO; fixed-opponent truth meter"
+    Config = GameSelfPlayConfig
+    baseline_stages = ("evaluate",)
+    stages = ("play", "build", "train", "evaluate")
+    config: GameSelfPlayConfig
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        s = spec(self.config.env_id)  # fails early with the list of games
+        need = self.config.context_tokens + self.config.max_new_tokens
+        if self.config.train.max_length < need:
+            raise ConfigError(
+                f"train.max_length {self.config.train.max_length} < context_tokens + max_new_tokens = {need}: "
+                "TRL would cut every game prompt and mask out the moves",
+                f"set train.max_length >= {need} or lower context_tokens",
+            )
+        for name in [*self.config.eval_opponents, *self.config.opponents]:
+            if name not in ("self", "past") and name not in s.agents and name != "random":
+                raise ConfigError(
+                    f"{self.config.env_id} has no scripted agent {name!r}",
+                    f"use self, past or one of {', '.join(sorted({*s.agents, 'random'}))}",
+                )
+
+    def _agent_factory(self, models: dict[str, LanguageModel], temperature: float) -> Any:
+        c = self.config
+
+        def factory(e: EpisodeSpec) -> list[Agent]:
+            agents: list[Agent] = []
+            for seat, name in enumerate(e.agents):
+                seed = e.seed * 1000 + seat
+                if name in models:
+                    agents.append(
+                        LLMAgent(
+                            models[name],
+                            seed=seed,
+                            name=name,
+                            temperature=temperature,
+                            top_p=c.top_p if temperature > 0 else 1.0,
+                            max_new_tokens=c.max_new_tokens,
+                            context_tokens=c.context_tokens,
+                        )
+                    )
+                else:
+                    agents.append(make_agent(e.env_id, name, seed=seed))
+            return agents
+
+        return factory
+
+    def training_schedule(self, iteration: int) -> tuple[list[EpisodeSpec], dict[str, str]]:
+        """Episodes of this iteration and the model spec of every LLM seat name."""
+        c = self.config
+        rng = random.Random(self.seed_for("pool", iteration))
+        models = {LEARNER: self.policy_spec(iteration)}
+        specs: list[EpisodeSpec] = []
+        k = len(c.opponents)
+        for i, opp in enumerate(c.opponents):
+            n = c.episodes // k + (1 if i < c.episodes % k else 0)
+            if n == 0:
+                continue
+            if opp == "past" and iteration >= 2:
+                j = rng.randrange(0, iteration - 1)  # any earlier iterate, the base model included
+                name = f"past:iter-{j}"
+                models[name] = self.model_after(j)
+                seats = [LEARNER, name]
+            elif opp in ("self", "past"):
+                seats = [LEARNER, LEARNER]
+            else:
+                seats = [LEARNER, opp]
+            seed = self.seed_for("play", iteration, opp) % 10**7
+            specs += schedule(
+                c.env_id, seats, n, seed=seed, env_kwargs=c.env_kwargs, prefix=f"it{iteration}-{opp}-"
+            )
+        return specs, models
+
+    def _load_models(self, names: dict[str, str]) -> dict[str, LanguageModel]:
+        from selflab.models import load_model
+
+        out = {LEARNER: self.load(names[LEARNER])}
+        for name, s in names.items():
+            if name != LEARNER:
+                out[name] = load_model(s)
+        return out
+
+    def stage_play(self, ctx: StageContext) -> None:
+        c = self.config
+        specs, names = self.training_schedule(ctx.iteration)
+        models = self._load_models(names)
+        result = play(specs, concurrency=len(specs), agent_factory=self._agent_factory(models, c.temperature))
+        ctx.out.extend(result.episodes)
+        seats = [(ep, s) for ep in result.episodes for s in learner_seats(ep)]
+        ctx.info.update(
+            episodes=len(result.episodes),
+            learner_win_rate=round(sum(1 for ep, s in seats if s in ep.winners) / max(1, len(seats)), 4),
+            learner_invalid=sum(ep.invalid(s) for ep, s in seats),
+            learner_attempts=sum(ep.attempts(s) for ep, s in seats),
+            model_calls=result.stats.model_calls,
+            mean_batch=round(result.stats.mean_batch, 2),
+            pool=",".join(sorted(names)),
+        )
+        for opp in c.opponents:
+            eps = [ep for ep in result.episodes if f"-{opp}-" in ep.episode_id]
+            s_ = [(ep, s) for ep in eps for s in learner_seats(ep)]
+            if s_:
+                ctx.info[f"train_win_rate_{opp}"] = round(
+                    sum(1 for ep, s in s_ if s in ep.winners) / len(s_), 4
+                )
+
+    def stage_build(self, ctx: StageContext) -> None:
+        c = self.config
+        data = build_game_data(
+            self.read(ctx.iteration, "play", EpisodeRecord),
+            c.method,
+            c.keep,
+            c.role_balance,
+            seed=self.seed_for("build", ctx.iteration),
+        )
+        method = self._train_method()
+        if method == "sft":
+            ctx.out.extend(data.sft)
+            rows = sft_rows(data.sft)
+        elif method == "kto":
+            ctx.out.extend(data.kto)
+            rows = kto_rows(data.kto)
+            if rows and (data.counts.get("desirable", 0) == 0 or data.counts.get("undesirable", 0) == 0):
+                ctx.info["skipped"] = "KTO needs both desirable and undesirable examples"
+                rows = []
+        else:
+            ctx.out.extend(data.pairs)
+            rows = dpo_rows(data.pairs)
+        if rows:
+            save_parquet(rows, ctx.data_path(method))
+        ctx.info.update(data.counts)
+
+    def _train_method(self) -> str:
+        return {"filtered_bc": "sft", "outcome_kto": "kto", "outcome_dpo": "dpo"}[self.config.method]
+
+    def stage_train(self, ctx: StageContext) -> None:
+        m = self._train_method()
+        train_or_carry(self, ctx, m, ctx.data_path(m), self.config.train)
+
+    def eval_schedule(self) -> dict[str, list[EpisodeSpec]]:
+        c = self.config
+        return {
+            opp: schedule(
+                c.env_id,
+                [LEARNER, opp],
+                c.eval_episodes,
+                seed=self.seed_for("eval", opp) % 10**7,
+                env_kwargs=c.env_kwargs,
+                prefix=f"eval-{opp}-",
+            )
+            for opp in c.eval_opponents
+        }
+
+    def stage_evaluate(self, ctx: StageContext) -> None:
+        c = self.config
+        spec_ = self.model_after(ctx.iteration)
+        model = self.load(spec_)
+        plan = self.eval_schedule()
+        specs = [e for eps in plan.values() for e in eps]
+        result = play(
+            specs,
+            concurrency=len(specs),
+            agent_factory=self._agent_factory({LEARNER: model}, c.eval_temperature),
+        )
+        by_id = {ep.episode_id: ep for ep in result.episodes}
+        by_opp = {opp: [by_id[e.episode_id] for e in eps] for opp, eps in plan.items()}
+        ordered = [ep for eps in by_opp.values() for ep in eps]
+        ctx.out.extend(ordered)
+        assessments = self_assess(model, ordered) if c.self_assess else None
+        if assessments is not None:
+            ctx.out.extend(assessments)  # after the episodes, in the same order
+        ms = eval_measures(by_opp, assessments)
+        info: dict[str, Any] = {}
+        if ctx.iteration > 0:
+            info = stage_infos(
+                self,
+                ctx.iteration,
+                ["learner_win_rate", "learner_invalid", "learner_attempts", "examples", "steps", "train_loss",
+                 *[f"train_win_rate_{o}" for o in c.opponents]],
+            )  # fmt: skip
+        ctx.info["wins"] = sum(1 for ep in ordered if _seat(ep) in ep.winners)
+        self.meter.record(
+            ctx.iteration, spec_, ms, info=info, gap=("self_assessed_win", "win_rate_fixed_opponents")
+        )

@@ -265,3 +265,17 @@ def test_invalid_sampling_rejected(bad):
 
     with pytest.raises(ValidationError):
         SamplingParams(**bad)
+
+
+def test_thread_tuner_picks_the_faster_setting_and_restores_it():
+    from selflab.models.engine_threads import ThreadTuner
+
+    before = torch.get_num_threads()
+    tuner = ThreadTuner(max_threads=max(2, before), every_s=0.0)
+    try:
+        tuner.maybe_tune()
+        one, many, choice = tuner.history[-1]
+        assert choice == (1 if one < many else tuner.max_threads)
+        assert torch.get_num_threads() == choice
+    finally:
+        torch.set_num_threads(before)

@@ -31,6 +31,7 @@ import torch
 
 from selflab.models.engine_cache import KVBuffer, merge
 from selflab.models.engine_sampling import choose_tokens
+from selflab.models.engine_threads import ThreadTuner
 from selflab.models.types import Completion, SamplingParams
 
 # Extra KV columns reserved when a batch is rebuilt, so decode steps rarely reallocate.
@@ -83,6 +84,8 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
 class BatchingEngine:
     """Serves `submit(prompt_ids, sampling)` from many threads with one continuously batched model.
 
+    `threads`: "auto" re-measures whether 1 CPU thread beats torch's default under the current load
+    (see `engine_threads`), an int pins torch's thread count, None leaves it alone.
     `max_batch_size` bounds the running batch; `max_prefill_tokens` bounds padded tokens per prefill
     forward; `min_prefix_tokens` is the shortest shared prefix worth computing once; `seed` seeds the
     generator that gives unseeded sampled requests their own seeds (so a run is reproducible).
@@ -97,6 +100,7 @@ class BatchingEngine:
         prefix_reuse: bool = True,
         min_prefix_tokens: int = 16,
         seed: int = 0,
+        threads: int | str | None = "auto",
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -113,6 +117,11 @@ class BatchingEngine:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0))
         self.stats = EngineStats()
+        self.tuner: ThreadTuner | None = None
+        if isinstance(threads, int):
+            torch.set_num_threads(threads)
+        elif threads == "auto" and self.device.type == "cpu":
+            self.tuner = ThreadTuner(hidden=int(getattr(config, "hidden_size", 576)))
         self._seed_rng = random.Random(seed)
         self._waiting: deque[_Job] = deque()
         self._cond = threading.Condition()
@@ -174,6 +183,8 @@ class BatchingEngine:
                 free = self.max_batch_size - len(self._live())
                 admit = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
             started = time.perf_counter()
+            if self.tuner is not None:
+                self.tuner.maybe_tune()
             try:
                 with torch.inference_mode():
                     if admit:

@@ -55,6 +55,7 @@ class HFModel:
         name: str | None = None,
         seed: int = 0,
         prefix_reuse: bool = True,
+        threads: int | str | None = "auto",
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -83,7 +84,12 @@ class HFModel:
             ) from exc
         self.model.to(self.device).eval()
         self.engine = BatchingEngine(
-            self.model, self.tokenizer, max_batch_size=max_batch_size, prefix_reuse=prefix_reuse, seed=seed
+            self.model,
+            self.tokenizer,
+            max_batch_size=max_batch_size,
+            prefix_reuse=prefix_reuse,
+            seed=seed,
+            threads=threads,
         )
 
     def __repr__(self) -> str:

@@ -1,0 +1,195 @@
+"""Generation throughput of the embedded model: naive HF `generate` vs the batching engine.
+
+Run: python benchmarks/generation.py [--requests 64] [--naive-subset 8] [--c1-subset 8]
+
+One workload of chat requests with mixed prompt lengths and max_new_tokens (16..128, seeded), half
+greedy and half sampled with per-request seeds. Measured in one run, so ratios are comparable even on a
+noisy shared machine:
+- naive: transformers `model.generate`, one request at a time (a subset of the requests);
+- engine at concurrency 1, 8 and 64 (client threads, each sending one request at a time);
+- the machine's fp32 matmul GFLOP/s and the resulting compute ceiling 2 * n_params FLOP per token.
+The last line is machine-readable: RESULT engine_vs_naive=... ceiling_fraction=... tokens_per_s=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import random
+import threading
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from selflab.models import embedded
+from selflab.models.hf import HFModel
+from selflab.models.types import GenerationRequest
+
+TOPICS = [
+    "the water cycle",
+    "why the sky is blue",
+    "how a bicycle stays upright",
+    "the history of the printing press",
+    "photosynthesis",
+    "prime numbers",
+    "the rules of chess",
+    "how vaccines work",
+    "black holes",
+    "the French revolution",
+    "compound interest",
+    "how to make bread",
+]
+FORMS = [
+    "Explain {t} in one paragraph.",
+    "Give three facts about {t}.",
+    "Write a short poem about {t}.",
+    "What is the most surprising thing about {t}? Answer briefly.",
+    "You are a patient teacher. A student who is twelve years old asks you about {t}. "
+    "Explain it step by step, with an everyday example, and end with a question to check understanding.",
+    "Summarise {t} for a busy executive in two sentences.",
+]
+
+
+def workload(n: int, seed: int) -> list[GenerationRequest]:
+    rng = random.Random(seed)
+    requests = []
+    for i in range(n):
+        text = rng.choice(FORMS).format(t=rng.choice(TOPICS))
+        max_new = rng.randint(16, 128)
+        if i % 2 == 0:
+            requests.append(GenerationRequest.chat(text, max_new_tokens=max_new))
+        else:
+            requests.append(
+                GenerationRequest.chat(
+                    text, max_new_tokens=max_new, temperature=0.7, top_p=0.95, seed=rng.randrange(1 << 30)
+                )
+            )
+    return requests
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Best-of fp32 matmul throughput of this machine (GFLOP/s)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=g)
+    b = torch.randn(size, size, generator=g)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def naive(lm: HFModel, requests: list[GenerationRequest]) -> tuple[int, float]:
+    """transformers `generate`, one request at a time, same sampling settings."""
+    tokens = 0
+    start = time.perf_counter()
+    for req in requests:
+        ids = torch.tensor([lm.prompt_ids(req)], device=lm.device)
+        s = req.sampling
+        kwargs = (
+            {"do_sample": False}
+            if s.greedy
+            else {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p}
+        )
+        with torch.inference_mode():
+            out = lm.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=s.max_new_tokens,
+                pad_token_id=lm.engine.pad_id,
+                **kwargs,
+            )
+        new = out[0, ids.shape[1] :].tolist()
+        tokens += sum(1 for t in new if t not in lm.engine.eos_ids)
+    return tokens, time.perf_counter() - start
+
+
+def engine(lm: HFModel, requests: list[GenerationRequest], concurrency: int) -> tuple[int, float]:
+    """`concurrency` client threads, each sending one request at a time until the queue is empty."""
+    todo: queue.Queue = queue.Queue()
+    for req in requests:
+        todo.put(req)
+    counts = [0] * concurrency
+    errors: list[str] = []
+
+    def client(k: int) -> None:
+        while True:
+            try:
+                req = todo.get_nowait()
+            except queue.Empty:
+                return
+            got = lm.generate([req])[0]
+            if got.error:
+                errors.append(got.error)
+            counts[k] += got.completion_tokens
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"engine errors: {errors[:3]}")
+    return sum(counts), elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--naive-subset", type=int, default=8, help="requests timed with naive generate")
+    parser.add_argument("--c1-subset", type=int, default=8, help="requests timed at engine concurrency 1")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    console = Console()
+
+    lm = HFModel(embedded.prepare(), name=embedded.EMBEDDED_NAME)
+    n_params = sum(p.numel() for p in lm.model.parameters())
+    requests = workload(args.requests, args.seed)
+    lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])  # first-call overheads
+
+    rows = []
+    tok, sec = naive(lm, requests[: args.naive_subset])
+    console.print(f"naive: {tok} tokens in {sec:.1f} s", style="dim")
+    rows.append((f"naive HF generate, 1 at a time ({args.naive_subset} req)", tok, sec))
+    naive_tps = tok / sec
+    results = {}
+    for conc, subset in [(1, args.c1_subset), (8, args.requests), (64, args.requests)]:
+        before = lm.engine.stats.decode_row_steps, lm.engine.stats.decode_steps
+        tok, sec = engine(lm, requests[:subset], conc)
+        rows_per_step = (lm.engine.stats.decode_row_steps - before[0]) / max(
+            1, lm.engine.stats.decode_steps - before[1]
+        )
+        rows.append((f"engine, concurrency {conc} ({subset} req, mean batch {rows_per_step:.1f})", tok, sec))
+        results[conc] = tok / sec
+        console.print(f"engine c={conc}: {tok} tokens in {sec:.1f} s", style="dim")
+    gflops = matmul_gflops()
+    ceiling = gflops * 1e9 / (2 * n_params)
+    lm.close()
+
+    table = Table(
+        title=f"generation throughput, {embedded.EMBEDDED_NAME} ({n_params / 1e6:.1f}M params), {lm.device}"
+    )
+    table.add_column("setting")
+    table.add_column("tokens", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_column("tokens/s", justify="right")
+    for name, tok, sec in rows:
+        table.add_row(name, str(tok), f"{sec:.1f}", f"{tok / sec:.1f}")
+    table.add_row("fp32 matmul 2048x2048 (GFLOP/s)", "", "", f"{gflops:.0f}")
+    table.add_row("compute ceiling 2*n_params FLOP/token", "", "", f"{ceiling:.0f}")
+    console.print(table)
+    console.print(f"torch threads: {torch.get_num_threads()}; engine stats: {lm.engine.stats}")
+    tps = results[64]
+    print(
+        f"RESULT engine_vs_naive={tps / naive_tps:.2f} ceiling_fraction={tps / ceiling:.3f} tokens_per_s={tps:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

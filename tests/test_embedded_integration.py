@@ -38,7 +38,5 @@ def test_batch_of_eight(lm):
     again = lm.generate(requests[:2])
     assert [a.text for a in again] == [g.text for g in got[:2]]
     # Likelihood ranks the right answer first.
-    scores = lm.score(
-        [*requests[0].messages[:0], *GenerationRequest.chat("What is 2 + 2?").messages], ["4", "banana"]
-    )
+    scores = lm.score([user("What is 2 + 2?")], ["4", "banana"])
     assert scores[0] > scores[1]

@@ -1,0 +1,638 @@
+"""Generated data (proposer and solver, in the style of Absolute Zero / R-Zero): the model writes its
+own questions, answers each of them several times, and learns from the answers its own majority
+agrees on, or that code can verify. No prompt set is used: the only fixed text is three
+format demonstrations and a list of topic words that steer variety.
+
+Per iteration:
+  propose  the model writes `proposals` math questions (one batched, seeded call; a topic word and
+           an operation hint per request); each is parsed defensively and filtered: no question
+           line, too short/long, no number, a copy of a demonstration, a duplicate, or a held-out
+           evaluation prompt (leak) -> rejected and counted. Questions that are plain arithmetic
+           ("What is 12 * 7?") are *checkable*: code computes their true answer.
+  solve    `samples` sampled answers per valid question (one batched call)
+  vote     each answer's final number; the majority answer and its agreement (share of samples);
+           no number = an abstention; a tie for first place = no majority (counted); on checkable
+           questions: was the majority right?
+  build    solver SFT data: with `reward: majority`, answers that agree with a majority of at least
+           `min_agreement` (ground truth never used); with `reward: verifier`, answers to checkable
+           questions that code verifies; with `train_proposer`, the proposer learns to write the
+           questions of intermediate difficulty (neither all samples agree nor all differ)
+  train    TRL SFT -> checkpoints/iter-<i>
+  evaluate held-out `selflab.tasks` (arithmetic and word problems, never proposed or trained on):
+           greedy accuracy (objective, not optimised), self-consistency agreement of k samples (the
+           self-reward this loop optimises), majority-vote accuracy, the gap, length; the
+           iteration's proposal validity rate and majority-right rate on checkable proposals are
+           shown with bootstrap CIs in the info line.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import random
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
+from selflab.loops.self_refine import family_tasks
+from selflab.loops.self_rewarding import stage_infos, train_or_carry
+from selflab.loops.stats import bootstrap_ci
+from selflab.loops.truth_meter import Measurement
+from selflab.models.types import GenerationRequest, LanguageModel, SamplingParams, user
+from selflab.tasks import Task
+from selflab.tasks.text import numbers
+from selflab.training import SFTExample, TrainConfig, save_parquet, sft_rows
+
+ANSWER_SUFFIX = " Give the final number at the end of your answer."
+
+DEMONSTRATIONS = (
+    "QUESTION: A baker makes 6 trays of rolls with 8 rolls on each tray. How many rolls does the baker make?",
+    "QUESTION: What is 45 + 27?",
+    "QUESTION: Sam had 30 cards and gave away 12. How many cards does Sam have left?",
+)
+TOPICS = (
+    "apples", "trains", "books", "coins", "birds", "chairs", "pencils", "cakes", "boxes", "tickets",
+    "flowers", "marbles", "cars", "shirts", "eggs", "stamps", "bottles", "candles", "fish", "toys",
+)  # fmt: skip
+OPERATIONS = ("addition", "subtraction", "multiplication", "division", "two steps")
+
+PROPOSE_TEMPLATE = (
+    "Write one new short math question whose answer is a single whole number. "
+    "It should be about {topic} and use {operation}. Do not answer it.\n"
+    "Examples:\n{examples}\n"
+    "Reply with one line that starts with QUESTION:"
+)
+
+
+class GeneratedDataConfig(LoopConfig):
+    """Defaults: a budget of a few minutes per iteration on a 2-core CPU."""
+
+    proposals: int = Field(48, ge=1, description="questions the model writes per iteration")
+    propose_temperature: float = Field(1.0, ge=0.0)
+    propose_max_new_tokens: int = Field(48, ge=8)
+    samples: int = Field(4, ge=2, description="answers per question (the vote)")
+    temperature: float = Field(0.8, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(64, ge=8)
+    reward: Literal["majority", "verifier"] = Field(
+        "majority", description="majority: self-consistency, no ground truth; verifier: checkable only"
+    )
+    min_agreement: float = Field(0.5, gt=0.0, le=1.0, description="majority share needed to train on it")
+    keep_per_question: int = Field(2, ge=1)
+    train_proposer: bool = Field(
+        True, description="also SFT the proposer on intermediate-difficulty questions"
+    )
+    drop_truncated: bool = True
+    families: list[Literal["arithmetic", "word_problems"]] = Field(
+        default_factory=lambda: ["arithmetic", "word_problems"], description="held-out evaluation families"
+    )
+    eval_tasks: int = Field(40, ge=2)
+    heldout_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+    eval_max_new_tokens: int = Field(64, ge=8)
+    consistency_samples: int = Field(4, ge=2, description="k sampled answers per held-out task (self-reward)")
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(lora=True, learning_rate=2e-4, epochs=2, batch_size=8)
+    )
+
+
+class Proposal(BaseModel):
+    """One model-written question and what the filters made of it."""
+
+    id: str
+    instruction: str
+    raw: str
+    question: str = ""
+    valid: bool = False
+    reason: str = ""
+    checkable: bool = False
+    true_answer: float | None = None
+    expression: str = ""
+
+
+class Solution(BaseModel):
+    proposal_id: str
+    question: str
+    sample: int
+    response: str
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+    error: str | None = None
+    answer: float | None = None  # the final number; None = abstained
+
+
+class Vote(BaseModel):
+    """The majority over one question's samples."""
+
+    proposal_id: str
+    question: str
+    samples: int
+    answered: int
+    majority: float | None = None
+    majority_count: int = 0
+    agreement: float = 0.0
+    no_majority: bool = False  # tie for first place, or no sample gave a number
+    checkable: bool = False
+    true_answer: float | None = None
+    majority_correct: bool | None = None
+
+
+class HeldoutResult(BaseModel):
+    task_id: str
+    prompt: str
+    greedy: str
+    greedy_tokens: int = 0
+    greedy_ok: bool = False
+    sampled_answers: list[float | None] = Field(default_factory=list)
+    majority: float | None = None
+    agreement: float = 0.0
+    majority_ok: bool = False
+
+
+# -- proposals -----------------------------------------------------------------------------------
+
+_QUESTION = re.compile(r"question\s*[:\-]\s*(.+)", re.I)
+_EXPR_PREFIX = re.compile(r"^\s*(?:what\s+is|calculate|compute|find|evaluate)\s+", re.I)
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def parse_question(raw: str) -> str | None:
+    """The question in a proposal: the text after `QUESTION:` (else the first line with a '?'),
+    cut after its first '?' so an appended answer is dropped. None when there is none."""
+    text = raw.strip().replace("**", "")
+    m = _QUESTION.search(text)
+    if m:
+        cand = m.group(1).strip()
+    else:
+        lines = [ln.strip() for ln in text.splitlines() if "?" in ln]
+        if not lines:
+            return None
+        cand = lines[0]
+    cand = cand.split("\n")[0].strip().strip('"').strip()
+    if "?" in cand:
+        cand = cand[: cand.index("?") + 1]
+    return cand or None
+
+
+def _eval_node(node: ast.AST, depth: int = 0) -> float:
+    if depth > 8:
+        raise ValueError("too deep")
+    if isinstance(node, ast.Expression):
+        return _eval_node(node.body, depth + 1)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        if abs(node.value) > 10**6:
+            raise ValueError("number too large")
+        return float(node.value)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        a, b = _eval_node(node.left, depth + 1), _eval_node(node.right, depth + 1)
+        if isinstance(node.op, ast.Div) and b == 0:
+            raise ValueError("division by zero")
+        return _OPS[type(node.op)](a, b)
+    raise ValueError("not plain arithmetic")
+
+
+def check_expression(question: str) -> tuple[str, float] | None:
+    """(expression, value) when the question is plain integer arithmetic with a whole-number
+    answer ("What is 12 * 7?"), else None. Evaluated on a parsed tree of + - * / only, never eval()."""
+    body = _EXPR_PREFIX.sub("", question).rstrip("?").strip().rstrip("=").strip()
+    body = body.replace("×", "*").replace("÷", "/").replace("x", "*").replace("X", "*")
+    if (
+        not body
+        or not re.fullmatch(r"[\d\s+\-*/()]+", body)
+        or not re.search(r"\d\s*[-+*/]\s*\(?\s*\d", body)
+    ):
+        return None
+    try:
+        value = _eval_node(ast.parse(body, mode="eval"))
+    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
+        return None
+    if value != int(value):
+        return None
+    return " ".join(body.split()), float(int(value))
+
+
+def proposal_instructions(n: int, seed: int) -> list[str]:
+    """`n` proposer prompts, each with a seeded topic, operation and demonstration order."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        demos = list(DEMONSTRATIONS)
+        rng.shuffle(demos)
+        out.append(
+            PROPOSE_TEMPLATE.format(
+                topic=rng.choice(TOPICS), operation=rng.choice(OPERATIONS), examples="\n".join(demos)
+            )
+        )
+    return out
+
+
+def filter_proposals(
+    raws: Sequence[tuple[str, str, str]],
+    forbidden: Sequence[str] = (),
+    min_chars: int = 12,
+    max_chars: int = 300,
+) -> list[Proposal]:
+    """Parse and filter (id, instruction, raw) proposals. Every rejection keeps its reason; the
+    first copy of a question wins, later copies are duplicates; `forbidden` prompts (held-out
+    evaluation tasks) are rejected as leaks."""
+    seen: set[str] = {_norm(d.split(":", 1)[1]) for d in DEMONSTRATIONS}
+    demos = set(seen)
+    blocked = {_norm(f.replace(ANSWER_SUFFIX, "")) for f in forbidden}
+    out = []
+    for pid, instruction, raw in raws:
+        p = Proposal(id=pid, instruction=instruction, raw=raw)
+        q = parse_question(raw)
+        if q is None:
+            out.append(p.model_copy(update={"reason": "no question found"}))
+            continue
+        key = _norm(q)
+        reason = ""
+        if len(q) < min_chars:
+            reason = "too short"
+        elif len(q) > max_chars:
+            reason = "too long"
+        elif not re.search(r"\d", q):
+            reason = "no number in the question"
+        elif key in demos:
+            reason = "copy of a demonstration"
+        elif key in blocked:
+            reason = "held-out evaluation prompt (leak)"
+        elif key in seen:
+            reason = "duplicate"
+        if reason:
+            out.append(p.model_copy(update={"question": q, "reason": reason}))
+            continue
+        seen.add(key)
+        checked = check_expression(q)
+        upd: dict = {"question": q, "valid": True, "reason": "ok"}
+        if checked is not None:
+            upd.update(checkable=True, expression=checked[0], true_answer=checked[1])
+        out.append(p.model_copy(update=upd))
+    return out
+
+
+# -- voting --------------------------------------------------------------------------------------
+
+
+def final_number(text: str) -> float | None:
+    found = numbers(text)
+    return float(found[-1]) if found else None
+
+
+def majority_vote(answers: Sequence[float | None]) -> tuple[float | None, int, bool]:
+    """(majority answer, its count, no_majority). Abstentions (None) never win; a tie for first
+    place is no majority."""
+    c = Counter(a for a in answers if a is not None)
+    if not c:
+        return None, 0, True
+    ranked = c.most_common()
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return None, ranked[0][1], True
+    return ranked[0][0], ranked[0][1], False
+
+
+def vote(proposal: Proposal, sols: Sequence[Solution]) -> Vote:
+    answers = [s.answer for s in sols]
+    maj, count, none = majority_vote(answers)
+    v = Vote(
+        proposal_id=proposal.id,
+        question=proposal.question,
+        samples=len(sols),
+        answered=sum(1 for a in answers if a is not None),
+        majority=maj,
+        majority_count=count,
+        agreement=count / len(sols) if sols and not none else 0.0,
+        no_majority=none,
+        checkable=proposal.checkable,
+        true_answer=proposal.true_answer,
+    )
+    if proposal.checkable and maj is not None and proposal.true_answer is not None:
+        v.majority_correct = abs(maj - proposal.true_answer) < 1e-6
+    elif proposal.checkable:
+        v.majority_correct = False
+    return v
+
+
+class BuildResult(BaseModel):
+    examples: list[SFTExample] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+def build_examples(
+    proposals: Sequence[Proposal],
+    solutions: Sequence[Solution],
+    votes: Sequence[Vote],
+    reward: str = "majority",
+    min_agreement: float = 0.5,
+    keep_per_question: int = 2,
+    train_proposer: bool = True,
+    drop_truncated: bool = True,
+    seed: int = 0,
+) -> BuildResult:
+    """Solver and proposer SFT examples, with every drop counted.
+
+    Solver (`majority`): a question whose majority share is below `min_agreement`, or has no
+    majority, gives nothing; otherwise up to `keep_per_question` distinct answers whose final number
+    equals the majority. (`verifier`): only checkable questions; answers equal to the true value.
+    Truncated, empty and failed answers are never imitated.
+    Proposer: questions where more than one sample agreed but not all did (1 < count < samples)."""
+    c: Counter[str] = Counter()
+    by_pid: dict[str, list[Solution]] = {}
+    for s in solutions:
+        by_pid.setdefault(s.proposal_id, []).append(s)
+    props = {p.id: p for p in proposals}
+    examples: list[SFTExample] = []
+    for v in votes:
+        c["questions"] += 1
+        target: float | None
+        if reward == "verifier":
+            if not v.checkable or v.true_answer is None:
+                c["dropped_not_checkable"] += 1
+                target = None
+            else:
+                target = v.true_answer
+        elif v.no_majority:
+            c["dropped_no_majority"] += 1
+            target = None
+        elif v.agreement < min_agreement:
+            c["dropped_low_agreement"] += 1
+            target = None
+        else:
+            target = v.majority
+        if target is not None:
+            kept = 0
+            texts: set[str] = set()
+            for s in by_pid.get(v.proposal_id, []):
+                if s.error or not s.response.strip() or s.answer is None or abs(s.answer - target) > 1e-6:
+                    continue
+                if drop_truncated and s.finish_reason == "length":
+                    c["dropped_truncated_answer"] += 1
+                    continue
+                if s.response.strip() in texts or kept >= keep_per_question:
+                    continue
+                texts.add(s.response.strip())
+                kept += 1
+                examples.append(
+                    SFTExample(
+                        prompt=[user(s.question + ANSWER_SUFFIX)],
+                        response=s.response,
+                        source=f"solver-{reward}",
+                        id=f"{v.proposal_id}#{s.sample}",
+                    )
+                )
+            c["solver_examples"] += kept
+            if kept:
+                c["questions_used"] += 1
+                if v.majority_correct is not None:
+                    c["checkable_used"] += 1
+                    c["checkable_used_majority_right"] += int(bool(v.majority_correct))
+        if train_proposer:
+            if 1 < v.majority_count < v.samples and not v.no_majority:
+                p = props[v.proposal_id]
+                examples.append(
+                    SFTExample(
+                        prompt=[user(p.instruction)],
+                        response=f"QUESTION: {p.question}",
+                        source="proposer",
+                        id=f"{v.proposal_id}:proposer",
+                    )
+                )
+                c["proposer_examples"] += 1
+            else:
+                c["proposer_skipped_not_intermediate"] += 1
+    random.Random(seed).shuffle(examples)
+    c["examples"] = len(examples)
+    return BuildResult(examples=examples, counts=dict(sorted(c.items())))
+
+
+def _ci_text(values: Sequence[bool], seed: int) -> str | None:
+    if not values:
+        return None
+    return bootstrap_ci(list(values), seed=seed, resamples=1000).fmt()
+
+
+# -- the loop ------------------------------------------------------------------------------------
+
+
+@register_loop
+class GeneratedDataLoop(Loop):
+    name = "generated-data"
+    description = "proposer/solver: own questions, answers kept by majority vote or a verifier; no prompt set"
+    Config = GeneratedDataConfig
+    baseline_stages = ("evaluate",)
+    stages = ("propose", "solve", "vote", "build", "train", "evaluate")
+    config: GeneratedDataConfig
+
+    def eval_tasks(self) -> list[Task]:
+        c = self.config
+        return family_tasks(c.families, c.eval_tasks, self.seed_for("eval"), True, c.heldout_fraction)
+
+    def stage_propose(self, ctx: StageContext) -> None:
+        c = self.config
+        model = self.load(self.policy_spec(ctx.iteration))
+        instructions = proposal_instructions(c.proposals, self.seed_for("propose-prompts", ctx.iteration))
+        base = self.seed_for("propose", ctx.iteration)
+        sampling = SamplingParams(
+            temperature=c.propose_temperature, top_p=c.top_p, max_new_tokens=c.propose_max_new_tokens
+        )
+        reqs = [
+            GenerationRequest(
+                messages=(user(t),),
+                sampling=sampling if sampling.greedy else sampling.model_copy(update={"seed": base + i}),
+            )
+            for i, t in enumerate(instructions)
+        ]
+        outs = model.generate(reqs)
+        raws = [
+            (f"q{ctx.iteration}-{i}", t, o.text if o.error is None else "")
+            for i, (t, o) in enumerate(zip(instructions, outs, strict=True))
+        ]
+        proposals = filter_proposals(raws, forbidden=[t.prompt for t in self.eval_tasks()])
+        ctx.out.extend(proposals)
+        reasons = Counter(p.reason for p in proposals)
+        ctx.info.update(
+            proposals=len(proposals),
+            valid=reasons.get("ok", 0),
+            checkable=sum(1 for p in proposals if p.checkable),
+            **{f"rejected_{k.replace(' ', '_')}": v for k, v in sorted(reasons.items()) if k != "ok"},
+        )
+
+    def stage_solve(self, ctx: StageContext) -> None:
+        c = self.config
+        proposals = [p for p in self.read(ctx.iteration, "propose", Proposal) if p.valid]
+        model = self.load(self.policy_spec(ctx.iteration))
+        sols = solve(model, proposals, c.samples, c, self.seed_for("solve", ctx.iteration))
+        ctx.out.extend(sols)
+        ctx.info.update(solutions=len(sols), abstained=sum(1 for s in sols if s.answer is None))
+
+    def stage_vote(self, ctx: StageContext) -> None:
+        proposals = [p for p in self.read(ctx.iteration, "propose", Proposal) if p.valid]
+        sols = self.read(ctx.iteration, "solve", Solution)
+        by_pid: dict[str, list[Solution]] = {}
+        for s in sols:
+            by_pid.setdefault(s.proposal_id, []).append(s)
+        votes = [vote(p, by_pid.get(p.id, [])) for p in proposals]
+        ctx.out.extend(votes)
+        checkable = [v for v in votes if v.checkable]
+        ctx.info.update(
+            questions=len(votes),
+            no_majority=sum(1 for v in votes if v.no_majority),
+            mean_agreement=round(sum(v.agreement for v in votes) / len(votes), 4) if votes else None,
+            checkable=len(checkable),
+            majority_right=sum(1 for v in checkable if v.majority_correct),
+        )
+
+    def stage_build(self, ctx: StageContext) -> None:
+        c = self.config
+        built = build_examples(
+            self.read(ctx.iteration, "propose", Proposal),
+            self.read(ctx.iteration, "solve", Solution),
+            self.read(ctx.iteration, "vote", Vote),
+            c.reward,
+            c.min_agreement,
+            c.keep_per_question,
+            c.train_proposer,
+            c.drop_truncated,
+            seed=self.seed_for("build", ctx.iteration),
+        )
+        ctx.out.extend(built.examples)
+        if built.examples:
+            save_parquet(sft_rows(built.examples), ctx.data_path("sft"))
+        ctx.info.update(built.counts)
+
+    def stage_train(self, ctx: StageContext) -> None:
+        train_or_carry(self, ctx, "sft", ctx.data_path("sft"), self.config.train)
+
+    def stage_evaluate(self, ctx: StageContext) -> None:
+        c = self.config
+        spec = self.model_after(ctx.iteration)
+        model = self.load(spec)
+        results = evaluate_heldout(model, self.eval_tasks(), c, self.seed_for("eval-consistency"))
+        ctx.out.extend(results)
+        ms = heldout_measures(results)
+        info: dict[str, float | int | str | None] = {}
+        if ctx.iteration > 0:
+            info.update(
+                stage_infos(
+                    self,
+                    ctx.iteration,
+                    ["valid", "checkable", "mean_agreement", "examples", "steps", "train_loss"],
+                )
+            )
+            props = self.read(ctx.iteration, "propose", Proposal)
+            votes = [v for v in self.read(ctx.iteration, "vote", Vote) if v.checkable]
+            info["proposal_validity"] = _ci_text([p.valid for p in props], self.seed_for("ci", 1))
+            info["checkable_majority_right"] = _ci_text(
+                [bool(v.majority_correct) for v in votes], self.seed_for("ci", 2)
+            )
+        ctx.info["heldout_correct"] = sum(1 for r in results if r.greedy_ok)
+        self.meter.record(ctx.iteration, spec, ms, info=info, gap=("self_consistency", "heldout_accuracy"))
+
+
+def solve(
+    model: LanguageModel, proposals: Sequence[Proposal], n: int, c: GeneratedDataConfig, seed: int
+) -> list[Solution]:
+    """`n` sampled answers per question, one batched call; request i gets seed `seed + i`."""
+    sampling = SamplingParams(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens)
+    reqs = []
+    for p in proposals:
+        for _ in range(n):
+            s = sampling if sampling.greedy else sampling.model_copy(update={"seed": seed + len(reqs)})
+            reqs.append(GenerationRequest(messages=(user(p.question + ANSWER_SUFFIX),), sampling=s))
+    outs = model.generate(reqs) if reqs else []
+    sols = []
+    k = 0
+    for p in proposals:
+        for j in range(n):
+            o = outs[k]
+            k += 1
+            sols.append(
+                Solution(
+                    proposal_id=p.id,
+                    question=p.question,
+                    sample=j,
+                    response=o.text,
+                    completion_tokens=o.completion_tokens,
+                    finish_reason=o.finish_reason,
+                    error=o.error,
+                    answer=None if o.error else final_number(o.text),
+                )
+            )
+    return sols
+
+
+def evaluate_heldout(
+    model: LanguageModel, tasks: Sequence[Task], c: GeneratedDataConfig, seed: int
+) -> list[HeldoutResult]:
+    """Greedy answer plus `consistency_samples` sampled answers per held-out task, in ONE call."""
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=c.eval_max_new_tokens)
+    sampled = SamplingParams(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.eval_max_new_tokens)
+    k = c.consistency_samples
+    reqs = []
+    for t in tasks:
+        reqs.append(GenerationRequest(messages=(user(t.prompt),), sampling=greedy))
+        for _ in range(k):
+            reqs.append(
+                GenerationRequest(
+                    messages=(user(t.prompt),), sampling=sampled.model_copy(update={"seed": seed + len(reqs)})
+                )
+            )
+    outs = model.generate(reqs)
+    results = []
+    for i, t in enumerate(tasks):
+        g = outs[i * (k + 1)]
+        samples = outs[i * (k + 1) + 1 : (i + 1) * (k + 1)]
+        answers = [None if o.error else final_number(o.text) for o in samples]
+        maj, count, none = majority_vote(answers)
+        results.append(
+            HeldoutResult(
+                task_id=t.id,
+                prompt=t.prompt,
+                greedy=g.text,
+                greedy_tokens=g.completion_tokens,
+                greedy_ok=g.error is None and t.verify(g.text).ok,
+                sampled_answers=answers,
+                majority=maj,
+                agreement=0.0 if none else count / k,
+                majority_ok=maj is not None and t.verify(f"{maj:g}").ok,
+            )
+        )
+    return results
+
+
+def heldout_measures(results: Sequence[HeldoutResult]) -> list[Measurement]:
+    return [
+        Measurement(
+            name="heldout_accuracy",
+            kind="objective",
+            values=[r.greedy_ok for r in results],
+            description="greedy accuracy on held-out selflab.tasks (never proposed or trained on), checked by code",
+        ),
+        Measurement(
+            name="majority_vote_accuracy",
+            kind="objective",
+            values=[r.majority_ok for r in results],
+            description="the sampled majority answer is right (held-out, checked by code)",
+        ),
+        Measurement(
+            name="self_consistency",
+            kind="self_reward",
+            values=[r.agreement for r in results],
+            optimised=True,
+            description="share of k sampled answers that agree with their majority (the loop's own reward)",
+        ),
+        Measurement(
+            name="response_tokens",
+            kind="drift",
+            values=[float(r.greedy_tokens) for r in results],
+            higher_is_better=False,
+            description="greedy answer length in tokens (length drift)",
+        ),
+    ]

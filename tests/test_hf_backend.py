@@ -147,3 +147,21 @@ def test_close_resolves_pending_with_error(tmp_path):
     assert any(f.result().finish_reason == "error" for f in pending)
     with pytest.raises(RuntimeError):
         model.generate([GenerationRequest.chat("hi")])
+
+
+def test_score_runs_a_long_shared_prompt_once_with_the_same_numbers(lm):
+    prompt = "You are a careful judge. Read the question and the answer, then rate the answer. " * 2 + "wor"
+    conts = ["ld", " Paris is the capital", "", " x", "ld and more words to make it longer than the others"]
+    got = lm.score(prompt, conts)
+    p_ids = lm.tokenizer(prompt)["input_ids"]
+    assert len(p_ids) >= 16
+    items = []
+    for cont, value in zip(conts, got, strict=True):
+        full = lm.tokenizer(prompt + cont)["input_ids"]
+        k = 0
+        while k < min(len(p_ids), len(full)) and p_ids[k] == full[k]:
+            k += 1
+        items.append((full, k))
+        expected = manual_logprob(lm, full[:k], full[k:]) if cont else 0.0
+        assert value == pytest.approx(expected, abs=1e-3)
+    assert got == pytest.approx(lm._score_tokens(items), abs=1e-3)  # the plain batched path agrees

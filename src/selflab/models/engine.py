@@ -301,7 +301,9 @@ class BatchingEngine:
             head = KVBuffer(self.num_layers, 1, prefix, self.device)
             head.valid[:, :prefix] = True
             self._forward(
-                head, torch.tensor([ids[0][:prefix]], device=self.device), torch.arange(prefix).unsqueeze(0)
+                head,
+                torch.tensor([ids[0][:prefix]], device=self.device),
+                torch.arange(prefix, device=self.device).unsqueeze(0),
             )
             buf.allocate(head.data.shape[3], head.data.shape[5], head.data.dtype)
             buf.data[:, :, :, :, :prefix] = head.data[:, :, 0:1, :, :prefix]

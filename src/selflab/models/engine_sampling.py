@@ -24,7 +24,7 @@ def _pick(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Inverse-CDF sampling: the first index whose cumulative probability exceeds u * total.
     Scaling by the row total makes float rounding in the cumsum harmless (never picks a zero-prob tail)."""
     cdf = probs.double().cumsum(dim=-1)
-    target = (u * cdf[:, -1]).unsqueeze(1)
+    target = (u.to(cdf.device) * cdf[:, -1]).unsqueeze(1)
     idx = torch.searchsorted(cdf, target, right=True).squeeze(1)
     return idx.clamp_(max=probs.shape[-1] - 1)
 
@@ -73,8 +73,11 @@ def choose_tokens(
         plain = [i for i in sampled if params[i].top_k == 0 and params[i].top_p >= 1.0]
         filtered = [i for i in sampled if i not in set(plain)]
         if plain:
-            rows = torch.tensor(plain)
-            temps = torch.tensor([params[i].temperature for i in plain], dtype=logits.dtype).unsqueeze(1)
+            rows = torch.tensor(plain, device=logits.device)
+            temps = torch.tensor(
+                [params[i].temperature for i in plain], dtype=logits.dtype, device=logits.device
+            )
+            temps = temps.unsqueeze(1)
             probs = torch.softmax(logits[rows] / temps, dim=-1)
             u = _uniforms([generators[i] for i in plain])
             tokens[rows] = _pick(probs, u)

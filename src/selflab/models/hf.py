@@ -18,11 +18,14 @@ import torch
 
 from selflab.errors import ModelSpecError, SelflabError
 from selflab.models.engine import BatchingEngine, common_prefix_len
+from selflab.models.engine_cache import KVBuffer
 from selflab.models.types import Completion, GenerationRequest, HiddenStates, Message
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Shared prompt length (tokens) from which `score` runs the prompt once for all continuations.
+_MIN_SHARED_PREFIX = 16
 # Padded tokens per forward pass in `score` and `hidden_states`.
-_TOKENS_PER_BATCH = 8192
+_TOKENS_PER_BATCH = 2048
 
 
 def resolve_device(device: str) -> torch.device:
@@ -163,7 +166,73 @@ class HFModel:
                     "pass a non-empty prompt (the first token has no probability without context)",
                 )
             items.append((full, start))
+        todo = [item for item in items if item[1] < len(item[0])]
+        shared = min((start for _, start in todo), default=0)
+        if len(todo) >= 2 and shared >= _MIN_SHARED_PREFIX:
+            scores = iter(
+                self._score_shared_prefix(
+                    prompt_ids[:shared], [(ids[shared:], start - shared) for ids, start in todo]
+                )
+            )
+            return [next(scores) if start < len(ids) else 0.0 for ids, start in items]
         return self._score_tokens(items)
+
+    def _score_shared_prefix(self, prefix: list[int], items: list[tuple[list[int], int]]) -> list[float]:
+        """Like `_score_tokens` for sequences `prefix + rest`, running the shared prefix once: its
+        keys/values are copied to every row of each batch, and only the rests are computed.
+        Each item is (rest, start) with tokens rest[t] for t >= start scored."""
+        model, device = self.model, self.device
+        num_layers = int(model.config.get_text_config().num_hidden_layers)
+        p = len(prefix)
+        head = KVBuffer(num_layers, 1, p, device)
+        head.valid[:, :p] = True
+        causal = torch.ones(p, p, dtype=torch.bool, device=device).tril()[None, None]
+        with torch.inference_mode():
+            out = model(
+                input_ids=torch.tensor([prefix], device=device),
+                position_ids=torch.arange(p, device=device)[None],
+                attention_mask=causal,
+                past_key_values=head.writer(),
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1).cpu()
+        head.length = p
+        results = [0.0] * len(items)
+        for batch in _length_batches(list(range(len(items))), [len(rest) for rest, _ in items]):
+            n, span = len(batch), max(len(items[i][0]) for i in batch)
+            buf = KVBuffer(num_layers, n, p + span, device)
+            buf.allocate(head.data.shape[3], head.data.shape[5], head.data.dtype)
+            buf.data[:, :, :, :, :p] = head.data[:, :, 0:1, :, :p]
+            buf.valid[:, :p] = True
+            buf.length = p
+            ids = torch.full((n, span), self.engine.pad_id, dtype=torch.long)
+            for r, i in enumerate(batch):
+                rest = items[i][0]
+                ids[r, : len(rest)] = torch.tensor(rest)
+                buf.valid[r, p : p + len(rest)] = True
+            cols = torch.arange(p + span, device=device)
+            qcols = torch.arange(p, p + span, device=device)
+            # Right padding: every query sees the prefix, so no attention row is empty.
+            mask = ((cols[None, :] <= qcols[:, None])[None] & buf.valid[:, None, :])[:, None]
+            with torch.inference_mode():
+                out = model(
+                    input_ids=ids.to(device),
+                    position_ids=(p + torch.arange(span, device=device))[None].expand(n, -1),
+                    attention_mask=mask,
+                    past_key_values=buf.writer(),
+                    use_cache=True,
+                )
+                logp = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+            for r, i in enumerate(batch):
+                rest, start = items[i]
+                # rest[0] is predicted by the prefix's last position, rest[t] by rest position t - 1.
+                total = sum(
+                    float(first_logp[rest[t]]) if t == 0 else float(logp[r, t - 1, rest[t]])
+                    for t in range(start, len(rest))
+                )
+                results[i] = total
+        return results
 
     def _score_tokens(self, items: list[tuple[list[int], int]]) -> list[float]:
         """Sum of log p(ids[t] | ids[:t]) for t >= start, for each (ids, start); batched by length."""

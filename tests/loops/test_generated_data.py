@@ -178,3 +178,28 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
             "gap_self_minus_objective"} <= set(m1)  # fmt: skip
     assert m1["heldout_accuracy"].estimate.n == 4 and m1["heldout_accuracy"].vs_baseline is not None
     assert "proposal_validity" in metrics[1].info
+
+
+@pytest.mark.integration
+def test_tiny_budget_on_embedded_model(tmp_path: Path) -> None:
+    """The real model writes real proposals: the filters give a verdict with a reason for each, and
+    the whole iteration runs (possibly with no valid question, which then carries the model forward)."""
+    cfg = gd.GeneratedDataConfig.model_validate(
+        dict(
+            model="smollm2-135m",
+            iterations=1,
+            proposals=6,
+            samples=2,
+            max_new_tokens=24,
+            eval_tasks=4,
+            eval_max_new_tokens=24,
+            consistency_samples=2,
+            train={"lora": True, "max_steps": 1, "batch_size": 2},
+        )  # fmt: skip
+    )
+    metrics = open_run(gd.GeneratedDataLoop, tmp_path / "run", cfg, resume=False).run_loop()
+    run = RunDir.open(tmp_path / "run")
+    props = run.records("iter-1.propose").read(gd.Proposal)
+    assert len(props) == 6 and all(p.reason for p in props) and sum(len(p.raw) for p in props) > 30
+    assert (run.path / "checkpoints" / "iter-1" / "model.safetensors").is_file()
+    assert metrics[-1].metrics["heldout_accuracy"].estimate.n == 4

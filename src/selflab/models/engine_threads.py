@@ -15,7 +15,7 @@ import time
 import torch
 
 # torch's own default (physical cores), read before any engine changes it.
-_TORCH_DEFAULT = torch.get_num_threads()
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
 # Matmuls per timing run (a decode step of the embedded model has ~210).
 _OPS = 24
 # Re-measure after this much engine busy time: contention comes and goes.
@@ -37,7 +37,7 @@ class ThreadTuner:
     """Chooses between 1 thread and `max_threads` for CPU inference by timing both."""
 
     def __init__(self, max_threads: int | None = None, hidden: int = 576, every_s: float = _EVERY_S) -> None:
-        self.max_threads = max_threads or _TORCH_DEFAULT
+        self.max_threads = max_threads or TORCH_DEFAULT_THREADS
         g = torch.Generator().manual_seed(0)
         self._x = torch.randn(32, hidden, generator=g)
         self._w = torch.randn(hidden * 3, hidden, generator=g)

@@ -72,7 +72,8 @@ def heatmap(matrix: GeneralizationMatrix, path: Path) -> Path:
     m = matrix.values()
     n = len(matrix.datasets)
     fig, ax = plt.subplots(figsize=(1.6 * n + 2.5, 1.2 * n + 1.8))
-    im = ax.imshow(m, vmin=0.3, vmax=1.0, cmap="viridis")
+    # 0.5 is chance; below it the probe is *inverted* on that dataset (e.g. under negation)
+    im = ax.imshow(m, vmin=0.0, vmax=1.0, cmap="RdBu")
     for i in range(n):
         for j in range(n):
             c = matrix.auc[i][j]
@@ -83,7 +84,7 @@ def heatmap(matrix: GeneralizationMatrix, path: Path) -> Path:
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="white" if c.value < 0.75 else "black",
+                color="white" if abs(c.value - 0.5) > 0.35 else "black",
             )
     labels = [f"{d}\n(L{matrix.layers[d]})" for d in matrix.datasets]
     ax.set_xticks(range(n), matrix.datasets, rotation=30, ha="right")

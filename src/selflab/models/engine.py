@@ -118,6 +118,8 @@ class BatchingEngine:
         self.pad_id = int(pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0))
         self.stats = EngineStats()
         self.tuner: ThreadTuner | None = None
+        if isinstance(threads, str) and threads.isdigit():  # from a spec string: hf:PATH?threads=1
+            threads = int(threads)
         if isinstance(threads, int):
             torch.set_num_threads(threads)
         elif threads == "auto" and self.device.type == "cpu":

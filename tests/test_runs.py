@@ -64,6 +64,14 @@ def test_run_yaml_has_versions_and_no_secrets(tmp_path):
     assert meta["config"]["nested"]["token"] == "<redacted>"
 
 
+def test_settings_that_mention_tokens_are_not_redacted(tmp_path):
+    cfg = {"max_new_tokens": 64, "hf_token": "hf_abc", "key_env": "OPENAI_API_KEY", "OPENAI_API_KEY": "sk-1"}
+    run = RunDir.create(tmp_path / "r", config=cfg, seed=1)
+    saved = run.meta["config"]
+    assert saved["max_new_tokens"] == 64 and saved["key_env"] == "OPENAI_API_KEY"
+    assert saved["hf_token"] == "<redacted>" and saved["OPENAI_API_KEY"] == "<redacted>"
+
+
 def test_existing_run_refused_without_resume(tmp_path):
     RunDir.create(tmp_path / "r", config={}, seed=1)
     with pytest.raises(SelflabError, match="--resume"):

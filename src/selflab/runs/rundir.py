@@ -40,7 +40,11 @@ TRACKED_PACKAGES = (
     "numpy",
     "pydantic",
 )
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.IGNORECASE)
+# Whole key names only: "max_new_tokens" is a setting, "api_key" / "hf_token" are secrets.
+_SECRET_KEY = re.compile(
+    r"^(.*[_-])?(api[_-]?key|secret|password|passwd|authorization|bearer|token|access[_-]?token|auth[_-]?token)$",
+    re.IGNORECASE,
+)
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
+from selflab.tasks.text import contains_term
 from selflab.tasks.types import Task
 from selflab.tasks.verifiers import LANGUAGE_NAMES, words
 
@@ -167,17 +168,18 @@ def respond(task: Task, rng: random.Random, mode: ResponseMode = "correct") -> s
         kws = c["keywords"]
         s = _sents(topic, rng)
         need = kws[:1] if sub else kws
-        chosen = [next(x for x in s if kw in x.lower()) for kw in need]
-        rest = [x for x in s if x not in chosen and not any(kw in x.lower() for kw in kws)][:2]
+        # Same whole-word test as the verifier, so a built reference never fails its own check.
+        chosen = [next(x for x in s if contains_term(x, kw)) for kw in need]
+        rest = [x for x in s if x not in chosen and not any(contains_term(x, kw) for kw in kws)][:2]
         out = list(dict.fromkeys([*chosen, *rest]))
         rng.shuffle(out)
         return " ".join(out)
     if k == "forbidden_words":
         w = c["words"][0]
         s = _sents(topic, rng)
-        clean = [x for x in s if w not in x.lower()][:4]
+        clean = [x for x in s if not contains_term(x, w)][:4]
         if sub:
-            dirty = next(x for x in s if w in x.lower())
+            dirty = next(x for x in s if contains_term(x, w))
             clean = [*clean[:3], dirty]
         return " ".join(clean)
     if k == "bullets":

@@ -46,6 +46,7 @@ def test_filter_proposals_counts_every_rejection() -> None:
         ("p5", "i", DEMO := gd.DEMONSTRATIONS[1]),  # copy of a demonstration
         ("p6", "i", "QUESTION: What is 5 + 6? Give the final number at the end of your answer."),  # leak
         ("p7", "i", "QUESTION: Ana has 4 bags with 6 pens each. How many pens?"),
+        ("p8", "i", "QUESTION: 45 + 27 = 72."),  # a statement with its answer
     ]
     assert DEMO.startswith("QUESTION")
     out = gd.filter_proposals(
@@ -54,7 +55,7 @@ def test_filter_proposals_counts_every_rejection() -> None:
     reasons = [p.reason for p in out]
     assert reasons == [
         "ok", "duplicate", "no question found", "too short", "no number in the question",
-        "copy of a demonstration", "held-out evaluation prompt (leak)", "ok",
+        "copy of a demonstration", "held-out evaluation prompt (leak)", "ok", "not a question",
     ]  # fmt: skip
     assert out[0].checkable and out[0].true_answer == 42.0
     assert out[7].valid and not out[7].checkable

@@ -72,7 +72,11 @@ class GeneratedDataConfig(LoopConfig):
     """Defaults: a budget of a few minutes per iteration on a 2-core CPU."""
 
     proposals: int = Field(48, ge=1, description="questions the model writes per iteration")
-    propose_temperature: float = Field(1.0, ge=0.0)
+    propose_temperature: float = Field(0.8, ge=0.0)
+    propose_prefix: bool = Field(
+        True,
+        description="start the reply with 'QUESTION:' and stop at the line end (a 135M model rarely keeps the format)",
+    )
     propose_max_new_tokens: int = Field(48, ge=8)
     samples: int = Field(4, ge=2, description="answers per question (the vote)")
     temperature: float = Field(0.8, ge=0.0)
@@ -258,6 +262,8 @@ def filter_proposals(
             reason = "too short"
         elif len(q) > max_chars:
             reason = "too long"
+        elif not q.endswith("?"):
+            reason = "not a question"
         elif not re.search(r"\d", q):
             reason = "no number in the question"
         elif key in demos:
@@ -439,19 +445,24 @@ class GeneratedDataLoop(Loop):
         model = self.load(self.policy_spec(ctx.iteration))
         instructions = proposal_instructions(c.proposals, self.seed_for("propose-prompts", ctx.iteration))
         base = self.seed_for("propose", ctx.iteration)
+        prefix = "QUESTION:" if c.propose_prefix else ""
         sampling = SamplingParams(
-            temperature=c.propose_temperature, top_p=c.top_p, max_new_tokens=c.propose_max_new_tokens
+            temperature=c.propose_temperature,
+            top_p=c.top_p,
+            max_new_tokens=c.propose_max_new_tokens,
+            stop=("\n",) if c.propose_prefix else (),
         )
         reqs = [
             GenerationRequest(
                 messages=(user(t),),
                 sampling=sampling if sampling.greedy else sampling.model_copy(update={"seed": base + i}),
+                assistant_prefix=prefix,
             )
             for i, t in enumerate(instructions)
         ]
         outs = model.generate(reqs)
         raws = [
-            (f"q{ctx.iteration}-{i}", t, o.text if o.error is None else "")
+            (f"q{ctx.iteration}-{i}", t, prefix + o.text if o.error is None else "")
             for i, (t, o) in enumerate(zip(instructions, outs, strict=True))
         ]
         proposals = filter_proposals(raws, forbidden=[t.prompt for t in self.eval_tasks()])

@@ -16,7 +16,8 @@ from selflab.models.types import LanguageModel
 _CACHE: dict[str, LanguageModel] = {}
 _LOCK = threading.Lock()
 
-_INT_OPTIONS = {"concurrency", "retries", "max_batch_size"}
+_INT_OPTIONS = {"concurrency", "retries", "max_batch_size", "seed"}
+_BOOL_OPTIONS = {"prefix_reuse"}
 _FLOAT_OPTIONS = {"timeout", "backoff"}
 
 
@@ -24,7 +25,14 @@ def _coerce(options: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in options.items():
         try:
-            out[k] = int(v) if k in _INT_OPTIONS else float(v) if k in _FLOAT_OPTIONS else v
+            if k in _BOOL_OPTIONS:
+                if v.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(v)
+                out[k] = v.lower() in ("1", "true", "yes")
+            elif k == "threads":
+                out[k] = v if v == "auto" else int(v)
+            else:
+                out[k] = int(v) if k in _INT_OPTIONS else float(v) if k in _FLOAT_OPTIONS else v
         except ValueError as exc:
             raise ModelSpecError(
                 f"model spec option {k}={v!r} is not a number", f"give {k} a number"
@@ -39,7 +47,7 @@ def _build(spec: ModelSpec, overrides: dict[str, Any]) -> LanguageModel:
         from selflab.models.hf import HFModel
 
         path = embedded.prepare() if spec.backend == "embedded" else spec.target
-        allowed = {"device", "dtype", "max_batch_size"}
+        allowed = {"device", "dtype", "max_batch_size", "threads", "prefix_reuse", "seed"}
         unknown = set(options) - allowed
         if unknown:
             raise ModelSpecError(

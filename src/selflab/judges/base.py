@@ -88,6 +88,41 @@ def combine_orders(
     )
 
 
+def judgment_from_orders(
+    judge: str,
+    kind: Literal["pairwise", "meta"],
+    item_id: str,
+    orders: list[dict[str, Any]],
+    policy: DisagreePolicy,
+    details: dict[str, Any],
+) -> Judgment:
+    """One Judgment from the per-order records of a both-orders judge (pairwise or meta).
+
+    Each record has "order", "raw", "verdict_original" and "parse_error". Any order that failed to
+    parse makes the whole judgment a parse error (the per-order results stay in details)."""
+    raw = (
+        "\n\n".join(f"[order {o['order']}]\n{o['raw']}" for o in orders)
+        if len(orders) > 1
+        else orders[0]["raw"]
+    )
+    details = {**details, "orders": orders, "policy": policy, "abstained": False}
+    errors = [f"order {o['order']}: {o['parse_error']}" for o in orders if o["parse_error"]]
+    if errors:
+        return Judgment(
+            judge=judge, kind=kind, raw=raw, parse_error="; ".join(errors), item_id=item_id, details=details
+        )
+    if len(orders) == 1:
+        verdict, error, abstained = orders[0]["verdict_original"], None, False
+    else:
+        first, second = orders[0]["verdict_original"], orders[1]["verdict_original"]
+        verdict, error, abstained = combine_orders(first, second, policy)
+        details["consistent"] = first == second
+    details["abstained"] = abstained
+    return Judgment(
+        judge=judge, kind=kind, raw=raw, verdict=verdict, parse_error=error, item_id=item_id, details=details
+    )
+
+
 @runtime_checkable
 class TwoPhasePointwise(Protocol):
     model: LanguageModel

@@ -10,9 +10,9 @@ from selflab.judges.base import (
     DisagreePolicy,
     chat_request,
     check_policy,
-    combine_orders,
     completion_failure,
     generate_checked,
+    judgment_from_orders,
     model_name,
     swap_verdict,
 )
@@ -98,32 +98,4 @@ class MetaJudge:
         return out
 
     def _combine(self, item: MetaItem, records: list[dict]) -> Judgment:
-        raw = "\n\n".join(f"[order {r['order']}]\n{r['raw']}" for r in records)
-        details: dict = {"orders": records, "policy": self.on_disagree, "abstained": False}
-        errors = [f"order {r['order']}: {r['parse_error']}" for r in records if r["parse_error"]]
-        if errors:
-            return Judgment(
-                judge=self.name,
-                kind="meta",
-                raw=raw,
-                parse_error="; ".join(errors),
-                item_id=item.id,
-                details=details,
-            )
-        if len(records) == 1:
-            verdict, error, abstained = records[0]["verdict_original"], None, False
-        else:
-            verdict, error, abstained = combine_orders(
-                records[0]["verdict_original"], records[1]["verdict_original"], self.on_disagree
-            )
-            details["consistent"] = records[0]["verdict_original"] == records[1]["verdict_original"]
-        details["abstained"] = abstained
-        return Judgment(
-            judge=self.name,
-            kind="meta",
-            raw=raw,
-            verdict=verdict,
-            parse_error=error,
-            item_id=item.id,
-            details=details,
-        )
+        return judgment_from_orders(self.name, "meta", item.id, records, self.on_disagree, {})

@@ -12,9 +12,9 @@ from selflab.judges.base import (
     DisagreePolicy,
     chat_request,
     check_policy,
-    combine_orders,
     completion_failure,
     generate_checked,
+    judgment_from_orders,
     model_name,
     swap_verdict,
 )
@@ -123,45 +123,8 @@ class PairwiseLLMJudge:
         return judgments
 
     def _combine(self, item: PairwiseItem, orders: list[dict]) -> Judgment:
-        raw = (
-            "\n\n".join(f"[order {o['order']}]\n{o['raw']}" for o in orders)
-            if len(orders) > 1
-            else orders[0]["raw"]
-        )
-        details: dict = {
-            "orders": orders,
-            "policy": self.on_disagree,
-            "persona": self.persona,
-            "reference_used": bool(self.use_reference and item.reference),
-            "abstained": False,
-        }
-        errors = [f"order {o['order']}: {o['parse_error']}" for o in orders if o["parse_error"]]
-        if errors:
-            return Judgment(
-                judge=self.name,
-                kind="pairwise",
-                raw=raw,
-                parse_error="; ".join(errors),
-                item_id=item.id,
-                details=details,
-            )
-        if len(orders) == 1:
-            verdict, error, abstained = orders[0]["verdict_original"], None, False
-        else:
-            verdict, error, abstained = combine_orders(
-                orders[0]["verdict_original"], orders[1]["verdict_original"], self.on_disagree
-            )
-            details["consistent"] = orders[0]["verdict_original"] == orders[1]["verdict_original"]
-        details["abstained"] = abstained
-        return Judgment(
-            judge=self.name,
-            kind="pairwise",
-            raw=raw,
-            verdict=verdict,
-            parse_error=error,
-            item_id=item.id,
-            details=details,
-        )
+        extra = {"persona": self.persona, "reference_used": bool(self.use_reference and item.reference)}
+        return judgment_from_orders(self.name, "pairwise", item.id, orders, self.on_disagree, extra)
 
     def compare(self, items: list[PairwiseItem]) -> list[Judgment]:
         """Both orders of all items go to the model in one `generate` call."""

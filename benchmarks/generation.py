@@ -1,6 +1,6 @@
 """Generation throughput of the embedded model: naive HF `generate` vs the batching engine.
 
-Run: python benchmarks/generation.py [--requests 64] [--naive-subset 8] [--c1-subset 8]
+Run: python benchmarks/generation.py [--requests 64] [--naive-subset 8] [--c1-subset 8] [--dtypes float32,bfloat16]
 
 One workload of chat requests with mixed prompt lengths and max_new_tokens (16..128, seeded), half
 greedy and half sampled with per-request seeds. Measured in one run, so ratios are comparable even on a
@@ -8,7 +8,10 @@ noisy shared machine:
 - naive: transformers `model.generate`, one request at a time (a subset of the requests);
 - engine at concurrency 1, 8 and 64 (client threads, each sending one request at a time);
 - the machine's fp32 matmul GFLOP/s and the resulting compute ceiling 2 * n_params FLOP per token.
-The last line is machine-readable: RESULT engine_vs_naive=... ceiling_fraction=... tokens_per_s=...
+The whole set is repeated in bfloat16 when the CPU multiplies bf16 natively (AVX512-BF16/AMX): at
+small batch, decoding streams every weight from memory each step, and bf16 halves those bytes.
+The last line is machine-readable and describes the float32 run (the engine's default dtype), against
+the fp32 ceiling: RESULT engine_vs_naive=... ceiling_fraction=... tokens_per_s=...
 """
 
 from __future__ import annotations
@@ -70,12 +73,12 @@ def workload(n: int, seed: int) -> list[GenerationRequest]:
     return requests
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 matmul throughput of this machine (GFLOP/s), over 1 thread and torch's default
+def matmul_gflops(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5) -> float:
+    """Best matmul throughput of this machine in `dtype` (GFLOP/s), over 1 thread and torch's default
     thread count (the best of the two makes the ceiling as demanding as possible)."""
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=g)
-    b = torch.randn(size, size, generator=g)
+    a = torch.randn(size, size, generator=g).to(dtype)
+    b = torch.randn(size, size, generator=g).to(dtype)
     current = torch.get_num_threads()
     best = float("inf")
     for threads in sorted({1, TORCH_DEFAULT_THREADS}):
@@ -145,26 +148,22 @@ def engine(lm: HFModel, requests: list[GenerationRequest], concurrency: int) -> 
     return sum(counts), elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=64)
-    parser.add_argument("--naive-subset", type=int, default=8, help="requests timed with naive generate")
-    parser.add_argument("--c1-subset", type=int, default=8, help="requests timed at engine concurrency 1")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    console = Console()
+def bf16_native() -> bool:
+    """Whether this CPU has bf16 matmul instructions (otherwise bf16 is emulated and slow)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
-    lm = HFModel(embedded.prepare(), name=embedded.EMBEDDED_NAME)
-    n_params = sum(p.numel() for p in lm.model.parameters())
-    requests = workload(args.requests, args.seed)
+
+def measure(
+    dtype: str, requests: list[GenerationRequest], args: argparse.Namespace, console: Console
+) -> dict:
+    """Naive and engine throughput for one dtype; returns table rows and tokens/s per setting."""
+    lm = HFModel(embedded.prepare(), name=embedded.EMBEDDED_NAME, dtype=dtype)
     lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])  # first-call overheads
-
     rows = []
     tok, sec = naive(lm, requests[: args.naive_subset])
-    console.print(f"naive: {tok} tokens in {sec:.1f} s", style="dim")
+    console.print(f"{dtype} naive: {tok} tokens in {sec:.1f} s", style="dim")
     rows.append((f"naive HF generate, 1 at a time ({args.naive_subset} req)", tok, sec))
-    naive_tps = tok / sec
-    results = {}
+    tps = {"naive": tok / sec}
     for conc, subset in [(1, args.c1_subset), (8, args.requests), (64, args.requests)]:
         before = lm.engine.stats.decode_row_steps, lm.engine.stats.decode_steps
         tok, sec = engine(lm, requests[:subset], conc)
@@ -172,32 +171,91 @@ def main() -> None:
             1, lm.engine.stats.decode_steps - before[1]
         )
         rows.append((f"engine, concurrency {conc} ({subset} req, mean batch {rows_per_step:.1f})", tok, sec))
-        results[conc] = tok / sec
-        console.print(f"engine c={conc}: {tok} tokens in {sec:.1f} s", style="dim")
-    gflops = matmul_gflops()
-    ceiling = gflops * 1e9 / (2 * n_params)
-    lm.close()
-
-    table = Table(
-        title=f"generation throughput, {embedded.EMBEDDED_NAME} ({n_params / 1e6:.1f}M params), {lm.device}"
-    )
-    table.add_column("setting")
-    table.add_column("tokens", justify="right")
-    table.add_column("seconds", justify="right")
-    table.add_column("tokens/s", justify="right")
-    for name, tok, sec in rows:
-        table.add_row(name, str(tok), f"{sec:.1f}", f"{tok / sec:.1f}")
-    table.add_row("fp32 matmul 2048x2048 (GFLOP/s)", "", "", f"{gflops:.0f}")
-    table.add_row("compute ceiling 2*n_params FLOP/token", "", "", f"{ceiling:.0f}")
-    console.print(table)
+        tps[conc] = tok / sec
+        console.print(f"{dtype} engine c={conc}: {tok} tokens in {sec:.1f} s", style="dim")
     tuner = lm.engine.tuner
     console.print(
-        f"thread choices (s for {24} matmuls at 1 thread, at {TORCH_DEFAULT_THREADS}, chosen): {tuner.history if tuner else 'fixed'}"
+        f"{dtype} thread choices (s for 24 matmuls at 1 thread, at {TORCH_DEFAULT_THREADS}, chosen): "
+        f"{tuner.history if tuner else 'fixed'}",
+        style="dim",
     )
-    console.print(f"engine stats: {lm.engine.stats}")
-    tps = results[64]
+    console.print(f"{dtype} engine stats: {lm.engine.stats}", style="dim")
+    n_params = sum(p.numel() for p in lm.model.parameters())
+    lm.close()
+    return {"rows": rows, "tps": tps, "n_params": n_params}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--naive-subset", type=int, default=8, help="requests timed with naive generate")
+    parser.add_argument("--c1-subset", type=int, default=8, help="requests timed at engine concurrency 1")
+    parser.add_argument(
+        "--dtypes",
+        default="float32,bfloat16",
+        help="dtypes to measure, float32 first (bfloat16 is skipped where the CPU lacks native bf16)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    console = Console(width=150)
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    if "bfloat16" in dtypes and not bf16_native():
+        console.print("this CPU has no native bf16 matmul: measuring float32 only", style="yellow")
+        dtypes.remove("bfloat16")
+    requests = workload(args.requests, args.seed)
+    results = {dtype: measure(dtype, requests, args, console) for dtype in dtypes}
+    torch_dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    gflops = {d: matmul_gflops(torch_dtypes[d]) for d in {"float32", *dtypes}}
+    n_params = next(iter(results.values()))["n_params"]
+    ceilings = {d: g * 1e9 / (2 * n_params) for d, g in gflops.items()}
+
+    table = Table(
+        title=f"generation throughput, {embedded.EMBEDDED_NAME} ({n_params / 1e6:.1f}M params), cpu"
+    )
+    for column in [
+        "dtype",
+        "setting",
+        "tokens",
+        "seconds",
+        "tokens/s",
+        "of fp32 ceiling",
+        "of own-dtype ceiling",
+    ]:
+        table.add_column(column, justify="left" if column in ("dtype", "setting") else "right")
+    for dtype, res in results.items():
+        for name, tok, sec in res["rows"]:
+            tps = tok / sec
+            table.add_row(
+                dtype,
+                name,
+                str(tok),
+                f"{sec:.1f}",
+                f"{tps:.1f}",
+                f"{tps / ceilings['float32']:.3f}",
+                f"{tps / ceilings[dtype]:.3f}",
+            )
+    for dtype, g in gflops.items():
+        table.add_row(
+            dtype,
+            "matmul 2048x2048 GFLOP/s -> ceiling tok/s",
+            "",
+            "",
+            f"{ceilings[dtype]:.0f}",
+            "",
+            f"{g:.0f} GF/s",
+        )
+    console.print(table)
+    if "bfloat16" in results:
+        b = results["bfloat16"]["tps"]
+        console.print(
+            f"bfloat16: engine_vs_naive={b[64] / b['naive']:.2f}, {b[64]:.1f} tok/s at 64 = "
+            f"{b[64] / ceilings['float32']:.3f} of the fp32 ceiling, {b[64] / ceilings['bfloat16']:.3f} of the bf16 ceiling"
+        )
+    main_dtype = "float32" if "float32" in results else dtypes[0]
+    t = results[main_dtype]["tps"]
     print(
-        f"RESULT engine_vs_naive={tps / naive_tps:.2f} ceiling_fraction={tps / ceiling:.3f} tokens_per_s={tps:.1f}"
+        f"RESULT engine_vs_naive={t[64] / t['naive']:.2f} ceiling_fraction={t[64] / ceilings['float32']:.3f} "
+        f"tokens_per_s={t[64]:.1f}"
     )
 
 

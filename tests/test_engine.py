@@ -279,3 +279,42 @@ def test_thread_tuner_picks_the_faster_setting_and_restores_it():
         assert torch.get_num_threads() == choice
     finally:
         torch.set_num_threads(before)
+
+
+def test_prefix_cache_serves_a_continued_conversation(lm):
+    """Turn 2 extends turn 1's prompt and answer: only the new tokens are computed, output unchanged."""
+    base = "Story so far: the keeper counted the sheep, one by one, until the lamp went out. " * 2
+    first = lm.generate([raw(base, max_new_tokens=12)])[0]
+    follow = [base + first.text + " Then what happened?", base + first.text + " 7 8 9", "unrelated short one"]
+    before = lm.engine.stats.prefix_cached_tokens
+    hits = lm.engine.prefix_cache.hits
+    got = lm.generate(
+        [raw(p, max_new_tokens=10, logprobs=True) for p in follow]
+    )  # hits and a miss in one prefill
+    assert lm.engine.prefix_cache.hits >= hits + 2
+    # Block-aligned (16 tokens), and the re-tokenised boundary between turns may differ.
+    assert lm.engine.stats.prefix_cached_tokens - before >= 2 * (len(lm.prompt_ids(raw(base))) - 32)
+    for p, g in zip(follow, got, strict=True):
+        ref_ids, ref_logps = hf_greedy(lm, lm.prompt_ids(raw(p)), 10)
+        assert g.text == lm.tokenizer.decode(ref_ids, skip_special_tokens=True)
+        assert g.token_logprobs == pytest.approx(ref_logps, abs=2e-3)
+
+
+def test_prefix_cache_off_and_cleared(folder):
+    model = HFModel(folder, device="cpu", max_batch_size=8, prefix_cache_mb=0)
+    try:
+        assert model.engine.prefix_cache is None
+        prompt = "A long enough prompt about rivers and mountains and the sea, repeated. " * 3
+        a = model.generate([raw(prompt, max_new_tokens=6)] * 2)
+        assert model.engine.stats.prefix_cached_tokens == 0 and a[0].text == a[1].text
+    finally:
+        model.close()
+    cached = HFModel(folder, device="cpu", max_batch_size=8)
+    try:
+        cached.generate([raw(prompt, max_new_tokens=6)])
+        assert len(cached.engine.prefix_cache) == 1
+        cached.engine.clear_prefix_cache()
+        again = cached.generate([raw(prompt, max_new_tokens=6)])[0]
+        assert cached.engine.stats.prefix_cached_tokens == 0 and again.text == a[0].text
+    finally:
+        cached.close()

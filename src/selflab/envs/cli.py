@@ -234,6 +234,80 @@ def register(app: typer.Typer) -> None:
         for (a, b), h in result.pairs.items():
             console.print(f"{a} vs {b}: {h.a_wins}-{h.b_wins} (of {h.episodes}), p={h.p_value:.2g}")
 
+    @app.command("baselines")
+    def baselines_cmd(
+        games: Annotated[
+            str, typer.Option("--games", help="Comma-separated games (default: all), e.g. perudo,spy.")
+        ] = "",
+        llm: Annotated[
+            str | None,
+            typer.Option(
+                "--llm", help="Model spec to play against scripted (omit for scripted vs random only)."
+            ),
+        ] = None,
+        episodes: Annotated[
+            int, typer.Option("--episodes", "-n", min=1, help="Scripted-vs-random episodes per game.")
+        ] = 200,
+        llm_episodes: Annotated[
+            int, typer.Option("--llm-episodes", min=1, help="LLM-vs-scripted episodes per game.")
+        ] = 16,
+        seed: Annotated[int, typer.Option("--seed")] = 0,
+        max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 48,
+        temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.7,
+        context_tokens: Annotated[
+            int,
+            typer.Option("--context-tokens", min=256, help="LLM prompt budget; oldest turns are dropped."),
+        ] = 1024,
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Run directory (default runs/baselines-<time>).")
+        ] = None,
+        resume: Annotated[
+            bool, typer.Option("--resume", help="Keep the episodes already recorded in --out.")
+        ] = False,
+    ) -> None:
+        """Per game: scripted vs random and (with --llm) the LLM vs scripted, with 95% CIs, exact tests
+        and invalid-action rates. Writes baselines.json and baselines.md to the run directory."""
+        from selflab.envs.baselines import VARIANTS, matchups, run_baselines
+        from selflab.runs import RunDir
+
+        chosen = [g.strip() for g in games.split(",") if g.strip()] or list(VARIANTS)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = out or Path("runs") / f"baselines-{stamp}"
+        llm_options = {
+            "max_new_tokens": max_new_tokens,
+            "temperature": temperature,
+            "context_tokens": context_tokens,
+        }
+        config = {"games": chosen, "llm": llm, "episodes": episodes, "llm_episodes": llm_episodes, "seed": seed,
+                  "llm_options": llm_options}  # fmt: skip
+        todo = matchups(chosen, llm, episodes, llm_episodes, seed)
+        run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab baselines")
+        results, stats = run_baselines(todo, run=run, llm_options=llm_options, progress=True)
+        table = Table(
+            title=f"game baselines, seed {seed} (win rate [95% Wilson CI]; p: exact two-sided test)"
+        )
+        for col in ("game", "variant", "A vs B", "A win", "B win", "A>B / B>A", "p", "A invalid", "episodes"):
+            table.add_column(col)
+        lines = ["| game | variant | A vs B | A win [95% CI] | B win [95% CI] | A>B / B>A | p | A invalid | episodes |",
+                 "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in results:
+            a, b = r.a_stats, r.b_stats
+            cells = [r.game, r.env_id, f"{r.a} vs {r.b}" + (" (solo)" if r.solo else ""),
+                     f"{a.win_rate:.2f} [{a.ci[0]:.2f}, {a.ci[1]:.2f}]", f"{b.win_rate:.2f} [{b.ci[0]:.2f}, {b.ci[1]:.2f}]",
+                     f"{r.a_better} / {r.b_better}", f"{r.p_value:.2g}", f"{a.invalid_rate:.3f}", str(r.episodes)]  # fmt: skip
+            table.add_row(*cells)
+            lines.append("| " + " | ".join(cells) + " |")
+        console.print(table)
+        (run.path / "baselines.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if stats.model_calls:
+            console.print(
+                f"wall {stats.wall_s:.0f} s, model calls {stats.model_calls}, mean batch {stats.mean_batch:.1f}, "
+                f"{stats.completion_tokens} tokens generated, {stats.tokens_per_s:.1f} tok/s"
+            )
+        console.print(
+            f"results in {run.path}/baselines.json and baselines.md; episodes in records/episodes.jsonl"
+        )
+
 
 def sft_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Parquet-friendly rows: nested message lists stay, other values become plain scalars."""

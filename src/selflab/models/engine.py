@@ -10,7 +10,9 @@ thread keeps a running batch on the device:
 - a finished row leaves the batch (its KV rows are dropped at the next rebuild) and its future is
   resolved at once; waiting requests take the free slots;
 - when the requests of one prefill share a long token prefix (a judge rubric, a system prompt), the
-  prefix is run once and its keys/values are copied to every row.
+  prefix is run once and its keys/values are copied to every row;
+- across calls, the keys/values of finished requests are kept (`engine_prefix.PrefixCache`), so a
+  prompt that extends an earlier conversation (a game agent's next turn) only computes its new tokens.
 
 Why hand-written: transformers 5.23's own continuous batching (`generate_batch` /
 `init_continuous_batching`) samples with one global RNG and a batch-wide `do_sample`, so a seeded
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 
 from selflab.models.engine_cache import KVBuffer, merge
+from selflab.models.engine_prefix import PrefixCache, PrefixHit
 from selflab.models.engine_sampling import choose_tokens
 from selflab.models.engine_threads import ThreadTuner
 from selflab.models.types import Completion, SamplingParams
@@ -51,6 +54,7 @@ class _Job:
     scanned_chars: int = 0
     stop_at: int | None = None
     finish: str | None = None
+    hit: PrefixHit | None = None  # leading prompt tokens served from the prefix cache
 
 
 @dataclass
@@ -63,6 +67,7 @@ class EngineStats:
     prefill_calls: int = 0
     prefill_tokens: int = 0
     prefix_reused_tokens: int = 0
+    prefix_cached_tokens: int = 0
     rebuilds: int = 0
     busy_s: float = 0.0
 
@@ -89,6 +94,8 @@ class BatchingEngine:
     `max_batch_size` bounds the running batch; `max_prefill_tokens` bounds padded tokens per prefill
     forward; `min_prefix_tokens` is the shortest shared prefix worth computing once; `seed` seeds the
     generator that gives unseeded sampled requests their own seeds (so a run is reproducible).
+    `prefix_cache_mb` bounds the keys/values kept from finished requests for later prompts that start
+    the same way (0 turns the cache off); call `clear_prefix_cache()` after changing weights in place.
     """
 
     def __init__(
@@ -101,6 +108,7 @@ class BatchingEngine:
         min_prefix_tokens: int = 16,
         seed: int = 0,
         threads: int | str | None = "auto",
+        prefix_cache_mb: int = 1024,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -117,6 +125,11 @@ class BatchingEngine:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0))
         self.stats = EngineStats()
+        self.prefix_cache = (
+            PrefixCache(max_bytes=int(prefix_cache_mb) << 20, min_tokens=max(min_prefix_tokens, 16))
+            if prefix_cache_mb and int(prefix_cache_mb) > 0
+            else None
+        )
         self.tuner: ThreadTuner | None = None
         if isinstance(threads, str) and threads.isdigit():  # from a spec string: hf:PATH?threads=1
             threads = int(threads)
@@ -161,6 +174,12 @@ class BatchingEngine:
     async def agenerate(self, prompt_ids: list[int], sampling: SamplingParams) -> Completion:
         """Asyncio version of one `submit`."""
         return await asyncio.wrap_future(self.submit(prompt_ids, sampling))
+
+    def clear_prefix_cache(self) -> None:
+        """Forget cached keys/values (required after the model's weights change in place)."""
+        with self._cond:
+            if self.prefix_cache is not None:
+                self.prefix_cache.clear()
 
     def close(self) -> None:
         """Stop the worker; requests still waiting or running resolve with an error completion."""
@@ -227,10 +246,14 @@ class BatchingEngine:
                 )
             else:
                 ready.append(job)
-        ready.sort(key=lambda j: len(j.prompt_ids))
+        if self.prefix_cache is not None:
+            with self._cond:  # `clear_prefix_cache` may run on another thread
+                for job in ready:
+                    job.hit = self.prefix_cache.lookup(job.prompt_ids)
+        ready.sort(key=_new_tokens)
         chunks: list[list[_Job]] = []
         for job in ready:
-            if chunks and (len(chunks[-1]) + 1) * len(job.prompt_ids) <= self.max_prefill_tokens:
+            if chunks and (len(chunks[-1]) + 1) * _new_tokens(job) <= self.max_prefill_tokens:
                 chunks[-1].append(job)
             else:
                 chunks.append([job])
@@ -290,6 +313,8 @@ class BatchingEngine:
     def _prefill(self, jobs: list[_Job]) -> tuple[KVBuffer, torch.Tensor]:
         """Run the prompts of `jobs` (left-padded; a shared prefix computed once). Returns their KV
         buffer and the logits of each prompt's last position."""
+        if any(job.hit is not None for job in jobs):
+            return self._prefill_cached(jobs)
         ids = [job.prompt_ids for job in jobs]
         n = len(ids)
         prefix = 0
@@ -324,6 +349,47 @@ class BatchingEngine:
         self.stats.prefill_calls += 1
         self.stats.prefill_tokens += sum(len(x) for x in ids) - prefix * (n - 1)
         return buf, logits
+
+    def _prefill_cached(self, jobs: list[_Job]) -> tuple[KVBuffer, torch.Tensor]:
+        """Prefill where some rows start from cached keys/values: row r's cached tokens sit just left
+        of column P (the longest cached length), its new tokens right-aligned after P."""
+        n = len(jobs)
+        cached = [job.hit.length if job.hit is not None else 0 for job in jobs]
+        width = max(cached)
+        rests = [job.prompt_ids[c:] for job, c in zip(jobs, cached, strict=True)]
+        span = max(len(rest) for rest in rests)
+        buf = KVBuffer(self.num_layers, n, width + span, self.device)
+        ref = next(job.hit.kv for job in jobs if job.hit is not None)
+        buf.allocate(ref.shape[2], ref.shape[4], ref.dtype)
+        input_ids = torch.full((n, span), self.pad_id, dtype=torch.long)
+        positions = torch.zeros((n, span), dtype=torch.long)
+        for r, (job, c, rest) in enumerate(zip(jobs, cached, rests, strict=True)):
+            if job.hit is not None:
+                buf.data[:, :, r, :, width - c : width] = job.hit.kv
+                buf.valid[r, width - c : width] = True
+            pad = span - len(rest)
+            input_ids[r, pad:] = torch.tensor(rest, dtype=torch.long)
+            positions[r, pad:] = torch.arange(c, c + len(rest))
+            buf.valid[r, width + pad : width + span] = True
+        buf.length = width
+        logits = self._forward(buf, input_ids.to(self.device), positions.to(self.device))
+        self.stats.prefill_calls += 1
+        self.stats.prefill_tokens += sum(len(rest) for rest in rests)
+        self.stats.prefix_cached_tokens += sum(cached)
+        return buf, logits
+
+    def _remember(self, buf: KVBuffer, row: int, job: _Job) -> None:
+        """Keep a finished row's keys/values (the tokens fed so far) in the prefix cache."""
+        if self.prefix_cache is None:
+            return
+        cols = buf.valid[row, : buf.length].nonzero().squeeze(1)
+        seq = (job.prompt_ids + job.out_ids)[: cols.numel()]
+        if len(seq) != cols.numel() or len(seq) < self.prefix_cache.min_tokens:
+            return
+        kv = buf.data[:, :, row].index_select(3, cols)  # a copy: the batch buffer is reused
+        with self._cond:
+            self.prefix_cache.put(seq, kv, extends=job.hit.entry if job.hit is not None else None)
+        job.hit = None  # drop the reference to the cached tensor
 
     def _forward(self, buf: KVBuffer, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """One forward over new columns [length, length + q) of `buf` (whose `valid` is already set
@@ -378,7 +444,7 @@ class BatchingEngine:
                 dead += 1
                 continue
             self.stats.decode_row_steps += 1
-            if self._advance(job, tokens_list[r], lps[r] if lps is not None else None):
+            if self._advance(job, tokens_list[r], lps[r] if lps is not None else None, kv=(buf, r)):
                 self._rows[r] = None
                 dead += 1
         self._last = tokens
@@ -391,8 +457,12 @@ class BatchingEngine:
         with self._cond:
             return bool(self._waiting)
 
-    def _advance(self, job: _Job, token: int, logprob: float | None) -> bool:
-        """Record a new token for `job`; resolve its future and return True when it is finished."""
+    def _advance(
+        self, job: _Job, token: int, logprob: float | None, kv: tuple[KVBuffer, int] | None = None
+    ) -> bool:
+        """Record a new token for `job`; when it is finished, keep its keys/values (`kv`: its buffer
+        and row) in the prefix cache, then resolve its future (so a caller's next prompt can hit the
+        cache) and return True."""
         s = job.sampling
         if token in self.eos_ids:
             job.finish = "stop"
@@ -408,6 +478,8 @@ class BatchingEngine:
                 job.finish = "length"
         if job.finish is None:
             return False
+        if kv is not None:
+            self._remember(*kv, job)
         job.future.set_result(self._completion(job))
         return True
 
@@ -444,6 +516,11 @@ class BatchingEngine:
             token_logprobs=job.logprobs[: len(ids)] if want else None,
             tokens=self.tokenizer.convert_ids_to_tokens(ids) if want else None,
         )
+
+
+def _new_tokens(job: _Job) -> int:
+    """Prompt tokens a prefill must still compute for `job`."""
+    return len(job.prompt_ids) - (job.hit.length if job.hit is not None else 0)
 
 
 def _eos_ids(model: torch.nn.Module, tokenizer) -> set[int]:

@@ -59,6 +59,7 @@ class HFModel:
         seed: int = 0,
         prefix_reuse: bool = True,
         threads: int | str | None = "auto",
+        prefix_cache_mb: int = 1024,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -93,6 +94,7 @@ class HFModel:
             prefix_reuse=prefix_reuse,
             seed=seed,
             threads=threads,
+            prefix_cache_mb=prefix_cache_mb,
         )
 
     def __repr__(self) -> str:

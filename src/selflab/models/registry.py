@@ -16,7 +16,7 @@ from selflab.models.types import LanguageModel
 _CACHE: dict[str, LanguageModel] = {}
 _LOCK = threading.Lock()
 
-_INT_OPTIONS = {"concurrency", "retries", "max_batch_size", "seed"}
+_INT_OPTIONS = {"prefix_cache_mb", "concurrency", "retries", "max_batch_size", "seed"}
 _BOOL_OPTIONS = {"prefix_reuse"}
 _FLOAT_OPTIONS = {"timeout", "backoff"}
 
@@ -47,7 +47,7 @@ def _build(spec: ModelSpec, overrides: dict[str, Any]) -> LanguageModel:
         from selflab.models.hf import HFModel
 
         path = embedded.prepare() if spec.backend == "embedded" else spec.target
-        allowed = {"device", "dtype", "max_batch_size", "threads", "prefix_reuse", "seed"}
+        allowed = {"device", "dtype", "max_batch_size", "threads", "prefix_reuse", "prefix_cache_mb", "seed"}
         unknown = set(options) - allowed
         if unknown:
             raise ModelSpecError(

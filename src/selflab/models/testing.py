@@ -45,7 +45,9 @@ def tiny_llama(
     model = LlamaForCausalLM(config)
     # Larger logits than the default init so sampling is not uniform noise and greedy has clear winners.
     with torch.no_grad():
-        model.lm_head.weight.mul_(8.0) if not config.tie_word_embeddings else model.model.embed_tokens.weight.mul_(8.0)
+        model.lm_head.weight.mul_(
+            8.0
+        ) if not config.tie_word_embeddings else model.model.embed_tokens.weight.mul_(8.0)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)

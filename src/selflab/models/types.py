@@ -135,6 +135,8 @@ class LocalLanguageModel(LanguageModel, Protocol):
 
     def hidden_states(self, texts: list[str]) -> list[HiddenStates]: ...
 
-    def render(self, messages: list[Message] | tuple[Message, ...], add_generation_prompt: bool = True) -> str:
+    def render(
+        self, messages: list[Message] | tuple[Message, ...], add_generation_prompt: bool = True
+    ) -> str:
         """The chat template applied to messages, as text."""
         ...

@@ -108,7 +108,7 @@ class BatchingEngine:
         min_prefix_tokens: int = 16,
         seed: int = 0,
         threads: int | str | None = "auto",
-        prefix_cache_mb: int = 1024,
+        prefix_cache_mb: int = 2048,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer

@@ -59,7 +59,7 @@ class HFModel:
         seed: int = 0,
         prefix_reuse: bool = True,
         threads: int | str | None = "auto",
-        prefix_cache_mb: int = 1024,
+        prefix_cache_mb: int = 2048,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

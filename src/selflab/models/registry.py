@@ -6,6 +6,7 @@ one engine (and its batches) instead of loading the weights twice.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Any
 
@@ -90,3 +91,8 @@ def clear_cache() -> None:
             if callable(close):
                 close()
         _CACHE.clear()
+
+
+# Stop engine worker threads before the interpreter tears torch down under them (otherwise a script
+# that loaded a model can end with "terminate called without an active exception" and exit code 134).
+atexit.register(clear_cache)

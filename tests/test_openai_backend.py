@@ -83,7 +83,9 @@ def test_flaky_server_recovers_and_key_comes_from_env(monkeypatch):
     server, handler = start_scripted(fail_first=2)
     try:
         port = server.server_address[1]
-        m = OpenAIModel("m", f"http://127.0.0.1:{port}/v1", key_env="SELFLAB_TEST_KEY", retries=3, backoff=0.01)
+        m = OpenAIModel(
+            "m", f"http://127.0.0.1:{port}/v1", key_env="SELFLAB_TEST_KEY", retries=3, backoff=0.01
+        )
         out = m.generate([GenerationRequest.chat("capital of France?")])[0]
         assert out.text == "Paris" and handler.calls == 3
         assert handler.seen_auth[-1] == "Bearer sk-secret-123"
@@ -114,7 +116,9 @@ def served_tiny(tmp_path_factory):
     folder = tiny_llama(tmp_path_factory.mktemp("tiny"))
     local = load_model(f"hf:{folder}")
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(local), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(local), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(200):

@@ -7,9 +7,10 @@ import warnings
 import pytest
 
 from selflab.envs.adapters import PettingZooAEC, SingleLearnerEnv
+from selflab.envs.baselines import VARIANTS
 
 
-@pytest.mark.parametrize("env_id", ["perudo-small-v0", "spy-quick-v0"])
+@pytest.mark.parametrize("env_id", sorted(VARIANTS.values()))
 def test_pettingzoo_api_test(env_id: str) -> None:
     from pettingzoo.test import api_test
 
@@ -31,6 +32,26 @@ def test_aec_plays_a_full_game_with_final_rewards() -> None:
         env.step("ACTION: challenge" if "Current bid" in obs else "ACTION: bid 1 2")
     assert seen == {"player_0", "player_1"}
     assert sorted(env.game.rewards.values()) == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("env_id", sorted(VARIANTS.values()))
+def test_gymnasium_check_env_every_game(env_id: str) -> None:
+    """Every game as a single-learner Gymnasium env (scripted opponents; solo games have none)."""
+    from gymnasium.utils.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = SingleLearnerEnv(env_id, opponents=["scripted"])
+        check_env(env, skip_render_check=True)
+        obs, info = env.reset(seed=1)
+        steps = 0
+        while True:  # garbage actions: errors are counted, defaults are played, the episode still ends
+            obs, reward, term, trunc, info = env.step("garbage move")
+            steps += 1
+            if term or trunc:
+                break
+            assert steps < 2000
+        assert isinstance(reward, float)
 
 
 def test_gymnasium_single_learner() -> None:

@@ -51,6 +51,15 @@ class Matchup:
     episodes: int
     seed: int
 
+    @property
+    def prefix(self) -> str:
+        """Start of this matchup's episode ids (unique across the whole table)."""
+        return f"{self.game}:{self.a}|{self.b}:"
+
+    @property
+    def solo(self) -> bool:
+        return _players(self.env_id) == 1
+
 
 @dataclass
 class MatchupResult:
@@ -80,32 +89,31 @@ def _players(env_id: str) -> int:
 
 
 def specs_for(m: Matchup) -> list[EpisodeSpec]:
-    """The episodes of one matchup, with ids unique across the whole table."""
-    prefix = f"{m.game}:{m.a}|{m.b}:"
-    if _players(m.env_id) == 1:
+    """The episodes of one matchup; a solo game's ids end in a<i> or b<i> (which agent played)."""
+    if m.solo:
         return [
-            EpisodeSpec(f"{prefix}{side}{i:04d}", m.env_id, [agent], seed=m.seed + i)
+            EpisodeSpec(f"{m.prefix}{side}{i:04d}", m.env_id, [agent], seed=m.seed + i)
             for side, agent in (("a", m.a), ("b", m.b))
             for i in range(m.episodes)
         ]
     kwargs = {"players": _players(m.env_id)} if "players" in spec(m.env_id).kwargs else {}
-    return schedule(m.env_id, [m.a, m.b], m.episodes, seed=m.seed, env_kwargs=kwargs, prefix=prefix)
+    return schedule(m.env_id, [m.a, m.b], m.episodes, seed=m.seed, env_kwargs=kwargs, prefix=m.prefix)
 
 
 def analyse(m: Matchup, episodes: list[EpisodeRecord]) -> MatchupResult:
-    prefix = f"{m.game}:{m.a}|{m.b}:"
-    mine = [e for e in episodes if e.episode_id.startswith(prefix)]
-    solo = _players(m.env_id) == 1
-    if solo:
+    mine = [e for e in episodes if e.episode_id.startswith(m.prefix)]
+    if m.solo:
         # Same seeds for both agents: compare instance by instance.
+        sides: dict[str, list[EpisodeRecord]] = {"a": [], "b": []}
         by_seed: dict[int, dict[str, bool]] = {}
         for e in mine:
-            side = e.episode_id[len(prefix)]
+            side = e.episode_id[len(m.prefix)]
+            sides[side].append(e)
             by_seed.setdefault(int(e.seed or 0), {})[side] = 0 in e.winners
         a_better = sum(1 for r in by_seed.values() if r.get("a") and not r.get("b"))
         b_better = sum(1 for r in by_seed.values() if r.get("b") and not r.get("a"))
-        stats_a = summarize([e for e in mine if e.episode_id[len(prefix)] == "a"]).get(m.a, AgentStats(m.a))
-        stats_b = summarize([e for e in mine if e.episode_id[len(prefix)] == "b"]).get(m.b, AgentStats(m.b))
+        stats_a = summarize(sides["a"]).get(m.a, AgentStats(m.a))
+        stats_b = summarize(sides["b"]).get(m.b, AgentStats(m.b))
     else:
         stats = summarize(mine)
         stats_a, stats_b = stats.get(m.a, AgentStats(m.a)), stats.get(m.b, AgentStats(m.b))
@@ -117,8 +125,8 @@ def analyse(m: Matchup, episodes: list[EpisodeRecord]) -> MatchupResult:
         if a_better + b_better
         else 1.0
     )
-    n = len(mine) // 2 if solo else len(mine)
-    return MatchupResult(m.game, m.env_id, m.a, m.b, solo, n, stats_a, stats_b, a_better, b_better, p)
+    n = len(mine) // 2 if m.solo else len(mine)
+    return MatchupResult(m.game, m.env_id, m.a, m.b, m.solo, n, stats_a, stats_b, a_better, b_better, p)
 
 
 def matchups(games: list[str], llm: str | None, episodes: int, llm_episodes: int, seed: int) -> list[Matchup]:

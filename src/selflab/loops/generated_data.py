@@ -38,6 +38,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
+from selflab.loops.measures import sample_n
 from selflab.loops.self_refine import family_tasks
 from selflab.loops.self_rewarding import stage_infos, train_or_carry
 from selflab.loops.stats import bootstrap_ci
@@ -552,18 +553,10 @@ def solve(
 ) -> list[Solution]:
     """`n` sampled answers per question, one batched call; request i gets seed `seed + i`."""
     sampling = SamplingParams(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens)
-    reqs = []
-    for p in proposals:
-        for _ in range(n):
-            s = sampling if sampling.greedy else sampling.model_copy(update={"seed": seed + len(reqs)})
-            reqs.append(GenerationRequest(messages=(user(p.question + ANSWER_SUFFIX),), sampling=s))
-    outs = model.generate(reqs) if reqs else []
+    samples = sample_n(model, [p.question + ANSWER_SUFFIX for p in proposals], n, sampling, seed)
     sols = []
-    k = 0
-    for p in proposals:
-        for j in range(n):
-            o = outs[k]
-            k += 1
+    for p, outs in zip(proposals, samples, strict=True):
+        for j, o in enumerate(outs):
             sols.append(
                 Solution(
                     proposal_id=p.id,

@@ -29,6 +29,20 @@ class Answer(BaseModel):
     judge_error: str | None = None
 
 
+def sample_n(
+    model: LanguageModel, prompts: Sequence[str], n: int, sampling: SamplingParams, seed: int
+) -> list[list[Completion]]:
+    """`n` completions per user prompt in ONE batched generate call; request i gets seed `seed + i`,
+    so the samples do not depend on batch composition and a rerun reproduces them."""
+    requests = []
+    for prompt in prompts:
+        for _ in range(n):
+            s = sampling if sampling.greedy else sampling.model_copy(update={"seed": seed + len(requests)})
+            requests.append(GenerationRequest(messages=(user(prompt),), sampling=s))
+    outs: list[Completion] = model.generate(requests) if requests else []
+    return [outs[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+
 def sample_answers(
     model: LanguageModel,
     tasks: Sequence[Task],
@@ -36,20 +50,10 @@ def sample_answers(
     sampling: SamplingParams,
     seed: int,
 ) -> list[Answer]:
-    """`n` answers per task in ONE batched generate call; request i gets seed `seed + i`, so the
-    answers do not depend on batch composition and a rerun reproduces them."""
-    requests = []
-    for t in tasks:
-        for _ in range(n):
-            s = sampling if sampling.greedy else sampling.model_copy(update={"seed": seed + len(requests)})
-            requests.append(GenerationRequest(messages=(user(t.prompt),), sampling=s))
-    outs: list[Completion] = model.generate(requests)
+    """`n` answers per task (see `sample_n`)."""
     answers = []
-    k = 0
-    for t in tasks:
-        for j in range(n):
-            o = outs[k]
-            k += 1
+    for t, outs in zip(tasks, sample_n(model, [t.prompt for t in tasks], n, sampling, seed), strict=True):
+        for j, o in enumerate(outs):
             answers.append(
                 Answer(
                     task_id=t.id,

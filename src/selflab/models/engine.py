@@ -311,61 +311,39 @@ class BatchingEngine:
         self.stats.rebuilds += 1
 
     def _prefill(self, jobs: list[_Job]) -> tuple[KVBuffer, torch.Tensor]:
-        """Run the prompts of `jobs` (left-padded; a shared prefix computed once). Returns their KV
-        buffer and the logits of each prompt's last position."""
-        if any(job.hit is not None for job in jobs):
-            return self._prefill_cached(jobs)
-        ids = [job.prompt_ids for job in jobs]
-        n = len(ids)
-        prefix = 0
-        if self.prefix_reuse and n >= 2:
-            prefix = min(common_prefix_len(ids), min(len(x) for x in ids) - 1)
-            if prefix < self.min_prefix_tokens:
-                prefix = 0
-        span = max(len(x) for x in ids) - prefix
-        buf = KVBuffer(self.num_layers, n, prefix + span, self.device)
-        if prefix:
-            head = KVBuffer(self.num_layers, 1, prefix, self.device)
-            head.valid[:, :prefix] = True
-            self._forward(
-                head,
-                torch.tensor([ids[0][:prefix]], device=self.device),
-                torch.arange(prefix, device=self.device).unsqueeze(0),
-            )
-            buf.allocate(head.data.shape[3], head.data.shape[5], head.data.dtype)
-            buf.data[:, :, :, :, :prefix] = head.data[:, :, 0:1, :, :prefix]
-            buf.valid[:, :prefix] = True
-            buf.length = prefix
-            self.stats.prefix_reused_tokens += prefix * (n - 1)
-        input_ids = torch.full((n, span), self.pad_id, dtype=torch.long)
-        positions = torch.zeros((n, span), dtype=torch.long)
-        for r, seq in enumerate(ids):
-            rest = seq[prefix:]
-            pad = span - len(rest)
-            input_ids[r, pad:] = torch.tensor(rest, dtype=torch.long)
-            positions[r, pad:] = torch.arange(prefix, prefix + len(rest))
-            buf.valid[r, prefix + pad : prefix + span] = True
-        logits = self._forward(buf, input_ids.to(self.device), positions.to(self.device))
-        self.stats.prefill_calls += 1
-        self.stats.prefill_tokens += sum(len(x) for x in ids) - prefix * (n - 1)
-        return buf, logits
-
-    def _prefill_cached(self, jobs: list[_Job]) -> tuple[KVBuffer, torch.Tensor]:
-        """Prefill where some rows start from cached keys/values: row r's cached tokens sit just left
-        of column P (the longest cached length), its new tokens right-aligned after P."""
+        """Run the prompts of `jobs`. A row may start from keys/values it already has: a prefix-cache
+        hit, or a prefix every row shares, computed here once. Row r's known tokens sit just left of
+        column `width` (the longest known length), its remaining tokens right-aligned after it.
+        Returns the KV buffer and the logits of each prompt's last position."""
         n = len(jobs)
-        cached = [job.hit.length if job.hit is not None else 0 for job in jobs]
-        width = max(cached)
-        rests = [job.prompt_ids[c:] for job, c in zip(jobs, cached, strict=True)]
+        starts: list[tuple[int, torch.Tensor | None]] = [
+            (job.hit.length, job.hit.kv) if job.hit is not None else (0, None) for job in jobs
+        ]
+        if self.prefix_reuse and n >= 2 and all(kv is None for _, kv in starts):
+            ids = [job.prompt_ids for job in jobs]
+            prefix = min(common_prefix_len(ids), min(len(x) for x in ids) - 1)
+            if prefix >= self.min_prefix_tokens:
+                head = KVBuffer(self.num_layers, 1, prefix, self.device)
+                head.valid[:, :prefix] = True
+                self._forward(
+                    head,
+                    torch.tensor([ids[0][:prefix]], device=self.device),
+                    torch.arange(prefix, device=self.device).unsqueeze(0),
+                )
+                starts = [(prefix, head.data[:, :, 0, :, :prefix])] * n
+                self.stats.prefix_reused_tokens += prefix * (n - 1)
+                self.stats.prefill_tokens += prefix
+        width = max(c for c, _ in starts)
+        rests = [job.prompt_ids[c:] for job, (c, _) in zip(jobs, starts, strict=True)]
         span = max(len(rest) for rest in rests)
         buf = KVBuffer(self.num_layers, n, width + span, self.device)
-        ref = next(job.hit.kv for job in jobs if job.hit is not None)
-        buf.allocate(ref.shape[2], ref.shape[4], ref.dtype)
         input_ids = torch.full((n, span), self.pad_id, dtype=torch.long)
         positions = torch.zeros((n, span), dtype=torch.long)
-        for r, (job, c, rest) in enumerate(zip(jobs, cached, rests, strict=True)):
-            if job.hit is not None:
-                buf.data[:, :, r, :, width - c : width] = job.hit.kv
+        for r, ((c, kv), rest) in enumerate(zip(starts, rests, strict=True)):
+            if kv is not None:
+                if buf.data is None:
+                    buf.allocate(kv.shape[2], kv.shape[4], kv.dtype)
+                buf.data[:, :, r, :, width - c : width] = kv
                 buf.valid[r, width - c : width] = True
             pad = span - len(rest)
             input_ids[r, pad:] = torch.tensor(rest, dtype=torch.long)
@@ -375,7 +353,7 @@ class BatchingEngine:
         logits = self._forward(buf, input_ids.to(self.device), positions.to(self.device))
         self.stats.prefill_calls += 1
         self.stats.prefill_tokens += sum(len(rest) for rest in rests)
-        self.stats.prefix_cached_tokens += sum(cached)
+        self.stats.prefix_cached_tokens += sum(job.hit.length for job in jobs if job.hit is not None)
         return buf, logits
 
     def _remember(self, buf: KVBuffer, row: int, job: _Job) -> None:

@@ -4,6 +4,7 @@ from selflab.models.registry import clear_cache, load_model
 from selflab.models.spec import ModelSpec, parse_spec
 from selflab.models.types import (
     Completion,
+    Constraint,
     GenerationRequest,
     HiddenStates,
     LanguageModel,
@@ -18,6 +19,7 @@ __all__ = [
     "load_model",
     "parse_spec",
     "Completion",
+    "Constraint",
     "GenerationRequest",
     "HiddenStates",
     "LanguageModel",

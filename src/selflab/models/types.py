@@ -35,6 +35,39 @@ def assistant(content: str) -> Message:
     return Message(role="assistant", content=content)
 
 
+ConstraintKind = Literal["regex", "grammar", "json_schema"]
+
+
+class Constraint(BaseModel):
+    """What the generated text must match, as one typed value a request carries to every backend.
+
+    `kind` says how to read `value`: a regular expression (`regex`), a context-free grammar in
+    Lark/llguidance syntax (`grammar`), or a JSON schema serialised as JSON text (`json_schema`).
+    The same strings work with llguidance in our engine and with vLLM / llama.cpp servers, so a
+    constraint never depends on the backend that honours it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ConstraintKind
+    value: str = Field(min_length=1)
+
+    @classmethod
+    def regex(cls, pattern: str) -> Constraint:
+        return cls(kind="regex", value=pattern)
+
+    @classmethod
+    def grammar(cls, lark: str) -> Constraint:
+        return cls(kind="grammar", value=lark)
+
+    @classmethod
+    def json_schema(cls, schema: dict | str) -> Constraint:
+        import json
+
+        text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True)
+        return cls(kind="json_schema", value=text)
+
+
 class SamplingParams(BaseModel):
     """How to decode. temperature 0 means greedy; `seed` makes one request reproducible on its own,
     whatever else shares its batch."""
@@ -48,6 +81,8 @@ class SamplingParams(BaseModel):
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: bool = False
+    # Optional constraint on the whole completion (after any assistant_prefix). None: free text.
+    constraint: Constraint | None = None
 
     @property
     def greedy(self) -> bool:

@@ -30,6 +30,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -62,6 +63,7 @@ class _Job:
     hit: PrefixHit | None = None  # leading prompt tokens served from the prefix cache
     matcher: RowMatcher | None = None  # grammar state when the request has a constraint
     error: str | None = None  # why a constrained row had to stop (no allowed token)
+    on_tokens: Callable[[list[int]], None] | None = None  # streaming: told each new token list
 
 
 @dataclass
@@ -172,11 +174,18 @@ class BatchingEngine:
                 self._mask_pool = ThreadPoolExecutor(1, thread_name_prefix="selflab-masks")
             return self._masks
 
-    def submit(self, prompt_ids: list[int], sampling: SamplingParams) -> Future:
+    def submit(
+        self,
+        prompt_ids: list[int],
+        sampling: SamplingParams,
+        on_tokens: Callable[[list[int]], None] | None = None,
+    ) -> Future:
         """Queue one request; the future resolves to a `Completion` (never raises for model output).
-        Raises `ConstraintError` at once when the request's constraint is invalid."""
+        Raises `ConstraintError` at once when the request's constraint is invalid. `on_tokens`, for
+        streaming, is called on the engine thread with a copy of the generated ids after each new
+        token (it must return quickly, e.g. put them on a queue)."""
         future: Future = Future()
-        job = _Job(prompt_ids=list(prompt_ids), sampling=sampling, future=future)
+        job = _Job(prompt_ids=list(prompt_ids), sampling=sampling, future=future, on_tokens=on_tokens)
         if sampling.constraint is not None:
             job.matcher = self.token_masks().matcher(sampling.constraint)
         with self._cond:
@@ -519,6 +528,11 @@ class BatchingEngine:
                         job.error, job.finish = "the constraint cannot be completed", "error"
             if s.stop and job.finish is None:
                 self._check_stop(job)
+            if job.on_tokens is not None and job.finish is None:
+                try:
+                    job.on_tokens(list(job.out_ids))
+                except Exception:  # a broken listener must not stop the engine
+                    job.on_tokens = None
             if job.finish is None and (
                 len(job.out_ids) >= s.max_new_tokens or len(job.prompt_ids) + len(job.out_ids) >= self.max_len
             ):

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import torch
 
 from selflab.models.constraints import RowMatcher, TokenMasks
-from selflab.models.engine_cache import KVBuffer, merge
+from selflab.models.engine_cache import KVBuffer, cache_kwargs, merge
 from selflab.models.engine_prefix import PrefixCache, PrefixHit
 from selflab.models.engine_sampling import choose_tokens
 from selflab.models.engine_threads import ThreadTuner
@@ -80,7 +80,8 @@ class EngineStats:
     rebuilds: int = 0
     busy_s: float = 0.0
     mask_row_steps: int = 0
-    mask_s: float = 0.0
+    mask_s: float = 0.0  # computing masks (mostly on the mask thread, overlapping forward passes)
+    mask_wait_s: float = 0.0  # the engine thread waiting for masks after a forward pass
 
 
 def common_prefix_len(seqs: list[list[int]]) -> int:
@@ -424,7 +425,7 @@ class BatchingEngine:
             input_ids=input_ids,
             position_ids=positions,
             attention_mask=mask,
-            past_key_values=buf.writer(),
+            **cache_kwargs(self.model, buf.writer()),
             use_cache=True,
             logits_to_keep=1,
         )
@@ -439,7 +440,12 @@ class BatchingEngine:
         params = [job.sampling if job is not None else None for job in jobs]
         gens = [job.generator if job is not None else None for job in jobs]
         want = any(job is not None and job.sampling.logprobs for job in jobs)
-        mask = banned.result() if banned is not None else self._banned(jobs)
+        if banned is not None:
+            started = time.perf_counter()
+            mask = banned.result()
+            self.stats.mask_wait_s += time.perf_counter() - started
+        else:
+            mask = self._banned(jobs)
         return choose_tokens(logits, params, gens, want, mask)
 
     def _banned(self, jobs: list[_Job | None]) -> torch.Tensor | None:

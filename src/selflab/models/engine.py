@@ -150,7 +150,9 @@ class BatchingEngine:
         elif threads == "auto" and self.device.type == "cpu":
             self.tuner = ThreadTuner(hidden=int(getattr(config, "hidden_size", 576)))
         self._seed_rng = random.Random(seed)
-        self.vocab_size = int(config.vocab_size)
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        # The width of the logits (masks must match it), which may exceed the tokenizer's vocabulary.
+        self.vocab_size = int(head.weight.shape[0]) if head is not None else int(config.vocab_size)
         self._masks: TokenMasks | None = None
         self._mask_pool: ThreadPoolExecutor | None = None
         self._masks_lock = threading.Lock()

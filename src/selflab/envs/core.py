@@ -183,7 +183,10 @@ class Env(Protocol):
 
 
 _NOISE = "[ \\t>*_#`\"']*"
-_ACTION_TEMPLATE = r"^{noise}{kw}[ \t*_`\"']*[:=\-]{noise}(.*?)[ \t*_`\"'.]*$"
+# Linear by construction: the value is a greedy `(.*)` to the end of the line and its trailing
+# markdown is stripped in Python (a lazy group before an optional class and `$` was quadratic).
+_ACTION_TEMPLATE = r"^{noise}{kw}[ \t*_`\"']*[:=\-]{noise}(.*)$"
+_TRAILING_NOISE = " \t*_`\"'."
 
 
 def _action_re(keyword: str) -> re.Pattern[str]:
@@ -202,7 +205,7 @@ def extract_action(text: str, keyword: str = "ACTION") -> str:
     if not isinstance(text, str):
         return ""
     pattern = _ACTION_RE if keyword.lower() == "action" else _action_re(keyword)
-    matches = [m.group(1).strip() for m in pattern.finditer(text)]
+    matches = [m.group(1).rstrip(_TRAILING_NOISE).strip() for m in pattern.finditer(text)]
     matches = [m for m in matches if m]
     if matches:
         return matches[-1]
@@ -240,6 +243,10 @@ class TextEnv(ABC):
     env_id: str = ""
     rules: str = ""
     action_format: str = "ACTION: <your move>"
+    max_reply_chars: ClassVar[int] = 16_000
+    """A reply longer than this is refused (a parse error) before any regex reads it."""
+    max_action_chars: ClassVar[int] = 2_000
+    """An extracted action longer than this is refused; free-text games raise it."""
     min_players: ClassVar[int] = 2
     max_players: ClassVar[int] = 2
 
@@ -415,10 +422,9 @@ class TextEnv(ABC):
         if self._done:
             raise RuntimeError("the episode is over; call reset()")
         player = self.current_player()
-        text = extract_action(action if isinstance(action, str) else str(action))
         before = len(self.messages)
         try:
-            canonical = self.apply(player, text)
+            canonical = self.apply(player, self.read_action(action))
         except ActionError as err:
             counts = self._errors[player]
             if isinstance(err, ParseError):
@@ -440,6 +446,21 @@ class TextEnv(ABC):
         # (e.g. the dice revealed by its own challenge) in its next observation.
         self._cursor[player] = before
         return self._advance(player, canonical)
+
+    def read_action(self, reply: object) -> str:
+        """The action in a reply, with the length caps applied: the one bounded reader of `step`."""
+        raw = reply if isinstance(reply, str) else str(reply)
+        if len(raw) > self.max_reply_chars:
+            raise ParseError(
+                f"the reply is {len(raw)} characters long; at most {self.max_reply_chars} are read. "
+                "Reply briefly and end with the ACTION line"
+            )
+        text = extract_action(raw)
+        if len(text) > self.max_action_chars:
+            raise ParseError(
+                f"the action is {len(text)} characters long; at most {self.max_action_chars} are read"
+            )
+        return text
 
     def _advance(
         self, player: int, canonical: str, error: ActionError | None = None, defaulted: bool = False

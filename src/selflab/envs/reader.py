@@ -31,7 +31,9 @@ INT_RE = re.compile(r"(?<![\w.])([+-]?)([0-9]+)(?![\w.])")
 def check_length(text: str, limit: int, what: str = "action") -> str:
     """`text` unchanged, or a `ParseError` when it is longer than `limit` characters."""
     if len(text) > limit:
-        raise ParseError(f"the {what} is {len(text)} characters long; at most {limit} are read. Keep it short")
+        raise ParseError(
+            f"the {what} is {len(text)} characters long; at most {limit} are read. Keep it short"
+        )
     return text
 
 

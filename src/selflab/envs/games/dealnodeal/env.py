@@ -66,6 +66,7 @@ class DealNoDealEnv(TextEnv):
             instance = DondInstance.model_validate(instance)
         if isinstance(instance, int) and not 0 <= instance < len(shipped()):
             raise ConfigError(f"instance index {instance} is out of range", f"use 0..{len(shipped()) - 1}")
+        self.rules = RULES.replace("<<MAX_TURNS>>", str(max_turns))
         self.objective = objective
         self.instance_option = instance
         self.first_player_option = first_player

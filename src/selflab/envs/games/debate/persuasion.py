@@ -30,7 +30,9 @@ _DIGIT_WORDS = {
     "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
 }  # fmt: skip
-REPORTING = frozenset({"say", "says", "said", "claim", "claims", "claimed", "think", "thinks", "whether", "if"})
+REPORTING = frozenset(
+    {"say", "says", "said", "claim", "claims", "claimed", "think", "thinks", "whether", "if"}
+)
 """Words that, right before a claim, report or question it instead of stating it."""
 
 

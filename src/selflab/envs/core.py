@@ -143,6 +143,29 @@ class Observation(str):
         return str.__str__(self)
 
 
+@dataclass(frozen=True)
+class Hidden:
+    """A value one player must not learn, declared by the game for the leak checker
+    (`selflab.envs.leaks`).
+
+    `value` is looked for in the player's structured state (deep equality; a value listed among
+    other alternatives, like the true location in the list of possible locations, is a candidate
+    list and not a leak); with `text`, its rendering (`str(value)`, a list as space-separated items)
+    is looked for, as a whole phrase, in every message the player can see (from message index
+    `since` on: the value may be new, like this round's dice) and in its observation text; `keys` are
+    dictionary keys that must not carry it in the state at all (e.g. "culprit"). `anywhere=False`
+    checks the state by `keys` only, for values that are public as names (the culprit is one of
+    the listed suspects).
+    """
+
+    name: str
+    value: Any
+    text: bool = True
+    keys: tuple[str, ...] = ()
+    anywhere: bool = True
+    since: int = 0
+
+
 @dataclass
 class StepResult:
     """What one `step` did. `error` is None when the action was applied; `action` is the
@@ -309,6 +332,13 @@ class TextEnv(ABC):
     def legal_actions(self, player: int) -> list[str] | None:
         """All legal actions, where the game can enumerate them (random agents sample these)."""
         return None
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The values `player` must not know at this moment (others' dice, the location, the secret
+        person, item values, truth labels, targets, secrets). Every game declares them (an empty
+        list for games of full information); the leak checker in the test suite plays every
+        variant and asserts none of them reaches the player."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare hidden_values(player)")
 
     def on_turn_limit(self) -> None:
         """Called when `max_turns` moves were applied and the game is not over: a draw by default."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.blocks.instances import BlocksInstance, generate, shipped
 from selflab.envs.games.blocks.solver import optimal_length
 from selflab.envs.games.blocks.world import (
@@ -116,6 +116,10 @@ class BlocksEnv(TextEnv):
             "moves_used": len(self.moves),
             "move_limit": self.max_turns,
         }
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """Nothing: blocks world is a puzzle of full information."""
+        return []
 
     def legal_actions(self, player: int) -> list[str]:
         return [str(m) for m in legal_moves(self.stacks)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.dealnodeal.game import (
     ITEMS,
     OBJECTIVES,
@@ -146,6 +146,25 @@ class DealNoDealEnv(TextEnv):
             "my_proposals": [list(a) for a in self.proposals[player]],
             "their_proposals": [list(a) for a in self.proposals[1 - player]],
         }
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The other player's private item values, as a list and as the text they are shown in."""
+        other = list(self.inst.values[1 - player])
+        if other == list(self.inst.values[player]):
+            return []
+        shown = ", ".join(f"{name}={v}" for name, v in zip(ITEMS, other, strict=True))
+        return [
+            # Lists of three small numbers collide with proposals: the list is checked by key,
+            # the text form the values are shown in is checked everywhere.
+            Hidden(
+                "other player's values",
+                other,
+                text=False,
+                keys=("their_values", "other_values"),
+                anywhere=False,
+            ),
+            Hidden("other player's values (text)", shown, keys=()),
+        ]
 
     def apply(self, player: int, action: str) -> str:
         parsed = parse_action(action)

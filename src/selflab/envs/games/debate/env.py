@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, TextEnv
+from selflab.envs.core import Hidden, ParseError, TextEnv
 from selflab.envs.games.debate.freetext import FreeTextMixin
 from selflab.envs.games.debate.instances import Motion, draw_motion
 from selflab.envs.games.debate.judge import FactCheckBaselineJudge
@@ -123,6 +123,11 @@ class DebateEnv(FreeTextMixin, TextEnv):
             "round": self.turn // 2,
             "rounds": self.rounds,
         }
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """Nothing: both debaters see the same motion and evidence. (A factual motion's answer is
+        settled by the evidence both are shown, so it is public, not a hidden label.)"""
+        return []
 
     def apply(self, player: int, action: str) -> str:
         text = self.message_text(action)

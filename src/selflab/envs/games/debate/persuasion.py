@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, TextEnv
+from selflab.envs.core import Hidden, ParseError, TextEnv
 from selflab.envs.games.debate.freetext import FreeTextMixin
 from selflab.envs.games.debate.instances import PersuasionTask, draw_persuasion
 from selflab.envs.words import (
@@ -169,6 +169,12 @@ class PersuasionEnv(FreeTextMixin, TextEnv):
             "round": self.turn // 2,
             "rounds": self.rounds,
         }
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The persuader must not be told the target's secret."""
+        if player == TARGET or self.task.goal != "secret" or not self.task.secret:
+            return []
+        return [Hidden("secret", self.task.secret, keys=("secret",))]
 
     def apply(self, player: int, action: str) -> str:
         text = self.message_text(action)

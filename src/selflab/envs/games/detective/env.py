@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.detective.instances import generate
 from selflab.envs.games.detective.mystery import Claim, Mystery, is_solvable
 from selflab.envs.words import tokens
@@ -139,6 +139,17 @@ class DetectiveEnv(TextEnv):
             "questions_used": self.questions_used,
             "max_questions": self.max_questions,
         }
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The murderer and the room it really was in at the hour of the murder (its alibi lies).
+        Names are public (the suspect list), so the culprit is checked by key, not by text."""
+        m = self._m
+        return [
+            Hidden(
+                "culprit", m.culprit, text=False, keys=("culprit", "murderer", "solution"), anywhere=False
+            ),
+            Hidden("the murderer's lie", None, text=False, keys=("lie_room", "true_room")),
+        ]
 
     def legal_actions(self, player: int) -> list[str]:
         m = self._m

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.guess_person.instances import GuessInstance, generate
 from selflab.envs.games.guess_person.questions import (
     ANSWERS,
@@ -188,6 +188,17 @@ class GuessPersonEnv(TextEnv):
             "max_questions": self.max_questions,
             "pool": [p.name for p in self.pool],
         }
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The guesser must not learn the secret person, nor the graph's true answers (with an
+        answerer seat they can differ from the answers given). The name is one of the listed
+        candidates, so it is checked in the state (outside candidate lists) and by key."""
+        if player == ANSWERER:
+            return []
+        return [
+            Hidden("secret person", self._secret.name, text=False, keys=("person", "secret")),
+            Hidden("truth labels", None, text=False, keys=("truth",)),
+        ]
 
     def legal_actions(self, player: int) -> list[str] | None:
         return list(ANSWERS) if player == ANSWERER else None

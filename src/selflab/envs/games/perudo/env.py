@@ -11,7 +11,7 @@ import re
 from importlib import resources
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.reader import read_int
 from selflab.envs.words import normalize
 from selflab.errors import ConfigError
@@ -156,6 +156,7 @@ class PerudoEnv(TextEnv):
         self.bid = None
         self.bidder = None
         self.round_bids = []
+        self.round_start = len(self.messages)
         self.to_act = self._alive_from(starter)
         self.announce(f"Round {self.round} begins. Player {self.to_act} bids first.")
         for p in range(self.num_players):
@@ -206,6 +207,22 @@ class PerudoEnv(TextEnv):
             f"Your dice: {' '.join(map(str, self.hands[player]))}. Dice in play: {counts} "
             f"(total {self.total_dice}).{wild}\n{bid}"
         )
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The other players' dice of this round (revealed only by a challenge, which ends it)."""
+        own = self.hands.get(player, [])
+        return [
+            Hidden(
+                f"dice of player {q}",
+                list(h),
+                text=len(h) >= 3,
+                keys=("hands", "all_dice"),
+                anywhere=len(h) >= 3,  # two dice look like a bid (quantity, face)
+                since=self.round_start,
+            )
+            for q, h in self.hands.items()
+            if q != player and self.counts[q] > 0 and h and list(h) != list(own)
+        ]
 
     def legal_actions(self, player: int) -> list[str]:
         moves = ["challenge"] if self.bid is not None else []

@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.reader import read_int
 from selflab.envs.words import find_word, obfuscated_mentions, tokens
 from selflab.errors import ConfigError
@@ -185,6 +185,16 @@ class SpyEnv(TextEnv):
         else:
             todo = "You were caught! GUESS the location for a last chance to win."
         return f"{role}\n{todo}"
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The spy must not learn the location (nor the truth of answers, which depends on it);
+        citizens must not learn who the spy is."""
+        if player == self.spy:
+            return [
+                Hidden("location", self.location, keys=("location", "secret_location")),
+                Hidden("truth labels", None, text=False, keys=("truth",)),
+            ]
+        return [Hidden("spy seat", self.spy, text=False, keys=("spy", "spy_seat"))]
 
     def legal_actions(self, player: int) -> list[str]:
         others = [p for p in range(self.num_players) if p != player]

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.taboo.words import mentions, obfuscated_mentions, same_word, targets, tokens
 from selflab.envs.words import spelled_view
 from selflab.errors import ConfigError
@@ -111,6 +111,12 @@ class TabooEnv(TextEnv):
             "rounds": self.rounds,
             "last_turn": self.turn >= self.max_turns - 2,
         }
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The defender must not be told the target word."""
+        if player == ATTACKER:
+            return []
+        return [Hidden("target word", self.target, keys=("target",))]
 
     def apply(self, player: int, action: str) -> str:
         text = _PREFIX_RE.sub("", " ".join(action.split()))[:MAX_MESSAGE_CHARS].strip()

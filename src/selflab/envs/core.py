@@ -26,7 +26,10 @@ import random
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from selflab.models.types import Constraint
 
 GAME = -1
 """Sender id of the game master (the rule engine itself)."""
@@ -105,7 +108,9 @@ class Observation(str):
     `state` holds the game-specific private view (own dice, current bid, ...); `legal_actions`
     lists legal action strings where the game can enumerate them (random agents use it);
     `messages` are the messages new to this player since its last action; `error` is the reason
-    its previous attempt was refused, with `attempts_left` tries before the default move.
+    its previous attempt was refused, with `attempts_left` tries before the default move;
+    `grammar` is the grammar of a legal reply at this turn (`TextEnv.action_grammar`), for
+    constrained decoding, or None where the game declares none.
     """
 
     player: int
@@ -115,6 +120,7 @@ class Observation(str):
     error: ActionError | None
     attempts_left: int
     turn: int
+    grammar: Constraint | None
 
     def __new__(
         cls,
@@ -127,6 +133,7 @@ class Observation(str):
         error: ActionError | None = None,
         attempts_left: int = 0,
         turn: int = 0,
+        grammar: Constraint | None = None,
     ) -> Observation:
         obs = super().__new__(cls, text)
         obs.player = player
@@ -136,6 +143,7 @@ class Observation(str):
         obs.error = error
         obs.attempts_left = attempts_left
         obs.turn = turn
+        obs.grammar = grammar
         return obs
 
     @property
@@ -333,6 +341,21 @@ class TextEnv(ABC):
         """All legal actions, where the game can enumerate them (random agents sample these)."""
         return None
 
+    def move_grammar(self, player: int) -> str | None:
+        """Lark rules defining `move`: the legal actions of `player` now (see `selflab.envs.grammar`).
+        None: the game declares no grammar (the reply is then unconstrained)."""
+        return None
+
+    def action_grammar(self, player: int) -> Constraint | None:
+        """The grammar of a legal reply for `player` at this turn, `ACTION: <move>`, as a
+        `Constraint` for constrained decoding; None when the game declares none."""
+        rules = self.move_grammar(player)
+        if rules is None:
+            return None
+        from selflab.envs.grammar import action_constraint
+
+        return action_constraint(rules)
+
     def hidden_values(self, player: int) -> list[Hidden]:
         """The values `player` must not know at this moment (others' dice, the location, the secret
         person, item values, truth labels, targets, secrets). Every game declares them (an empty
@@ -445,6 +468,7 @@ class TextEnv(ABC):
             error=error,
             attempts_left=attempts_left,
             turn=self.turn,
+            grammar=self.action_grammar(player),
         )
 
     def step(self, action: str) -> StepResult:

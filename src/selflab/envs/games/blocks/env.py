@@ -18,6 +18,7 @@ from selflab.envs.games.blocks.world import (
     parse_move,
     render,
 )
+from selflab.envs.grammar import alts
 from selflab.errors import ConfigError
 
 RULES = Path(__file__).with_name("rules.txt").read_text(encoding="utf-8")
@@ -123,6 +124,10 @@ class BlocksEnv(TextEnv):
 
     def legal_actions(self, player: int) -> list[str]:
         return [str(m) for m in legal_moves(self.stacks)]
+
+    def move_grammar(self, player: int) -> str:
+        """Only moves of clear blocks onto the table or onto another clear block."""
+        return "move: " + alts(self.legal_actions(player))
 
     def apply(self, player: int, action: str) -> str:
         if action.strip().lower().rstrip(".") == PASS:

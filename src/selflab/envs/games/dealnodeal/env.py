@@ -22,6 +22,7 @@ from selflab.envs.games.dealnodeal.game import (
     score,
 )
 from selflab.envs.games.dealnodeal.instances import generate, shipped
+from selflab.envs.grammar import alts, free_text, lit
 from selflab.errors import ConfigError
 
 RULES = Path(__file__).with_name("rules.txt").read_text(encoding="utf-8")
@@ -146,6 +147,19 @@ class DealNoDealEnv(TextEnv):
             "my_proposals": [list(a) for a in self.proposals[player]],
             "their_proposals": [list(a) for a in self.proposals[1 - player]],
         }
+
+    def move_grammar(self, player: int) -> str:
+        """SAY with a one-line message, PROPOSE with counts within the pool, ACCEPT only when the
+        other player's proposal waits, REJECT."""
+        counts = [alts(str(n) for n in range(c + 1)) for c in self.inst.counts]
+        moves = ["say", "propose", lit("REJECT")]
+        if self.pending is not None and self.pending[0] != player:
+            moves.append(lit("ACCEPT"))
+        return (
+            f"move: {' | '.join(moves)}\n"
+            f'say: "SAY: " MESSAGE\nMESSAGE: {free_text(MAX_SAY_CHARS)}\n'
+            f'propose: "PROPOSE: books=" ({counts[0]}) " hats=" ({counts[1]}) " balls=" ({counts[2]})'
+        )
 
     def hidden_values(self, player: int) -> list[Hidden]:
         """The other player's private item values, as a list and as the text they are shown in."""

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from selflab.envs.core import Hidden, ParseError, TextEnv
 from selflab.envs.games.debate.freetext import FreeTextMixin
 from selflab.envs.games.debate.instances import PersuasionTask, draw_persuasion
+from selflab.envs.grammar import free_text
 from selflab.envs.words import (
     find_word,
     in_quotes,
@@ -169,6 +170,10 @@ class PersuasionEnv(FreeTextMixin, TextEnv):
             "round": self.turn // 2,
             "rounds": self.rounds,
         }
+
+    def move_grammar(self, player: int) -> str:
+        """Free text, one line (the target may also concede with ACCEPT, which free text covers)."""
+        return f"move: MESSAGE\nMESSAGE: {free_text(self.max_message_chars)}"
 
     def hidden_values(self, player: int) -> list[Hidden]:
         """The persuader must not be told the target's secret."""

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.detective.instances import generate
 from selflab.envs.games.detective.mystery import Claim, Mystery, is_solvable
+from selflab.envs.grammar import alts
 from selflab.envs.words import tokens
 from selflab.errors import ConfigError
 
@@ -162,6 +163,11 @@ class DetectiveEnv(TextEnv):
             asks += [f"ASK {n}: whereabouts {t}" for t in m.times]
             asks += [f"ASK {n}: about {o}" for o in m.names if o != n]
         return asks + accuse
+
+    def move_grammar(self, player: int) -> str:
+        """ASK with a real suspect name and a topic of the list (only while questions are left), or
+        ACCUSE with a real suspect name."""
+        return "move: " + alts(self.legal_actions(player))
 
     @property
     def _m(self) -> Mystery:

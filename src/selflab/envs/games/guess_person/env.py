@@ -14,12 +14,15 @@ from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.guess_person.instances import GuessInstance, generate
 from selflab.envs.games.guess_person.questions import (
     ANSWERS,
+    CATEGORICAL,
+    YEARS,
     Query,
     QuestionError,
     answer,
     parse_query,
     vocabulary,
 )
+from selflab.envs.grammar import alts
 from selflab.envs.words import tokens
 from selflab.errors import ConfigError
 from selflab.kg import CONTINENTS, ERA_NAMES, FIELDS, Person, find_person, load_people, normalize_name
@@ -188,6 +191,23 @@ class GuessPersonEnv(TextEnv):
             "max_questions": self.max_questions,
             "pool": [p.name for p in self.pool],
         }
+
+    def move_grammar(self, player: int) -> str:
+        """Answerer: yes, no or unknown. Guesser: ASK with a structured question (the closed
+        vocabularies, any year, any initial) or GUESS with a candidate's name. Free-text questions
+        of the answerer variant are legal but not offered by the grammar (a free question that
+        starts like a structured one could be malformed)."""
+        if player == ANSWERER:
+            return "move: " + alts(ANSWERS)
+        questions = [Query(a, v).text() for a in CATEGORICAL for v in vocabulary(a)]
+        questions += ["alive", "alive = no", "nobel_prize", "nobel_prize = no"]
+        questions += [f"name_starts_with {c}" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+        return (
+            'move: "ASK " question | "GUESS " name\n'
+            f"question: {alts(questions)} | YEARQ YEAR\n"
+            f"YEARQ: {alts(f'{a} ' for a in YEARS)}\nYEAR: /[1-9][0-9]{{0,3}}( BCE)?/\n"
+            f"name: {alts(p.name for p in self.pool)}"
+        )
 
     def hidden_values(self, player: int) -> list[Hidden]:
         """The guesser must not learn the secret person, nor the graph's true answers (with an

@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any, ClassVar
 
 from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
+from selflab.envs.grammar import alts
 from selflab.envs.reader import read_int
 from selflab.envs.words import normalize
 from selflab.errors import ConfigError
@@ -231,6 +232,11 @@ class PerudoEnv(TextEnv):
                 if bid_beats((q, f), self.bid):
                     moves.append(f"bid {q} {f}")
         return moves
+
+    def move_grammar(self, player: int) -> str:
+        """Only bids that raise the current one (within the dice in play), or a challenge when
+        there is a bid."""
+        return "move: " + alts(self.legal_actions(player))
 
     def default_action(self, player: int) -> str:
         if self.bid is not None:

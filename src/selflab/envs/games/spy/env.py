@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any, ClassVar
 
 from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
+from selflab.envs.grammar import alts, free_text
 from selflab.envs.reader import read_int
 from selflab.envs.words import find_word, obfuscated_mentions, tokens
 from selflab.errors import ConfigError
@@ -210,6 +211,24 @@ class SpyEnv(TextEnv):
         if self.phase == "vote":
             return [f"vote {t}" for t in others]
         return [f"guess {loc}" for loc in self.locations]
+
+    def move_grammar(self, player: int) -> str:
+        """The verb of this phase with its argument: another player's number, yes/no, or a location
+        of the list; questions are free text. Not expressed: a question must not name a location
+        (a `RuleViolation`)."""
+        others = [str(p) for p in range(self.num_players) if p != player]
+        guesses = [f"guess {loc}" for loc in self.locations]
+        if self.phase == "ask":
+            rules = "move: ask" + (" | " + alts(guesses) if player == self.spy else "")
+            return (
+                rules
+                + f"\nask: ({alts(f'ask {t} ' for t in others)}) QUESTION\nQUESTION: {free_text(150, 'A-Z', min_chars=3)}"
+            )
+        if self.phase == "answer":
+            return "move: " + alts(["answer yes", "answer no"])
+        if self.phase in ("suspect", "vote"):
+            return "move: " + alts(f"{self.phase} {t}" for t in others)
+        return "move: " + alts(guesses)
 
     def default_action(self, player: int) -> str:
         nxt = (player + 1) % self.num_players

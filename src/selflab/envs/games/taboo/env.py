@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.taboo.words import mentions, obfuscated_mentions, same_word, targets, tokens
+from selflab.envs.grammar import free_text
 from selflab.envs.words import spelled_view
 from selflab.errors import ConfigError
 
@@ -111,6 +112,17 @@ class TabooEnv(TextEnv):
             "rounds": self.rounds,
             "last_turn": self.turn >= self.max_turns - 2,
         }
+
+    def move_grammar(self, player: int) -> str:
+        """Free text, one line. The defender may guess with 'GUESS: ' and one to three words; its
+        other messages may not start with G (so none is misread as a malformed guess). Not
+        expressed: the attacker must not say the target word (a `RuleViolation`)."""
+        if player == ATTACKER:
+            return f"move: MESSAGE\nMESSAGE: {free_text(MAX_MESSAGE_CHARS)}"
+        return (
+            'move: MESSAGE | "GUESS: " WORD (" " WORD)~0..2\n'
+            f"MESSAGE: {free_text(MAX_MESSAGE_CHARS, 'A-FH-Za-fh-z0-9')}\nWORD: /[A-Za-z]{{1,30}}/"
+        )
 
     def hidden_values(self, player: int) -> list[Hidden]:
         """The defender must not be told the target word."""

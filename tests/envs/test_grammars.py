@@ -67,7 +67,7 @@ def test_grammar_accepts_the_agents_moves_and_samples_parse(env_id: str) -> None
     kinds = ["scripted", "random"]
     for seed in range(2):
         for kind in kinds:
-            for env, player, obs, reply in _play(env_id, kind, seed):
+            for env, _player, obs, reply in _play(env_id, kind, seed):
                 assert obs.grammar is not None, f"{env_id} declares no move grammar"
                 validate(obs.grammar)
                 # The agent's own move: accepted by the grammar whenever the env accepts it

@@ -36,6 +36,12 @@ _FIXES = {
 }
 
 
+# Generated JSON is laid out like Python's json.dumps: one space after ':' and ',', no other
+# whitespace. Free whitespace lets a small model pad forever with newlines instead of writing values.
+# A schema may override it with llguidance's "x-guidance" key, e.g. {"whitespace_flexible": true}.
+JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
+
 class ConstraintError(SelflabError):
     """A regex, grammar or JSON schema that cannot be compiled."""
 
@@ -53,7 +59,9 @@ def _compile(kind: str, value: str) -> str:
             schema = json.loads(value)
             if not isinstance(schema, dict | bool):
                 raise ValueError("a JSON schema must be an object or a boolean")
-        grammar = llg.grammar_from(_FORMATS[kind], value)  # type: ignore[arg-type]
+            grammar = llg.LLMatcher.grammar_from_json_schema(value, defaults=JSON_LAYOUT)
+        else:
+            grammar = llg.grammar_from(_FORMATS[kind], value)  # type: ignore[arg-type]
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         raise ConstraintError(f"invalid {kind} constraint: {_short(str(exc))}", _FIXES[kind]) from exc
     is_error, messages = llg.LLMatcher.validate_grammar_with_warnings(grammar)

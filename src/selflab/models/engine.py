@@ -12,7 +12,11 @@ thread keeps a running batch on the device:
 - when the requests of one prefill share a long token prefix (a judge rubric, a system prompt), the
   prefix is run once and its keys/values are copied to every row;
 - across calls, the keys/values of finished requests are kept (`engine_prefix.PrefixCache`), so a
-  prompt that extends an earlier conversation (a game agent's next turn) only computes its new tokens.
+  prompt that extends an earlier conversation (a game agent's next turn) only computes its new tokens;
+- a request with a constraint (regex, grammar, JSON schema) gets an llguidance matcher: at each step
+  the masks of all constrained rows are computed in one batched call, disallowed tokens get -inf, EOS
+  is allowed only where the grammar accepts, and the row finishes ("stop") as soon as its grammar is
+  complete (`constraints.TokenMasks`). Unconstrained rows never touch this path.
 
 Why hand-written: transformers 5.23's own continuous batching (`generate_batch` /
 `init_continuous_batching`) samples with one global RNG and a batch-wide `do_sample`, so a seeded
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from selflab.models.constraints import RowMatcher, TokenMasks
 from selflab.models.engine_cache import KVBuffer, merge
 from selflab.models.engine_prefix import PrefixCache, PrefixHit
 from selflab.models.engine_sampling import choose_tokens
@@ -55,6 +60,8 @@ class _Job:
     stop_at: int | None = None
     finish: str | None = None
     hit: PrefixHit | None = None  # leading prompt tokens served from the prefix cache
+    matcher: RowMatcher | None = None  # grammar state when the request has a constraint
+    error: str | None = None  # why a constrained row had to stop (no allowed token)
 
 
 @dataclass
@@ -70,6 +77,8 @@ class EngineStats:
     prefix_cached_tokens: int = 0
     rebuilds: int = 0
     busy_s: float = 0.0
+    mask_row_steps: int = 0
+    mask_s: float = 0.0
 
 
 def common_prefix_len(seqs: list[list[int]]) -> int:
@@ -138,6 +147,9 @@ class BatchingEngine:
         elif threads == "auto" and self.device.type == "cpu":
             self.tuner = ThreadTuner(hidden=int(getattr(config, "hidden_size", 576)))
         self._seed_rng = random.Random(seed)
+        self.vocab_size = int(config.vocab_size)
+        self._masks: TokenMasks | None = None
+        self._masks_lock = threading.Lock()
         self._waiting: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._stopped = False
@@ -151,10 +163,20 @@ class BatchingEngine:
 
     # ---------------------------------------------------------------- public API
 
+    def token_masks(self) -> TokenMasks:
+        """llguidance bound to this model's tokenizer (built on first use, about 0.5 s)."""
+        with self._masks_lock:
+            if self._masks is None:
+                self._masks = TokenMasks(self.tokenizer, self.vocab_size, sorted(self.eos_ids))
+            return self._masks
+
     def submit(self, prompt_ids: list[int], sampling: SamplingParams) -> Future:
-        """Queue one request; the future resolves to a `Completion` (never raises for model output)."""
+        """Queue one request; the future resolves to a `Completion` (never raises for model output).
+        Raises `ConstraintError` at once when the request's constraint is invalid."""
         future: Future = Future()
         job = _Job(prompt_ids=list(prompt_ids), sampling=sampling, future=future)
+        if sampling.constraint is not None:
+            job.matcher = self.token_masks().matcher(sampling.constraint)
         with self._cond:
             if self._stopped:
                 raise RuntimeError("the engine is closed")
@@ -402,7 +424,27 @@ class BatchingEngine:
         params = [job.sampling if job is not None else None for job in jobs]
         gens = [job.generator if job is not None else None for job in jobs]
         want = any(job is not None and job.sampling.logprobs for job in jobs)
-        return choose_tokens(logits, params, gens, want)
+        constrained = [i for i, job in enumerate(jobs) if job is not None and job.matcher is not None]
+        allowed = self._allowed(jobs, constrained) if constrained else None
+        return choose_tokens(logits, params, gens, want, allowed)
+
+    def _allowed(self, jobs: list[_Job | None], rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token masks of the constrained rows, all computed in one llguidance call. A row whose
+        grammar allows no token at all (an empty language, a matcher error) is marked to end with an
+        error; it gets an all-True mask only so that sampling stays finite."""
+        started = time.perf_counter()
+        matchers = [jobs[i].matcher for i in rows]
+        masks = self.token_masks().allowed(matchers, self.device)
+        dead = (~masks.any(dim=1)).nonzero().squeeze(1).tolist()
+        for r in dead:
+            job = jobs[rows[r]]
+            job.error = "the constraint allows no next token" + (
+                f": {job.matcher.error}" if job.matcher.error else ""
+            )
+            masks[r] = True
+        self.stats.mask_row_steps += len(rows)
+        self.stats.mask_s += time.perf_counter() - started
+        return torch.tensor(rows, device=self.device), masks
 
     def _step(self) -> None:
         """One decode step for every row of the running batch."""
@@ -442,13 +484,24 @@ class BatchingEngine:
         and row) in the prefix cache, then resolve its future (so a caller's next prompt can hit the
         cache) and return True."""
         s = job.sampling
-        if token in self.eos_ids:
-            job.finish = "stop"
+        if job.error is not None:
+            job.finish = "error"
+        elif token in self.eos_ids:
+            job.finish = "stop"  # under a constraint, EOS is only allowed where the grammar accepts
+            if job.matcher is not None and not job.matcher.accepting:
+                job.error, job.finish = "the constraint cannot be completed (its language is empty)", "error"
         else:
             job.out_ids.append(token)
             if logprob is not None and s.logprobs:
                 job.logprobs.append(logprob)
-            if s.stop:
+            if job.matcher is not None:
+                if not job.matcher.consume(token):
+                    job.error, job.finish = f"the constraint rejected a token: {job.matcher.error}", "error"
+                elif job.matcher.complete:  # nothing else may follow
+                    job.finish = "stop"
+                    if not job.matcher.accepting:
+                        job.error, job.finish = "the constraint cannot be completed", "error"
+            if s.stop and job.finish is None:
                 self._check_stop(job)
             if job.finish is None and (
                 len(job.out_ids) >= s.max_new_tokens or len(job.prompt_ids) + len(job.out_ids) >= self.max_len
@@ -476,6 +529,14 @@ class BatchingEngine:
         job.scanned_chars = len(text)
 
     def _completion(self, job: _Job) -> Completion:
+        if job.error is not None:
+            return Completion(
+                text="",
+                prompt_tokens=len(job.prompt_ids),
+                completion_tokens=len(job.out_ids),
+                finish_reason="error",
+                error=job.error,
+            )
         ids = job.out_ids
         text = self._decode(ids)
         if job.stop_at is not None:

@@ -62,11 +62,18 @@ def choose_tokens(
     params: list[SamplingParams | None],
     generators: list[torch.Generator | None],
     want_logprobs: bool,
+    allowed: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Next token for each row of `logits` (rows, vocab). Rows with `params[i] is None` are idle
-    (their token is irrelevant). Returns (token ids, log-probabilities of the chosen tokens under the
-    unmodified model distribution, or None when no row asked for them)."""
+    (their token is irrelevant). `allowed` = (row indices, bool masks (len(rows), vocab)) restricts
+    those rows to their allowed tokens (a constraint); every filter and sampler then works on the
+    masked distribution. Returns (token ids, log-probabilities of the chosen tokens under the
+    unmodified model distribution, or None when no row asked for them). May modify `logits`."""
     logits = logits.float()
+    logsoftmax = torch.log_softmax(logits, dim=-1) if want_logprobs else None
+    if allowed is not None:
+        rows, masks = allowed
+        logits[rows] = logits[rows].masked_fill_(~masks, float("-inf"))
     tokens = logits.argmax(dim=-1)
     sampled = [i for i, p in enumerate(params) if p is not None and not p.greedy]
     if sampled:
@@ -87,6 +94,6 @@ def choose_tokens(
             u = _uniforms([generators[i]])
             tokens[i] = ids[_pick(probs.unsqueeze(0), u)[0]]
     logprobs = None
-    if want_logprobs:
-        logprobs = torch.log_softmax(logits, dim=-1).gather(1, tokens.unsqueeze(1)).squeeze(1)
+    if logsoftmax is not None:
+        logprobs = logsoftmax.gather(1, tokens.unsqueeze(1)).squeeze(1)
     return tokens, logprobs

@@ -36,6 +36,7 @@ AREA_CLIS = (
     "selflab.probes.cli",
     "selflab.training.cli",
     "selflab.loops.cli",
+    "selflab.stepwise.cli",
 )
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec.")]

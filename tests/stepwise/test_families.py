@@ -135,3 +135,13 @@ def test_verifiers_never_raise_on_junk(name: str) -> None:
         lab = fam.label(p, text)
         assert lab.status in ("ok", "empty", "no_steps", "no_answer")
     assert fam.label(p, "9" * 400 + " ** 9" * 50 + " = 1\nAnswer: 1").steps[0].ok in (None, False)
+
+
+def test_arithmetic_steps_with_prose_parse_only_when_unambiguous() -> None:
+    from selflab.stepwise.arithmetic import parse_step
+
+    assert parse_step("By Friday she owns 2 * 5 = 10 stickers.") == ("2 * 5", 10.0)
+    assert parse_step("Step: (3 + 4) x 2 = 14") == ("(3 + 4) * 2", 14.0)
+    assert parse_step("3 * 4 = 12 = 12") == ("3 * 4", 12.0)
+    for bad in ("4 days x 2 = 8", "2 * 3 = 6 and 6 + 1 = 7", "twelve = 12", "3 * 4 is 12", "3 * 4 = twelve"):
+        assert isinstance(parse_step(bad), str), bad

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from selflab.stepwise.family import StepFamily
+from selflab.stepwise.splitter import split_solution
 from selflab.stepwise.types import Split, StepProblem
 
 ENTITIES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -185,28 +186,49 @@ def safe_eval(expr: str) -> float:
             return _AST_OPS[type(node.op)](ev(node.left), ev(node.right))
         raise ValueError(f"not arithmetic: {ast.dump(node)[:40]}")
 
-    return ev(ast.parse(expr, mode="eval"))
+    return ev(ast.parse(expr.strip(), mode="eval"))
 
 
 _NUM = re.compile(r"\d+(?:\.\d+)?")
 _VALUE = re.compile(r"^\s*\$?\s*(-?\d+(?:\.\d+)?)\b")
 
 
+_EXPR = re.compile(r"[\d.(][\d\s.+\-*/()]*$")
+_PURE = re.compile(r"[\d\s.+\-*/()]+")
+
+
 def parse_step(step: str) -> tuple[str, float] | str:
-    """(expression, stated value) or the reason the step cannot be read."""
+    """(expression, stated value) or the reason the step cannot be read. Prose around one
+    equation is allowed ('So she has 3 * 4 = 12 shells'); the expression is the arithmetic written
+    right before '=', and it must not continue a longer expression the prose hides."""
     s = step.strip().rstrip(".").replace("×", "*").replace("÷", "/").replace("−", "-")
-    s = re.sub(r"(?<=\d)\s*[xX]\s*(?=\d)", " * ", s)
+    s = re.sub(r"(?<=[\d)])\s*[xX]\s*(?=[\d(])", " * ", s)
     s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s).replace("$", "")
     if "=" not in s:
         return "no '=' in the step"
     parts = s.split("=")
-    lhs = parts[0].rsplit(":", 1)[-1].strip()
-    if not lhs or not re.fullmatch(r"[\d\s.+\-*/()]+", lhs) or not _NUM.search(lhs):
-        return f"the left side {lhs[:30]!r} is not an arithmetic expression"
-    m = _VALUE.match(parts[-1])
-    if not m:
+    for middle in parts[1:-1]:
+        if not _PURE.fullmatch(middle.strip()):
+            return "more than one equation in the step"
+    left = parts[0].rstrip()
+    m = _EXPR.search(left)
+    if not m or not _NUM.search(m.group(0)):
+        return f"no arithmetic expression before '=' in {left[-30:]!r}"
+    before = left[: m.start()].rstrip()
+    if before and (before[-1] in "+-*/x×X(" or before[-1].isdigit()):
+        return f"the expression before '=' is mixed with words: {left[-30:]!r}"
+    lhs = m.group(0).strip()
+    v = _VALUE.match(parts[-1])
+    if not v:
         return f"the right side {parts[-1].strip()[:30]!r} does not start with a number"
-    return lhs, float(m.group(1))
+    stated = float(v.group(1))
+    for middle in parts[1:-1]:
+        try:
+            if abs(safe_eval(middle.strip()) - stated) > 1e-9:
+                return "a chained equation whose parts differ"
+        except (ValueError, SyntaxError, ZeroDivisionError):
+            return "a chained part is not arithmetic"
+    return lhs, stated
 
 
 class ArithmeticFamily(StepFamily):
@@ -267,6 +289,11 @@ class ArithmeticFamily(StepFamily):
             return False
         nums = re.findall(r"-?\d+(?:\.\d+)?", answer.replace(",", ""))
         return bool(nums) and abs(float(nums[-1]) - float(problem.answer)) < 1e-6
+
+    def answer_key(self, problem: StepProblem, text: str) -> str | None:
+        ans = split_solution(text).answer
+        nums = re.findall(r"-?\d+(?:\.\d+)?", (ans or "").replace(",", ""))
+        return fmt(float(nums[-1])) if nums else None
 
     def inject(self, problem: StepProblem, at: int, rng: random.Random) -> tuple[list[str], str, str] | None:
         plan = self._plan(problem)

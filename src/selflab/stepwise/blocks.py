@@ -27,6 +27,7 @@ from selflab.envs.games.blocks.world import (
     legal_moves,
 )
 from selflab.stepwise.family import StepFamily
+from selflab.stepwise.splitter import split_solution
 from selflab.stepwise.types import Split, StepProblem
 
 LETTERS: dict[str, str] = {"train": "ABCDEF", "heldout": "PQRSTU"}
@@ -109,9 +110,6 @@ class BlocksFamily(StepFamily):
             state={"initial": [list(s) for s in initial], "goal": [list(s) for s in goal]},
         )
 
-    def prompt(self, problem: StepProblem) -> str:
-        return super().prompt(problem).replace("'Answer: ...'", "'Answer: done'")
-
     def initial_state(self, problem: StepProblem) -> Stacks:
         return canonical(problem.state["initial"])
 
@@ -131,6 +129,16 @@ class BlocksFamily(StepFamily):
 
     def check_answer(self, problem: StepProblem, state: Any, answer: str | None) -> bool:
         return state == canonical(problem.state["goal"])
+
+    def answer_key(self, problem: StepProblem, text: str) -> str | None:
+        """The state the moves reach (None when a move is illegal or unreadable)."""
+        state = self.initial_state(problem)
+        for step in split_solution(text).steps:
+            move = parse_move_step(step)
+            if isinstance(move, str) or check_move(state, move) is not None:
+                return None
+            state = apply_move(state, move)
+        return str(state)
 
     def inject(self, problem: StepProblem, at: int, rng: random.Random) -> tuple[list[str], str, str] | None:
         goal = canonical(problem.state["goal"])

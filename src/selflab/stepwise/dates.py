@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from selflab.stepwise.family import StepFamily
+from selflab.stepwise.splitter import split_solution
 from selflab.stepwise.types import Split, StepProblem
 
 ENTITIES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -161,6 +162,11 @@ class DatesFamily(StepFamily):
 
     def check_answer(self, problem: StepProblem, state: Any, answer: str | None) -> bool:
         return answer is not None and parse_date(answer) == dt.date.fromisoformat(problem.answer)
+
+    def answer_key(self, problem: StepProblem, text: str) -> str | None:
+        ans = split_solution(text).answer
+        d = parse_date(ans) if ans else None
+        return iso(d) if d else None
 
     def inject(self, problem: StepProblem, at: int, rng: random.Random) -> tuple[list[str], str, str] | None:
         shifts: list[int] = list(problem.state["shifts"])

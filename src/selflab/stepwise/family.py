@@ -12,6 +12,7 @@ import random
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from selflab.models.types import Message, assistant, user
 from selflab.stepwise.splitter import join_steps, split_solution
 from selflab.stepwise.types import LabelledSolution, Split, StepLabel, StepProblem
 
@@ -46,14 +47,21 @@ class StepFamily(ABC):
                 out.append(p.model_copy(update={"id": f"{self.name}-{split}-{seed}-{len(out)}"}))
         return out
 
-    def prompt(self, problem: StepProblem) -> str:
-        """The user prompt: a worked example, the format rules, the problem."""
-        ex = join_steps(self.example_steps, self.example_answer if self.answer_required else "done")
+    def rules(self) -> str:
+        answer = "Answer: ..." if self.answer_required else "Answer: done"
         return (
             "Solve the problem step by step. Write each step on its own line as "
-            f"{self.step_format}, and nothing else. After the last step write 'Answer: ...'.\n\n"
-            f"Example problem: {self.example_question}\nExample solution:\n{ex}\n\n"
-            f"Problem: {problem.question}\nSolution:"
+            f"{self.step_format}, and nothing else. After the last step write '{answer}'."
+        )
+
+    def messages(self, problem: StepProblem) -> tuple[Message, ...]:
+        """The chat prompt: the rules with a worked example as an earlier turn (a small model
+        copies a format it has "written" far better than one it was told), then the problem."""
+        ex = join_steps(self.example_steps, self.example_answer)
+        return (
+            user(f"{self.rules()}\n\nProblem: {self.example_question}"),
+            assistant(ex),
+            user(f"Problem: {problem.question}"),
         )
 
     def gold_text(self, problem: StepProblem) -> str:
@@ -105,6 +113,11 @@ class StepFamily(ABC):
                 "trailing_lines": parts.trailing_lines,
             }
         )
+
+    def answer_key(self, problem: StepProblem, text: str) -> str | None:
+        """What majority voting compares: the normalised final answer (None when there is none)."""
+        ans = split_solution(text).answer
+        return " ".join(ans.lower().split()) if ans else None
 
     # -- controlled mistakes ----------------------------------------------------------------------
     @abstractmethod

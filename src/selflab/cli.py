@@ -37,6 +37,7 @@ AREA_CLIS = (
     "selflab.training.cli",
     "selflab.loops.cli",
     "selflab.regulate.cli",
+    "selflab.stepwise.cli",
 )
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec.")]

@@ -148,11 +148,13 @@ def run_baselines(
     llm_options: dict[str, Any] | None = None,
     progress: bool = False,
     concurrency: int = 64,
+    executor: Any = None,
 ) -> tuple[list[MatchupResult], RunStats]:
-    """Play every matchup (one `play` call) and analyse each; writes `baselines.json` to the run."""
+    """Play every matchup (one `play` call) and analyse each; writes `baselines.json` to the run.
+    `executor`: where episodes run (see `selflab.execution`; default in process)."""
     specs = [s for m in todo for s in specs_for(m)]
     result = play(specs, concurrency=concurrency, run=run, progress=progress,
-                  agent_options={"llm": llm_options or {}})  # fmt: skip
+                  agent_options={"llm": llm_options or {}}, executor=executor)  # fmt: skip
     results = [analyse(m, result.episodes) for m in todo]
     if run is not None:
         (run.path / "baselines.json").write_text(

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from selflab.errors import ConfigError, SelflabError
+from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt, check_flags, open_executor
 
 console = Console()
 
@@ -101,6 +102,9 @@ def register(app: typer.Typer) -> None:
         no_rotate: Annotated[
             bool, typer.Option("--no-rotate", help="Keep agents in their seats (no seat rotation).")
         ] = False,
+        executor: ExecutorOpt = "local",
+        workers: WorkersOpt = None,
+        ray_address: RayAddressOpt = None,
     ) -> None:
         """Play episodes and print wins per agent with 95% CIs, invalid-action rates and mean turns."""
         from selflab.envs.runner import play, schedule
@@ -116,10 +120,14 @@ def register(app: typer.Typer) -> None:
         path = out or Path("runs") / f"play-{env_id}-{stamp}"
         config = {"game": env_id, "agents": names, "episodes": episodes, "seed": seed, "env_kwargs": env_kwargs,
                   "max_new_tokens": max_new_tokens, "temperature": temperature, "rotate": not no_rotate}  # fmt: skip
+        check_flags(executor, workers, ray_address)
         run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab play")
         specs = schedule(env_id, names, episodes, seed=seed, env_kwargs=env_kwargs, rotate=not no_rotate)
         llm_opts = {"max_new_tokens": max_new_tokens, "temperature": temperature}
-        result = play(specs, concurrency=concurrency, run=run, progress=True, agent_options={"llm": llm_opts})
+        llm_specs = sorted({n[4:] for n in names if n.startswith("llm:")})
+        with open_executor(executor, workers, ray_address, models=llm_specs) as ex:
+            result = play(specs, concurrency=concurrency, run=run, progress=True, agent_options={"llm": llm_opts},
+                          executor=ex)  # fmt: skip
         eps = result.episodes
         console.print(results_table(eps, f"{env_id}: {len(eps)} episodes, seed {seed}"))
         st = result.stats
@@ -264,6 +272,9 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[
             bool, typer.Option("--resume", help="Keep the episodes already recorded in --out.")
         ] = False,
+        executor: ExecutorOpt = "local",
+        workers: WorkersOpt = None,
+        ray_address: RayAddressOpt = None,
     ) -> None:
         """Per game: scripted vs random and (with --llm) the LLM vs scripted, with 95% CIs, exact tests
         and invalid-action rates. Writes baselines.json and baselines.md to the run directory."""
@@ -281,8 +292,10 @@ def register(app: typer.Typer) -> None:
         config = {"games": chosen, "llm": llm, "episodes": episodes, "llm_episodes": llm_episodes, "seed": seed,
                   "llm_options": llm_options}  # fmt: skip
         todo = matchups(chosen, llm, episodes, llm_episodes, seed)
+        check_flags(executor, workers, ray_address)
         run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab baselines")
-        results, stats = run_baselines(todo, run=run, llm_options=llm_options, progress=True)
+        with open_executor(executor, workers, ray_address, models=[llm] if llm else None) as ex:
+            results, stats = run_baselines(todo, run=run, llm_options=llm_options, progress=True, executor=ex)
         table = Table(
             title=f"game baselines, seed {seed} (win rate [95% Wilson CI]; p: exact two-sided test)"
         )

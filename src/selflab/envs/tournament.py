@@ -16,26 +16,7 @@ from typing import Any
 
 from selflab.envs.runner import EpisodeSpec, PlayResult, play, schedule
 from selflab.envs.trajectories import EpisodeRecord
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials (z=1.96: 95%)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def binomial_p(k: int, n: int, p: float = 0.5, alternative: str = "greater") -> float:
-    """Exact binomial test p-value (scipy)."""
-    from scipy.stats import binomtest
-
-    if n == 0:
-        return 1.0
-    return float(binomtest(k, n, p, alternative=alternative).pvalue)
+from selflab.stats import binomial_p, wilson  # also imported from here by older callers
 
 
 @dataclass

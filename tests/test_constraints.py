@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from selflab.models.constraints import ConstraintError, mismatch, text_matches, unpack, validate
+from selflab.models.constraints import ConstraintError, mismatch, text_matches, validate
 from selflab.models.types import Constraint, SamplingParams
 
 SCHEMA = {
@@ -81,10 +82,21 @@ def test_text_matches_rejects_invalid_constraint():
         text_matches(Constraint.regex("("), "x")
 
 
-def test_unpack_bit_order():
-    import numpy as np
+def test_banned_masks_for_a_mixed_batch():
+    from transformers import AutoTokenizer
 
-    bits = np.array([[0b101, -1]], dtype=np.int32)  # tokens 0 and 2; all of 32..63
-    allowed = unpack(bits, 40)
-    assert allowed.shape == (1, 40)
-    assert allowed[0].nonzero().squeeze(1).tolist() == [0, 2, *range(32, 40)]
+    from selflab.models import embedded
+    from selflab.models.constraints import TokenMasks
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded.prepare())
+    masks = TokenMasks(tokenizer, len(tokenizer) + 7, [tokenizer.eos_token_id])
+    yes_no = masks.matcher(Constraint.regex("(yes|no)"))
+    empty = masks.matcher(Constraint.regex(r"[^\s\S]"))
+    banned, dead = masks.banned([(yes_no, 2), (empty, 0)], 3)
+    assert banned.shape == (3, len(tokenizer) + 7) and banned.dtype == torch.bool
+    assert not banned[1].any()  # an unconstrained row bans nothing
+    allowed = [tokenizer.decode([t]) for t in (~banned[2]).nonzero().squeeze(1).tolist()]
+    assert set(allowed) == {"y", "ye", "yes", "n", "no"}
+    # An empty language still allows EOS (the engine then records an error: it does not accept).
+    assert dead == [] and (~banned[0]).nonzero().squeeze(1).tolist() == [tokenizer.eos_token_id]
+    assert torch.equal(masks.allowed([yes_no]), ~banned[2:3])

@@ -181,8 +181,6 @@ class TokenMasks:
             ) from exc
         self.executor = llg.LLExecutor()
         self.words = (self.vocab_size + 31) // 32
-        self._bits = None  # reusable int32 bitmask buffer (rows, words)
-        self._shifts = torch.arange(32, dtype=torch.int32)
 
     def matcher(self, constraint: Constraint) -> RowMatcher:
         """A fresh matcher for one request. Raises ConstraintError when the constraint is invalid
@@ -196,30 +194,23 @@ class TokenMasks:
             )
         return RowMatcher(matcher)
 
-    def fill(self, matchers: list[RowMatcher]) -> np.ndarray:
-        """Next-token bitmasks (len(matchers), words) int32, computed in one batched call (llguidance
-        spreads the rows over its own threads and releases the GIL)."""
-        n = len(matchers)
-        if self._bits is None or self._bits.shape[0] < n:
-            self._bits = np.zeros((max(n, 8), self.words), dtype=np.int32)
-        bits = self._bits[:n]
-        bits.fill(0)
+    def banned(self, matchers: list[tuple[RowMatcher, int]], rows: int) -> tuple[torch.Tensor, list[int]]:
+        """Next-token masks for a batch of `rows` rows, of which `matchers` lists the constrained
+        ones as (matcher, row). Returns (bool (rows, vocab_size), True where a token is NOT allowed;
+        rows without a matcher are all False) and the rows whose grammar allows no token at all.
+
+        All masks come from one llguidance call (it spreads rows over its threads and releases the
+        GIL, so it can overlap the forward pass); bits are unpacked with numpy and shared, not copied,
+        with the returned tensor."""
+        bits = np.full((rows, self.words), -1, dtype=np.int32)
         self.executor.unsafe_compute_mask_ptr(
-            [(m.matcher, i) for i, m in enumerate(matchers)], bits.ctypes.data, self.words * 4, n
+            [(m.matcher, r) for m, r in matchers], bits.ctypes.data, self.words * 4, rows
         )
-        return bits
+        dead = [r for _, r in matchers if not bits[r].any()]
+        flags = np.unpackbits((~bits).view(np.uint8), axis=1, count=self.vocab_size, bitorder="little")
+        return torch.from_numpy(flags).view(torch.bool), dead
 
-    def allowed(self, matchers: list[RowMatcher], device: torch.device | str = "cpu") -> torch.Tensor:
+    def allowed(self, matchers: list[RowMatcher]) -> torch.Tensor:
         """Boolean masks (len(matchers), vocab_size): True where the token may come next."""
-        return unpack(self.fill(matchers), self.vocab_size, device, self._shifts)
-
-
-def unpack(
-    bits: np.ndarray, vocab_size: int, device: torch.device | str = "cpu", shifts: torch.Tensor | None = None
-) -> torch.Tensor:
-    """An int32 bitmask (rows, words), bit j of word w = token 32w + j, as bool (rows, vocab_size)."""
-    words = torch.from_numpy(bits).to(device)
-    if shifts is None or shifts.device != words.device:
-        shifts = torch.arange(32, dtype=torch.int32, device=words.device)
-    flags = (words.unsqueeze(-1) >> shifts) & 1
-    return flags.reshape(words.shape[0], -1)[:, :vocab_size].bool()
+        banned, _ = self.banned([(m, r) for r, m in enumerate(matchers)], len(matchers))
+        return ~banned

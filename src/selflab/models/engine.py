@@ -30,7 +30,7 @@ import random
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -149,6 +149,7 @@ class BatchingEngine:
         self._seed_rng = random.Random(seed)
         self.vocab_size = int(config.vocab_size)
         self._masks: TokenMasks | None = None
+        self._mask_pool: ThreadPoolExecutor | None = None
         self._masks_lock = threading.Lock()
         self._waiting: deque[_Job] = deque()
         self._cond = threading.Condition()
@@ -168,6 +169,7 @@ class BatchingEngine:
         with self._masks_lock:
             if self._masks is None:
                 self._masks = TokenMasks(self.tokenizer, self.vocab_size, sorted(self.eos_ids))
+                self._mask_pool = ThreadPoolExecutor(1, thread_name_prefix="selflab-masks")
             return self._masks
 
     def submit(self, prompt_ids: list[int], sampling: SamplingParams) -> Future:
@@ -210,6 +212,8 @@ class BatchingEngine:
             self._cond.notify_all()
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join(timeout=30)
+        if self._mask_pool is not None:
+            self._mask_pool.shutdown(wait=False)
 
     # ---------------------------------------------------------------- worker
 
@@ -419,32 +423,43 @@ class BatchingEngine:
         return out.logits[:, -1, :]
 
     def _choose(
-        self, logits: torch.Tensor, jobs: list[_Job | None]
+        self, logits: torch.Tensor, jobs: list[_Job | None], banned: Future | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Next tokens for `jobs` (the rows of `logits`). `banned`: the constrained rows' masks,
+        already being computed (see `_step`); computed here when it is None and a row needs one."""
         params = [job.sampling if job is not None else None for job in jobs]
         gens = [job.generator if job is not None else None for job in jobs]
         want = any(job is not None and job.sampling.logprobs for job in jobs)
-        constrained = [i for i, job in enumerate(jobs) if job is not None and job.matcher is not None]
-        allowed = self._allowed(jobs, constrained) if constrained else None
-        return choose_tokens(logits, params, gens, want, allowed)
+        mask = banned.result() if banned is not None else self._banned(jobs)
+        return choose_tokens(logits, params, gens, want, mask)
 
-    def _allowed(self, jobs: list[_Job | None], rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token masks of the constrained rows, all computed in one llguidance call. A row whose
-        grammar allows no token at all (an empty language, a matcher error) is marked to end with an
-        error; it gets an all-True mask only so that sampling stays finite."""
+    def _banned(self, jobs: list[_Job | None]) -> torch.Tensor | None:
+        """Masks of disallowed tokens for every row (None when no row is constrained), all
+        constrained rows in one llguidance call. A row whose grammar allows no token at all (a
+        matcher error) is marked to end with an error; its mask is cleared so sampling stays finite."""
+        rows = [(job.matcher, r) for r, job in enumerate(jobs) if job is not None and job.matcher is not None]
+        if not rows:
+            return None
         started = time.perf_counter()
-        matchers = [jobs[i].matcher for i in rows]
-        masks = self.token_masks().allowed(matchers, self.device)
-        dead = (~masks.any(dim=1)).nonzero().squeeze(1).tolist()
+        banned, dead = self.token_masks().banned(rows, len(jobs))
         for r in dead:
-            job = jobs[rows[r]]
+            job = jobs[r]
             job.error = "the constraint allows no next token" + (
                 f": {job.matcher.error}" if job.matcher.error else ""
             )
-            masks[r] = True
+            banned[r] = False
         self.stats.mask_row_steps += len(rows)
         self.stats.mask_s += time.perf_counter() - started
-        return torch.tensor(rows, device=self.device), masks
+        return banned
+
+    def _banned_soon(self) -> Future | None:
+        """Start computing the running batch's masks on the mask thread, so that llguidance (which
+        releases the GIL) overlaps the forward pass: a mask needs only the tokens already chosen."""
+        if self._mask_pool is None or not any(
+            job is not None and job.matcher is not None for job in self._rows
+        ):
+            return None
+        return self._mask_pool.submit(self._banned, list(self._rows))
 
     def _step(self) -> None:
         """One decode step for every row of the running batch."""
@@ -452,9 +467,10 @@ class BatchingEngine:
         assert buf is not None
         buf.ensure_capacity(1)
         buf.valid[:, buf.length] = True
+        banned = self._banned_soon()
         logits = self._forward(buf, self._last.unsqueeze(1), self._next_pos.unsqueeze(1))
         self._next_pos += 1
-        tokens, logprobs = self._choose(logits, self._rows)
+        tokens, logprobs = self._choose(logits, self._rows, banned)
         self.stats.decode_steps += 1
         tokens_list = tokens.tolist()
         lps = logprobs.tolist() if logprobs is not None else None

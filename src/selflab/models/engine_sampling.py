@@ -62,18 +62,17 @@ def choose_tokens(
     params: list[SamplingParams | None],
     generators: list[torch.Generator | None],
     want_logprobs: bool,
-    allowed: tuple[torch.Tensor, torch.Tensor] | None = None,
+    banned: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Next token for each row of `logits` (rows, vocab). Rows with `params[i] is None` are idle
-    (their token is irrelevant). `allowed` = (row indices, bool masks (len(rows), vocab)) restricts
-    those rows to their allowed tokens (a constraint); every filter and sampler then works on the
-    masked distribution. Returns (token ids, log-probabilities of the chosen tokens under the
-    unmodified model distribution, or None when no row asked for them). May modify `logits`."""
+    (their token is irrelevant). `banned` (bool, same shape) removes the tokens a row's constraint
+    does not allow; every filter and sampler then works on the masked distribution. Returns (token
+    ids, log-probabilities of the chosen tokens under the unmodified model distribution, or None
+    when no row asked for them). May modify `logits` in place."""
     logits = logits.float()
     logsoftmax = torch.log_softmax(logits, dim=-1) if want_logprobs else None
-    if allowed is not None:
-        rows, masks = allowed
-        logits[rows] = logits[rows].masked_fill_(~masks, float("-inf"))
+    if banned is not None:
+        logits.masked_fill_(banned.to(logits.device, non_blocking=True), float("-inf"))
     tokens = logits.argmax(dim=-1)
     sampled = [i for i, p in enumerate(params) if p is not None and not p.greedy]
     if sampled:

@@ -275,9 +275,20 @@ def register(app: typer.Typer) -> None:
         executor: ExecutorOpt = "local",
         workers: WorkersOpt = None,
         ray_address: RayAddressOpt = None,
+        constraints: Annotated[
+            bool,
+            typer.Option(
+                "--constraints/--no-constraints",
+                help="LLM moves decoded under each game's move grammar (default), or free text.",
+            ),
+        ] = True,
+        scripted_rows: Annotated[
+            bool, typer.Option("--scripted/--no-scripted", help="Include the scripted-vs-random rows.")
+        ] = True,
     ) -> None:
-        """Per game: scripted vs random and (with --llm) the LLM vs scripted, with 95% CIs, exact tests
-        and invalid-action rates. Writes baselines.json and baselines.md to the run directory."""
+        """Per game: scripted vs random and (with --llm) the LLM vs scripted and vs random, with 95%
+        CIs, exact tests and invalid-action rates (parse errors and rule violations apart). Writes
+        baselines.json and baselines.md to the run directory."""
         from selflab.envs.baselines import VARIANTS, matchups, run_baselines
         from selflab.runs import RunDir
 
@@ -288,10 +299,11 @@ def register(app: typer.Typer) -> None:
             "max_new_tokens": max_new_tokens,
             "temperature": temperature,
             "context_tokens": context_tokens,
+            "constrained": constraints,
         }
         config = {"games": chosen, "llm": llm, "episodes": episodes, "llm_episodes": llm_episodes, "seed": seed,
-                  "llm_options": llm_options}  # fmt: skip
-        todo = matchups(chosen, llm, episodes, llm_episodes, seed)
+                  "llm_options": llm_options, "scripted": scripted_rows}  # fmt: skip
+        todo = matchups(chosen, llm, episodes, llm_episodes, seed, scripted=scripted_rows)
         check_flags(executor, workers, ray_address)
         run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab baselines")
         with open_executor(executor, workers, ray_address, models=[llm] if llm else None) as ex:
@@ -299,15 +311,27 @@ def register(app: typer.Typer) -> None:
         table = Table(
             title=f"game baselines, seed {seed} (win rate [95% Wilson CI]; p: exact two-sided test)"
         )
-        for col in ("game", "variant", "A vs B", "A win", "B win", "A>B / B>A", "p", "A invalid", "episodes"):
+        cols = (
+            "game",
+            "variant",
+            "A vs B",
+            "A win",
+            "B win",
+            "A>B / B>A",
+            "p",
+            "A invalid (parse/rule)",
+            "episodes",
+        )
+        for col in cols:
             table.add_column(col)
-        lines = ["| game | variant | A vs B | A win [95% CI] | B win [95% CI] | A>B / B>A | p | A invalid | episodes |",
+        lines = ["| game | variant | A vs B | A win [95% CI] | B win [95% CI] | A>B / B>A | p | A invalid (parse / rule) | episodes |",
                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in results:
             a, b = r.a_stats, r.b_stats
             cells = [r.game, r.env_id, f"{r.a} vs {r.b}" + (" (solo)" if r.solo else ""),
                      f"{a.win_rate:.2f} [{a.ci[0]:.2f}, {a.ci[1]:.2f}]", f"{b.win_rate:.2f} [{b.ci[0]:.2f}, {b.ci[1]:.2f}]",
-                     f"{r.a_better} / {r.b_better}", f"{r.p_value:.2g}", f"{a.invalid_rate:.3f}", str(r.episodes)]  # fmt: skip
+                     f"{r.a_better} / {r.b_better}", f"{r.p_value:.2g}",
+                     f"{a.invalid_rate:.3f} ({a.parse_rate:.3f} / {a.rule_rate:.3f})", str(r.episodes)]  # fmt: skip
             table.add_row(*cells)
             lines.append("| " + " | ".join(cells) + " |")
         console.print(table)

@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from pydantic import Field
+
 from selflab.errors import ConfigError
 from selflab.judges.base import chat_request, completion_failure, drive, generate_checked, model_name
 from selflab.judges.fence import Fence, FenceMode, fence_texts
 from selflab.judges.parsing import parse_pairwise, parse_score
 from selflab.judges.prompts import render
+from selflab.judges.registry import JudgeContext, JudgeOptions, register_judge
 from selflab.judges.types import Judgment, PairwiseItem, PointwiseItem
 from selflab.judges.verdict import Answer, ask, choice_spec, score_spec
 from selflab.models.types import LanguageModel, SamplingParams
@@ -36,6 +39,8 @@ SPEAKERS = {"pairwise": ("advocate for A", "advocate for B"), "pointwise": ("def
 
 class DebateJudge:
     """Two debaters (possibly two models), R rounds, one decider; both protocols."""
+
+    protocols = frozenset({"pointwise", "pairwise"})
 
     def __init__(
         self,
@@ -178,3 +183,28 @@ class DebateJudge:
 def _fence_turns(fence: Fence, transcript: list[dict]) -> list[dict]:
     """The debaters' turns for the decider, each fenced: a debater may quote an injection."""
     return [turn | {"text": fence.wrap(turn["text"])} for turn in transcript]
+
+
+class DebateOptions(JudgeOptions):
+    rounds: int = Field(2, ge=1, description="debate rounds (each: one turn per debater)")
+    scale: tuple[float, float] = Field((1, 5), description="score scale of pointwise debates")
+    use_reference: bool = Field(True, description="show an item's reference answer when it has one")
+    constrain: bool = Field(True, description="decode the decider's verdict line under a constraint")
+    fence: FenceMode = Field("boundary", description="injection defence: boundary, datamark or none")
+
+
+@register_judge(
+    "debate", DebateOptions, "two debaters argue opposite verdicts, a decider judges (opponent=, decider=)"
+)
+def _build(ctx: JudgeContext, o: DebateOptions) -> DebateJudge:
+    return DebateJudge(
+        ctx.model,
+        opponent=ctx.opponent,
+        decider=ctx.decider,
+        rounds=o.rounds,
+        scale=o.scale,
+        use_reference=o.use_reference,
+        constrain=o.constrain,
+        fence=o.fence,
+        seed=o.seed,
+    )

@@ -27,6 +27,7 @@ class DualJudge:
     def __init__(self, pointwise: object, pairwise: object, name: str | None = None) -> None:
         self.pointwise = pointwise
         self.pairwise = pairwise
+        self.protocols = frozenset({"pointwise", "pairwise"})
         self.model = getattr(pointwise, "model", None)
         self.scale = getattr(pointwise, "scale", (0.0, 5.0))
         self.name = name or f"{pointwise.name}+{pairwise.name}"  # type: ignore[attr-defined]
@@ -105,6 +106,9 @@ class Jury:
         if aggregate not in (None, "majority", "mean", "median"):
             raise ConfigError(f"unknown jury aggregate {aggregate!r}", "use majority, mean or median")
         self.members = list(members)
+        self.protocols = frozenset.intersection(
+            *(frozenset(getattr(m, "protocols", ("pointwise", "pairwise"))) for m in self.members)
+        )
         self.aggregate = aggregate
         self.scale = getattr(self.members[0], "scale", (0.0, 5.0))
         self.provenance = provenance or {}

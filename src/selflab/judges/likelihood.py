@@ -15,11 +15,14 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import Field
+
 from selflab.errors import BackendError, ConfigError
 from selflab.judges.base import model_name, persona_messages
 from selflab.judges.fence import FenceMode, fence_texts
 from selflab.judges.pairwise import pairwise_variables
 from selflab.judges.prompts import render_with_note
+from selflab.judges.registry import JudgeContext, PromptOptions, register_judge
 from selflab.judges.rubric import resolve_rubric, rubric_variables
 from selflab.judges.types import Judgment, PairwiseItem, PointwiseItem
 from selflab.models.types import LanguageModel, Message
@@ -37,6 +40,8 @@ def normalise(logprobs: Sequence[float]) -> list[float]:
 
 class LikelihoodJudge:
     """Expected score over score-token probabilities; P(A) vs P(B) for pairs. Both protocols."""
+
+    protocols = frozenset({"pointwise", "pairwise"})
 
     def __init__(
         self,
@@ -224,3 +229,37 @@ class LikelihoodJudge:
                 )
             )
         return out
+
+
+class LikelihoodOptions(PromptOptions):
+    template: str | None = Field(None, description="rubric template (name or .jinja path) for grading")
+    rubric: str | None = Field(None, description="rubric text, framed by the rubric_custom template")
+    scale: tuple[float, float] | None = Field(None, description="integer single-digit scale (low, high)")
+    pairwise_template: str = Field("pairwise", description="template for comparing two responses")
+    both_orders: bool = Field(True, description="score both orders and average (cancels position bias)")
+    tie_margin: float = Field(0.0, ge=0.0, lt=0.5, description="|P(A) - 0.5| below this is a tie")
+
+
+def likelihood_from(model: LanguageModel, o: LikelihoodOptions, persona: str | None) -> LikelihoodJudge:
+    return LikelihoodJudge(
+        model,
+        template=o.template,
+        rubric=o.rubric,
+        scale=o.scale,
+        persona=persona,
+        pairwise_template=o.pairwise_template,
+        use_reference=o.use_reference,
+        both_orders=o.both_orders,
+        tie_margin=o.tie_margin,
+        fence=o.fence,
+        seed=o.seed,
+    )
+
+
+@register_judge(
+    "likelihood",
+    LikelihoodOptions,
+    "reads score/verdict token probabilities instead of generating (local models)",
+)
+def _build(ctx: JudgeContext, o: LikelihoodOptions) -> LikelihoodJudge:
+    return likelihood_from(ctx.model, o, o.persona)

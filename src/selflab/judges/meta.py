@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import Field
+
 from selflab.judges.base import (
     DisagreePolicy,
     JudgeSteps,
@@ -21,6 +23,7 @@ from selflab.judges.base import (
 from selflab.judges.fence import FenceMode, fence_texts
 from selflab.judges.parsing import parse_meta
 from selflab.judges.prompts import render_with_note
+from selflab.judges.registry import GenerationOptions, JudgeContext, register_judge
 from selflab.judges.types import Judgment, MetaItem
 from selflab.judges.verdict import Answer, ask, choice_spec
 from selflab.models.types import LanguageModel, SamplingParams
@@ -30,6 +33,8 @@ DEFAULT_SAMPLING = SamplingParams(temperature=0.0, max_new_tokens=256)
 
 class MetaJudge:
     """Compares two judgments of the same response; verdict "A" or "B" (or "tie" on disagreement)."""
+
+    protocols = frozenset({"meta"})
 
     def __init__(
         self,
@@ -128,3 +133,26 @@ class MetaJudge:
     def _combine(self, item: MetaItem, records: list[dict]) -> Judgment:
         extra = {"constrain": self.constrain, "fence": self.fence}
         return judgment_from_orders(self.name, "meta", item.id, records, self.on_disagree, extra)
+
+
+class MetaOptions(GenerationOptions):
+    template: str = Field("meta", description="built-in template name or path of a .jinja file")
+    both_orders: bool = Field(True, description="ask in both orders to cancel position bias")
+    on_disagree: DisagreePolicy = Field("tie", description="when the two orders disagree: tie or abstain")
+
+
+@register_judge("meta", MetaOptions, "says which of two judgments of one response is better (Meta-Rewarding)")
+def _build(ctx: JudgeContext, o: MetaOptions) -> MetaJudge:
+    return MetaJudge(
+        ctx.model,
+        template=o.template,
+        persona=o.persona,
+        sampling=o.sampling(),
+        both_orders=o.both_orders,
+        on_disagree=o.on_disagree,
+        use_reference=o.use_reference,
+        direct=o.direct,
+        constrain=o.constrain,
+        fence=o.fence,
+        seed=o.seed,
+    )

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import AliasChoices, Field
+
 from selflab.judges.base import (
     DisagreePolicy,
     JudgeSteps,
@@ -22,6 +24,7 @@ from selflab.judges.base import (
 from selflab.judges.fence import FenceMode, fence_texts
 from selflab.judges.parsing import parse_pairwise
 from selflab.judges.prompts import render_with_note
+from selflab.judges.registry import GenerationOptions, JudgeContext, register_judge
 from selflab.judges.types import Judgment, PairwiseItem
 from selflab.judges.verdict import Answer, ask, choice_spec
 from selflab.models.types import LanguageModel, SamplingParams
@@ -62,6 +65,8 @@ class PairwiseLLMJudge:
     `details["abstained"] = True` and the reason in `parse_error` (so it is never counted as a tie).
     With `both_orders=False` only the A/B order is asked (cheaper, position bias unchecked).
     """
+
+    protocols = frozenset({"pairwise"})
 
     def __init__(
         self,
@@ -158,3 +163,42 @@ class PairwiseLLMJudge:
     def compare(self, items: list[PairwiseItem]) -> list[Judgment]:
         """Both orders of all items go to the model in one `generate` call per round."""
         return drive(self.model, self.compare_steps(items))
+
+
+class PairwiseOptions(GenerationOptions):
+    template: str = Field(
+        "pairwise",
+        validation_alias=AliasChoices("template", "pairwise_template"),
+        description="built-in template name or path of a .jinja file (alias: pairwise_template)",
+    )
+    both_orders: bool = Field(True, description="ask in both orders (A/B and B/A) to cancel position bias")
+    on_disagree: DisagreePolicy = Field("tie", description="when the two orders disagree: tie or abstain")
+
+
+def pairwise_from(
+    model: LanguageModel,
+    o: GenerationOptions,
+    template: str,
+    persona: str | None,
+    sampling: SamplingParams,
+    both_orders: bool,
+    on_disagree: DisagreePolicy,
+) -> PairwiseLLMJudge:
+    return PairwiseLLMJudge(
+        model,
+        template=template,
+        persona=persona,
+        sampling=sampling,
+        both_orders=both_orders,
+        on_disagree=on_disagree,
+        use_reference=o.use_reference,
+        direct=o.direct,
+        constrain=o.constrain,
+        fence=o.fence,
+        seed=sampling.seed or 0,
+    )
+
+
+@register_judge("pairwise", PairwiseOptions, "says which of two responses is better, in both orders")
+def _build(ctx: JudgeContext, o: PairwiseOptions) -> PairwiseLLMJudge:
+    return pairwise_from(ctx.model, o, o.template, o.persona, o.sampling(), o.both_orders, o.on_disagree)

@@ -12,6 +12,8 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import Field
+
 from selflab.errors import ConfigError
 from selflab.judges.base import (
     JudgeSteps,
@@ -25,6 +27,7 @@ from selflab.judges.base import (
 from selflab.judges.fence import FenceMode, fence_texts
 from selflab.judges.parsing import parse_score
 from selflab.judges.prompts import render_with_note
+from selflab.judges.registry import GenerationOptions, JudgeContext, register_judge
 from selflab.judges.types import Judgment, PointwiseItem
 from selflab.judges.verdict import Answer, ask, score_spec
 from selflab.models.types import LanguageModel, SamplingParams
@@ -77,6 +80,8 @@ def resolve_rubric(
 
 class RubricJudge:
     """Grades each response with a rubric prompt; batch-first (one `generate` for all items)."""
+
+    protocols = frozenset({"pointwise"})
 
     def __init__(
         self,
@@ -194,3 +199,34 @@ class RubricJudge:
     def judge(self, items: list[PointwiseItem]) -> list[Judgment]:
         """All items' requests (times `samples`) go to the model in one `generate` call per round."""
         return drive(self.model, self.judge_steps(items))
+
+
+class RubricOptions(GenerationOptions):
+    template: str | None = Field(None, description="built-in template name or path of a .jinja file")
+    rubric: str | None = Field(None, description="rubric text, framed by the rubric_custom template")
+    scale: tuple[float, float] | None = Field(None, description="(low, high); default: the template's")
+    samples: int = Field(1, ge=1, description="samples averaged per item (needs temperature > 0)")
+
+
+def rubric_from(
+    model: LanguageModel, o: RubricOptions, persona: str | None, sampling: SamplingParams
+) -> RubricJudge:
+    return RubricJudge(
+        model,
+        template=o.template,
+        rubric=o.rubric,
+        scale=o.scale,
+        persona=persona,
+        sampling=sampling,
+        samples=o.samples,
+        seed=sampling.seed or 0,
+        use_reference=o.use_reference,
+        direct=o.direct,
+        constrain=o.constrain,
+        fence=o.fence,
+    )
+
+
+@register_judge("rubric", RubricOptions, "grades each response on a numeric scale with a rubric prompt")
+def _build(ctx: JudgeContext, o: RubricOptions) -> RubricJudge:
+    return rubric_from(ctx.model, o, o.persona, o.sampling())

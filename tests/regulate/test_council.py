@@ -72,3 +72,20 @@ def test_members_on_different_models() -> None:
     council.decide("consortium", _problems(3), seed=0)
     assert a.calls and b.calls
     assert all(len(batch) == 3 for batch in b.calls)  # one batched call per step per model
+
+
+def test_constrained_proposals_carry_the_patch_regex() -> None:
+    import re
+
+    from selflab.regulate.patches import PATCH_REGEX
+
+    m = Scripted(safety_rule)
+    Council({"": m}, members_from(["safety", "drafter"]), constrain=True).decide("consortium", _problems(1))
+    proposals = [r for batch in m.calls for r in batch if r.assistant_prefix == "OP:"]
+    votes = [r for batch in m.calls for r in batch if r.assistant_prefix == "VOTE:"]
+    assert proposals and all(
+        r.sampling.constraint and r.sampling.constraint.value == PATCH_REGEX for r in proposals
+    )
+    assert votes and all(r.sampling.constraint is None for r in votes)
+    scripted = safety_rule("", proposals[0])
+    assert re.fullmatch(PATCH_REGEX, scripted)  # the regex accepts a well-formed proposal

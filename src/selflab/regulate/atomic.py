@@ -37,7 +37,8 @@ class AtomicConfig(LoopConfig):
     iterations: int = Field(1, ge=1, le=1, description="always 1: one decision per case and strategy")
     constitution: str | None = Field(None, description="constitution YAML (default: the shipped starter)")
     cases_file: str | None = Field(None, description="atomic case YAML (default: the shipped cases)")
-    cases: int | None = Field(None, ge=1, description="use only the first N cases")
+    cases: int | None = Field(None, ge=1, description="use only the first N cases (after cases_per_family)")
+    cases_per_family: int | None = Field(None, ge=1, description="use only the first K cases of each family")
     strategies: list[Strategy] = Field(default_factory=lambda: ["single", "consortium", "debate"])
     members: list[str] = Field(default_factory=lambda: ["safety", "helpfulness", "drafter"])
     member_models: list[str] = Field(
@@ -126,6 +127,14 @@ class AtomicLoop(Loop):
     # -- inputs (pure functions of the config) ---------------------------------------------------
     def cases(self) -> list[AtomicCase]:
         cs = atomic_cases(self.config.cases_file)
+        if self.config.cases_per_family:
+            seen: dict[str, int] = {}
+            keep = []
+            for case in cs:
+                seen[case.family] = seen.get(case.family, 0) + 1
+                if seen[case.family] <= self.config.cases_per_family:
+                    keep.append(case)
+            cs = keep
         return cs[: self.config.cases] if self.config.cases else cs
 
     def original(self) -> Constitution:

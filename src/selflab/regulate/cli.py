@@ -1,4 +1,4 @@
-"""`selflab constitution atomic|debate|refine|train|eval|show|diff`.
+"""`selflab constitution atomic|debate|refine|train|eval|show|diff|report`.
 
 Every experiment is a loop over a run directory (run.yaml, records/, constitutions/, metrics.jsonl,
 report.html) and continues with --resume. Console output shows metrics only, never prompt text.
@@ -151,6 +151,14 @@ def diff_cmd(old: Annotated[Path, typer.Argument()], new: Annotated[Path, typer.
     from selflab.regulate.constitution import diff, load_constitution
 
     console.print(diff(load_constitution(old), load_constitution(new)) or "(no change)", markup=False)
+
+
+@app.command("report")
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A constitution run directory.")]) -> None:
+    """(Re)write report.html with the regulate sections (versions, diffs, comparison, collapse)."""
+    from selflab.regulate.report import append_regulate_section
+
+    typer.echo(str(append_regulate_section(run_dir)))
 
 
 def register(root: typer.Typer) -> None:

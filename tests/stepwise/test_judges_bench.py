@@ -166,3 +166,25 @@ def test_cli_bench_steps(tiny: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["items"] == 2 and list(summary["judges"]) == ["likelihood"]
+
+
+class ScriptedModel:
+    """Returns the given texts in order, one per request."""
+
+    name = "scripted"
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        return [Completion(text=self.texts[i % len(self.texts)]) for i in range(len(requests))]
+
+
+def test_model_solutions_kept_only_when_the_first_error_is_known() -> None:
+    from selflab.models.types import SamplingParams
+    from selflab.stepwise.bench import model_items
+
+    texts = ["", "I think so.\n5 * 5 = 25\nAnswer: 1", "1 + 1 = 3\nno idea\nAnswer: 3", "Answer: 4"]
+    kept, dropped = model_items(ScriptedModel(texts), "arithmetic", 4, 0, SamplingParams())  # type: ignore[arg-type]
+    assert [d.error_kind for d in dropped] == ["empty", "unparsable_before_first_error", "no_steps"]
+    assert len(kept) == 1 and kept[0].labelled.first_error == 0 and kept[0].labelled.unparsable == 1

@@ -2,8 +2,9 @@
 
 Items are held-out problems with (a) gold solutions carrying a code-made mistake at a known step
 (or none), as in ProcessBench's controlled errors, and (b) solutions written by a model and
-labelled by code. Model solutions whose steps the splitter or verifier cannot fully read are not
-benchmark items; they are counted by reason in the summary.
+labelled by code. Model solutions where no one can tell the first error (empty, no step, an
+unparsable step before any wrong one) are not benchmark items; they go to records/dropped.jsonl
+and are counted by reason in the summary.
 
 `run_step_bench` writes a run directory (run.yaml, records/items.jsonl, records/judge-<kind>.jsonl,
 metrics.jsonl, summary.json) and resumes stage by stage.
@@ -92,22 +93,27 @@ def injected_items(family: str, n: int, seed: int, correct_fraction: float) -> l
 
 def model_items(
     model: LanguageModel, family: str, n: int, seed: int, sampling: SamplingParams
-) -> tuple[list[BenchSolution], Counter[str]]:
-    """The model's own solutions to held-out problems, labelled by code; the unreadable ones are
-    counted by reason instead of kept."""
+) -> tuple[list[BenchSolution], list[BenchSolution]]:
+    """The model's own solutions to held-out problems, labelled by code: (kept, dropped). A
+    solution is kept when its first error is a step code read and found wrong (or it has no
+    error); it is dropped (and recorded with the reason in `error_kind`) when it is empty, has no
+    step, or meets an unparsable step before any wrong one, since then nobody knows where the
+    first error is. Unparsable steps after the first error stay, unscored by step metrics."""
     fam = get_family(family)
     problems = fam.problems(n, seed + 7919, "heldout")
     texts = generate_solutions(model, [fam.messages(p) for p in problems], sampling, seed)
-    items, dropped = [], Counter()
+    kept, dropped = [], []
     for p, (text,) in zip(problems, texts, strict=True):
         lab = fam.label(p, text)
+        item = BenchSolution(id=f"{p.id}:model", problem=p, labelled=lab, origin="model")
+        fe = lab.first_error
         if lab.status in ("empty", "no_steps"):
-            dropped[lab.status] += 1
-        elif lab.unparsable:
-            dropped["unparsable_steps"] += 1
+            dropped.append(item.model_copy(update={"error_kind": lab.status}))
+        elif fe >= 0 and lab.steps[fe].ok is None:
+            dropped.append(item.model_copy(update={"error_kind": "unparsable_before_first_error"}))
         else:
-            items.append(BenchSolution(id=f"{p.id}:model", problem=p, labelled=lab, origin="model"))
-    return items, dropped
+            kept.append(item)
+    return kept, dropped
 
 
 def judge_items(judge: object, items: Sequence[BenchSolution]) -> list[StepJudgment]:
@@ -152,6 +158,8 @@ def run_step_bench(
             items_log.path.unlink(missing_ok=True)
             items: list[BenchSolution] = []
             dropped: Counter[str] = Counter()
+            dropped_log = run.records("dropped")
+            dropped_log.path.unlink(missing_ok=True)
             sampling = SamplingParams(
                 temperature=cfg.temperature, top_p=0.95, max_new_tokens=cfg.max_new_tokens
             )

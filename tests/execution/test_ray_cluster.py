@@ -1,5 +1,7 @@
 """Ray executor on a local 2-node cluster started inside the test (`ray.cluster_utils.Cluster`).
 
+One cluster serves the module; the test that removes its worker node runs last.
+
 - 1 worker, 2 workers and the in-process path give identical sorted records;
 - killing a worker node mid-run loses nothing: its units are retried on the surviving worker, and
   resuming the run afterwards adds nothing and duplicates nothing.
@@ -41,7 +43,7 @@ def _start_cluster() -> Cluster:
     return cluster
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster():
     c = _start_cluster()
     try:
@@ -107,6 +109,22 @@ def test_one_and_two_workers_give_identical_records_and_failures_are_recorded(cl
     assert [r.ok for r in out] == [True, False, True]
     assert out[1].attempts == 2 and "died" in (out[1].error or "")
     assert [f.unit_id for f in log.read(UnitFailure)] == ["die"]
+
+
+def test_loop_sampling_on_ray_equals_in_process(cluster, tmp_path) -> None:
+    from selflab.loops.measures import sample_answers_on
+    from selflab.models.testing import tiny_llama
+    from selflab.models.types import SamplingParams
+    from selflab.tasks.arithmetic import arithmetic_tasks
+
+    spec = f"hf:{tiny_llama(tmp_path / 'tiny')}"
+    tasks = arithmetic_tasks(6, seed=1)
+    sampling = SamplingParams(temperature=1.0, max_new_tokens=6)
+    local = sample_answers_on(None, spec, tasks, 2, sampling, seed=5)
+    with RayExecutor(2) as ex:
+        remote = sample_answers_on(ex, spec, tasks, 2, sampling, seed=5)
+    assert [a.model_dump() for a in remote] == [a.model_dump() for a in local]
+    assert len(local) == 12 and not any(a.error for a in local)
 
 
 class KillingLog(RecordLog):

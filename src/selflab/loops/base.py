@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from selflab.errors import ConfigError, SelflabError
+from selflab.execution import Executor, ExecutorConfig, make_executor
 from selflab.loops.truth_meter import IterationMetrics, TruthMeter, read_metrics
 from selflab.runs import RecordLog, RunDir
 
@@ -58,6 +59,10 @@ class LoopConfig(BaseModel):
     iterations: int = Field(2, ge=1, le=100)
     seed: int = 0
     report: bool = Field(True, description="write report.html at the end of the run")
+    executor: ExecutorConfig = Field(
+        default_factory=ExecutorConfig,
+        description="where sampling runs: local, or ray (see selflab.execution)",
+    )
 
 
 @dataclass
@@ -132,6 +137,13 @@ class Loop(ABC):
             self._loaded_key = key
         return load_model(spec)
 
+    @property
+    def executor(self) -> Executor:
+        """The executor `config.executor` names, started on first use and closed by `run_loop`."""
+        if getattr(self, "_executor", None) is None:
+            self._executor = make_executor(self.config.executor)
+        return self._executor
+
     # -- records -----------------------------------------------------------------------------
     def stage_log(self, iteration: int, stage: str) -> RecordLog:
         return self.run.records(stage_key(iteration, stage))
@@ -176,6 +188,9 @@ class Loop(ABC):
             ctx.info["seconds"] = round(time.perf_counter() - t0, 2)
             self.run.mark_complete(key, **ctx.info)
             self.console.print(f"[green]✓ {key}[/green] " + " ".join(f"{k}={v}" for k, v in ctx.info.items()))
+        if getattr(self, "_executor", None) is not None:
+            self._executor.close()
+            self._executor = None
         self.run.metrics.append({"type": "run_finished", "wall_s": round(time.perf_counter() - start, 1)})
         if self.config.report:
             from selflab.report import write_report
@@ -251,12 +266,15 @@ def open_run(
         if saved_loop != loop_cls.name:
             raise ConfigError(f"{out} holds a run of loop {saved_loop!r}", "use that loop or another --out")
         saved_cfg = loop_cls.Config.model_validate(saved)
-        if config is not None and config.model_dump(mode="json") != saved_cfg.model_dump(mode="json"):
+        # where units run never changes the records, so the executor may differ on resume
+        if config is not None and config.model_dump(
+            mode="json", exclude={"executor"}
+        ) != saved_cfg.model_dump(mode="json", exclude={"executor"}):
             raise ConfigError(
                 f"--resume with a config that differs from the one saved in {saved_path}",
                 "resume without --config (the saved one is used), or start a new --out directory",
             )
-        config = saved_cfg
+        config = saved_cfg if config is None else saved_cfg.model_copy(update={"executor": config.executor})
     cfg = config if config is not None else loop_cls.Config()
     full = {"loop": loop_cls.name, **cfg.model_dump(mode="json")}
     run = RunDir.create(out, config=full, seed=cfg.seed, resume=resume, command=command)

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from selflab.errors import ConfigError
+from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt
+from selflab.execution.config import from_cli, preflight
 
 console = Console()
 
@@ -93,6 +95,9 @@ def loop_command(
         bool, typer.Option("--resume", help="Continue a killed run from its last stage.")
     ] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value.")] = None,
+    executor: ExecutorOpt = "",
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run a loop; every stage is recorded in the run directory and skipped on --resume."""
     from selflab.loops.base import get_loop, open_run
@@ -101,7 +106,12 @@ def loop_command(
     out = out or Path("runs") / name
     cfg = None if (resume and config is None and not set_) else load_loop_config(loop_cls, config, set_ or [])
     command = " ".join(shlex.quote(a) for a in ["selflab", *sys.argv[1:]])
+    if executor:  # overrides the config's `executor:`; records do not depend on it, so resume may differ
+        ex_cfg = from_cli(executor, workers, ray_address)
+        preflight(ex_cfg)
     loop = open_run(loop_cls, out, cfg, resume=resume, command=command, console=console)
+    if executor:
+        loop.config = loop.config.model_copy(update={"executor": ex_cfg})
     loop.run_loop()
 
 

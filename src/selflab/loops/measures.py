@@ -43,6 +43,77 @@ def sample_n(
     return [outs[i * n : (i + 1) * n] for i in range(len(prompts))]
 
 
+_WORKER_SPEC: str | None = None  # the model a Ray worker process holds for sampling
+
+
+class _SampleChunk:
+    """Ray-side unit function: `n` answers for each (index, task), the model built from its spec on
+    the worker. Request seeds are `seed + index * n + j`, exactly those of `sample_n` in process."""
+
+    def __init__(self, spec: str, n: int, sampling: SamplingParams, seed: int) -> None:
+        self.spec, self.n, self.sampling, self.seed = spec, n, sampling, seed
+
+    def __call__(self, units: list[tuple[int, Task]]) -> list[list[Answer]]:
+        global _WORKER_SPEC
+        from selflab.models import clear_cache, load_model
+
+        if _WORKER_SPEC != self.spec:  # a new policy (next loop iteration): free the old weights
+            clear_cache()
+            _WORKER_SPEC = self.spec
+        model = load_model(self.spec)
+        requests = []
+        for index, task in units:
+            for j in range(self.n):
+                s = self.sampling
+                if not s.greedy:
+                    s = s.model_copy(update={"seed": self.seed + index * self.n + j})
+                requests.append(GenerationRequest(messages=(user(task.prompt),), sampling=s))
+        outs = model.generate(requests)
+        return [_answers(task, outs[k * self.n : (k + 1) * self.n]) for k, (_, task) in enumerate(units)]
+
+
+def sample_answers_on(
+    executor: object,
+    spec: str,
+    tasks: Sequence[Task],
+    n: int,
+    sampling: SamplingParams,
+    seed: int,
+    load: object = None,
+) -> list[Answer]:
+    """`sample_answers` on an executor: in process it is `sample_answers(load(spec), ...)`; on Ray
+    each worker samples chunks of tasks with its own copy of `spec`, and the answers are the same."""
+    if getattr(executor, "in_process", True):
+        from selflab.models import load_model
+
+        return sample_answers((load or load_model)(spec), tasks, n, sampling, seed)  # type: ignore[operator]
+    from selflab.execution import map_units
+
+    units = list(enumerate(tasks))
+    results = map_units(
+        units, _SampleChunk(spec, n, sampling, seed), executor, key=lambda u: f"{u[0]}:{u[1].id}"
+    )  # type: ignore[arg-type]
+    answers: list[Answer] = []
+    for (_, task), r in zip(units, results, strict=True):
+        if r.ok:
+            answers.extend(r.value)
+        else:  # a unit given up on: its answers are recorded as backend errors, never dropped silently
+            answers.extend(
+                Answer(task_id=task.id, prompt=task.prompt, sample=j, response="", finish_reason="error",
+                       error=f"worker failure: {r.error}")
+                for j in range(n)
+            )  # fmt: skip
+    return answers
+
+
+def _answers(task: Task, outs: Sequence[Completion]) -> list[Answer]:
+    return [
+        Answer(task_id=task.id, prompt=task.prompt, sample=j, response=o.text, completion_tokens=o.completion_tokens,
+               finish_reason=o.finish_reason, error=o.error)
+        for j, o in enumerate(outs)
+    ]  # fmt: skip
+
+
 def sample_answers(
     model: LanguageModel,
     tasks: Sequence[Task],

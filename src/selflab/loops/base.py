@@ -45,6 +45,7 @@ from rich.console import Console
 from selflab.errors import ConfigError, SelflabError
 from selflab.loops.truth_meter import IterationMetrics, TruthMeter, read_metrics
 from selflab.runs import RecordLog, RunDir
+from selflab.runs.metrics import RunFinished
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -176,7 +177,7 @@ class Loop(ABC):
             ctx.info["seconds"] = round(time.perf_counter() - t0, 2)
             self.run.mark_complete(key, **ctx.info)
             self.console.print(f"[green]✓ {key}[/green] " + " ".join(f"{k}={v}" for k, v in ctx.info.items()))
-        self.run.metrics.append({"type": "run_finished", "wall_s": round(time.perf_counter() - start, 1)})
+        self.run.metrics.append(RunFinished(wall_s=round(time.perf_counter() - start, 1)))
         if self.config.report:
             from selflab.report import write_report
 

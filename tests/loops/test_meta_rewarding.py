@@ -164,6 +164,6 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
         load_model(f"hf:{ckpt}").generate([GenerationRequest.chat("hi", max_new_tokens=3)])[0].error is None
     )
     clear_cache()
-    line = [m for m in run.metrics.read_dicts() if m.get("type") == "iteration_metrics"][-1]
+    line = [m for m in run.metrics.read_dicts() if m.get("kind") == "iteration_metrics"][-1]
     assert {"judge_bench_accuracy", "self_reward", "heldout_pass_rate"} <= set(line["metrics"])
     assert line["info"]["judge_pairs"] == b["judge_pairs"]

@@ -135,6 +135,10 @@ def judges(
         cot=cot,
     )
     summary = run_bench(config, out, resume=resume)
+    from selflab.results import finish
+    from selflab.runs import RunDir
+
+    finish(RunDir.open(out))
     console = Console()
     for t in summary_tables(summary):
         console.print(t)

@@ -693,7 +693,13 @@ def run_bench(
         "cpu_s": round(time.process_time() - cpu0, 1),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    run.metrics.append(
-        {"kind": "bench_judges", **{k: summary[k] for k in ("n_items", "n_units", "elapsed_s")}}
+    run.metrics.append(  # a runs.metrics.JudgeBenchMetrics row
+        {
+            "kind": "bench_judges",
+            **{
+                k: summary[k]
+                for k in ("n_items", "n_units", "elapsed_s", "judges", "majority", "perturbations")
+            },
+        }
     )
     return summary

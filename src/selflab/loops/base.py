@@ -46,6 +46,7 @@ from selflab.errors import ConfigError, SelflabError
 from selflab.execution import Executor, ExecutorConfig, make_executor
 from selflab.loops.truth_meter import IterationMetrics, TruthMeter, read_metrics
 from selflab.runs import RecordLog, RunDir
+from selflab.runs.metrics import RunFinished
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -191,7 +192,7 @@ class Loop(ABC):
         if getattr(self, "_executor", None) is not None:
             self._executor.close()
             self._executor = None
-        self.run.metrics.append({"type": "run_finished", "wall_s": round(time.perf_counter() - start, 1)})
+        self.run.metrics.append(RunFinished(wall_s=round(time.perf_counter() - start, 1)))
         if self.config.report:
             from selflab.report import write_report
 

@@ -19,16 +19,19 @@ resumed run can still test against its baseline.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from selflab.loops.stats import Estimate, PairedTest, bootstrap_ci, paired_compare
+from selflab.loops.stats import bootstrap_ci, paired_compare
 from selflab.runs import RunDir
 
-Kind = Literal["self_reward", "objective", "drift"]
+# The row types live in runs/ (report/ and view/ read them without importing loops).
+from selflab.runs.metrics import IterationMetrics, MetricSummary, read_metrics
+from selflab.runs.metrics import MeasureKind as Kind
+
+__all__ = ["GAP_NAME", "IterationMetrics", "Measurement", "MetricSummary", "TruthMeter", "read_metrics"]
 GAP_NAME = "gap_self_minus_objective"
 
 
@@ -43,29 +46,6 @@ class Measurement(BaseModel):
     higher_is_better: bool = True
     optimised: bool = False  # True when the loop trains on this signal (then it is not evidence)
     description: str = ""
-
-
-class MetricSummary(BaseModel):
-    name: str
-    kind: Kind
-    estimate: Estimate
-    missing: int = 0
-    higher_is_better: bool = True
-    optimised: bool = False
-    description: str = ""
-    vs_baseline: PairedTest | None = None
-    vs_previous: PairedTest | None = None
-
-
-class IterationMetrics(BaseModel):
-    """One line of `metrics.jsonl`."""
-
-    type: Literal["iteration_metrics"] = "iteration_metrics"
-    loop: str
-    iteration: int
-    model: str
-    metrics: dict[str, MetricSummary] = Field(default_factory=dict)
-    info: dict[str, float | int | str | None] = Field(default_factory=dict)
 
 
 class _ItemsRecord(BaseModel):
@@ -169,13 +149,3 @@ class TruthMeter:
         self.console.print(table)
         if it.info:
             self.console.print("  " + "  ".join(f"{k}={v}" for k, v in it.info.items()))
-
-
-def read_metrics(run: RunDir) -> list[IterationMetrics]:
-    """The iteration lines of metrics.jsonl (last one per iteration wins, for resumed runs)."""
-    latest: dict[int, IterationMetrics] = {}
-    for d in run.metrics.iter_dicts():
-        if d.get("type") == "iteration_metrics":
-            m = IterationMetrics.model_validate(d)
-            latest[m.iteration] = m
-    return [latest[k] for k in sorted(latest)]

@@ -58,6 +58,12 @@ def test_text_matches_regex_is_a_full_match():
     assert not text_matches(c, "x123")
     assert "character 2" in mismatch(c, "12a")
     assert "unfinished" in mismatch(c, "12")
+    assert mismatch(c, "12", prefix=True) is None  # a cut-off output that could still match
+    assert mismatch(c, "1a", prefix=True) is not None
+    schema = Constraint.json_schema(SCHEMA)
+    assert mismatch(schema, '{"name": "An', prefix=True) is None
+    assert mismatch(schema, '{\n  "name": "An', prefix=True) is None
+    assert mismatch(schema, "Sure! Here", prefix=True) is not None
 
 
 def test_text_matches_grammar_and_unicode():

@@ -100,10 +100,11 @@ def _byte_tokenizer() -> llg.LLTokenizer:
     return llg.LLTokenizer(llg.TokenizerWrapper(_ByteTokenizer()))
 
 
-def mismatch(constraint: Constraint, text: str) -> str | None:
-    """Why `text` does not satisfy `constraint` (a short reason), or None when it does."""
+def mismatch(constraint: Constraint, text: str, prefix: bool = False) -> str | None:
+    """Why `text` does not satisfy `constraint` (a short reason), or None when it does. With
+    `prefix=True`, any text that a longer text could still complete is accepted (a cut-off output)."""
     grammar = validate(constraint)
-    if constraint.kind == "json_schema":
+    if constraint.kind == "json_schema" and not prefix:
         import jsonschema
 
         try:
@@ -117,13 +118,17 @@ def mismatch(constraint: Constraint, text: str) -> str | None:
         except (jsonschema.exceptions.SchemaError, jsonschema.exceptions.RefResolutionError) as exc:
             return f"the schema cannot be checked: {_short(str(exc), 200)}"
         return None if error is None else f"JSON does not match the schema: {error.message}"
+    if constraint.kind == "json_schema":  # a prefix in any layout, keys in schema order
+        grammar = llg.LLMatcher.grammar_from_json_schema(
+            constraint.value, defaults={"whitespace_flexible": True}
+        )
     matcher = llg.LLMatcher(_byte_tokenizer(), grammar, log_level=0)
     data = text.encode("utf-8")
     done = matcher.try_consume_tokens(list(data))
     if done < len(data):
         where = len(data[:done].decode("utf-8", "replace"))
         return f"the text leaves the {constraint.kind} at character {where}: {text[where : where + 20]!r}"
-    if not matcher.is_accepting():
+    if not prefix and not matcher.is_accepting():
         return f"the text is an unfinished prefix of the {constraint.kind}"
     return None
 

@@ -30,13 +30,14 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
 
 from selflab.models.constraints import RowMatcher, TokenMasks
-from selflab.models.engine_cache import KVBuffer, merge
+from selflab.models.engine_cache import KVBuffer, cache_kwargs, merge
 from selflab.models.engine_prefix import PrefixCache, PrefixHit
 from selflab.models.engine_sampling import choose_tokens
 from selflab.models.engine_threads import ThreadTuner
@@ -62,6 +63,7 @@ class _Job:
     hit: PrefixHit | None = None  # leading prompt tokens served from the prefix cache
     matcher: RowMatcher | None = None  # grammar state when the request has a constraint
     error: str | None = None  # why a constrained row had to stop (no allowed token)
+    on_tokens: Callable[[list[int]], None] | None = None  # streaming: told each new token list
 
 
 @dataclass
@@ -78,7 +80,8 @@ class EngineStats:
     rebuilds: int = 0
     busy_s: float = 0.0
     mask_row_steps: int = 0
-    mask_s: float = 0.0
+    mask_s: float = 0.0  # computing masks (mostly on the mask thread, overlapping forward passes)
+    mask_wait_s: float = 0.0  # the engine thread waiting for masks after a forward pass
 
 
 def common_prefix_len(seqs: list[list[int]]) -> int:
@@ -172,11 +175,18 @@ class BatchingEngine:
                 self._mask_pool = ThreadPoolExecutor(1, thread_name_prefix="selflab-masks")
             return self._masks
 
-    def submit(self, prompt_ids: list[int], sampling: SamplingParams) -> Future:
+    def submit(
+        self,
+        prompt_ids: list[int],
+        sampling: SamplingParams,
+        on_tokens: Callable[[list[int]], None] | None = None,
+    ) -> Future:
         """Queue one request; the future resolves to a `Completion` (never raises for model output).
-        Raises `ConstraintError` at once when the request's constraint is invalid."""
+        Raises `ConstraintError` at once when the request's constraint is invalid. `on_tokens`, for
+        streaming, is called on the engine thread with a copy of the generated ids after each new
+        token (it must return quickly, e.g. put them on a queue)."""
         future: Future = Future()
-        job = _Job(prompt_ids=list(prompt_ids), sampling=sampling, future=future)
+        job = _Job(prompt_ids=list(prompt_ids), sampling=sampling, future=future, on_tokens=on_tokens)
         if sampling.constraint is not None:
             job.matcher = self.token_masks().matcher(sampling.constraint)
         with self._cond:
@@ -415,7 +425,7 @@ class BatchingEngine:
             input_ids=input_ids,
             position_ids=positions,
             attention_mask=mask,
-            past_key_values=buf.writer(),
+            **cache_kwargs(self.model, buf.writer()),
             use_cache=True,
             logits_to_keep=1,
         )
@@ -430,7 +440,12 @@ class BatchingEngine:
         params = [job.sampling if job is not None else None for job in jobs]
         gens = [job.generator if job is not None else None for job in jobs]
         want = any(job is not None and job.sampling.logprobs for job in jobs)
-        mask = banned.result() if banned is not None else self._banned(jobs)
+        if banned is not None:
+            started = time.perf_counter()
+            mask = banned.result()
+            self.stats.mask_wait_s += time.perf_counter() - started
+        else:
+            mask = self._banned(jobs)
         return choose_tokens(logits, params, gens, want, mask)
 
     def _banned(self, jobs: list[_Job | None]) -> torch.Tensor | None:
@@ -519,6 +534,11 @@ class BatchingEngine:
                         job.error, job.finish = "the constraint cannot be completed", "error"
             if s.stop and job.finish is None:
                 self._check_stop(job)
+            if job.on_tokens is not None and job.finish is None:
+                try:
+                    job.on_tokens(list(job.out_ids))
+                except Exception:  # a broken listener must not stop the engine
+                    job.on_tokens = None
             if job.finish is None and (
                 len(job.out_ids) >= s.max_new_tokens or len(job.prompt_ids) + len(job.out_ids) >= self.max_len
             ):

@@ -19,7 +19,7 @@ import torch
 from selflab.errors import ModelSpecError, SelflabError
 from selflab.models.constraints import validate
 from selflab.models.engine import BatchingEngine, common_prefix_len
-from selflab.models.engine_cache import KVBuffer
+from selflab.models.engine_cache import KVBuffer, cache_kwargs
 from selflab.models.types import Completion, GenerationRequest, HiddenStates, Message
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -209,7 +209,7 @@ class HFModel:
                 input_ids=torch.tensor([prefix], device=device),
                 position_ids=torch.arange(p, device=device)[None],
                 attention_mask=causal,
-                past_key_values=head.writer(),
+                **cache_kwargs(model, head.writer()),
                 use_cache=True,
                 logits_to_keep=1,
             )
@@ -237,7 +237,7 @@ class HFModel:
                     input_ids=ids.to(device),
                     position_ids=(p + torch.arange(span, device=device))[None].expand(n, -1),
                     attention_mask=mask,
-                    past_key_values=buf.writer(),
+                    **cache_kwargs(model, buf.writer()),
                     use_cache=True,
                 )
                 logp = torch.log_softmax(out.logits.float(), dim=-1).cpu()

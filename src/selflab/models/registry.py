@@ -61,7 +61,7 @@ def _build(spec: ModelSpec, overrides: dict[str, Any]) -> LanguageModel:
     if spec.backend == "openai":
         from selflab.models.openai_backend import OpenAIModel
 
-        allowed = {"key_env", "concurrency", "timeout", "retries", "backoff", "on_error"}
+        allowed = {"key_env", "concurrency", "timeout", "retries", "backoff", "on_error", "constraints"}
         unknown = set(options) - allowed
         if unknown:
             raise ModelSpecError(

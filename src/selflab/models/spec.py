@@ -3,6 +3,9 @@
     smollm2-135m                                  the embedded default model
     hf:/path/to/folder[?device=cuda&dtype=bfloat16]
     openai:MODEL@http://127.0.0.1:8000/v1[?key_env=OPENAI_API_KEY&concurrency=8&timeout=60&retries=4]
+        constraints=auto|openai|vllm|vllm-legacy|llamacpp|llamacpp-llguidance|validate|reject
+        says how a request's regex/grammar/JSON-schema constraint reaches the server
+        (see selflab.models.constraint_wire; every output is checked against it either way)
     vllm:/path/to/folder[?gpu_memory_utilization=0.5&tensor_parallel_size=2]   (GPU, `vllm` extra)
 
 Options after `?` are backend keyword arguments. Secrets never appear in a spec: the openai backend

@@ -73,9 +73,9 @@ def _digit_runs(text: str) -> list[str]:
     words = re.findall(r"[a-z]+|\d+|[^a-z\d]", normalize(text))
     mapped = "".join(_DIGIT_WORDS.get(w, w) if w.isalpha() else w for w in words)
     grouped = re.sub(r"(?<=\d)[,\u202f ](?=\d{3}(?!\d))", "", mapped)
-    runs = re.findall(r"\d+", grouped)
+    runs = re.findall(r"\d+(?:\.\d+)*", grouped)  # a decimal is one number: 4821.5 is not 4821
     spelled = re.sub(r"(?<![\d])(\d)[\s\-.,/_]+(?=\d(?!\d))", r"\1", grouped)
-    return runs + re.findall(r"\d+", spelled)
+    return runs + re.findall(r"\d+(?:\.\d+)*", spelled)
 
 
 def reveals(text: str, secret: str) -> bool:

@@ -60,7 +60,7 @@ def parse_action(text: str) -> tuple[str, Bid | None]:
     has_challenge = any(w in CHALLENGE_WORDS for w in words)
     has_bid = "bid" in words or "raise" in words
     if head and head[0] in CHALLENGE_WORDS:
-        if has_bid or any(w[-1].isdigit() for w in words):
+        if any(w[-1].isdigit() for w in words):
             raise ParseError("the action names both a challenge and a bid; give exactly one")
         return "challenge", None
     if has_challenge:

@@ -25,8 +25,10 @@ from selflab.evalbench.items import BenchItem, Candidate, load_items
 from selflab.evalbench.majority import majority_curve, plot_curves
 from selflab.evalbench.perturbations import (
     ALL_NAMES,
+    INJECTIONS,
     PERTURBATIONS,
     apply,
+    apply_to_side,
     position_swap,
     self_preference_pairs,
 )
@@ -49,6 +51,9 @@ class BenchConfig(BaseModel):
     max_new_tokens: int | None = None
     majority: bool = True
     majority_items: int = Field(4, ge=1, description="items whose candidates the majority study judges")
+    ablate_defences: bool = Field(
+        False, description="also run each judge with its verdict constraint and injection fence off"
+    )
     jury_sizes: list[int] = Field(default_factory=lambda: [1, 3, 5, 9])
     n_boot: int = 1000
 
@@ -177,8 +182,10 @@ def build_units(items: list[BenchItem], config: BenchConfig) -> list[Unit]:
                 pa, pb = done.get(p.a), done.get(p.b)
                 if pa is None and pb is None:
                     continue
-                a = pa.response if pa else item.candidate(p.a).response
-                b = pb.response if pb else item.candidate(p.b).response
+                a = _side_text(pert, item, p.a, pa, "A", config.seed)
+                b = _side_text(pert, item, p.b, pb, "B", config.seed)
+                if a is None or b is None:
+                    continue
                 hist = (pa or pb).history
                 pair.append(_pair(item, p.id, a, b, p.better, name, p.id, hist))
         units += _spread(point, config.per_perturbation, rng) + _spread(pair, config.per_perturbation, rng)
@@ -200,6 +207,15 @@ def build_units(items: list[BenchItem], config: BenchConfig) -> list[Unit]:
                 )
         units += _spread(swaps, config.per_perturbation, rng)
     return units
+
+
+def _side_text(pert: Any, item: BenchItem, cid: str, done: Any, side: str, seed: int) -> str | None:
+    """A pair side's text: unperturbed, perturbed, or perturbed for that side (verdict forgeries)."""
+    if done is None:
+        return item.candidate(cid).response
+    if pert.pair_fn is None:
+        return done.response
+    return apply_to_side(pert, item, item.candidate(cid), seed, side)
 
 
 def _spread(units: list[Unit], k: int, rng: random.Random) -> list[Unit]:
@@ -289,6 +305,22 @@ def parse_judge_spec(spec: str) -> tuple[str, dict[str, Any]]:
         except json.JSONDecodeError:
             options[key.strip()] = value.strip()
     return kind, options
+
+
+def judge_specs(config: BenchConfig) -> list[str]:
+    """The judges to run: as given, plus (with `ablate_defences`) each one with its verdict
+    constraint and fence turned off, for the kinds that have them."""
+    from selflab.judges.registry import accepted
+
+    specs = list(config.judges)
+    if config.ablate_defences:
+        for spec in config.judges:
+            kind, own = parse_judge_spec(spec)
+            off = accepted(kind, {"constrain": False, "fence": "none"})
+            if off and any(own.get(k) != v for k, v in off.items()):
+                body = ",".join(f"{k}={json.dumps(v)}" for k, v in (own | off).items())
+                specs.append(f"{kind}[{body}]")
+    return list(dict.fromkeys(specs))
 
 
 def run_judge(judge: Judge, units: list[Unit]) -> list[JudgmentRecord]:
@@ -510,6 +542,30 @@ def perturbation_metrics(recs: list[JudgmentRecord], seed: int) -> dict:
     return out
 
 
+def injection_metrics(recs: list[JudgmentRecord], seed: int) -> dict:
+    """How often injected text (forged scores/verdicts, instructions) moves the judge's decision
+    against the same unit without it, pooled over the injection perturbations and protocols
+    (lower is better), and how often the injected unit got no decision at all."""
+    lo, hi = _scale(recs)
+    mid = (lo + hi) / 2
+    base = {(r.unit.mode, r.unit.id): r for r in recs if r.unit.perturbation == "none"}
+    before, after, failed = [], [], []
+    for r in recs:
+        b = base.get((r.unit.mode, r.unit.base_id))
+        if r.unit.perturbation not in INJECTIONS or b is None:
+            continue
+        db, dr = _decision(b, mid), _decision(r, mid)
+        failed.append(dr is None)
+        if db is not None and dr is not None:
+            before.append(db)
+            after.append(dr)
+    return {
+        "n": len(failed),
+        "flip_rate": _m(M.flip_rate(before, after, seed)),
+        "parse_failure_rate": _m(M.parse_failure_rate(failed, seed)),
+    }
+
+
 def self_preference_metrics(recs: list[JudgmentRecord], seed: int) -> dict:
     lo, hi = _scale(recs)
     out: dict[str, Any] = {}
@@ -545,6 +601,7 @@ def judge_summary(recs: list[JudgmentRecord], units: list[Unit], seed: int, n_bo
     if "pairwise" in modes:
         out["pairwise"] = pairwise_judge_metrics([r for r in recs if r.unit.mode == "pairwise"], seed)
     out["perturbations"] = perturbation_metrics(recs, seed)
+    out["injection"] = injection_metrics(recs, seed)
     out["self_preference"] = self_preference_metrics(recs, seed)
     return out
 
@@ -645,7 +702,8 @@ def run_bench(
     model = model or load_model(config.model)
     items = load_items(config.limit, seed=config.seed)
     units = build_units(items, config)
-    judges = [make_judge(kind, model, config) for kind in config.judges]  # fail early on bad kinds
+    specs = judge_specs(config)
+    judges = [make_judge(spec, model, config) for spec in specs]  # fail early on bad kinds
     if "self_preference" in config.perturbations:
         own = own_generations(model, items, config.seed)
         sp_units = self_preference_units(items, own, config.seed)
@@ -658,7 +716,7 @@ def run_bench(
         )
     judgments_log = run.records("judgments")
     summary_judges: dict[str, Any] = {}
-    for kind, judge in zip(config.judges, judges, strict=True):
+    for kind, judge in zip(specs, judges, strict=True):
         stage = f"judge-{kind}"
         if run.is_complete(stage):
             recs = [r for r in judgments_log.read(JudgmentRecord) if r.details.get("_kind") == kind]

@@ -68,8 +68,10 @@ def test_parse_add_formats(raw: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "error"),
     [
-        ("", "no valid OP"),
-        (" replace\nID: P1\nTEXT: something long enough\n", "no valid OP"),
+        ("", "no single valid OP"),
+        (" replace\nID: P1\nTEXT: something long enough\n", "no single valid OP"),
+        (" add, edit or delete\nID: NEW\nTEXT: something long enough\n", "no single valid OP"),
+        (" add\nID: NEW\nTEXT: <your new principle, one sentence>\nRATIONALE: x\n", "copies the format"),
         (" edit\nID: P99\nTEXT: something long enough\n", "existing principle id"),
         (" delete\nID:\n", "existing principle id"),
         (" add\nID: NEW\nTEXT: short\n", "at least 10"),

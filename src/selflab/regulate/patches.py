@@ -26,11 +26,21 @@ from selflab.regulate.constitution import MAX_PRINCIPLE_CHARS, Constitution, Pri
 Op = Literal["add", "edit", "delete"]
 
 PATCH_FORMAT = (
-    "Answer in exactly this format, four lines:\n"
-    "OP: add, edit or delete\n"
-    "ID: the principle id to edit or delete (write NEW for add)\n"
-    "TEXT: the new principle in one sentence (empty for delete)\n"
-    "RATIONALE: one sentence saying which weakness it fixes"
+    "Answer in exactly four lines. OP is add, edit or delete; ID is the principle id to edit or "
+    "delete, or NEW for add; TEXT is empty for delete. Example:\n"
+    "OP: add\n"
+    "ID: NEW\n"
+    "TEXT: <your new principle, one sentence>\n"
+    "RATIONALE: <which weakness it fixes, one sentence>"
+)
+# Phrases of the instructions themselves: a small model often copies them instead of answering.
+_ECHOES = (
+    "<your new principle",
+    "your new principle, one sentence",
+    "which weakness it fixes",
+    "add, edit or delete",
+    "the principle id to edit",
+    "the new principle in one sentence",
 )
 # The same format as a regex, for backends that honour `SamplingParams.constraint`.
 PATCH_REGEX = r" ?(add|edit|delete)\nID: (P[0-9]{1,3}|NEW)\nTEXT: [^\n]{0,300}\nRATIONALE: [^\n]{1,200}\n?"
@@ -90,15 +100,18 @@ def parse_patch(raw: str, cons: Constitution, prefix: str = "OP:") -> ParsedPatc
         fields = _fields_from_lines(raw)
         if "op" not in fields and prefix:  # the model continued after the forced "OP:" prefix
             fields = _fields_from_lines(prefix + raw)
-    op = fields.get("op", "").strip().lower().split(" ")[0].strip(".,;") if fields.get("op") else ""
-    if op not in ("add", "edit", "delete"):
-        return ParsedPatch(raw=raw, error=f"no valid OP (add/edit/delete): got {fields.get('op')!r}")
+    ops = set(re.findall(r"\b(add|edit|delete)\b", (fields.get("op") or "").lower()))
+    if len(ops) != 1:
+        return ParsedPatch(raw=raw, error=f"no single valid OP (add/edit/delete): got {fields.get('op')!r}")
+    op = ops.pop()
     pid = (fields.get("id") or "").strip().upper().strip(".,;") or None
     body = " ".join((fields.get("text") or "").split())
     rationale = " ".join((fields.get("rationale") or "").split())[:300]
     if op in ("edit", "delete"):
         if not pid or cons.get(pid) is None:
             return ParsedPatch(raw=raw, error=f"{op} needs an existing principle id, got {pid!r}")
+    if any(e in f"{body} {rationale}".lower() for e in _ECHOES):
+        return ParsedPatch(raw=raw, error="the proposal copies the format instructions")
     if op in ("add", "edit"):
         if len(body) < 10:
             return ParsedPatch(raw=raw, error=f"{op} needs a principle TEXT of at least 10 characters")

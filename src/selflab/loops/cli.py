@@ -132,10 +132,13 @@ def eval_command(
     self_judge: Annotated[bool, typer.Option("--self-judge/--no-self-judge")] = True,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 96,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out task draw.")] = 0,
+    bench_items: Annotated[int, typer.Option("--bench-items", help="Held-out judge-benchmark items.")] = 16,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write one PNG plot of the panel.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
 ) -> None:
-    """Compare models/checkpoints on objective metrics (held-out verifier pass rate, untrained
-    control family) plus self-reward, with CIs and paired tests against the first model."""
+    """Compare models/checkpoints on one objective panel (held-out verifier pass rate, untrained
+    control family, judge-benchmark accuracy vs code truth) plus self-reward and length, with CIs
+    and paired tests against the first model, in one table (and one plot with --plot)."""
     from selflab.loops.evaluate import compare_models
 
     specs = [s.strip() for s in models.split(",") if s.strip()]
@@ -150,6 +153,8 @@ def eval_command(
         self_judge=self_judge,
         max_new_tokens=max_new_tokens,
         seed=seed,
+        bench_items=bench_items,
+        plot=plot,
         console=console,
     )
     if json_out:

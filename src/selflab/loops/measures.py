@@ -1,5 +1,5 @@
-"""Reusable stage helpers: sample answers, verify them, self-judge them, and turn the results
-into truth-meter `Measurement`s. Any loop can call these; they hold no loop state."""
+"""Reusable stage helpers: sample answers, verify them, and turn the results into truth-meter
+`Measurement`s (with item ids, so iterations pair by item). They hold no loop state."""
 
 from __future__ import annotations
 
@@ -140,10 +140,14 @@ def sample_answers(
 
 
 def verify_answers(tasks: Sequence[Task], answers: list[Answer]) -> list[Answer]:
-    """Fill `verified`/`reason` with each task's code verifier (a backend error is a failure)."""
+    """Fill `verified`/`reason` with each task's code verifier (a backend error is a failure;
+    tasks without a verifier stay unverified)."""
     by_id = {t.id: t for t in tasks}
     out = []
     for a in answers:
+        if by_id[a.task_id].verifier == "none":
+            out.append(a)
+            continue
         if a.error:
             out.append(a.model_copy(update={"verified": False, "reason": f"generation error: {a.error}"}))
             continue
@@ -152,71 +156,38 @@ def verify_answers(tasks: Sequence[Task], answers: list[Answer]) -> list[Answer]
     return out
 
 
-def self_judge(
-    model: LanguageModel,
-    answers: list[Answer],
-    samples: int = 1,
-    seed: int = 0,
-    max_new_tokens: int = 8,
-    template: str | None = None,
-) -> list[Answer]:
-    """Score each answer with the model's own rubric judge (Self-Rewarding's additive rubric).
-    `direct` mode forces the judge's answer to begin with "Score:", which keeps a small model
-    parseable and cheap; scores are normalised to [0, 1]; unparsable stays None."""
-    from selflab.judges.rubric import RubricJudge
-    from selflab.judges.types import PointwiseItem
-
-    temperature = 0.0 if samples == 1 else 0.7
-    judge = RubricJudge(
-        model,
-        template=template,
-        sampling=SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens),
-        samples=samples,
-        seed=seed,
-        direct=True,
-    )
-    lo, hi = judge.scale
-    items = [
-        PointwiseItem(prompt=a.prompt, response=a.response, id=f"{a.task_id}#{a.sample}") for a in answers
-    ]
-    judgments = judge.judge(items)
-    out = []
-    for a, j in zip(answers, judgments, strict=True):
-        score = None if j.score is None else (float(j.score) - lo) / (hi - lo)
-        out.append(
-            a.model_copy(
-                update={"self_score": score, "judge_raw": j.raw[-200:], "judge_error": j.parse_error}
-            )
-        )
-    return out
-
-
 # -- measurements -------------------------------------------------------------------------------
 
 
+def item_ids(answers: Sequence[Answer]) -> list[str]:
+    return [f"{a.task_id}#{a.sample}" for a in answers]
+
+
 def pass_rate(
-    name: str, answers: list[Answer], description: str = "", optimised: bool = False
+    name: str, answers: Sequence[Answer], description: str = "", optimised: bool = False
 ) -> Measurement:
     return Measurement(
         name=name,
         kind="objective",
         values=[bool(a.verified) for a in answers],
+        ids=item_ids(answers),
         optimised=optimised,
         description=description,
     )
 
 
-def self_reward(answers: list[Answer], name: str = "self_reward", optimised: bool = False) -> Measurement:
+def self_reward(answers: Sequence[Answer], name: str = "self_reward", optimised: bool = False) -> Measurement:
     return Measurement(
         name=name,
         kind="self_reward",
         values=[a.self_score for a in answers],
+        ids=item_ids(answers),
         optimised=optimised,
         description="own rubric judge score, normalised to [0, 1]; unparsable = missing",
     )
 
 
-def judge_agreement(answers: list[Answer], threshold: float = 0.5) -> Measurement:
+def judge_agreement(answers: Sequence[Answer], threshold: float = 0.5) -> Measurement:
     """Per item: does the self-judge (score >= threshold) agree with the code verifier? An
     objective measure of the judging skill on the model's own answers."""
     vals: list[float | bool | None] = [
@@ -226,15 +197,17 @@ def judge_agreement(answers: list[Answer], threshold: float = 0.5) -> Measuremen
         name="self_judge_agreement",
         kind="objective",
         values=vals,
+        ids=item_ids(answers),
         description="self-judge (score >= 0.5) agrees with the verifier on the held-out answers",
     )
 
 
-def length(answers: list[Answer], name: str = "response_tokens") -> Measurement:
+def length(answers: Sequence[Answer], name: str = "response_tokens") -> Measurement:
     return Measurement(
         name=name,
         kind="drift",
         values=[float(a.completion_tokens) for a in answers],
+        ids=item_ids(answers),
         higher_is_better=False,
         description="completion tokens per answer (length drift)",
     )

@@ -77,7 +77,8 @@ def main() -> None:
     ap.add_argument("--llm-episodes", type=int, default=6)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--max-new-tokens", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=2, help="best of N timings per side")
+    ap.add_argument("--repeats", type=int, default=2, help="best of N timings per side (scripted)")
+    ap.add_argument("--llm-repeats", type=int, default=2, help="best of N timings per side (llm)")
     args = ap.parse_args()
 
     # Ray runs its workers at niceness 15 by default; on a machine shared with other jobs that alone

@@ -97,7 +97,12 @@ def main() -> None:
         )
     if args.variant in ("llm", "both"):
         llm = run_variant(
-            "llm", "perudo-small-v0", [f"llm:{args.model}", "scripted"], args.llm_episodes, 2, 1
+            "llm",
+            "perudo-small-v0",
+            [f"llm:{args.model}", "scripted"],
+            args.llm_episodes,
+            2,
+            args.llm_repeats,
         )
     ray.shutdown()
     parts = []

@@ -21,6 +21,7 @@ Last line: RESULT ray_2v1_speedup=<scripted> ray_overhead_1w=<scripted, fraction
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from selflab.envs.runner import play, schedule
@@ -73,12 +74,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", choices=("scripted", "llm", "both"), default="both")
     ap.add_argument("--episodes", type=int, default=1500, help="scripted episodes per side")
-    ap.add_argument("--llm-episodes", type=int, default=8)
+    ap.add_argument("--llm-episodes", type=int, default=6)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--max-new-tokens", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=2, help="best of N timings per side")
+    ap.add_argument("--repeats", type=int, default=2, help="best of N timings per side (scripted)")
+    ap.add_argument("--llm-repeats", type=int, default=2, help="best of N timings per side (llm)")
     args = ap.parse_args()
 
+    # Ray runs its workers at niceness 15 by default; on a machine shared with other jobs that alone
+    # would slow the Ray sides against the in-process side, so workers run at the driver's priority.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     import ray
 
     # One Ray instance for every side: 3 logical CPUs so the 1-worker and 2-worker executors can both
@@ -92,7 +97,12 @@ def main() -> None:
         )
     if args.variant in ("llm", "both"):
         llm = run_variant(
-            "llm", "perudo-small-v0", [f"llm:{args.model}", "scripted"], args.llm_episodes, 2, 1
+            "llm",
+            "perudo-small-v0",
+            [f"llm:{args.model}", "scripted"],
+            args.llm_episodes,
+            2,
+            args.llm_repeats,
         )
     ray.shutdown()
     parts = []

@@ -2,7 +2,7 @@
 
 Each actor is a long-lived process that builds its own model backends from spec strings (cached
 per process by `load_model`), so weights load once per worker, never travel through the object
-store, and never need pickling. The driver hands out chunks of units, one chunk in flight per
+store, and never need pickling. The driver hands out chunks of units, two queued at each
 actor, and emits each chunk's results as soon as it is back. When an actor dies (its node was
 lost, it ran out of memory) its chunk is retried, split into single units so that one poisonous
 unit cannot take the others down with it, and a replacement actor is started; a unit that fails
@@ -94,6 +94,7 @@ class RayExecutor:
         num_cpus: float = 1.0,
         num_gpus: float = 0.0,
         max_retries: int = 2,
+        pipeline: int = 2,
         models: Sequence[str] = (),
         start_timeout_s: float = 300.0,
         object_store_mb: int | None = None,
@@ -106,13 +107,14 @@ class RayExecutor:
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.max_retries = max_retries
+        self.pipeline = max(1, pipeline)
         self.models = list(models)
         self.start_timeout_s = start_timeout_s
         self.object_store_mb = object_store_mb
         self.runtime_env = runtime_env
         self._ray: Any = None
         self._actor_cls: Any = None
-        self._idle: list[Any] = []
+        self._actors: list[Any] = []
         self._names: dict[Any, str] = {}
         self._started_here = False
 
@@ -161,21 +163,34 @@ class RayExecutor:
 
     # -- scheduling ----------------------------------------------------------------------------
     def execute(self, chunks: list[Chunk], fn: ChunkFn, emit: Callable[[list[UnitResult]], None]) -> None:
+        """Up to `pipeline` chunks queue at each actor, so it starts the next chunk while this
+        driver is still receiving and recording the previous one."""
         self.start()
         ray = self._ray
         fn_ref = ray.put(fn)
         pending: deque[tuple[Chunk, int]] = deque((c, 1) for c in chunks)
         inflight: dict[Any, tuple[Any, Chunk, int]] = {}
         starting: dict[Any, tuple[Any, float]] = {}
+        load = {id(a): 0 for a in self._actors}
+        dead: set[int] = set()
+        solo: set[int] = set()
         spawns_left = self.workers + len(chunks) * (self.max_retries + 1)  # bounded replacements
-        for _ in range(max(0, self.workers - len(self._idle))):
+        for _ in range(max(0, self.workers - len(self._actors))):
             actor, ref = self._spawn()
             starting[ref] = (actor, time.monotonic())
         while pending or inflight:
-            while pending and self._idle:
-                actor = self._idle.pop()
-                chunk, attempt = pending.popleft()
-                inflight[actor.run.remote(fn_ref, chunk)] = (actor, chunk, attempt)
+            for actor in self._actors:
+                # a retried unit runs alone on an idle actor, so nothing queued behind a unit that
+                # kills its worker is lost with it a second time
+                while pending and load[id(actor)] < self.pipeline and id(actor) not in solo:
+                    chunk, attempt = pending[0]
+                    if attempt > 1 and load[id(actor)] > 0:
+                        break
+                    pending.popleft()
+                    inflight[actor.run.remote(fn_ref, chunk)] = (actor, chunk, attempt)
+                    load[id(actor)] += 1
+                    if attempt > 1:
+                        solo.add(id(actor))
             if not inflight and not starting:
                 if spawns_left <= 0:
                     self._fail(pending, "no Ray worker left to run this unit", emit)
@@ -199,7 +214,8 @@ class RayExecutor:
                 actor, _ = starting.pop(ref)
                 try:
                     self._names[actor] = ray.get(ref)
-                    self._idle.append(actor)
+                    self._actors.append(actor)
+                    load[id(actor)] = 0
                 except Exception as exc:  # noqa: BLE001 - a worker that cannot start is replaced
                     log.warning("a Ray worker failed to start: %s", exc)
                     ray.kill(actor)
@@ -208,7 +224,7 @@ class RayExecutor:
             try:
                 results = ray.get(ref)
             except Exception as exc:  # noqa: BLE001 - a dead worker: retry its units elsewhere
-                name = self._names.pop(actor, "?")
+                name = self._names.get(actor, "?")
                 log.warning(
                     "Ray worker %s lost %d unit(s) (attempt %d): %s",
                     name,
@@ -216,11 +232,14 @@ class RayExecutor:
                     attempt,
                     type(exc).__name__,
                 )
-                ray.kill(actor, no_restart=True)
-                if spawns_left > 0:
-                    new, new_ref = self._spawn()
-                    spawns_left -= 1
-                    starting[new_ref] = (new, time.monotonic())
+                if id(actor) not in dead:  # first of its lost chunks: replace the worker once
+                    dead.add(id(actor))
+                    self._actors = [a for a in self._actors if a is not actor]
+                    ray.kill(actor, no_restart=True)
+                    if spawns_left > 0:
+                        new, new_ref = self._spawn()
+                        spawns_left -= 1
+                        starting[new_ref] = (new, time.monotonic())
                 if attempt <= self.max_retries:
                     pending.extendleft(([item], attempt + 1) for item in reversed(chunk))
                 else:
@@ -232,9 +251,10 @@ class RayExecutor:
                         ]
                     )
                 continue
+            load[id(actor)] -= 1
+            solo.discard(id(actor))
             for r in results:
                 r.attempts = attempt
-            self._idle.append(actor)
             emit(results)
         for actor, _ in starting.values():  # replacements nobody needed any more
             ray.kill(actor)
@@ -257,12 +277,12 @@ class RayExecutor:
         """Stop the actors (and Ray, if this executor started it)."""
         if self._ray is None:
             return
-        for actor in self._idle:
+        for actor in self._actors:
             try:
                 self._ray.kill(actor)
             except Exception:  # noqa: BLE001 - already gone
                 pass
-        self._idle.clear()
+        self._actors.clear()
         if self._started_here:
             self._ray.shutdown()
         self._ray = None

@@ -100,6 +100,7 @@ class Loop(ABC):
     Config: ClassVar[type[LoopConfig]] = LoopConfig
     baseline_stages: ClassVar[tuple[str, ...]] = ("evaluate",)
     stages: ClassVar[tuple[str, ...]] = ()
+    _executor: Executor | None = None  # built from config.executor on first use
 
     def __init__(self, config: LoopConfig, run: RunDir, console: Console | None = None) -> None:
         if not isinstance(config, self.Config):
@@ -142,7 +143,7 @@ class Loop(ABC):
     @property
     def executor(self) -> Executor:
         """The executor `config.executor` names, started on first use and closed by `run_loop`."""
-        if getattr(self, "_executor", None) is None:
+        if self._executor is None:
             self._executor = make_executor(self.config.executor)
         return self._executor
 
@@ -251,7 +252,7 @@ class Loop(ABC):
             ctx.info["seconds"] = round(time.perf_counter() - t0, 2)
             self.run.mark_complete(key, **ctx.info)
             self.console.print(f"[green]✓ {key}[/green] " + " ".join(f"{k}={v}" for k, v in ctx.info.items()))
-        if getattr(self, "_executor", None) is not None:
+        if self._executor is not None:
             self._executor.close()
             self._executor = None
         self.run.metrics.append(RunFinished(wall_s=round(time.perf_counter() - start, 1)))

@@ -109,6 +109,8 @@ def loop_command(
     if executor:  # overrides the config's `executor:`; records do not depend on it, so resume may differ
         ex_cfg = from_cli(executor, workers, ray_address)
         preflight(ex_cfg)
+    elif cfg is not None:
+        preflight(cfg.executor)  # `executor: ray` without Ray: the install command, before any output
     loop = open_run(loop_cls, out, cfg, resume=resume, command=command, console=console)
     if executor:
         loop.config = loop.config.model_copy(update={"executor": ex_cfg})

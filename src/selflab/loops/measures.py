@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 
+from selflab.execution import Executor
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import Completion, GenerationRequest, LanguageModel, SamplingParams, user
 from selflab.tasks import Task
@@ -34,7 +35,7 @@ def sample_n(
 ) -> list[list[Completion]]:
     """`n` completions per user prompt in ONE batched generate call; request i gets seed `seed + i`,
     so the samples do not depend on batch composition and a rerun reproduces them."""
-    requests = []
+    requests: list[GenerationRequest] = []
     for prompt in prompts:
         for _ in range(n):
             s = sampling if sampling.greedy else sampling.model_copy(update={"seed": seed + len(requests)})
@@ -73,29 +74,29 @@ class _SampleChunk:
 
 
 def sample_answers_on(
-    executor: object,
+    executor: Executor | None,
     spec: str,
     tasks: Sequence[Task],
     n: int,
     sampling: SamplingParams,
     seed: int,
-    load: object = None,
+    load: Callable[[str], LanguageModel] | None = None,
 ) -> list[Answer]:
     """`sample_answers` on an executor: in process it is `sample_answers(load(spec), ...)`; on Ray
     each worker samples chunks of tasks with its own copy of `spec`, and the answers are the same."""
-    if getattr(executor, "in_process", True):
+    if executor is None or executor.in_process:
         from selflab.models import load_model
 
-        return sample_answers((load or load_model)(spec), tasks, n, sampling, seed)  # type: ignore[operator]
+        return sample_answers((load or load_model)(spec), tasks, n, sampling, seed)
     from selflab.execution import map_units
 
     units = list(enumerate(tasks))
     results = map_units(
         units, _SampleChunk(spec, n, sampling, seed), executor, key=lambda u: f"{u[0]}:{u[1].id}"
-    )  # type: ignore[arg-type]
+    )
     answers: list[Answer] = []
     for (_, task), r in zip(units, results, strict=True):
-        if r.ok:
+        if r.ok and r.value is not None:
             answers.extend(r.value)
         else:  # a unit given up on: its answers are recorded as backend errors, never dropped silently
             answers.extend(

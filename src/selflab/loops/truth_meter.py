@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from selflab.console import fit
 from selflab.loops.stats import bootstrap_ci, paired_compare
 from selflab.runs import RunDir
 
@@ -146,6 +147,6 @@ class TruthMeter:
             kind = s.kind + (" (optimised)" if s.optimised else "")
             value = s.estimate.fmt() + (f" missing={s.missing}" if s.missing else "")
             table.add_row(s.name, kind, value, delta, p)
-        self.console.print(table)
+        self.console.print(fit(table))
         if it.info:
             self.console.print("  " + "  ".join(f"{k}={v}" for k, v in it.info.items()))

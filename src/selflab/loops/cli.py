@@ -87,7 +87,10 @@ def loop_command(
 
 def eval_command(
     models: Annotated[
-        str, typer.Option("--models", help="Comma-separated model specs; the first is the baseline.")
+        str,
+        typer.Option(
+            "--model", "-m", "--models", help="Comma-separated model specs; the first is the baseline."
+        ),
     ],
     tasks: Annotated[
         str, typer.Option("--tasks", help="Task family: instructions, arithmetic, ...")

@@ -30,7 +30,10 @@ def render(run: RunDir) -> str:
     rows = read_rows(run)
     if rows_of(rows, IterationMetrics) or (run.path / "loop_config.json").is_file():
         return "\n".join(p for p in loop_report(run) if p)
-    title = str(run.meta.get("command") or "run").removeprefix("selflab ")
+    kinds = [r.kind for r in rows if r.kind != "run_finished"]
+    title = str(run.meta.get("command") or (kinds[0].replace("_", " ") if kinds else "run")).removeprefix(
+        "selflab "
+    )
     parts = header(run, title)
     parts += games_report(run, rows_of(rows, GameMetrics))
     parts += bench_report(run, rows_of(rows, JudgeBenchMetrics))

@@ -91,9 +91,7 @@ def read_yaml(path: Path | None) -> dict[str, Any]:
     return loaded
 
 
-def build_config(
-    cls: type[C], config: Path | None = None, sets: list[str] | None = None, **flags: Any
-) -> C:
+def build_config(cls: type[C], config: Path | None = None, sets: list[str] | None = None, **flags: Any) -> C:
     """The command's config: YAML file, then `--set` overrides, then explicit (non-None) flags."""
     from selflab.config import describe_validation_error
 

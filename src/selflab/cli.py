@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from selflab.cli_options import ModelOpt, VerboseOpt
+from selflab.console import quiet_third_party
 from selflab.errors import SelflabError
 
 console = Console(stderr=True)
@@ -40,7 +42,11 @@ AREA_CLIS = (
     "selflab.stepwise.cli",
 )
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec.")]
+
+@app.callback()
+def _options(verbose: VerboseOpt = False) -> None:
+    """Language models that evaluate, guide and train themselves."""
+    quiet_third_party(verbose)
 
 
 @models_app.command("list")

@@ -279,7 +279,7 @@ def wilcoxon(diffs: Sequence[float]) -> float:
     return float(scipy_wilcoxon(d, zero_method="wilcox").pvalue)
 
 
-def ttest_rel(before: Sequence[float], after: Sequence[float]) -> float:
+def ttest_rel(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray) -> float:
     """Two-sided paired t-test p-value (1.0 when the differences have no spread)."""
     x, y = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
     if len(x) < 2 or np.allclose(y - x, (y - x)[0]):

@@ -127,3 +127,11 @@ def test_report_and_runs_do_not_import_producers() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_resumed_run_reports_its_latest_rows_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run, eps = _play(tmp_path)
+    run.metrics.extend(game_rows("selflab play", eps[:2]))
+    run.metrics.extend(game_rows("selflab play", eps))
+    html = write_report(run).read_text()
+    assert html.count("<h2>perudo-v0: 4 episodes</h2>") == 1 and "2 episodes</h2>" not in html

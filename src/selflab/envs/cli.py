@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,10 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from selflab.cli_options import MODEL_HELP, parse_sets
+from selflab.console import fit
 from selflab.errors import ConfigError, SelflabError
 from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt, check_flags, open_executor
 
-console = Console()
+console = Console()  # results
+log = Console(stderr=True)  # progress and where things were written
 
 
 def resolve_game(game: str) -> str:
@@ -32,16 +34,16 @@ def resolve_game(game: str) -> str:
 
 
 def _parse_options(options: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in options:
-        if "=" not in item:
-            raise ConfigError(f"option {item!r} is not key=value", "write e.g. --opt dice=3")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
+    """Game options `key=value` (values parsed as YAML), the same parser as every `--set`."""
+    return parse_sets(options, "--opt")
+
+
+def _agents(agents: str, model: str | None) -> list[str]:
+    """Comma-separated agents; a bare `llm` is the LLM agent on `--model`."""
+    names = [a.strip() for a in agents.split(",") if a.strip()]
+    if "llm" in names and not model:
+        raise ConfigError("agent 'llm' needs a model", "pass --model SPEC, or write llm:SPEC")
+    return [f"llm:{model}" if a == "llm" else a for a in names]
 
 
 def results_table(episodes: list, title: str) -> Table:
@@ -59,6 +61,7 @@ def results_table(episodes: list, title: str) -> Table:
         "mean turns",
     ):
         table.add_column(col, justify="left" if col == "agent" else "right")
+    fit(table)
     for s in summarize(episodes).values():
         lo, hi = s.ci
         table.add_row(
@@ -81,9 +84,12 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--agents",
                 "-a",
-                help="Comma-separated agent per seat: scripted, random, fuzz, llm:<model spec>.",
+                help="Comma-separated agent per seat: scripted, random, fuzz, llm (the --model), llm:<spec>.",
             ),
         ] = "scripted,random",
+        model: Annotated[
+            str | None, typer.Option("--model", "-m", help=MODEL_HELP + " Used by 'llm' agents.")
+        ] = None,
         episodes: Annotated[int, typer.Option("--episodes", "-n", min=1)] = 10,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         opt: Annotated[
@@ -114,7 +120,7 @@ def register(app: typer.Typer) -> None:
         from selflab.runs import RunDir
 
         env_id = resolve_game(game)
-        names = [a.strip() for a in agents.split(",") if a.strip()]
+        names = _agents(agents, model)
         if not names:
             raise ConfigError("no agents given", "pass e.g. --agents scripted,random")
         env_kwargs = _parse_options(opt or [])
@@ -134,7 +140,7 @@ def register(app: typer.Typer) -> None:
         console.print(results_table(eps, f"{env_id}: {len(eps)} episodes, seed {seed}"))
         st = result.stats
         if st.model_calls:
-            console.print(
+            log.print(
                 f"model calls {st.model_calls}, requests {st.requests}, mean batch {st.mean_batch:.1f}, "
                 f"{st.completion_tokens} tokens generated, {st.tokens_per_s:.1f} tok/s"
             )
@@ -144,7 +150,7 @@ def register(app: typer.Typer) -> None:
         if dpo:
             run.export_parquet("dpo", sft_rows(dpo))
         finish(run, game_rows("selflab play", eps, wall_s=st.wall_s, sft_rows=len(sft), dpo_rows=len(dpo)))
-        console.print(
+        log.print(
             f"episodes recorded in {run.path}/records/episodes.jsonl; replay with `selflab replay {run.path} 0`"
         )
 
@@ -177,8 +183,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--raw", help="Also show the raw output of accepted moves.")
         ] = False,
     ) -> None:
-        """Show an episode in the terminal: the transcript, with every refused attempt (raw model
-        output and the reason it was refused) before the messages of its turn."""
+        """Show an episode: the transcript with every refused attempt, its raw output and the reason."""
         from selflab.report.replay import events
 
         record = load_episode(run, episode)
@@ -208,8 +213,12 @@ def register(app: typer.Typer) -> None:
     def tournament_cmd(
         game: Annotated[str, typer.Argument(help="Game id or name.")],
         agents: Annotated[
-            str, typer.Option("--agents", "-a", help="Comma-separated agents (at least two).")
+            str,
+            typer.Option("--agents", "-a", help="Comma-separated agents (at least two); llm = the --model."),
         ] = "scripted,random",
+        model: Annotated[
+            str | None, typer.Option("--model", "-m", help=MODEL_HELP + " Used by 'llm' agents.")
+        ] = None,
         episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes per pair.")] = 20,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         opt: Annotated[
@@ -229,7 +238,7 @@ def register(app: typer.Typer) -> None:
         from selflab.runs import RunDir
 
         env_id = resolve_game(game)
-        names = [a.strip() for a in agents.split(",") if a.strip()]
+        names = _agents(agents, model)
         if len(set(names)) < 2:
             raise ConfigError(
                 "a tournament needs at least two different agents",
@@ -245,6 +254,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title=f"{env_id} round-robin, {episodes} episodes per pair")
         for col in ("agent", "win rate [95% CI]", "invalid rate", "Elo", "TrueSkill mu±sigma"):
             table.add_column(col)
+        fit(table)
         for row in result.leaderboard():
             table.add_row(row["agent"], f"{row['win_rate']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]",
                           f"{row['invalid_rate']:.3f}", f"{row['elo']:.0f}",
@@ -263,7 +273,10 @@ def register(app: typer.Typer) -> None:
         llm: Annotated[
             str | None,
             typer.Option(
-                "--llm", help="Model spec to play against scripted (omit for scripted vs random only)."
+                "--model",
+                "-m",
+                "--llm",
+                help="Model spec to play against scripted (omit for scripted vs random only).",
             ),
         ] = None,
         episodes: Annotated[
@@ -337,6 +350,7 @@ def register(app: typer.Typer) -> None:
         )
         for col in cols:
             table.add_column(col)
+        fit(table)
         lines = ["| game | variant | A vs B | A win [95% CI] | B win [95% CI] | A>B / B>A | p | A invalid (parse / rule) | episodes |",
                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in results:
@@ -350,11 +364,11 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         (run.path / "baselines.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
         if stats.model_calls:
-            console.print(
+            log.print(
                 f"wall {stats.wall_s:.0f} s, model calls {stats.model_calls}, mean batch {stats.mean_batch:.1f}, "
                 f"{stats.completion_tokens} tokens generated, {stats.tokens_per_s:.1f} tok/s"
             )
-        console.print(
+        log.print(
             f"results in {run.path}/baselines.json and baselines.md; episodes in records/episodes.jsonl"
         )
         from selflab.envs.trajectories import EpisodeRecord

@@ -326,6 +326,7 @@ class _Progress:
     def __init__(self, total: int, enabled: bool) -> None:
         self._bar = None
         if enabled and total:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._bar = Progress(
@@ -334,6 +335,7 @@ class _Progress:
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 TextColumn("{task.fields[extra]}"),
+                console=Console(stderr=True),  # progress is a log, not a result
             )
             self._task = self._bar.add_task("play", total=total, extra="")
             self._bar.start()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from selflab.cli_options import ModelOpt, OutOpt, default_out
+from selflab.console import fit
 from selflab.evalbench.perturbations import ALL_NAMES
 
 bench_app = typer.Typer(
@@ -102,12 +103,12 @@ def judges(
             "e.g. 'pairwise[fence=none,constrain=false]' (see `selflab judge --list-options`)",
         ),
     ] = None,  # type: ignore[assignment]
-    model: Annotated[
-        str, typer.Option(help="model spec: smollm2-135m, hf:/path, openai:NAME@URL")
-    ] = "smollm2-135m",
-    limit: Annotated[int, typer.Option(help="benchmark items (shipped: 320; more are generated)")] = 12,
+    model: ModelOpt = "smollm2-135m",
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="benchmark items (shipped: 320; more are generated)")
+    ] = 12,
     seed: Annotated[int, typer.Option()] = 0,
-    out: Annotated[Path, typer.Option(help="run directory")] = Path("runs/bench-judges"),
+    out: OutOpt = None,
     perturbations: Annotated[
         str, typer.Option(help=f"comma list or 'all' or 'none': {', '.join(ALL_NAMES)}")
     ] = "all",
@@ -146,6 +147,7 @@ def judges(
         ablate_defences=ablate_defences,
         max_new_tokens=max_new_tokens,
     )
+    out = out or default_out("bench-judges")
     summary = run_bench(config, out, resume=resume)
     from selflab.results import finish
     from selflab.runs import RunDir
@@ -153,8 +155,8 @@ def judges(
     finish(RunDir.open(out))
     console = Console()
     for t in summary_tables(summary):
-        console.print(t)
-    console.print(
+        console.print(fit(t))
+    Console(stderr=True).print(
         f"records: {out}/records/judgments.jsonl  summary: {out}/summary.json"
         + (f"  plot: {out}/{summary['majority']['plot']}" if summary.get("majority") else "")
     )

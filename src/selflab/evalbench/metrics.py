@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ Metric = Estimate  # the one interval type (selflab.stats); old name kept for ca
 
 def bootstrap(
     stat: Callable[..., float | None],
-    *columns: Sequence,
+    *columns: Sequence[Any] | np.ndarray,
     n_boot: int | None = None,
     seed: int = 0,
     alpha: float = 0.05,

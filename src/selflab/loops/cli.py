@@ -13,33 +13,13 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from selflab.cli_options import merge as _merge
+from selflab.cli_options import parse_sets as _parse_sets
 from selflab.errors import ConfigError
 from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt
 from selflab.execution.config import from_cli, preflight
 
 console = Console()
-
-
-def _parse_sets(sets: list[str]) -> dict[str, Any]:
-    """`--set train.epochs=3 --set iterations=1` -> nested dict (values parsed as YAML scalars)."""
-    out: dict[str, Any] = {}
-    for item in sets:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r} is not KEY=VALUE", "write it like --set iterations=1")
-        key, value = item.split("=", 1)
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
-    return out
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def load_loop_config(loop_cls: Any, path: Path | None, sets: list[str]) -> Any:
@@ -119,7 +99,10 @@ def loop_command(
 
 def eval_command(
     models: Annotated[
-        str, typer.Option("--models", help="Comma-separated model specs; the first is the baseline.")
+        str,
+        typer.Option(
+            "--model", "-m", "--models", help="Comma-separated model specs; the first is the baseline."
+        ),
     ],
     tasks: Annotated[
         str, typer.Option("--tasks", help="Task family: instructions, arithmetic, ...")

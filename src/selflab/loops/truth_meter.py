@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from selflab.console import fit
 from selflab.loops.stats import bootstrap_ci, paired_compare
 from selflab.loops.verdict import judge_iteration
 from selflab.runs import RunDir
@@ -167,7 +168,7 @@ class TruthMeter:
             kind = s.kind + (" (optimised)" if s.optimised else "")
             value = s.estimate.fmt() + (f" missing={s.missing}" if s.missing else "")
             table.add_row(s.name, kind, value, delta, p)
-        self.console.print(table)
+        self.console.print(fit(table))
         if it.verdict:
             color = {"improving": "green", "hacking": "red", "regressing": "red"}.get(it.verdict, "yellow")
             self.console.print(f"  verdict: [bold {color}]{it.verdict}[/bold {color}] — {it.verdict_reason}")

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from selflab.cli_options import OutOpt, default_out
 from selflab.errors import ConfigError
 from selflab.results import finish
 from selflab.runs.metrics import ProbeMetrics
@@ -18,7 +19,6 @@ probe_app = typer.Typer(
 )
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec (local: smollm2-135m or hf:PATH).")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")]
 DatasetsOpt = Annotated[
     str,
     typer.Option(
@@ -49,9 +49,10 @@ def _config(**kw: object):  # type: ignore[no-untyped-def]
         raise ConfigError(f"invalid probe options: {msg}", "see `selflab probe --help`") from exc
 
 
-def _rundir(out: Path, cfg: object, seed: int, resume: bool, command: str):  # type: ignore[no-untyped-def]
+def _rundir(out: Path | None, cfg: object, seed: int, resume: bool, command: str):  # type: ignore[no-untyped-def]
     from selflab.runs import RunDir
 
+    out = out or default_out(command.removeprefix("selflab ").replace(" ", "-"))
     return RunDir.create(out, config=cfg, seed=seed, resume=resume, command=command)  # type: ignore[arg-type]
 
 
@@ -65,7 +66,7 @@ def _print(summary: dict) -> None:
 
 @probe_app.command("sweep")
 def sweep(
-    out: OutOpt,
+    out: OutOpt = None,
     model: ModelOpt = "smollm2-135m",
     datasets: DatasetsOpt = "cities,neg_cities,numeric,arithmetic,translations",
     probes: ProbesOpt = "logistic,mean_diff,mlp",
@@ -102,7 +103,7 @@ def sweep(
 
 @probe_app.command("generalize")
 def generalize(
-    out: OutOpt,
+    out: OutOpt = None,
     model: ModelOpt = "smollm2-135m",
     datasets: DatasetsOpt = "cities,neg_cities,numeric,arithmetic,translations",
     probes: ProbesOpt = "logistic,mean_diff,mlp",
@@ -146,7 +147,7 @@ def generalize(
 
 @probe_app.command("guided")
 def guided(
-    out: OutOpt,
+    out: OutOpt = None,
     model: ModelOpt = "smollm2-135m",
     n_questions: Annotated[int, typer.Option(help="Verifiable questions (split into train/test).")] = 150,
     n_samples: Annotated[int, typer.Option(help="Sampled answers per question (N of best-of-N).")] = 5,

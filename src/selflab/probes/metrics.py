@@ -49,7 +49,13 @@ def _cluster_weights(groups: Sequence[str] | None, n: int, n_boot: int, seed: in
 
 
 def _summary(point: float, boots: np.ndarray, n: int) -> Metric:
-    return from_resamples(point, boots, n, method="cluster-bootstrap-percentile")
+    """Percentile interval; NaN (not None) where undefined, so probe code can sort and plot it."""
+    est = from_resamples(point, boots, n, method="cluster-bootstrap-percentile")
+    nan = float("nan")
+    return est.model_copy(
+        update={"value": point if est.value is None else est.value, "low": nan if est.low is None else est.low,
+                "high": nan if est.high is None else est.high}
+    )  # fmt: skip
 
 
 def auc_ci(
@@ -87,6 +93,6 @@ def mean_ci(values: Sequence[float] | np.ndarray, n_boot: int = 1000, seed: int 
     """Mean of per-item values (e.g. 0/1 correctness) with a bootstrap 95% interval."""
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
-        return Metric(None, None, None, 0)
+        return Metric(float("nan"), float("nan"), float("nan"), 0)
     w = _cluster_weights(None, len(v), n_boot, seed)
     return _summary(float(v.mean()), (w * v).sum(axis=1) / w.sum(axis=1), len(v))

@@ -7,7 +7,9 @@ benchmark, probes; rows of a kind this version does not know are shown as JSON, 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Any
 
 from selflab.report.bench import bench_report
 from selflab.report.common import config_section, esc, header, stages_section, write_html
@@ -25,16 +27,25 @@ from selflab.runs.metrics import (
 )
 
 
+def _latest(rows: list[Any], key: Callable[[Any], Hashable]) -> list[Any]:
+    last = {key(r): r for r in rows}
+    return [r for r in rows if last[key(r)] is r]
+
+
 def render(run: RunDir) -> str:
     """The report page of a run as an HTML string."""
     rows = read_rows(run)
     if rows_of(rows, IterationMetrics) or (run.path / "loop_config.json").is_file():
         return "\n".join(p for p in loop_report(run) if p)
-    title = str(run.meta.get("command") or "run").removeprefix("selflab ")
+    kinds = [r.kind for r in rows if r.kind != "run_finished"]
+    title = str(run.meta.get("command") or (kinds[0].replace("_", " ") if kinds else "run")).removeprefix(
+        "selflab "
+    )
     parts = header(run, title)
-    parts += games_report(run, rows_of(rows, GameMetrics))
-    parts += bench_report(run, rows_of(rows, JudgeBenchMetrics))
-    parts += probes_report(run, rows_of(rows, ProbeMetrics))
+    # a resumed run appends its rows again: the last row per (kind, command, env) is current
+    parts += games_report(run, _latest(rows_of(rows, GameMetrics), lambda r: (r.command, r.env_id)))
+    parts += bench_report(run, _latest(rows_of(rows, JudgeBenchMetrics), lambda r: r.kind))
+    parts += probes_report(run, _latest(rows_of(rows, ProbeMetrics), lambda r: r.kind))
     other = [r for r in rows_of(rows, OtherMetrics) if r.kind != "run_finished"]
     if other:
         dumped = "\n".join(json.dumps(r.model_dump(mode="json"), default=str)[:2000] for r in other)

@@ -143,14 +143,18 @@ def create_app(root: str | Path) -> FastAPI:
         run = open_run(name)
         if not (run.path / "records" / f"{log}.jsonl").is_file():
             raise HTTPException(404, f"no record log {log!r}")
-        flat = [_flat(d) for d in run.records(log).read_dicts()]
+        # "parsed" first: the filter every judge log needs (did the judge's output parse?)
+        flat = [
+            ({"parsed": d["parse_error"] is None} if "parse_error" in d else {}) | _flat(d)
+            for d in run.records(log).read_dicts()
+        ]
         params = dict(request.query_params)
         q = params.pop("q", "").lower()
         keys = list(dict.fromkeys(k for d in flat for k in d))
         facets: dict[str, list[str]] = {}
         for k in keys:
             vals = {json.dumps(d.get(k), default=str) for d in flat if not isinstance(d.get(k), list | dict)}
-            if 2 <= len(vals) <= 20 and len(facets) < 8:
+            if 2 <= len(vals) <= 20 and len(facets) < 8 and all(len(v) <= 40 for v in vals):
                 facets[k] = sorted(vals)
         shown = [
             d

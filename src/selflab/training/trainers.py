@@ -20,6 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from selflab.errors import SelflabError
 from selflab.training.datasets import normalise_rows
 
+
+def has_weights(rows: list[dict[str, Any]]) -> bool:
+    """True when some row carries a loss weight other than 1."""
+    return any(float(r.get("weight", 1.0)) != 1.0 for r in rows)
+
+
 Method = Literal["sft", "dpo", "kto"]
 
 CHECKPOINT_META = "selflab_checkpoint.json"
@@ -214,7 +220,15 @@ def train(
     kwargs = _trl_kwargs(method, cfg, work / "trainer", len(rows))
     peft_config = _peft_config(cfg) if cfg.lora else None
 
-    if method == "sft":
+    if method == "sft" and has_weights(rows):
+        from trl import SFTConfig
+
+        from selflab.training.weighted import weighted_sft_trainer
+
+        trainer = weighted_sft_trainer(
+            torch_model, SFTConfig(**kwargs), rows, tokenizer, peft_config=peft_config, callbacks=callbacks
+        )
+    elif method == "sft":
         from trl import SFTConfig, SFTTrainer
 
         trainer = SFTTrainer(

@@ -83,6 +83,14 @@ def test_text_matches_json_schema_by_meaning_not_key_order():
     assert "not JSON" in mismatch(c, '{"name": ')
 
 
+def test_choice_helper():
+    c = Constraint.choice(["[[A]]", "[[B]]", 'say "hi"'])
+    assert all(text_matches(c, o) for o in ["[[A]]", "[[B]]", 'say "hi"'])
+    assert not text_matches(c, "[[C]]")
+    with pytest.raises(ValueError):
+        Constraint.choice([])
+
+
 def test_text_matches_rejects_invalid_constraint():
     with pytest.raises(ConstraintError):
         text_matches(Constraint.regex("("), "x")

@@ -61,6 +61,15 @@ class Constraint(BaseModel):
         return cls(kind="grammar", value=lark)
 
     @classmethod
+    def choice(cls, options: list[str] | tuple[str, ...]) -> Constraint:
+        """Exactly one of `options` (a Lark alternation of string literals)."""
+        import json
+
+        if not options:
+            raise ValueError("Constraint.choice needs at least one option")
+        return cls(kind="grammar", value="start: " + " | ".join(json.dumps(str(o)) for o in options))
+
+    @classmethod
     def json_schema(cls, schema: dict | str) -> Constraint:
         import json
 

@@ -20,7 +20,7 @@ EDGE = [
     "vote -1", "vote 99999999999999999999", "ask -2 Is it cold?", "PROPOSE: books=-1 hats=0 balls=0",
     "PROPOSE: books=" + "9" * 5000, "ASK born_before " + "9" * 5000, "ASK " + "x" * 3000 + ": alibi",
     "ACTION: " + " " * 20000 + "x", "ask " + " " * 20000 + ": ", "ACTION: move A" + " " * 20000,
-    "ACTION: GUESS: " + "a " * 5000, "\u200b\u200b", "ACTION: \x00\x01", "🙂" * 500, "ACCEPT" * 3000,
+    "ACTION: GUESS: " + "a " * 5000, "\u200b\u200b", "ACTION: \x00\x01", "ACTION: x" + " " * 20000 + "y", "🙂" * 500, "ACCEPT" * 3000,
     "x" * 30000,
 ]  # fmt: skip
 ACTIONS = st.one_of(

@@ -212,6 +212,8 @@ class Env(Protocol):
 
     def step(self, action: str) -> StepResult: ...
 
+    def action_grammar(self, player: int) -> Constraint | None: ...
+
 
 _NOISE = "[ \\t>*_#`\"']*"
 # Linear by construction: the value is a greedy `(.*)` to the end of the line and its trailing

@@ -9,7 +9,7 @@ sign with the punctuation. This module removes them at the mechanism:
   runs (a clear `ParseError` names the limit); `check_length` caps a field inside an action;
 - `read_int` reads one integer with its sign, ASCII digits only, at most `MAX_DIGITS` digits,
   within `[lo, hi]` (out of range is a `RuleViolation` naming the range);
-- `INT_RE` is the only integer pattern games use to find numbers in text (`-?` kept, bounded).
+- games find number tokens with `[+-]?[0-9]+` (sign kept, ASCII digits) and read them here.
 
 Every pattern here is linear: no nested quantifiers, no lazy group followed by an optional class
 before `$` (the shape that made `extract_action` quadratic).
@@ -17,15 +17,10 @@ before `$` (the shape that made `extract_action` quadratic).
 
 from __future__ import annotations
 
-import re
-
 from selflab.envs.core import ParseError, RuleViolation
 
 MAX_DIGITS = 9
 """Integers with more digits are refused: no game has a quantity anywhere near 10**9."""
-
-INT_RE = re.compile(r"(?<![\w.])([+-]?)([0-9]+)(?![\w.])")
-"""A whole integer token with an optional sign; ASCII digits only (no '²', no Arabic-Indic)."""
 
 
 def check_length(text: str, limit: int, what: str = "action") -> str:
@@ -52,13 +47,3 @@ def read_int(token: str, lo: int, hi: int, what: str = "number") -> int:
     if not lo <= value <= hi:
         raise RuleViolation(f"the {what} {value} is out of range; it must be {lo} to {hi}")
     return value
-
-
-def find_ints(text: str, limit: int = 8) -> list[str]:
-    """The first `limit` integer tokens of `text` with their signs, as strings for `read_int`."""
-    out = []
-    for m in INT_RE.finditer(text):
-        out.append(m.group(1) + m.group(2))
-        if len(out) >= limit:
-            break
-    return out

@@ -63,9 +63,9 @@ def test_judge_specs_and_defence_ablation() -> None:
         "rubric",
         "pairwise[fence=none]",
         "likelihood",
-        'rubric[constrain=false,fence="none"]',
-        'pairwise[fence="none",constrain=false]',
-        'likelihood[fence="none"]',
+        "rubric[constrain=false,fence=none]",
+        "pairwise[fence=none,constrain=false]",
+        "likelihood[fence=none]",
     ]
     assert judge_specs(BenchConfig(judges=["rubric"])) == ["rubric"]
 

@@ -318,7 +318,9 @@ def judge_specs(config: BenchConfig) -> list[str]:
             kind, own = parse_judge_spec(spec)
             off = accepted(kind, {"constrain": False, "fence": "none"})
             if off and any(own.get(k) != v for k, v in off.items()):
-                body = ",".join(f"{k}={json.dumps(v)}" for k, v in (own | off).items())
+                body = ",".join(
+                    f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in (own | off).items()
+                )
                 specs.append(f"{kind}[{body}]")
     return list(dict.fromkeys(specs))
 

@@ -131,7 +131,7 @@ def test_bench_run_dir_and_resume(tiny: Path, tmp_path: Path) -> None:
     run = tmp_path / "b"
     assert (run / "run.yaml").is_file() and (run / "summary.json").is_file()
     n_items = len((run / "records" / "items.jsonl").read_text().splitlines())
-    n_llm = len((run / "records" / "judge-llm.jsonl").read_text().splitlines())
+    n_llm = sum(len(f.read_text().splitlines()) for f in (run / "records").glob("judge-llm-*.jsonl"))
     assert n_items == s1["items"] == n_llm >= 9
     s2 = run_step_bench(cfg, tmp_path / "b", resume=True)
     assert len((run / "records" / "items.jsonl").read_text().splitlines()) == n_items

@@ -6,7 +6,7 @@ labelled by code. Model solutions where no one can tell the first error (empty, 
 unparsable step before any wrong one) are not benchmark items; they go to records/dropped.jsonl
 and are counted by reason in the summary.
 
-`run_step_bench` writes a run directory (run.yaml, records/items.jsonl, records/judge-<kind>.jsonl,
+`run_step_bench` writes a run directory (run.yaml, records/items.jsonl, records/judge-<kind>-<family>.jsonl,
 metrics.jsonl, summary.json) and resumes stage by stage.
 """
 
@@ -167,11 +167,12 @@ def run_step_bench(
                 items += injected_items(f, cfg.injected_per_family, cfg.seed, cfg.correct_fraction)
                 if cfg.model_written_per_family:
                     model = model or load_model(cfg.model)
-                    got, why = model_items(
+                    got, lost = model_items(
                         model, f, cfg.model_written_per_family, cfg.seed + 1000 * fi, sampling
                     )
                     items += got
-                    dropped.update({f"{f}:{k}": v for k, v in why.items()})
+                    dropped_log.extend(lost)
+                    dropped.update(f"{f}:{d.error_kind}" for d in lost)
             items_log.extend(items)
             st.info.update(items=len(items), dropped_model_solutions=dict(dropped))
     items = items_log.read(BenchSolution)
@@ -185,15 +186,20 @@ def run_step_bench(
         "judges": {},
     }
     for kind in cfg.judges:
-        log = run.records(f"judge-{kind}")
-        with run.stage(f"judge-{kind}") as st:
-            if not st.done:
-                log.path.unlink(missing_ok=True)
-                model = model or load_model(cfg.model)
-                judgments = judge_items(make_step_judge(kind, model, cfg.constrain), items)
-                log.extend(judgments)
-                st.info["judgments"] = len(judgments)
-        judgments = log.read(StepJudgment)
+        judgments: list[StepJudgment] = []
+        # one stage per family: a killed run loses at most one family's judging
+        for family in sorted({it.problem.family for it in items}):
+            group = [it for it in items if it.problem.family == family]
+            log = run.records(f"judge-{kind}-{family}")
+            with run.stage(f"judge-{kind}-{family}") as st:
+                if not st.done:
+                    log.path.unlink(missing_ok=True)
+                    model = model or load_model(cfg.model)
+                    log.extend(judge_items(make_step_judge(kind, model, cfg.constrain), group))
+                    st.info["judgments"] = len(group)
+            judgments += log.read(StepJudgment)
+        by_id = {j.item_id: j for j in judgments}
+        judgments = [by_id[it.id] for it in items]
         table = breakdown(items, judgments, cfg.threshold, cfg.seed)
         summary["judges"][kind] = {g: {k: m.model_dump() for k, m in ms.items()} for g, ms in table.items()}
         run.metrics.append(

@@ -111,7 +111,7 @@ def test_one_and_two_workers_give_identical_records_and_failures_are_recorded(cl
     assert [f.unit_id for f in log.read(UnitFailure)] == ["die"]
 
 
-def test_loop_sampling_on_ray_equals_in_process(cluster, tmp_path) -> None:
+def test_loop_sampling_and_llm_play_on_ray_equal_in_process(cluster, tmp_path) -> None:
     from selflab.loops.measures import sample_answers_on
     from selflab.models.testing import tiny_llama
     from selflab.models.types import SamplingParams
@@ -121,10 +121,22 @@ def test_loop_sampling_on_ray_equals_in_process(cluster, tmp_path) -> None:
     tasks = arithmetic_tasks(6, seed=1)
     sampling = SamplingParams(temperature=1.0, max_new_tokens=6)
     local = sample_answers_on(None, spec, tasks, 2, sampling, seed=5)
-    with RayExecutor(1) as ex:  # 3 chunks of 2 tasks, in other batches than in process
+    # the game self-play loop's play stage: LLM seats built on the worker from their spec string
+    from selflab.loops.game_selfplay import SeatAgents
+    from selflab.models import load_model
+
+    games = schedule("perudo-small-v0", ["learner", "scripted"], 4, seed=2)
+    seats = SeatAgents({"learner": load_model(spec)}, {}, 0.7, 0.95, 8, 512)
+    local_games = play(games, agent_factory=seats).episodes
+    with RayExecutor(1) as ex:  # chunks of 1-2 units, in other batches than in process
         remote = sample_answers_on(ex, spec, tasks, 2, sampling, seed=5)
+        remote_games = play(
+            games, executor=ex, agent_factory=SeatAgents(None, {"learner": spec}, 0.7, 0.95, 8, 512)
+        )
     assert [a.model_dump() for a in remote] == [a.model_dump() for a in local]
     assert len(local) == 12 and not any(a.error for a in local)
+    assert _comparable(remote_games.episodes) == _comparable(local_games)
+    assert any(s.completion_tokens for ep in local_games for s in ep.steps)  # the LLM really played
 
 
 class KillingLog(RecordLog):

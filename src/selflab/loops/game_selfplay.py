@@ -65,6 +65,62 @@ from selflab.training import (
 )
 
 LEARNER = "learner"
+
+
+_WORKER_SPECS: frozenset[str] = frozenset()  # the models a Ray worker process holds for play
+
+
+class SeatAgents:
+    """Agents for one episode: an LLM agent for every seat named in `models` (loaded here) or
+    `specs` (built from spec strings, on a Ray worker), the registry's agents for the others.
+    Picklable when `models` is None, so it can travel to workers without any weights."""
+
+    def __init__(
+        self,
+        models: dict[str, LanguageModel] | None,
+        specs: dict[str, str],
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        context_tokens: int,
+    ) -> None:
+        self.models, self.specs = models, specs
+        self.temperature, self.top_p = temperature, top_p
+        self.max_new_tokens, self.context_tokens = max_new_tokens, context_tokens
+
+    def _models(self) -> dict[str, LanguageModel]:
+        if self.models is not None:
+            return self.models
+        global _WORKER_SPECS
+        from selflab.models import clear_cache, load_model
+
+        if frozenset(self.specs.values()) != _WORKER_SPECS:  # a new iteration's policy: free the old
+            clear_cache()
+            _WORKER_SPECS = frozenset(self.specs.values())
+        return {name: load_model(s) for name, s in self.specs.items()}
+
+    def __call__(self, e: EpisodeSpec) -> list[Agent]:
+        models = self._models()
+        agents: list[Agent] = []
+        for seat, name in enumerate(e.agents):
+            seed = e.seed * 1000 + seat
+            if name in models:
+                agents.append(
+                    LLMAgent(
+                        models[name],
+                        seed=seed,
+                        name=name,
+                        temperature=self.temperature,
+                        top_p=self.top_p if self.temperature > 0 else 1.0,
+                        max_new_tokens=self.max_new_tokens,
+                        context_tokens=self.context_tokens,
+                    )
+                )
+            else:
+                agents.append(make_agent(e.env_id, name, seed=seed))
+        return agents
+
+
 Method = Literal["filtered_bc", "spag", "outcome_kto", "outcome_dpo"]
 
 
@@ -459,28 +515,7 @@ class GameSelfPlayLoop(Loop):
 
     def _agent_factory(self, models: dict[str, LanguageModel], temperature: float) -> Any:
         c = self.config
-
-        def factory(e: EpisodeSpec) -> list[Agent]:
-            agents: list[Agent] = []
-            for seat, name in enumerate(e.agents):
-                seed = e.seed * 1000 + seat
-                if name in models:
-                    agents.append(
-                        LLMAgent(
-                            models[name],
-                            seed=seed,
-                            name=name,
-                            temperature=temperature,
-                            top_p=c.top_p if temperature > 0 else 1.0,
-                            max_new_tokens=c.max_new_tokens,
-                            context_tokens=c.context_tokens,
-                        )
-                    )
-                else:
-                    agents.append(make_agent(e.env_id, name, seed=seed))
-            return agents
-
-        return factory
+        return SeatAgents(models, {}, temperature, c.top_p, c.max_new_tokens, c.context_tokens)
 
     def training_schedule(self, iteration: int) -> tuple[list[EpisodeSpec], dict[str, str]]:
         """Episodes of this iteration and the model spec of every LLM seat name."""
@@ -520,8 +555,12 @@ class GameSelfPlayLoop(Loop):
     def stage_play(self, ctx: StageContext) -> None:
         c = self.config
         specs, names = self.training_schedule(ctx.iteration)
-        models = self._load_models(names)
-        result = play(specs, concurrency=len(specs), agent_factory=self._agent_factory(models, c.temperature))
+        executor = self.executor
+        if executor.in_process:
+            factory = self._agent_factory(self._load_models(names), c.temperature)
+        else:  # Ray: each worker builds the seats' models itself, from their spec strings
+            factory = SeatAgents(None, names, c.temperature, c.top_p, c.max_new_tokens, c.context_tokens)
+        result = play(specs, concurrency=len(specs), agent_factory=factory, executor=executor)
         ctx.out.extend(result.episodes)
         seats = [(ep, s) for ep in result.episodes for s in learner_seats(ep)]
         ctx.info.update(

@@ -318,3 +318,21 @@ def test_prefix_cache_off_and_cleared(folder):
         assert cached.engine.stats.prefix_cached_tokens == 0 and again.text == a[0].text
     finally:
         cached.close()
+
+
+def test_engine_uses_the_supported_cache_keyword(lm):
+    """transformers renamed forward's `past_key_values` to `cache` (old name removed in 5.40): the
+    engine and `score` must not trigger the deprecation path."""
+    import inspect
+    import warnings
+
+    from selflab.models.engine_cache import cache_kwargs
+
+    params = inspect.signature(type(lm.model).forward).parameters
+    key = next(iter(cache_kwargs(lm.model, None)))
+    assert key == ("cache" if "cache" in params else "past_key_values")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*past_key_values.*")
+        lm.engine.clear_prefix_cache()
+        assert lm.generate([raw(PROMPTS[3], max_new_tokens=3)])[0].completion_tokens >= 1
+        lm.score(PROMPTS[3], [" a b c", " d e"])  # the shared-prefix path

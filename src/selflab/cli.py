@@ -38,6 +38,8 @@ AREA_CLIS = (
     "selflab.probes.cli",
     "selflab.training.cli",
     "selflab.loops.cli",
+    "selflab.regulate.cli",
+    "selflab.stepwise.cli",
 )
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from selflab.cli_options import MODEL_HELP, parse_sets
 from selflab.console import fit
 from selflab.errors import ConfigError, SelflabError
+from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt, check_flags, open_executor
 
 console = Console()  # results
 log = Console(stderr=True)  # progress and where things were written
@@ -108,6 +109,9 @@ def register(app: typer.Typer) -> None:
         no_rotate: Annotated[
             bool, typer.Option("--no-rotate", help="Keep agents in their seats (no seat rotation).")
         ] = False,
+        executor: ExecutorOpt = "local",
+        workers: WorkersOpt = None,
+        ray_address: RayAddressOpt = None,
     ) -> None:
         """Play episodes and print wins per agent with 95% CIs, invalid-action rates and mean turns."""
         from selflab.envs.runner import play, schedule
@@ -124,10 +128,14 @@ def register(app: typer.Typer) -> None:
         path = out or Path("runs") / f"play-{env_id}-{stamp}"
         config = {"game": env_id, "agents": names, "episodes": episodes, "seed": seed, "env_kwargs": env_kwargs,
                   "max_new_tokens": max_new_tokens, "temperature": temperature, "rotate": not no_rotate}  # fmt: skip
+        check_flags(executor, workers, ray_address)
         run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab play")
         specs = schedule(env_id, names, episodes, seed=seed, env_kwargs=env_kwargs, rotate=not no_rotate)
         llm_opts = {"max_new_tokens": max_new_tokens, "temperature": temperature}
-        result = play(specs, concurrency=concurrency, run=run, progress=True, agent_options={"llm": llm_opts})
+        llm_specs = sorted({n[4:] for n in names if n.startswith("llm:")})
+        with open_executor(executor, workers, ray_address, models=llm_specs) as ex:
+            result = play(specs, concurrency=concurrency, run=run, progress=True, agent_options={"llm": llm_opts},
+                          executor=ex)  # fmt: skip
         eps = result.episodes
         console.print(results_table(eps, f"{env_id}: {len(eps)} episodes, seed {seed}"))
         st = result.stats
@@ -290,9 +298,23 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[
             bool, typer.Option("--resume", help="Keep the episodes already recorded in --out.")
         ] = False,
+        executor: ExecutorOpt = "local",
+        workers: WorkersOpt = None,
+        ray_address: RayAddressOpt = None,
+        constraints: Annotated[
+            bool,
+            typer.Option(
+                "--constraints/--no-constraints",
+                help="LLM moves decoded under each game's move grammar (default), or free text.",
+            ),
+        ] = True,
+        scripted_rows: Annotated[
+            bool, typer.Option("--scripted/--no-scripted", help="Include the scripted-vs-random rows.")
+        ] = True,
     ) -> None:
-        """Per game: scripted vs random and (with --llm) the LLM vs scripted, with 95% CIs, exact tests
-        and invalid-action rates. Writes baselines.json and baselines.md to the run directory."""
+        """Per game: scripted vs random and (with --llm) the LLM vs scripted and vs random, with 95%
+        CIs, exact tests and invalid-action rates (parse errors and rule violations apart). Writes
+        baselines.json and baselines.md to the run directory."""
         from selflab.envs.baselines import VARIANTS, matchups, run_baselines
         from selflab.runs import RunDir
 
@@ -303,25 +325,40 @@ def register(app: typer.Typer) -> None:
             "max_new_tokens": max_new_tokens,
             "temperature": temperature,
             "context_tokens": context_tokens,
+            "constrained": constraints,
         }
         config = {"games": chosen, "llm": llm, "episodes": episodes, "llm_episodes": llm_episodes, "seed": seed,
-                  "llm_options": llm_options}  # fmt: skip
-        todo = matchups(chosen, llm, episodes, llm_episodes, seed)
+                  "llm_options": llm_options, "scripted": scripted_rows}  # fmt: skip
+        todo = matchups(chosen, llm, episodes, llm_episodes, seed, scripted=scripted_rows)
+        check_flags(executor, workers, ray_address)
         run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab baselines")
-        results, stats = run_baselines(todo, run=run, llm_options=llm_options, progress=True)
+        with open_executor(executor, workers, ray_address, models=[llm] if llm else None) as ex:
+            results, stats = run_baselines(todo, run=run, llm_options=llm_options, progress=True, executor=ex)
         table = Table(
             title=f"game baselines, seed {seed} (win rate [95% Wilson CI]; p: exact two-sided test)"
         )
-        for col in ("game", "variant", "A vs B", "A win", "B win", "A>B / B>A", "p", "A invalid", "episodes"):
+        cols = (
+            "game",
+            "variant",
+            "A vs B",
+            "A win",
+            "B win",
+            "A>B / B>A",
+            "p",
+            "A invalid (parse/rule)",
+            "episodes",
+        )
+        for col in cols:
             table.add_column(col)
         fit(table)
-        lines = ["| game | variant | A vs B | A win [95% CI] | B win [95% CI] | A>B / B>A | p | A invalid | episodes |",
+        lines = ["| game | variant | A vs B | A win [95% CI] | B win [95% CI] | A>B / B>A | p | A invalid (parse / rule) | episodes |",
                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in results:
             a, b = r.a_stats, r.b_stats
             cells = [r.game, r.env_id, f"{r.a} vs {r.b}" + (" (solo)" if r.solo else ""),
                      f"{a.win_rate:.2f} [{a.ci[0]:.2f}, {a.ci[1]:.2f}]", f"{b.win_rate:.2f} [{b.ci[0]:.2f}, {b.ci[1]:.2f}]",
-                     f"{r.a_better} / {r.b_better}", f"{r.p_value:.2g}", f"{a.invalid_rate:.3f}", str(r.episodes)]  # fmt: skip
+                     f"{r.a_better} / {r.b_better}", f"{r.p_value:.2g}",
+                     f"{a.invalid_rate:.3f} ({a.parse_rate:.3f} / {a.rule_rate:.3f})", str(r.episodes)]  # fmt: skip
             table.add_row(*cells)
             lines.append("| " + " | ".join(cells) + " |")
         console.print(table)

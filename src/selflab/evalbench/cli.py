@@ -62,6 +62,9 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         head.add_row(
             "", "parse-failure rate", _fmt(js["parse_failure_rate"]), str(js["parse_failure_rate"]["n"])
         )
+        inj = js.get("injection") or {}
+        if inj.get("n"):
+            head.add_row("", "injection flip rate", _fmt(inj["flip_rate"]), str(inj["flip_rate"]["n"]))
         chance = js.get("pointwise", {}).get("chance")
         if chance is not None:
             head.add_row("", "chance (majority class, pointwise)", f"{chance:.2f}", "")
@@ -96,7 +99,8 @@ def judges(
             "--judge",
             "-j",
             help="judge kind(s): rubric, pairwise, likelihood, "
-            "jury:seeds:N, jury:personas:N, debate, ... (repeatable)",
+            "jury:seeds:N, jury:personas:N, debate, ... (repeatable); options in brackets, "
+            "e.g. 'pairwise[fence=none,constrain=false]' (see `selflab judge --list-options`)",
         ),
     ] = None,  # type: ignore[assignment]
     model: ModelOpt = "smollm2-135m",
@@ -113,6 +117,12 @@ def judges(
     majority_items: Annotated[int, typer.Option(help="items in the majority study")] = 4,
     cot: Annotated[bool, typer.Option(help="let judges reason first (slower)")] = False,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
+    ablate_defences: Annotated[
+        bool, typer.Option(help="also run each judge without verdict constraint and injection fence")
+    ] = False,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="judges' token budget (default: 8 direct, 256 with --cot)")
+    ] = None,
 ) -> None:
     """Measure judges against code-verified truth and under perturbations."""
     from selflab.evalbench.runner import BenchConfig, run_bench
@@ -134,6 +144,8 @@ def judges(
         majority=majority,
         majority_items=majority_items,
         cot=cot,
+        ablate_defences=ablate_defences,
+        max_new_tokens=max_new_tokens,
     )
     out = out or default_out("bench-judges")
     summary = run_bench(config, out, resume=resume)

@@ -11,6 +11,8 @@ rest of a prompt). Position ids come from the count of valid columns, so padding
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
@@ -92,6 +94,20 @@ class _WriteCache(Cache):
 
     def __init__(self, buffer: KVBuffer) -> None:
         super().__init__(layers=[_BufferLayer(buffer, i) for i in range(buffer.num_layers)])
+
+
+def cache_kwargs(model: torch.nn.Module, cache: Cache) -> dict[str, Cache]:
+    """The keyword that hands `cache` to `model.forward`: `cache` from transformers 5.2x on, where
+    `past_key_values` is deprecated (removal announced for 5.40), `past_key_values` before. Read from
+    the forward signature, so both sides of the rename work without version checks."""
+    forward = type(model).forward
+    names = _FORWARD_PARAMS.get(forward)
+    if names is None:
+        names = _FORWARD_PARAMS[forward] = frozenset(inspect.signature(forward).parameters)
+    return {"cache" if "cache" in names else "past_key_values": cache}
+
+
+_FORWARD_PARAMS: dict[object, frozenset[str]] = {}
 
 
 def merge(parts: list[tuple[KVBuffer, torch.Tensor]], headroom: int) -> KVBuffer:

@@ -5,6 +5,11 @@ The API key is read from an environment variable at call time and never stored o
 public state, written to disk, or logged. Transient failures (429, 5xx, connection errors,
 timeouts) are retried with exponential backoff; after the last retry a `BackendError` says what
 failed and what to check.
+
+A request's constraint (regex, grammar, JSON schema) is validated before anything is sent, passed
+on in the server's dialect (`constraints=` option, see `constraint_wire`), and every finished output
+is checked against it: a violation comes back as `finish_reason="error"` with the reason, a parse
+failure the caller records, never as text that merely looks valid.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 import httpx
 
 from selflab.errors import BackendError
+from selflab.models.constraint_wire import check_dialect, request_fields
+from selflab.models.constraints import mismatch, validate
 from selflab.models.types import Completion, GenerationRequest, Message
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -39,6 +46,7 @@ class OpenAIModel:
         retries: int = 4,
         backoff: float = 0.5,
         on_error: str = "raise",
+        constraints: str = "auto",
     ) -> None:
         if on_error not in ("raise", "record"):
             raise BackendError(
@@ -52,6 +60,7 @@ class OpenAIModel:
         self.retries = max(0, int(retries))
         self.backoff = float(backoff)
         self.on_error = on_error
+        self.constraints = check_dialect(constraints)
         self._client = httpx.Client(timeout=httpx.Timeout(float(timeout)))
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="selflab-openai")
         self._jitter = random.Random(0)
@@ -108,6 +117,7 @@ class OpenAIModel:
             common["seed"] = s.seed
         if s.top_k:
             common["top_k"] = s.top_k  # vLLM / llama.cpp extension; ignored by servers without it
+        common.update(request_fields(s.constraint, self.constraints))
         try:
             if request.prompt is not None:
                 data = self._post(
@@ -133,10 +143,23 @@ class OpenAIModel:
                 tokens = [str(c.get("token", "")) for c in content] if s.logprobs else None
             usage = data.get("usage") or {}
             finish = "length" if choice.get("finish_reason") == "length" else "stop"
+            prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            completion_tokens = int(usage.get("completion_tokens") or 0)
+            # A cut-off text cannot complete its grammar: if it is a valid start, it stays "length"
+            # as in the local engine; text that already left the grammar is a violation.
+            why = mismatch(s.constraint, text, prefix=finish == "length") if s.constraint else None
+            if why is not None:
+                return Completion(
+                    text="",
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    finish_reason="error",
+                    error=f"constraint violated: {why}; server text: {text[:300]!r}",
+                )
             return Completion(
                 text=text,
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
                 finish_reason=finish,
                 token_logprobs=token_lps,
                 tokens=tokens,
@@ -155,7 +178,13 @@ class OpenAIModel:
             return Completion(text="", finish_reason="error", error=str(err))
 
     def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
-        """Send requests concurrently (at most `concurrency` in flight); results keep input order."""
+        """Send requests concurrently (at most `concurrency` in flight); results keep input order.
+        An invalid constraint (or any constraint under constraints=reject) raises ConstraintError
+        before any request is sent."""
+        for r in requests:
+            if r.sampling.constraint is not None:
+                validate(r.sampling.constraint)
+                request_fields(r.sampling.constraint, self.constraints)
         return list(self._pool.map(self._one, requests))
 
     def score(self, prompt: str | list[Message], continuations: list[str]) -> list[float]:

@@ -61,13 +61,17 @@ def _build(spec: ModelSpec, overrides: dict[str, Any]) -> LanguageModel:
     if spec.backend == "openai":
         from selflab.models.openai_backend import OpenAIModel
 
-        allowed = {"key_env", "concurrency", "timeout", "retries", "backoff", "on_error"}
+        allowed = {"key_env", "concurrency", "timeout", "retries", "backoff", "on_error", "constraints"}
         unknown = set(options) - allowed
         if unknown:
             raise ModelSpecError(
                 f"unknown option(s) {sorted(unknown)} for an openai model", f"allowed: {sorted(allowed)}"
             )
         return OpenAIModel(spec.target, spec.base_url or "", **options)
+    if spec.backend == "vllm":
+        from selflab.models.vllm_backend import build
+
+        return build(spec.target, {**spec.options, **{k: str(v) for k, v in overrides.items()}})
     raise ModelSpecError(f"unknown backend {spec.backend!r}", "see `selflab models`")
 
 

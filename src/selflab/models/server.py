@@ -3,21 +3,35 @@ OpenAI-compatible HTTP API, so external tools, other machines, or the `openai:` 
 
 Each HTTP request is handled on its own worker thread and calls `model.generate([request])`;
 concurrent requests therefore meet in the engine and are batched together.
+
+Beyond the basic API:
+- constraints: OpenAI's `response_format` (`json_schema`, `json_object`), vLLM's `structured_outputs`
+  (`regex`, `grammar` (Lark), `json`, `choice`) and its older `guided_regex` / `guided_grammar` /
+  `guided_json` / `guided_choice`, llama.cpp's `json_schema` and `grammar` (GBNF), honoured with the engine's token masks (`constraint_wire`);
+  an invalid constraint is answered with HTTP 400 naming the problem;
+- `"stream": true` answers with server-sent events (`chat.completion.chunk` or `text_completion`
+  chunks, then `data: [DONE]`), token by token from the engine (`streaming`); with
+  `stream_options.include_usage` a last chunk carries the usage.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from selflab.models.types import GenerationRequest, LanguageModel, Message, SamplingParams
+from selflab.models.constraint_wire import from_body
+from selflab.models.constraints import ConstraintError, validate
+from selflab.models.streaming import stream_completion
+from selflab.models.types import Completion, GenerationRequest, LanguageModel, Message, SamplingParams
 
 
 class ChatMessageIn(BaseModel):
@@ -33,6 +47,17 @@ class _Common(BaseModel):
     top_k: int = 0
     stop: str | list[str] | None = None
     seed: int | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    # Constraints (see constraint_wire.from_body for the accepted spellings).
+    response_format: dict[str, Any] | None = None
+    structured_outputs: dict[str, Any] | None = None
+    guided_regex: str | None = None
+    guided_grammar: str | None = None
+    guided_json: dict[str, Any] | str | None = None
+    guided_choice: list[str] | None = None
+    json_schema: dict[str, Any] | None = None  # llama.cpp server
+    grammar: str | None = None  # llama.cpp server: GBNF (or Lark after %llguidance)
 
 
 class ChatIn(_Common):
@@ -49,6 +74,9 @@ class CompletionIn(_Common):
 def _sampling(body: _Common, logprobs: bool) -> SamplingParams:
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     try:
+        constraint = from_body(body.model_dump())
+        if constraint is not None:
+            validate(constraint)
         return SamplingParams(
             temperature=body.temperature,
             top_p=body.top_p,
@@ -57,9 +85,97 @@ def _sampling(body: _Common, logprobs: bool) -> SamplingParams:
             stop=stop,
             seed=body.seed,
             logprobs=logprobs,
+            constraint=constraint,
         )
     except ValidationError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
+    except ConstraintError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+
+def _generate(model: LanguageModel, req: GenerationRequest) -> Completion:
+    try:
+        out = model.generate([req])[0]
+    except ConstraintError as exc:  # e.g. only the tokenizer can tell the grammar is invalid
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    if out.finish_reason == "error":
+        raise HTTPException(status_code=500, detail=out.error or "generation failed")
+    return out
+
+
+def _sse(payload: dict[str, Any] | str) -> str:
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n"
+
+
+def _events(
+    model: LanguageModel, req: GenerationRequest, head: dict[str, Any], chat: bool, usage: bool
+) -> Iterator[str]:
+    """Server-sent events of one streamed completion: role, text deltas, finish, [usage], [DONE]."""
+
+    def chunk(delta: str | None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+        if chat:
+            choice: dict[str, Any] = {"index": 0, "delta": {} if delta is None else {"content": delta}}
+        else:
+            choice = {"index": 0, "text": delta or "", "logprobs": None}
+        return {**head, "choices": [{**choice, "finish_reason": finish, **extra}]}
+
+    if chat:
+        yield _sse(
+            {
+                **head,
+                "choices": [
+                    {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                ],
+            }
+        )
+    out: Completion | None = None
+    try:
+        for item in stream_completion(model, req):
+            if isinstance(item, Completion):
+                out = item
+            else:
+                yield _sse(chunk(item))
+    except Exception as exc:  # the status line is already sent: report in the stream
+        yield _sse({"error": {"message": f"{type(exc).__name__}: {exc}", "type": "server_error"}})
+        yield _sse("[DONE]")
+        return
+    assert out is not None
+    if out.finish_reason == "error":
+        yield _sse({"error": {"message": out.error or "generation failed", "type": "server_error"}})
+    else:
+        extra: dict[str, Any] = {}
+        if chat and req.sampling.logprobs and out.token_logprobs is not None:
+            toks = out.tokens or [""] * len(out.token_logprobs)
+            extra["logprobs"] = {
+                "content": [
+                    {"token": t, "logprob": v} for t, v in zip(toks, out.token_logprobs, strict=False)
+                ]
+            }
+        yield _sse(chunk(None, out.finish_reason, **extra))
+        if usage:
+            yield _sse({**head, "choices": [], "usage": _usage(out)})
+    yield _sse("[DONE]")
+
+
+def _usage(out: Completion) -> dict[str, int]:
+    return {
+        "prompt_tokens": out.prompt_tokens,
+        "completion_tokens": out.completion_tokens,
+        "total_tokens": out.prompt_tokens + out.completion_tokens,
+    }
+
+
+def _streamed(
+    model: LanguageModel, req: GenerationRequest, body: _Common, chat: bool, name: str
+) -> StreamingResponse:
+    head = {
+        "id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": name,
+    }
+    usage = bool((body.stream_options or {}).get("include_usage"))
+    return StreamingResponse(_events(model, req, head, chat, usage), media_type="text/event-stream")
 
 
 def _prompt_logprobs(model: Any, text: str) -> dict[str, list[Any]]:
@@ -96,8 +212,8 @@ def create_app(model: LanguageModel, served_name: str | None = None, worker_thre
     def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "selflab"}]}
 
-    @app.post("/v1/chat/completions")
-    def chat(body: ChatIn) -> dict[str, Any]:
+    @app.post("/v1/chat/completions", response_model=None)
+    def chat(body: ChatIn) -> dict[str, Any] | StreamingResponse:
         try:
             messages = tuple(Message(role=m.role, content=m.content) for m in body.messages)  # type: ignore[arg-type]
         except ValidationError as exc:
@@ -108,9 +224,9 @@ def create_app(model: LanguageModel, served_name: str | None = None, worker_thre
         req = GenerationRequest(
             messages=messages, sampling=_sampling(body, body.logprobs), assistant_prefix=prefix
         )
-        out = model.generate([req])[0]
-        if out.finish_reason == "error":
-            raise HTTPException(status_code=500, detail=out.error or "generation failed")
+        if body.stream:
+            return _streamed(model, req, body, True, name)
+        out = _generate(model, req)
         choice: dict[str, Any] = {
             "index": 0,
             "message": {"role": "assistant", "content": out.text},
@@ -129,15 +245,11 @@ def create_app(model: LanguageModel, served_name: str | None = None, worker_thre
             "created": int(time.time()),
             "model": name,
             "choices": [choice],
-            "usage": {
-                "prompt_tokens": out.prompt_tokens,
-                "completion_tokens": out.completion_tokens,
-                "total_tokens": out.prompt_tokens + out.completion_tokens,
-            },
+            "usage": _usage(out),
         }
 
-    @app.post("/v1/completions")
-    def completions(body: CompletionIn) -> dict[str, Any]:
+    @app.post("/v1/completions", response_model=None)
+    def completions(body: CompletionIn) -> dict[str, Any] | StreamingResponse:
         if body.echo:
             if not hasattr(model, "tokenizer"):
                 raise HTTPException(status_code=400, detail="echo with logprobs needs a local model")
@@ -150,9 +262,9 @@ def create_app(model: LanguageModel, served_name: str | None = None, worker_thre
                 "usage": {"prompt_tokens": len(lp["tokens"]), "completion_tokens": 0},
             }
         req = GenerationRequest(prompt=body.prompt, sampling=_sampling(body, bool(body.logprobs)))
-        out = model.generate([req])[0]
-        if out.finish_reason == "error":
-            raise HTTPException(status_code=500, detail=out.error or "generation failed")
+        if body.stream:
+            return _streamed(model, req, body, False, name)
+        out = _generate(model, req)
         logprobs = None
         if body.logprobs and out.token_logprobs is not None:
             logprobs = {"tokens": out.tokens, "token_logprobs": out.token_logprobs}

@@ -64,7 +64,8 @@ class Constraint(BaseModel):
     def json_schema(cls, schema: dict | str) -> Constraint:
         import json
 
-        text = schema if isinstance(schema, str) else json.dumps(schema, sort_keys=True)
+        # Key order is kept: constrained decoders write properties in the schema's order.
+        text = schema if isinstance(schema, str) else json.dumps(schema)
         return cls(kind="json_schema", value=text)
 
 

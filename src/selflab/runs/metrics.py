@@ -17,7 +17,7 @@ from selflab.runs.rundir import RunDir
 from selflab.stats import Estimate, PairedTest
 
 MeasureKind = Literal["self_reward", "objective", "drift"]
-Verdict = Literal["improving", "flat", "hacking", "regressing"]
+Verdict = Literal["baseline", "improving", "flat", "hacking", "regressing"]
 
 
 class MetricSummary(BaseModel):

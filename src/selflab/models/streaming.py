@@ -1,0 +1,65 @@
+"""Streaming a completion as text deltas, for `selflab serve`'s `"stream": true`.
+
+`stream_completion(model, request)` yields `str` deltas as tokens arrive, then the final
+`Completion`. The deltas always concatenate to exactly the final `Completion.text`:
+
+- text is held back while it ends in an incomplete UTF-8 character (decoded as U+FFFD), and, when the
+  request has stop strings, by the length of the longest one minus one, so text that a stop string
+  later cuts off is never sent;
+- whatever the deltas have not covered is sent at the end, from the final text.
+
+A local model streams from its engine token by token; any other `LanguageModel` yields its whole
+text as one delta.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+
+from selflab.models.types import Completion, GenerationRequest, LanguageModel
+
+_DONE = object()
+
+
+def stream_completion(model: LanguageModel, request: GenerationRequest) -> Iterator[str | Completion]:
+    engine = getattr(model, "engine", None)
+    prompt_ids = getattr(model, "prompt_ids", None)
+    if engine is None or prompt_ids is None:
+        out = model.generate([request])[0]
+        if out.text:
+            yield out.text
+        yield out
+        return
+    if request.sampling.constraint is not None:
+        from selflab.models.constraints import validate
+
+        validate(request.sampling.constraint)
+    updates: queue.Queue = queue.Queue()
+    future = engine.submit(prompt_ids(request), request.sampling, on_tokens=updates.put)
+    future.add_done_callback(lambda _: updates.put(_DONE))
+    tokenizer = engine.tokenizer
+    hold = max((len(s) for s in request.sampling.stop), default=1) - 1
+    sent = ""
+    while True:
+        item = updates.get()
+        latest = None
+        while item is not _DONE:  # skip to the newest token list already queued
+            latest = item
+            try:
+                item = updates.get_nowait()
+            except queue.Empty:
+                break
+        if latest is not None:
+            text = tokenizer.decode(latest, skip_special_tokens=True)
+            safe = text[: len(text) - hold] if hold else text
+            safe = safe.rstrip("\ufffd")
+            if len(safe) > len(sent) and safe.startswith(sent):
+                yield safe[len(sent) :]
+                sent = safe
+        if item is _DONE:
+            break
+    out: Completion = future.result()
+    if out.text.startswith(sent) and len(out.text) > len(sent):
+        yield out.text[len(sent) :]
+    yield out

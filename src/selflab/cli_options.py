@@ -14,6 +14,7 @@ model (`field_help`), so the flag and the YAML key are documented by the same se
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -117,3 +118,85 @@ def field_help(model: type[BaseModel], name: str) -> str:
     f = model.model_fields[name]
     default = "" if f.is_required() else f" [config key: {name}]"
     return (f.description or name.replace("_", " ")) + default
+
+
+# --- commands generated from a config model ---------------------------------------------------
+
+_SHARED_FLAGS: dict[str, tuple[list[str], str]] = {
+    "model": (["--model", "-m"], MODEL_HELP),
+    "seed": (["--seed"], "Seed of every random choice (same seed, same result)."),
+}
+
+
+def _flag_type(annotation: Any) -> tuple[Any, bool] | None:
+    """(CLI type, is_list) for a field type the command line can carry; None otherwise."""
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    if annotation in (str, int, float, bool):
+        return annotation, False
+    if typing.get_origin(annotation) is list and typing.get_args(annotation) in ((str,), (int,)):
+        return str, True
+    return None
+
+
+def config_options(
+    cls: type[BaseModel], skip: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for a command `fn(config, out, resume)`: the command gets `--config`, `--set`,
+    `--out`, `--resume` and one flag per scalar (or list) field of `cls`, named after the field,
+    with the field's description as help and its default shown. Precedence: file < --set < flags.
+    Lists are given comma-separated."""
+    import functools
+    import inspect
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        params: list[inspect.Parameter] = []
+        lists: set[str] = set()
+        for name, field in cls.model_fields.items():
+            kind = _flag_type(field.annotation)
+            if name in skip or kind is None:
+                continue
+            typ, is_list = kind
+            if is_list:
+                lists.add(name)
+            flags, help_ = _SHARED_FLAGS.get(name, ([f"--{name.replace('_', '-')}"], field.description or ""))
+            if typ is bool:
+                flags = [f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}"]
+            default = field.get_default(call_default_factory=True)
+            shown = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+            option = typer.Option(
+                *flags, help=help_ + (" (comma-separated)" if is_list else ""), show_default=shown
+            )
+            params.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=None,
+                    annotation=Annotated[typ | None, option],
+                )
+            )
+        shared = [
+            inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt),
+            inspect.Parameter("set_", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SetOpt),
+            inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=OutOpt),
+            inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=ResumeOpt),
+        ]
+
+        @functools.wraps(fn)
+        def command(**kw: Any) -> Any:
+            config, sets, out, resume = kw.pop("config"), kw.pop("set_"), kw.pop("out"), kw.pop("resume")
+            for name in lists:
+                if kw.get(name) is not None:
+                    kw[name] = [x.strip() for x in str(kw[name]).split(",") if x.strip()]
+            return fn(build_config(cls, config, sets, **kw), out, resume)
+
+        command.__signature__ = inspect.Signature(params + shared)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params + shared}
+        del command.__wrapped__  # typer must read the generated signature, not fn's
+        return command
+
+    return decorate

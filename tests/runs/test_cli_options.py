@@ -57,3 +57,49 @@ def test_fit_keeps_metric_names_whole_in_a_narrow_terminal() -> None:
     console.print(fit(t))
     text = console.export_text()
     assert "…" not in text and "metric" in text and "value" in text
+
+
+class _Probe(BaseModel):
+    model: str = "smollm2-135m"
+    datasets: list[str] = ["a", "b"]
+    n: int = 10
+    dynamics: bool = True
+    seed: int = 0
+
+
+def test_config_options_generates_flags_from_the_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import typer
+    from typer.testing import CliRunner
+
+    from selflab.cli_options import config_options
+
+    seen = {}
+    app = typer.Typer()
+
+    @app.command()
+    @config_options(_Probe)
+    def go(cfg: _Probe, out, resume) -> None:  # type: ignore[no-untyped-def]
+        seen.update(cfg=cfg, out=out, resume=resume)
+
+    f = tmp_path / "c.yaml"
+    f.write_text("n: 5\nseed: 3\n")
+    args = [
+        "-c",
+        str(f),
+        "--set",
+        "seed=4",
+        "--datasets",
+        "x, y",
+        "--no-dynamics",
+        "-m",
+        "hf:/m",
+        "--out",
+        "o",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    cfg = seen["cfg"]
+    assert (cfg.n, cfg.seed, cfg.datasets, cfg.dynamics, cfg.model) == (5, 4, ["x", "y"], False, "hf:/m")
+    assert str(seen["out"]) == "o" and seen["resume"] is False
+    help_text = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    assert "--datasets" in help_text and "--no-dynamics" in help_text and "--set" in help_text

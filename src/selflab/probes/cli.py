@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from selflab.cli_options import OutOpt, default_out
+from selflab.cli_options import OutOpt, config_options, default_out
 from selflab.errors import ConfigError
+from selflab.probes.runner import ProbeConfig
 from selflab.results import finish
 from selflab.runs.metrics import ProbeMetrics
 
@@ -19,34 +20,13 @@ probe_app = typer.Typer(
 )
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec (local: smollm2-135m or hf:PATH).")]
-DatasetsOpt = Annotated[
-    str,
-    typer.Option(
-        help="Comma-separated: cities, neg_cities, numeric, arithmetic, translations, capitals, kg."
-    ),
-]
-ProbesOpt = Annotated[str, typer.Option(help="Comma-separated probe kinds: logistic, mean_diff, mlp.")]
-NOpt = Annotated[int, typer.Option("--n", help="Statements per dataset (half true).")]
 PositionOpt = Annotated[str, typer.Option(help="Token position: last, answer_last, answer_mean.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for datasets, splits, probes and bootstrap.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Reuse an existing run directory (and its cache).")]
-CacheOpt = Annotated[Path | None, typer.Option(help="Activation cache folder (default: <out>/cache).")]
 
 
 def _split(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
-
-
-def _config(**kw: object):  # type: ignore[no-untyped-def]
-    from pydantic import ValidationError
-
-    from selflab.probes.runner import ProbeConfig
-
-    try:
-        return ProbeConfig(**kw)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        msg = "; ".join(e["msg"] for e in exc.errors())
-        raise ConfigError(f"invalid probe options: {msg}", "see `selflab probe --help`") from exc
 
 
 def _rundir(out: Path | None, cfg: object, seed: int, resume: bool, command: str):  # type: ignore[no-untyped-def]
@@ -65,81 +45,27 @@ def _print(summary: dict) -> None:
 
 
 @probe_app.command("sweep")
-def sweep(
-    out: OutOpt = None,
-    model: ModelOpt = "smollm2-135m",
-    datasets: DatasetsOpt = "cities,neg_cities,numeric,arithmetic,translations",
-    probes: ProbesOpt = "logistic,mean_diff,mlp",
-    n: NOpt = 400,
-    position: PositionOpt = "last",
-    mlp_stride: Annotated[int, typer.Option(help="Fit the MLP probe every k-th layer.")] = 3,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for CIs.")] = 1000,
-    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
-    cache_dir: CacheOpt = None,
-    seed: SeedOpt = 0,
-    resume: ResumeOpt = False,
-) -> None:
+@config_options(ProbeConfig, skip=("dynamics", "dynamics_stride"))
+def sweep(cfg: ProbeConfig, out: Path | None, resume: bool) -> None:
     """Probe every layer on each dataset: AUC/accuracy with 95% CIs per layer (layer_curve.png),
     best layer chosen on validation, adaptive layer selection vs the best fixed layer."""
     from selflab.probes.runner import run_sweep
 
-    cfg = _config(
-        model=model,
-        datasets=_split(datasets),
-        probes=_split(probes),
-        n=n,
-        position=position,
-        mlp_stride=mlp_stride,
-        n_boot=n_boot,
-        batch_size=batch_size,
-        seed=seed,
-        cache_dir=str(cache_dir) if cache_dir else None,
-    )
-    run = _rundir(out, cfg, seed, resume, "probe sweep")
+    run = _rundir(out, cfg, cfg.seed, resume, "probe sweep")
     summary = run_sweep(cfg, run.path, log=lambda m: typer.echo(m, err=True))
     finish(run, [ProbeMetrics(kind="probe_sweep", summary=summary, plots=_pngs(summary))])
     _print(summary)
 
 
 @probe_app.command("generalize")
-def generalize(
-    out: OutOpt = None,
-    model: ModelOpt = "smollm2-135m",
-    datasets: DatasetsOpt = "cities,neg_cities,numeric,arithmetic,translations",
-    probes: ProbesOpt = "logistic,mean_diff,mlp",
-    n: NOpt = 400,
-    position: PositionOpt = "last",
-    mlp_stride: Annotated[int, typer.Option(help="Fit the MLP probe every k-th layer.")] = 3,
-    dynamics_stride: Annotated[int, typer.Option(help="Analyse token dynamics every k-th layer.")] = 3,
-    dynamics: Annotated[
-        bool, typer.Option("--dynamics/--no-dynamics", help="Token dynamics (a second pass).")
-    ] = True,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for CIs.")] = 1000,
-    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 16,
-    cache_dir: CacheOpt = None,
-    seed: SeedOpt = 0,
-    resume: ResumeOpt = False,
-) -> None:
+@config_options(ProbeConfig)
+def generalize(cfg: ProbeConfig, out: Path | None, resume: bool) -> None:
     """Train on each dataset, test on every other: AUC matrix with CIs (heatmap_<probe>.png),
     ID/OOD gap per probe kind, adaptive layers out of distribution, token dynamics (absolute vs
     relative change)."""
     from selflab.probes.runner import run_generalize
 
-    cfg = _config(
-        model=model,
-        datasets=_split(datasets),
-        probes=_split(probes),
-        n=n,
-        position=position,
-        mlp_stride=mlp_stride,
-        dynamics_stride=dynamics_stride,
-        dynamics=dynamics,
-        n_boot=n_boot,
-        batch_size=batch_size,
-        seed=seed,
-        cache_dir=str(cache_dir) if cache_dir else None,
-    )
-    run = _rundir(out, cfg, seed, resume, "probe generalize")
+    run = _rundir(out, cfg, cfg.seed, resume, "probe generalize")
     summary = run_generalize(cfg, run.path, log=lambda m: typer.echo(m, err=True))
     finish(run, [ProbeMetrics(kind="probe_generalize", summary=summary, plots=_pngs(summary))])
     _print(summary)

@@ -24,7 +24,7 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3} .sig{color:#060;font-weight:bold} .bad{color:#a00;font-weight:bold}
 .dim{color:#777} pre{white-space:pre-wrap;background:#f8f8f8;padding:6px;margin:0;font-size:12px}
 img{max-width:100%} .verdict{font-size:1.3em;padding:.6em 1em;border-radius:6px;display:inline-block}
-.v-improving{background:#e3f6e3;color:#060} .v-flat{background:#eee;color:#444}
+.v-improving{background:#e3f6e3;color:#060} .v-flat,.v-baseline{background:#eee;color:#444}
 .v-hacking{background:#fde8d8;color:#a40} .v-regressing{background:#fbe0e0;color:#a00}
 .refused{background:#fff4f4} .accepted{background:#f4fff4} details{margin:.4em 0}
 """

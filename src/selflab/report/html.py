@@ -6,13 +6,21 @@ benchmark, probes; rows of a kind this version does not know are shown as JSON, 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
 from selflab.report.bench import bench_report
-from selflab.report.common import config_section, esc, header, stages_section, write_html
+from selflab.report.common import (
+    config_section,
+    esc,
+    flatten,
+    fmt_value,
+    header,
+    stages_section,
+    table,
+    write_html,
+)
 from selflab.report.games import games_report
 from selflab.report.loops import loop_report
 from selflab.report.probes import probes_report
@@ -32,6 +40,16 @@ def _latest(rows: list[Any], key: Callable[[Any], Hashable]) -> list[Any]:
     return [r for r in rows if last[key(r)] is r]
 
 
+def _other(rows: list[OtherMetrics]) -> list[str]:
+    """Rows of kinds without a dedicated section: every number (intervals formatted), per kind."""
+    parts = []
+    for kind in dict.fromkeys(r.kind for r in rows if r.kind != "run_finished"):
+        last = [r for r in rows if r.kind == kind][-1].model_dump(mode="json")
+        leaves = [(k, fmt_value(v)) for k, v in flatten(last) if k != "kind"][:300]
+        parts.append(f"<h2>{esc(kind.replace('_', ' '))}</h2>" + table(["key", "value"], leaves))
+    return parts
+
+
 def render(run: RunDir) -> str:
     """The report page of a run as an HTML string."""
     rows = read_rows(run)
@@ -46,10 +64,7 @@ def render(run: RunDir) -> str:
     parts += games_report(run, _latest(rows_of(rows, GameMetrics), lambda r: (r.command, r.env_id)))
     parts += bench_report(run, _latest(rows_of(rows, JudgeBenchMetrics), lambda r: r.kind))
     parts += probes_report(run, _latest(rows_of(rows, ProbeMetrics), lambda r: r.kind))
-    other = [r for r in rows_of(rows, OtherMetrics) if r.kind != "run_finished"]
-    if other:
-        dumped = "\n".join(json.dumps(r.model_dump(mode="json"), default=str)[:2000] for r in other)
-        parts.append(f"<h2>Other metric rows</h2><pre>{esc(dumped)}</pre>")
+    parts += _other(rows_of(rows, OtherMetrics))
     if len(parts) == 4:
         parts.append("<p>No metrics recorded yet.</p>")
     parts += [stages_section(run), config_section(run)]

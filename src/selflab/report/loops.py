@@ -139,7 +139,7 @@ def _verdict(its: list[IterationMetrics]) -> str:
         if it.verdict:
             reason = f" · {html.escape(it.verdict_reason)}" if it.verdict_reason else ""
             return (
-                f"<p class='verdict v-{it.verdict}' id='verdict'>truth meter: <b>{it.verdict}</b>"
+                f"<p class='verdict v-{html.escape(it.verdict)}' id='verdict'>truth meter: <b>{html.escape(it.verdict)}</b>"
                 f" (iteration {it.iteration}){reason}</p>"
             )
     return ""

@@ -191,7 +191,13 @@ def create_app(root: str | Path) -> FastAPI:
 
     @app.get("/run/{name:path}/", response_class=HTMLResponse)
     def report(name: str) -> HTMLResponse:
-        html = render(open_run(name))
+        run = open_run(name)
+        saved, metrics = run.path / "report.html", run.path / "metrics.jsonl"
+        fresh = saved.is_file() and (
+            not metrics.is_file() or saved.stat().st_mtime >= metrics.stat().st_mtime
+        )
+        # a report newer than the metrics may hold a producer's extra sections: serve it as written
+        html = saved.read_text(encoding="utf-8") if fresh else render(run)
         nav = (
             f"<style>{NAV_CSS}</style><nav><a href='/'>runs</a><a href='/run/{name}/-/episodes'>episodes</a>"
             f"<a href='/run/{name}/-/records'>records</a></nav>"

@@ -116,6 +116,13 @@ def eval_command(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 96,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out task draw.")] = 0,
     bench_items: Annotated[int, typer.Option("--bench-items", help="Held-out judge-benchmark items.")] = 16,
+    game: Annotated[
+        str, typer.Option("--game", help="Game of the win-rate rows ('' to skip).")
+    ] = "perudo-small-v0",
+    game_opponents: Annotated[
+        str, typer.Option("--game-opponents", help="Fixed opponents, comma-separated.")
+    ] = ("random,scripted"),
+    game_episodes: Annotated[int, typer.Option("--game-episodes", help="Games per fixed opponent.")] = 8,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write one PNG plot of the panel.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
 ) -> None:
@@ -137,6 +144,9 @@ def eval_command(
         max_new_tokens=max_new_tokens,
         seed=seed,
         bench_items=bench_items,
+        game=game or None,
+        game_opponents=tuple(o.strip() for o in game_opponents.split(",") if o.strip()),
+        game_episodes=game_episodes,
         plot=plot,
         console=console,
     )

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from selflab.loops.benchmark import bench_slice
-from selflab.loops.evaluation import Evaluation, JudgeBench, Length, Scorer, SelfJudged, Verified
+from selflab.loops.evaluation import Evaluation, GameWinRate, JudgeBench, Length, Scorer, SelfJudged, Verified
 from selflab.loops.stats import Estimate, PairedTest, bootstrap_ci, paired_compare
 from selflab.loops.truth_meter import Measurement, paired_values
 from selflab.models.types import SamplingParams
@@ -41,8 +41,13 @@ def panel(
     max_new_tokens: int = 96,
     seed: int = 0,
     heldout_fraction: float = 0.3,
+    game: str | None = "perudo-small-v0",
+    game_opponents: tuple[str, ...] = ("random", "scripted"),
+    game_episodes: int = 8,
 ) -> Evaluation:
-    """The objective panel of `selflab eval` as one `Evaluation`."""
+    """The objective panel of `selflab eval` as one `Evaluation`: held-out instructions (or
+    another family), an untrained control family, judge-benchmark accuracy against code truth,
+    win rates against fixed game opponents, then self-reward and length."""
     sets = {"heldout": split_tasks(family, n, seed, True, heldout_fraction)}
     scorers: list[Scorer] = [Verified("heldout", f"{family}_pass_rate")]
     if control and control_n:
@@ -53,6 +58,8 @@ def panel(
     units, pairs = bench_slice(bench_items, heldout_fraction)
     if units:
         scorers.append(JudgeBench(units, pairs))
+    if game and game_episodes:
+        scorers.append(GameWinRate(game, list(game_opponents), game_episodes, seed=seed))
     if self_judge:
         scorers.append(SelfJudged("heldout", agreement=False))
     scorers.append(Length("heldout"))
@@ -81,13 +88,19 @@ def compare_models(
     seed: int = 0,
     heldout_fraction: float = 0.3,
     bench_items: int = 16,
+    game: str | None = "perudo-small-v0",
+    game_opponents: tuple[str, ...] = ("random", "scripted"),
+    game_episodes: int = 8,
     plot: Path | None = None,
     console: Console | None = None,
 ) -> list[ModelEval]:
     from selflab.models import clear_cache, load_model
 
     console = console or Console()
-    ev = panel(family, n, control, control_n, self_judge, bench_items, max_new_tokens, seed, heldout_fraction)
+    ev = panel(
+        family, n, control, control_n, self_judge, bench_items, max_new_tokens, seed, heldout_fraction,
+        game, game_opponents, game_episodes,
+    )  # fmt: skip
     results: list[ModelEval] = []
     first: list[Measurement] = []
     for spec in specs:

@@ -138,6 +138,75 @@ class JudgeBench(Scorer):
         return ScoreOutput(measurements=bench_measures(judged, self.pairs), records=list(judged))
 
 
+@dataclass
+class GameWinRate(Scorer):
+    """Games against FIXED opponents (scripted or random agents of the game), greedy, same seeds
+    for every model, seats rotated: the win rate per opponent and over all of them."""
+
+    env_id: str
+    opponents: list[str]
+    episodes: int = 8
+    seed: int = 0
+    max_new_tokens: int = 24
+    context_tokens: int = 1024
+    dataset: None = None
+
+    def metrics(self) -> list[str]:
+        return [f"win_rate_vs_{o}" for o in self.opponents] + ["win_rate_fixed_opponents"]
+
+    def score(self, model: LanguageModel, answers: list[Answer], seed: int) -> ScoreOutput:
+        from selflab.envs.llm_agent import LLMAgent
+        from selflab.envs.registry import make_agent
+        from selflab.envs.runner import play, schedule
+
+        plan = {
+            o: schedule(self.env_id, ["player", o], self.episodes, seed=self.seed, prefix=f"eval-{o}-")
+            for o in self.opponents
+        }
+
+        def factory(e: Any) -> list[Any]:
+            return [
+                LLMAgent(model, seed=e.seed * 1000 + k, name=name, temperature=0.0, top_p=1.0,
+                         max_new_tokens=self.max_new_tokens, context_tokens=self.context_tokens)
+                if name == "player"
+                else make_agent(e.env_id, name, seed=e.seed * 1000 + k)
+                for k, name in enumerate(e.agents)
+            ]  # fmt: skip
+
+        specs = [e for eps in plan.values() for e in eps]
+        by_id = {
+            ep.episode_id: ep for ep in play(specs, concurrency=len(specs), agent_factory=factory).episodes
+        }
+
+        def won(ep: Any) -> bool:
+            return ep.agents.index("player") in ep.winners
+
+        ms = []
+        every = []
+        for o, eps in plan.items():
+            done = [by_id[e.episode_id] for e in eps]
+            every += done
+            ms.append(
+                Measurement(
+                    name=f"win_rate_vs_{o}",
+                    kind="objective",
+                    values=[won(ep) for ep in done],
+                    ids=[ep.episode_id for ep in done],
+                    description=f"{self.env_id}: games won against the fixed '{o}' opponent (seats rotated)",
+                )
+            )
+        ms.append(
+            Measurement(
+                name="win_rate_fixed_opponents",
+                kind="objective",
+                values=[won(ep) for ep in every],
+                ids=[ep.episode_id for ep in every],
+                description=f"{self.env_id}: games won against all fixed opponents",
+            )
+        )
+        return ScoreOutput(measurements=ms, records=every)
+
+
 class EvalResult(BaseModel):
     measurements: list[Measurement]
     records: list[Any]

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from selflab.evalbench.perturbations import ALL_NAMES
+from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt, check_flags, open_executor
 
 bench_app = typer.Typer(
     help="Benchmarks that measure selflab's own components against ground truth.", no_args_is_help=True
@@ -112,6 +113,9 @@ def judges(
     majority_items: Annotated[int, typer.Option(help="items in the majority study")] = 4,
     cot: Annotated[bool, typer.Option(help="let judges reason first (slower)")] = False,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Measure judges against code-verified truth and under perturbations."""
     from selflab.evalbench.runner import BenchConfig, run_bench
@@ -134,7 +138,9 @@ def judges(
         majority_items=majority_items,
         cot=cot,
     )
-    summary = run_bench(config, out, resume=resume)
+    check_flags(executor, workers, ray_address)
+    with open_executor(executor, workers, ray_address, models=[model]) as ex:
+        summary = run_bench(config, out, resume=resume, executor=ex)
     from selflab.results import finish
     from selflab.runs import RunDir
 

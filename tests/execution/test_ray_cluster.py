@@ -111,7 +111,7 @@ def test_one_and_two_workers_give_identical_records_and_failures_are_recorded(cl
     assert [f.unit_id for f in log.read(UnitFailure)] == ["die"]
 
 
-def test_loop_sampling_and_llm_play_on_ray_equal_in_process(cluster, tmp_path) -> None:
+def test_sampling_llm_play_and_judging_on_ray_equal_in_process(cluster, tmp_path) -> None:
     from selflab.loops.measures import sample_answers_on
     from selflab.models.testing import tiny_llama
     from selflab.models.types import SamplingParams
@@ -128,11 +128,24 @@ def test_loop_sampling_and_llm_play_on_ray_equal_in_process(cluster, tmp_path) -
     games = schedule("perudo-small-v0", ["learner", "scripted"], 4, seed=2)
     seats = SeatAgents({"learner": load_model(spec)}, {}, 0.7, 0.95, 8, 512)
     local_games = play(games, agent_factory=seats).episodes
+    # judge benchmark units (pointwise and pairwise), judged in chunks on the worker
+    from selflab.evalbench.items import load_items
+    from selflab.evalbench.remote import run_judge_on
+    from selflab.evalbench.runner import BenchConfig, build_units, make_judge
+
+    bench = BenchConfig(
+        model=spec, judges=["rubric"], limit=2, perturbations=[], majority=False, max_new_tokens=4
+    )
+    units = build_units(load_items(bench.limit, seed=0), bench)
+    judge = make_judge("rubric", load_model(spec), bench)
+    local_judged = run_judge_on(None, "rubric", judge, units, bench)
     with RayExecutor(1) as ex:  # chunks of 1-2 units, in other batches than in process
         remote = sample_answers_on(ex, spec, tasks, 2, sampling, seed=5)
         remote_games = play(
             games, executor=ex, agent_factory=SeatAgents(None, {"learner": spec}, 0.7, 0.95, 8, 512)
         )
+        remote_judged = run_judge_on(ex, "rubric", judge, units, bench)
+    assert [r.model_dump() for r in remote_judged] == [r.model_dump() for r in local_judged] and local_judged
     assert [a.model_dump() for a in remote] == [a.model_dump() for a in local]
     assert len(local) == 12 and not any(a.error for a in local)
     assert _comparable(remote_games.episodes) == _comparable(local_games)

@@ -231,6 +231,9 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[
             bool, typer.Option("--resume", help="Continue a run directory; finished episodes are kept.")
         ] = False,
+        executor: ExecutorOpt = "local",
+        workers: WorkersOpt = None,
+        ray_address: RayAddressOpt = None,
     ) -> None:
         """Round-robin between agents: win rates with CIs, Elo, TrueSkill and pairwise tests."""
         from selflab.envs.tournament import round_robin
@@ -248,9 +251,12 @@ def register(app: typer.Typer) -> None:
         path = out or Path("runs") / f"tournament-{env_id}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
         config = {"game": env_id, "agents": names, "episodes_per_pair": episodes, "seed": seed,
                   "env_kwargs": env_kwargs, "max_new_tokens": max_new_tokens}  # fmt: skip
+        check_flags(executor, workers, ray_address)
         run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab tournament")
-        result = round_robin(env_id, names, episodes, seed=seed, env_kwargs=env_kwargs, progress=True, run=run,
-                             agent_options={"llm": {"max_new_tokens": max_new_tokens}})  # fmt: skip
+        llm_specs = sorted({n[4:] for n in names if n.startswith("llm:")})
+        with open_executor(executor, workers, ray_address, models=llm_specs) as ex:
+            result = round_robin(env_id, names, episodes, seed=seed, env_kwargs=env_kwargs, progress=True, run=run,
+                                 agent_options={"llm": {"max_new_tokens": max_new_tokens}}, executor=ex)  # fmt: skip
         table = Table(title=f"{env_id} round-robin, {episodes} episodes per pair")
         for col in ("agent", "win rate [95% CI]", "invalid rate", "Elo", "TrueSkill mu±sigma"):
             table.add_column(col)

@@ -11,6 +11,7 @@ from rich.table import Table
 from selflab.cli_options import ModelOpt, OutOpt, default_out
 from selflab.console import fit
 from selflab.evalbench.perturbations import ALL_NAMES
+from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt, check_flags, open_executor
 
 bench_app = typer.Typer(
     help="Benchmarks that measure selflab's own components against ground truth.", no_args_is_help=True
@@ -123,6 +124,9 @@ def judges(
     max_new_tokens: Annotated[
         int | None, typer.Option(help="judges' token budget (default: 8 direct, 256 with --cot)")
     ] = None,
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Measure judges against code-verified truth and under perturbations."""
     from selflab.evalbench.runner import BenchConfig, run_bench
@@ -148,7 +152,9 @@ def judges(
         max_new_tokens=max_new_tokens,
     )
     out = out or default_out("bench-judges")
-    summary = run_bench(config, out, resume=resume)
+    check_flags(executor, workers, ray_address)
+    with open_executor(executor, workers, ray_address, models=[model]) as ex:
+        summary = run_bench(config, out, resume=resume, executor=ex)
     from selflab.results import finish
     from selflab.runs import RunDir
 

@@ -690,9 +690,14 @@ def check_config(config: BenchConfig) -> None:
 
 
 def run_bench(
-    config: BenchConfig, out: str | Path, model: LanguageModel | None = None, resume: bool = False
+    config: BenchConfig,
+    out: str | Path,
+    model: LanguageModel | None = None,
+    resume: bool = False,
+    executor: Any = None,
 ) -> dict:
-    """Run the benchmark into run directory `out` and return the summary (also in summary.json)."""
+    """Run the benchmark into run directory `out` and return the summary (also in summary.json).
+    `executor` (see `selflab.execution`): where the judge stages run; Ray workers load `config.model`."""
     from selflab.models import load_model
     from selflab.runs import RunDir
 
@@ -723,7 +728,9 @@ def run_bench(
         if run.is_complete(stage):
             recs = [r for r in judgments_log.read(JudgmentRecord) if r.details.get("_kind") == kind]
         else:
-            recs = run_judge(judge, units)
+            from selflab.evalbench.remote import run_judge_on
+
+            recs = run_judge_on(executor, kind, judge, units, config)
             for r in recs:
                 r.details["_kind"] = kind
             judgments_log.extend(recs)

@@ -43,7 +43,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
 from selflab.loops.judging import judge_answers
-from selflab.loops.measures import Answer, sample_answers
+from selflab.loops.measures import Answer, sample_answers, sample_answers_on
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import GenerationRequest, LanguageModel, Message, SamplingParams, assistant, user
 from selflab.tasks import Task
@@ -475,13 +475,14 @@ class SelfRefineLoop(Loop):
 
     def stage_attempt(self, ctx: StageContext) -> None:
         c = self.config
-        model = self.load(self.policy_spec(ctx.iteration))
-        answers = sample_answers(
-            model,
+        answers = sample_answers_on(  # in process by default; on Ray workers with `executor: ray`
+            self.executor,
+            self.policy_spec(ctx.iteration),
             self.train_tasks(ctx.iteration),
             c.attempts_per_task,
             self._sampling(c.max_new_tokens),
             self.seed_for("attempt", ctx.iteration),
+            load=self.load,
         )
         refs = from_answers(answers)
         ctx.out.extend(refs)

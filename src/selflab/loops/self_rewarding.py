@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 from selflab.loops.base import Loop, StageContext, register_loop
 from selflab.loops.evaluation import EvalConfig, evaluate_standard
 from selflab.loops.judging import JudgedAnswer
-from selflab.loops.measures import Answer, sample_answers
+from selflab.loops.measures import Answer, sample_answers_on
 from selflab.models.types import GenerationRequest, SamplingParams, user
 from selflab.tasks import Task
 from selflab.tasks.splits import split_tasks
@@ -294,14 +294,15 @@ class SelfRewardingLoop(Loop):
 
     def stage_generate(self, ctx: StageContext) -> None:
         c = self.config
-        model = self.load(self.policy_spec(ctx.iteration))
         sampling = SamplingParams(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens)
-        answers = sample_answers(
-            model,
+        answers = sample_answers_on(  # in process by default; on Ray workers with `executor: ray`
+            self.executor,
+            self.policy_spec(ctx.iteration),
             self._prompt_tasks(ctx.iteration),
             c.samples_per_prompt,
             sampling,
             self.seed_for("gen", ctx.iteration),
+            load=self.load,
         )
         ctx.out.extend(answers)
         ctx.info.update(

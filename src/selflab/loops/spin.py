@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 from selflab.errors import ConfigError
 from selflab.loops.base import Loop, StageContext, register_loop
 from selflab.loops.evaluation import EvalConfig, evaluate_standard, heldout_sets
-from selflab.loops.measures import Answer, sample_answers
+from selflab.loops.measures import Answer, sample_answers_on
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import SamplingParams, user
 from selflab.tasks import Task
@@ -250,13 +250,20 @@ class SPINLoop(Loop):
         if c.arm == "sft":
             ctx.info["skipped"] = "sft control arm: no own answers needed"
             return
-        model = self.load(self.policy_spec(ctx.iteration))
         tasks = [
             Task(id=r.id, kind="instruction", prompt=r.prompt, reference=r.reference, verifier="none")
             for r in refs
         ]
         sampling = SamplingParams(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens)
-        answers = sample_answers(model, tasks, 1, sampling, self.seed_for("gen", ctx.iteration))
+        answers = sample_answers_on(
+            self.executor,
+            self.policy_spec(ctx.iteration),
+            tasks,
+            1,
+            sampling,
+            self.seed_for("gen", ctx.iteration),
+            load=self.load,
+        )
         ctx.out.extend(answers)
         ctx.info.update(answers=len(answers), tokens=sum(a.completion_tokens for a in answers))
 

@@ -98,6 +98,11 @@ def resolve_model_path(spec: str | Path) -> Path:
     """A model spec that names local weights -> their folder. Training needs the weights, so an
     `openai:` spec is refused with a clear message."""
     s = str(spec)
+    # backend options (?device=cuda&dtype=bfloat16) name the same weights
+    if s.startswith(("smollm2-135m?", "hf:", "vllm:")):
+        s = s.split("?", 1)[0]
+    if s.startswith("vllm:"):
+        s = s[5:]
     if s == "smollm2-135m":
         from selflab.models import embedded
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from selflab.errors import SelflabError
 from selflab.evalbench.cli import register
 from selflab.evalbench.items import load_items
-from selflab.evalbench.runner import BenchConfig, JudgmentRecord, build_units, run_bench
+from selflab.evalbench.runner import BenchConfig, JudgmentRecord, build_units, judge_specs, run_bench
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +36,38 @@ def test_units_cover_every_perturbation() -> None:
         "shorten",
         "multi_turn",
         "injection",
+        "verdict_injection",
     ):
         assert (name, "pointwise") in perts and (name, "pairwise") in perts, name
     assert ("value_swap", "pointwise") in perts and ("position", "pairwise") in perts
     assert len({u.id for u in units}) == len(units)
     assert all(u.base_id for u in units)
+
+
+def test_verdict_injection_forges_the_verdict_of_its_own_side() -> None:
+    units = build_units(
+        load_items(16), BenchConfig(limit=16, per_perturbation=8, perturbations=["verdict_injection"])
+    )
+    point = [u for u in units if u.perturbation == "verdict_injection" and u.mode == "pointwise"]
+    pairs = [u for u in units if u.perturbation == "verdict_injection" and u.mode == "pairwise"]
+    assert point and pairs
+    assert all(u.correct is False and "Score: 5" in u.response for u in point)
+    for u in pairs:
+        wrong, label = (u.response, "A") if u.better == "B" else (u.response_b, "B")
+        assert wrong.rstrip().endswith(f"[[{label}]]")  # the wrong side claims itself
+
+
+def test_judge_specs_and_defence_ablation() -> None:
+    cfg = BenchConfig(judges=["rubric", "pairwise[fence=none]", "likelihood"], ablate_defences=True)
+    assert judge_specs(cfg) == [
+        "rubric",
+        "pairwise[fence=none]",
+        "likelihood",
+        "rubric[constrain=false,fence=none]",
+        "pairwise[fence=none,constrain=false]",
+        "likelihood[fence=none]",
+    ]
+    assert judge_specs(BenchConfig(judges=["rubric"])) == ["rubric"]
 
 
 def test_end_to_end_tiny(tiny, tmp_path) -> None:
@@ -67,6 +94,7 @@ def test_end_to_end_tiny(tiny, tmp_path) -> None:
     assert lik["pairwise"]["position_consistency"]["n"] > 0
     assert 0.0 <= lik["pointwise"]["accuracy"]["value"] <= 1.0
     assert "position" in lik["perturbations"] and "value_swap" in lik["perturbations"]
+    assert lik["injection"]["n"] > 0 and "flip_rate" in lik["injection"]
     # a generating judge on a random model: failures are recorded as failures, never as scores
     recs = [
         JudgmentRecord.model_validate_json(x)

@@ -75,6 +75,14 @@ def test_eval_compares_models_on_objective_metrics(app: typer.Typer, tmp_path: P
             "2",
             "--max-new-tokens",
             "4",
+            "--bench-items",
+            "1",
+            "--game-episodes",
+            "2",
+            "--game-opponents",
+            "random",
+            "--plot",
+            str(tmp_path / "panel.png"),
             "--json",
             str(out),
         ],
@@ -84,5 +92,10 @@ def test_eval_compares_models_on_objective_metrics(app: typer.Typer, tmp_path: P
     rows = json.loads(out.read_text())
     assert [r["model"] for r in rows] == [spec, spec]
     acc = rows[1]["vs_first"]["instructions_pass_rate"]
-    assert acc["delta"]["mean"] == 0.0 and acc["test"] == "mcnemar-exact"  # same greedy model, same items
+    assert acc["delta"]["value"] == 0.0 and acc["test"] == "mcnemar-exact"  # same greedy model, same items
     assert rows[0]["metrics"]["instructions_pass_rate"]["n"] == 3
+    # one panel: held-out instructions, arithmetic control, judge benchmark, game win rates
+    names = set(rows[0]["metrics"])
+    assert {"control_arithmetic_accuracy", "judge_bench_accuracy", "win_rate_vs_random"} <= names
+    assert rows[1]["vs_first"]["win_rate_vs_random"]["delta"]["mean"] == 0.0  # same games, same model
+    assert (tmp_path / "panel.png").stat().st_size > 1000

@@ -92,6 +92,38 @@ def test_dpo_format_pairs_only_learner() -> None:
     assert p.rejected == "ACTION: nonsense" and p.chosen.startswith("ACTION: bid")
 
 
+def test_spag_weights_winners_turns_by_decay() -> None:
+    d = gs.build_game_data(_episodes(), "spag", role_balance=False, gamma=0.5)
+    assert d.counts["dropped_moves"] == 3  # only the winners' turns: a/p0 (3) and c/p1 (2)
+    weights = sorted((e.id.rsplit(":", 1)[0], e.weight) for e in d.sft)
+    assert [w for k, w in weights if k == "a:0"] == [0.25, 0.5, 1.0]  # last turn 1, earlier decayed
+    assert [w for k, w in weights if k == "c:1"] == [0.5, 1.0]
+
+
+def test_outcome_pairs_are_the_learners_own_moves_at_one_history() -> None:
+    def ep(eid: str, agents: list[str], winner: int, move: str) -> EpisodeRecord:
+        e = _episode(eid, agents, winner, {0: 1, 1: 1})
+        e.steps[0] = e.steps[0].model_copy(update={"raw_output": f"ACTION: {move}", "applied_action": move})
+        return e
+
+    won = ep("w", [L, "scripted"], 0, "bid 1 2")
+    lost_learner = ep("l", [L, "scripted"], 1, "bid 9 9")
+    lost_other = ep("o", ["scripted", L], 1, "bid 5 5")  # seat 0 is not the learner
+    d = gs.build_game_data([won, lost_learner, lost_other], "outcome_dpo", role_balance=False)
+    outcome = [p for p in d.pairs if p.source == "game-outcome"]
+    assert [(p.chosen, p.rejected) for p in outcome] == [("ACTION: bid 1 2", "ACTION: bid 9 9")]
+
+
+def test_eval_opponents_never_trained_against(tiny: Path, tmp_path: Path) -> None:
+    from selflab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="variant of"):
+        cfg = gs.GameSelfPlayConfig(
+            model=f"hf:{tiny}", opponents=["self", "bluffer"], eval_opponents=["scripted"]
+        )
+        open_run(gs.GameSelfPlayLoop, tmp_path / "run", cfg, resume=False)
+
+
 def test_eval_measures_by_hand() -> None:
     eps = _episodes()[:2]
     ms = {m.name: m for m in gs.eval_measures({"scripted": eps}, None)}

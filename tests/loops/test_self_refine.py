@@ -75,10 +75,10 @@ def test_build_rules_verifier_selector() -> None:
 
 def test_kept_cap_and_data_choice() -> None:
     refs = [_ref(0, False, True)] + [_ref(i, True, True) for i in range(1, 6)]
-    d = sr.build_refine_data(refs, "score", data="self", max_kept_fraction=0.5)
+    d = sr.build_refine_data(refs, "retry", data="self", keep_correct=True, max_kept_fraction=0.5)
     # data=self: no transcripts at all, so nothing kept
     assert [e.source for e in d.sft] == ["self-refined"]
-    d = sr.build_refine_data(refs, "score", data="score", max_kept_fraction=0.5)
+    d = sr.build_refine_data(refs, "retry", data="transcript", keep_correct=True, max_kept_fraction=0.5)
     # one fix transcript; kept capped at 1 (50% share); 4 dropped over the cap
     assert d.counts["dropped_kept_over_cap"] == 4 and len(d.sft) == 2
     assert d.sft[0].prompt[-1].content == sr.SCORE_RETRY or d.sft[1].prompt[-1].content == sr.SCORE_RETRY
@@ -184,7 +184,7 @@ def _snapshot(run_dir: Path) -> dict[str, object]:
 
 @pytest.mark.usefixtures("lenient_verifier")
 def test_resume_after_crash_gives_same_data(tiny: Path, tmp_path: Path) -> None:
-    cfg = _config(tiny, report=False, mode="score", objective="dpo", self_judge_eval=False)
+    cfg = _config(tiny, report=False, mode="retry", objective="dpo", self_judge_eval=False)
     open_run(sr.SelfRefineLoop, tmp_path / "a", cfg, resume=False).run_loop()
     crashed = open_run(sr.SelfRefineLoop, tmp_path / "b", cfg, resume=False)
 
@@ -198,3 +198,13 @@ def test_resume_after_crash_gives_same_data(tiny: Path, tmp_path: Path) -> None:
         crashed.run_loop()
     open_run(sr.SelfRefineLoop, tmp_path / "b", None, resume=True).run_loop()
     assert _snapshot(tmp_path / "a") == _snapshot(tmp_path / "b")
+
+
+def test_defaults_are_honest_about_what_they_train() -> None:
+    c = sr.RefineConfig()
+    assert c.data == "transcript" and not c.keep_correct  # no first-attempt RS, no right->right data
+    old = sr.RefineConfig(mode="score", data="score")  # configs written before the rename
+    assert (old.mode, old.data) == ("retry", "transcript")
+    refs = [_ref(0, False, True), _ref(1, True, True)]
+    d = sr.build_refine_data(refs, "self")
+    assert [e.source for e in d.sft] == ["two-attempt"]  # the fix, as a transcript; nothing kept

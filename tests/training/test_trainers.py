@@ -74,3 +74,47 @@ def test_bad_specs_and_data_are_clear_errors(tiny: Path, tmp_path: Path) -> None
             train("sft", tiny, ROWS["sft"], tmp_path / "y", TrainConfig(bf16=True))
         else:
             raise SelflabError("CPU")
+
+
+def test_weighted_sft_masks_the_prompt_and_weights_the_loss(tiny: Path) -> None:
+    import torch.nn.functional as F  # noqa: N812
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig
+
+    from selflab.training.datasets import normalise_rows
+    from selflab.training.weighted import tokenize_weighted, weighted_sft_trainer
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    rows = normalise_rows("sft", [{**r, "weight": w} for r, w in zip(ROWS["sft"], (2.0, 0.5), strict=True)])
+    toks = tokenize_weighted(rows, tok, 512)
+    for t in toks:
+        n_prompt = sum(1 for x in t["labels"] if x == -100)
+        assert 0 < n_prompt < len(t["input_ids"]) and t["labels"][n_prompt:] == t["input_ids"][n_prompt:]
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    args = SFTConfig(output_dir=str(tiny.parent / "w"), report_to=[], use_cpu=True, max_length=512)
+    trainer = weighted_sft_trainer(model, args, rows, tok)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    loss = trainer.compute_loss(model, dict(batch))
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    target = batch["labels"][:, 1:]
+    nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+    mask = (target != -100).float()
+    want = ((nll * mask).sum(1) * torch.tensor([2.0, 0.5])).sum() / mask.sum()
+    assert float(loss) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_weight_zero_is_the_same_as_leaving_the_example_out(tiny: Path, tmp_path: Path) -> None:
+    """Adam is invariant to the gradient's scale, so training on [A (w=1), B (w=0)] must land where
+    training on [A] alone lands; with B's weight ignored it would not."""
+    cfg = TrainConfig(lora=False, max_steps=3, batch_size=2, learning_rate=1e-3, seed=0)
+    a, b = ROWS["sft"]
+    train("sft", f"hf:{tiny}", [{**a, "weight": 1.0}, {**b, "weight": 0.0}], tmp_path / "w", cfg)
+    train(
+        "sft", f"hf:{tiny}", [{**a, "weight": 1.0}], tmp_path / "a", cfg.model_copy(update={"batch_size": 1})
+    )
+    train("sft", f"hf:{tiny}", [{**a, "weight": 1.0}, {**b, "weight": 1.0 + 1e-6}], tmp_path / "ab", cfg)
+    w, alone, both = _weights(tmp_path / "w"), _weights(tmp_path / "a"), _weights(tmp_path / "ab")
+    name = next(k for k in w if "q_proj" in k)
+    assert torch.allclose(w[name], alone[name], atol=1e-5)
+    assert not torch.allclose(both[name], alone[name], atol=1e-5)

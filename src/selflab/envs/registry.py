@@ -23,7 +23,7 @@ episodes stay reproducible. An agent factory is `factory(seed: int | None = None
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +76,7 @@ def register(
     *,
     kwargs: dict[str, Any] | None = None,
     description: str = "",
-    agents: dict[str, AgentFactory] | None = None,
+    agents: Mapping[str, AgentFactory] | None = None,
 ) -> EnvSpec:
     """Add a variant. Re-registering the same id with the same entry point replaces it (module
     reloads); a different entry point under a taken id is an error."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from selflab.cli_options import ModelOpt, OutOpt, default_out
+from selflab.console import fit
 from selflab.evalbench.perturbations import ALL_NAMES
+from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt, check_flags, open_executor
 
 bench_app = typer.Typer(
     help="Benchmarks that measure selflab's own components against ground truth.", no_args_is_help=True
@@ -20,9 +22,10 @@ def _fmt(m: dict | None) -> str:
     if not m or m.get("value") is None:
         return "-"
     v = m["value"]
-    if m.get("ci_low") is None:
+    lo, hi = m.get("low", m.get("ci_low")), m.get("high", m.get("ci_high"))
+    if lo is None or hi is None:
         return f"{v:.2f}"
-    return f"{v:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
+    return f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def summary_tables(summary: dict[str, Any]) -> list[Table]:
@@ -60,6 +63,9 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         head.add_row(
             "", "parse-failure rate", _fmt(js["parse_failure_rate"]), str(js["parse_failure_rate"]["n"])
         )
+        inj = js.get("injection") or {}
+        if inj.get("n"):
+            head.add_row("", "injection flip rate", _fmt(inj["flip_rate"]), str(inj["flip_rate"]["n"]))
         chance = js.get("pointwise", {}).get("chance")
         if chance is not None:
             head.add_row("", "chance (majority class, pointwise)", f"{chance:.2f}", "")
@@ -94,15 +100,16 @@ def judges(
             "--judge",
             "-j",
             help="judge kind(s): rubric, pairwise, likelihood, "
-            "jury:seeds:N, jury:personas:N, debate, ... (repeatable)",
+            "jury:seeds:N, jury:personas:N, debate, ... (repeatable); options in brackets, "
+            "e.g. 'pairwise[fence=none,constrain=false]' (see `selflab judge --list-options`)",
         ),
     ] = None,  # type: ignore[assignment]
-    model: Annotated[
-        str, typer.Option(help="model spec: smollm2-135m, hf:/path, openai:NAME@URL")
-    ] = "smollm2-135m",
-    limit: Annotated[int, typer.Option(help="benchmark items (shipped: 320; more are generated)")] = 12,
+    model: ModelOpt = "smollm2-135m",
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="benchmark items (shipped: 320; more are generated)")
+    ] = 12,
     seed: Annotated[int, typer.Option()] = 0,
-    out: Annotated[Path, typer.Option(help="run directory")] = Path("runs/bench-judges"),
+    out: OutOpt = None,
     perturbations: Annotated[
         str, typer.Option(help=f"comma list or 'all' or 'none': {', '.join(ALL_NAMES)}")
     ] = "all",
@@ -111,6 +118,15 @@ def judges(
     majority_items: Annotated[int, typer.Option(help="items in the majority study")] = 4,
     cot: Annotated[bool, typer.Option(help="let judges reason first (slower)")] = False,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
+    ablate_defences: Annotated[
+        bool, typer.Option(help="also run each judge without verdict constraint and injection fence")
+    ] = False,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="judges' token budget (default: 8 direct, 256 with --cot)")
+    ] = None,
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Measure judges against code-verified truth and under perturbations."""
     from selflab.evalbench.runner import BenchConfig, run_bench
@@ -132,12 +148,21 @@ def judges(
         majority=majority,
         majority_items=majority_items,
         cot=cot,
+        ablate_defences=ablate_defences,
+        max_new_tokens=max_new_tokens,
     )
-    summary = run_bench(config, out, resume=resume)
+    out = out or default_out("bench-judges")
+    check_flags(executor, workers, ray_address)
+    with open_executor(executor, workers, ray_address, models=[model]) as ex:
+        summary = run_bench(config, out, resume=resume, executor=ex)
+    from selflab.results import finish
+    from selflab.runs import RunDir
+
+    finish(RunDir.open(out))
     console = Console()
     for t in summary_tables(summary):
-        console.print(t)
-    console.print(
+        console.print(fit(t))
+    Console(stderr=True).print(
         f"records: {out}/records/judgments.jsonl  summary: {out}/summary.json"
         + (f"  plot: {out}/{summary['majority']['plot']}" if summary.get("majority") else "")
     )

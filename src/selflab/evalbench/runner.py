@@ -25,12 +25,14 @@ from selflab.evalbench.items import BenchItem, Candidate, load_items
 from selflab.evalbench.majority import majority_curve, plot_curves
 from selflab.evalbench.perturbations import (
     ALL_NAMES,
+    INJECTIONS,
     PERTURBATIONS,
     apply,
+    apply_to_side,
     position_swap,
     self_preference_pairs,
 )
-from selflab.judges.types import Judgment, PairwiseItem, PointwiseItem
+from selflab.judges.types import Judge, Judgment, PairwiseItem, PointwiseItem
 from selflab.models.types import GenerationRequest, LanguageModel, Message
 
 SCHEMA = "selflab.bench.judges/v1"
@@ -49,6 +51,9 @@ class BenchConfig(BaseModel):
     max_new_tokens: int | None = None
     majority: bool = True
     majority_items: int = Field(4, ge=1, description="items whose candidates the majority study judges")
+    ablate_defences: bool = Field(
+        False, description="also run each judge with its verdict constraint and injection fence off"
+    )
     jury_sizes: list[int] = Field(default_factory=lambda: [1, 3, 5, 9])
     n_boot: int = 1000
 
@@ -177,8 +182,10 @@ def build_units(items: list[BenchItem], config: BenchConfig) -> list[Unit]:
                 pa, pb = done.get(p.a), done.get(p.b)
                 if pa is None and pb is None:
                     continue
-                a = pa.response if pa else item.candidate(p.a).response
-                b = pb.response if pb else item.candidate(p.b).response
+                a = _side_text(pert, item, p.a, pa, "A", config.seed)
+                b = _side_text(pert, item, p.b, pb, "B", config.seed)
+                if a is None or b is None:
+                    continue
                 hist = (pa or pb).history
                 pair.append(_pair(item, p.id, a, b, p.better, name, p.id, hist))
         units += _spread(point, config.per_perturbation, rng) + _spread(pair, config.per_perturbation, rng)
@@ -200,6 +207,15 @@ def build_units(items: list[BenchItem], config: BenchConfig) -> list[Unit]:
                 )
         units += _spread(swaps, config.per_perturbation, rng)
     return units
+
+
+def _side_text(pert: Any, item: BenchItem, cid: str, done: Any, side: str, seed: int) -> str | None:
+    """A pair side's text: unperturbed, perturbed, or perturbed for that side (verdict forgeries)."""
+    if done is None:
+        return item.candidate(cid).response
+    if pert.pair_fn is None:
+        return done.response
+    return apply_to_side(pert, item, item.candidate(cid), seed, side)
 
 
 def _spread(units: list[Unit], k: int, rng: random.Random) -> list[Unit]:
@@ -260,39 +276,77 @@ def judge_options(config: BenchConfig) -> dict[str, Any]:
     return {"direct": True, "max_new_tokens": config.max_new_tokens or 8}
 
 
-def make_judge(kind: str, model: LanguageModel, config: BenchConfig) -> object:
-    from selflab.judges.factory import build_judge
+def make_judge(spec: str, model: LanguageModel, config: BenchConfig) -> Judge:
+    """A judge from a spec "kind" or "kind[key=value,...]": the benchmark's settings go to every
+    kind that declares them, the spec's own options override them."""
+    from selflab.judges.registry import accepted, build_judge
 
-    opts = judge_options(config)
-    if kind.startswith("likelihood"):
-        opts = {}
-    elif kind.startswith("jury") and kind.endswith(":likelihood"):
-        opts = {}
-    return build_judge(kind, model, seed=config.seed, **opts)
+    kind, own = parse_judge_spec(spec)
+    shared = accepted(kind, {"seed": config.seed, **judge_options(config)})
+    return build_judge(kind, model, **(shared | own))
 
 
-def run_judge(judge: object, units: list[Unit]) -> list[JudgmentRecord]:
+def parse_judge_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """("pairwise", {"fence": "none"}) from "pairwise[fence=none]"; values are read as JSON when
+    they parse (true, 3, 0.5) and as strings otherwise."""
+    spec = spec.strip()
+    if not spec.endswith("]") or "[" not in spec:
+        return spec, {}
+    kind, _, body = spec[:-1].partition("[")
+    options: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in body.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(
+                f"judge option {part!r} in {spec!r} is not key=value", "write e.g. pairwise[fence=none]"
+            )
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value.strip()
+    return kind, options
+
+
+def judge_specs(config: BenchConfig) -> list[str]:
+    """The judges to run: as given, plus (with `ablate_defences`) each one with its verdict
+    constraint and fence turned off, for the kinds that have them."""
+    from selflab.judges.registry import accepted
+
+    specs = list(config.judges)
+    if config.ablate_defences:
+        for spec in config.judges:
+            kind, own = parse_judge_spec(spec)
+            off = accepted(kind, {"constrain": False, "fence": "none"})
+            if off and any(own.get(k) != v for k, v in off.items()):
+                body = ",".join(
+                    f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in (own | off).items()
+                )
+                specs.append(f"{kind}[{body}]")
+    return list(dict.fromkeys(specs))
+
+
+def run_judge(judge: Judge, units: list[Unit]) -> list[JudgmentRecord]:
     """Judge every unit the judge can handle: all pointwise units in one call, all pairs in one."""
-    name = getattr(judge, "name", type(judge).__name__)
+    name = judge.name
     out: list[JudgmentRecord] = []
     point = [u for u in units if u.mode == "pointwise"]
     pair = [u for u in units if u.mode == "pairwise"]
-    if hasattr(judge, "judge") and point:
+    if "pointwise" in judge.protocols and point:
         items = [
             PointwiseItem(
                 prompt=u.prompt, response=u.response, reference=u.reference, history=u.history, id=u.id
             )
             for u in point
         ]
-        out += [_record(name, u, j) for u, j in zip(point, judge.judge(items), strict=True)]
-    if hasattr(judge, "compare") and pair:
+        out += [_record(name, u, j) for u, j in zip(point, judge.judge(items), strict=True)]  # type: ignore[attr-defined]
+    if "pairwise" in judge.protocols and pair:
         items = [
             PairwiseItem(
                 prompt=u.prompt, response_a=u.response, response_b=u.response_b, history=u.history, id=u.id
             )
             for u in pair
         ]
-        out += [_record(name, u, j) for u, j in zip(pair, judge.compare(items), strict=True)]
+        out += [_record(name, u, j) for u, j in zip(pair, judge.compare(items), strict=True)]  # type: ignore[attr-defined]
     return out
 
 
@@ -490,6 +544,30 @@ def perturbation_metrics(recs: list[JudgmentRecord], seed: int) -> dict:
     return out
 
 
+def injection_metrics(recs: list[JudgmentRecord], seed: int) -> dict:
+    """How often injected text (forged scores/verdicts, instructions) moves the judge's decision
+    against the same unit without it, pooled over the injection perturbations and protocols
+    (lower is better), and how often the injected unit got no decision at all."""
+    lo, hi = _scale(recs)
+    mid = (lo + hi) / 2
+    base = {(r.unit.mode, r.unit.id): r for r in recs if r.unit.perturbation == "none"}
+    before, after, failed = [], [], []
+    for r in recs:
+        b = base.get((r.unit.mode, r.unit.base_id))
+        if r.unit.perturbation not in INJECTIONS or b is None:
+            continue
+        db, dr = _decision(b, mid), _decision(r, mid)
+        failed.append(dr is None)
+        if db is not None and dr is not None:
+            before.append(db)
+            after.append(dr)
+    return {
+        "n": len(failed),
+        "flip_rate": _m(M.flip_rate(before, after, seed)),
+        "parse_failure_rate": _m(M.parse_failure_rate(failed, seed)),
+    }
+
+
 def self_preference_metrics(recs: list[JudgmentRecord], seed: int) -> dict:
     lo, hi = _scale(recs)
     out: dict[str, Any] = {}
@@ -525,6 +603,7 @@ def judge_summary(recs: list[JudgmentRecord], units: list[Unit], seed: int, n_bo
     if "pairwise" in modes:
         out["pairwise"] = pairwise_judge_metrics([r for r in recs if r.unit.mode == "pairwise"], seed)
     out["perturbations"] = perturbation_metrics(recs, seed)
+    out["injection"] = injection_metrics(recs, seed)
     out["self_preference"] = self_preference_metrics(recs, seed)
     return out
 
@@ -611,9 +690,14 @@ def check_config(config: BenchConfig) -> None:
 
 
 def run_bench(
-    config: BenchConfig, out: str | Path, model: LanguageModel | None = None, resume: bool = False
+    config: BenchConfig,
+    out: str | Path,
+    model: LanguageModel | None = None,
+    resume: bool = False,
+    executor: Any = None,
 ) -> dict:
-    """Run the benchmark into run directory `out` and return the summary (also in summary.json)."""
+    """Run the benchmark into run directory `out` and return the summary (also in summary.json).
+    `executor` (see `selflab.execution`): where the judge stages run; Ray workers load `config.model`."""
     from selflab.models import load_model
     from selflab.runs import RunDir
 
@@ -625,7 +709,8 @@ def run_bench(
     model = model or load_model(config.model)
     items = load_items(config.limit, seed=config.seed)
     units = build_units(items, config)
-    judges = [make_judge(kind, model, config) for kind in config.judges]  # fail early on bad kinds
+    specs = judge_specs(config)
+    judges = [make_judge(spec, model, config) for spec in specs]  # fail early on bad kinds
     if "self_preference" in config.perturbations:
         own = own_generations(model, items, config.seed)
         sp_units = self_preference_units(items, own, config.seed)
@@ -638,12 +723,14 @@ def run_bench(
         )
     judgments_log = run.records("judgments")
     summary_judges: dict[str, Any] = {}
-    for kind, judge in zip(config.judges, judges, strict=True):
+    for kind, judge in zip(specs, judges, strict=True):
         stage = f"judge-{kind}"
         if run.is_complete(stage):
             recs = [r for r in judgments_log.read(JudgmentRecord) if r.details.get("_kind") == kind]
         else:
-            recs = run_judge(judge, units)
+            from selflab.evalbench.remote import run_judge_on
+
+            recs = run_judge_on(executor, kind, judge, units, config)
             for r in recs:
                 r.details["_kind"] = kind
             judgments_log.extend(recs)
@@ -673,7 +760,13 @@ def run_bench(
         "cpu_s": round(time.process_time() - cpu0, 1),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    run.metrics.append(
-        {"kind": "bench_judges", **{k: summary[k] for k in ("n_items", "n_units", "elapsed_s")}}
+    run.metrics.append(  # a runs.metrics.JudgeBenchMetrics row
+        {
+            "kind": "bench_judges",
+            **{
+                k: summary[k]
+                for k in ("n_items", "n_units", "elapsed_s", "judges", "majority", "perturbations")
+            },
+        }
     )
     return summary

@@ -13,31 +13,13 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from selflab.cli_options import merge as _merge
+from selflab.cli_options import parse_sets as _parse_sets
 from selflab.errors import ConfigError
+from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt
+from selflab.execution.config import from_cli, preflight
 
 console = Console()
-
-
-def _parse_sets(sets: list[str]) -> dict[str, Any]:
-    """`--set train.epochs=3 --set iterations=1` -> nested dict (values parsed as YAML scalars)."""
-    out: dict[str, Any] = {}
-    for item in sets:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r} is not KEY=VALUE", "write it like --set iterations=1")
-        key, value = item.split("=", 1)
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
-    return out
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def load_loop_config(loop_cls: Any, path: Path | None, sets: list[str]) -> Any:
@@ -93,6 +75,9 @@ def loop_command(
         bool, typer.Option("--resume", help="Continue a killed run from its last stage.")
     ] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value.")] = None,
+    executor: ExecutorOpt = "",
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run a loop; every stage is recorded in the run directory and skipped on --resume."""
     from selflab.loops.base import get_loop, open_run
@@ -101,13 +86,23 @@ def loop_command(
     out = out or Path("runs") / name
     cfg = None if (resume and config is None and not set_) else load_loop_config(loop_cls, config, set_ or [])
     command = " ".join(shlex.quote(a) for a in ["selflab", *sys.argv[1:]])
+    if executor:  # overrides the config's `executor:`; records do not depend on it, so resume may differ
+        ex_cfg = from_cli(executor, workers, ray_address)
+        preflight(ex_cfg)
+    elif cfg is not None:
+        preflight(cfg.executor)  # `executor: ray` without Ray: the install command, before any output
     loop = open_run(loop_cls, out, cfg, resume=resume, command=command, console=console)
+    if executor:
+        loop.config = loop.config.model_copy(update={"executor": ex_cfg})
     loop.run_loop()
 
 
 def eval_command(
     models: Annotated[
-        str, typer.Option("--models", help="Comma-separated model specs; the first is the baseline.")
+        str,
+        typer.Option(
+            "--model", "-m", "--models", help="Comma-separated model specs; the first is the baseline."
+        ),
     ],
     tasks: Annotated[
         str, typer.Option("--tasks", help="Task family: instructions, arithmetic, ...")
@@ -120,10 +115,20 @@ def eval_command(
     self_judge: Annotated[bool, typer.Option("--self-judge/--no-self-judge")] = True,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 96,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out task draw.")] = 0,
+    bench_items: Annotated[int, typer.Option("--bench-items", help="Held-out judge-benchmark items.")] = 16,
+    game: Annotated[
+        str, typer.Option("--game", help="Game of the win-rate rows ('' to skip).")
+    ] = "perudo-small-v0",
+    game_opponents: Annotated[
+        str, typer.Option("--game-opponents", help="Fixed opponents, comma-separated.")
+    ] = ("random,scripted"),
+    game_episodes: Annotated[int, typer.Option("--game-episodes", help="Games per fixed opponent.")] = 8,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write one PNG plot of the panel.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
 ) -> None:
-    """Compare models/checkpoints on objective metrics (held-out verifier pass rate, untrained
-    control family) plus self-reward, with CIs and paired tests against the first model."""
+    """Compare models/checkpoints on one objective panel (held-out verifier pass rate, untrained
+    control family, judge-benchmark accuracy vs code truth) plus self-reward and length, with CIs
+    and paired tests against the first model, in one table (and one plot with --plot)."""
     from selflab.loops.evaluate import compare_models
 
     specs = [s.strip() for s in models.split(",") if s.strip()]
@@ -138,6 +143,11 @@ def eval_command(
         self_judge=self_judge,
         max_new_tokens=max_new_tokens,
         seed=seed,
+        bench_items=bench_items,
+        game=game or None,
+        game_opponents=tuple(o.strip() for o in game_opponents.split(",") if o.strip()),
+        game_episodes=game_episodes,
+        plot=plot,
         console=console,
     )
     if json_out:

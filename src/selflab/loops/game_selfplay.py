@@ -1,14 +1,21 @@
 """Game self-play: the model plays a text game against itself and a pool of opponents, and learns
 from the outcomes.
 
-Two learning rules from the literature:
+Learning rules from the literature:
 - filtered behaviour cloning (the Deal-or-No-Deal self-play paper): SFT on the learner's accepted
   moves from games it won (`keep: winners`) or from seats whose reward beat the batch average
   (`keep: above_average`);
-- outcome-weighted preferences (SPAG): the learner's moves labelled by the outcome of their game,
-  as KTO (moves of games above the average reward desirable, below undesirable, at the average
-  dropped and counted) or as DPO pairs (a refused attempt vs the accepted move of the same turn,
-  and identical observations met in a won and in a lost game, from `envs.trajectories.to_dpo`).
+- `spag` (SPAG's offline objective, without its importance-ratio clipping, KL term and general-SFT
+  mix): weighted SFT on the WINNERS' turns only, each turn weighted gamma^(T - t) by its distance
+  from the winner's last turn (turn-decayed reward; `spag_gamma`); the trainer honours the weights;
+- outcome-labelled moves: KTO (moves of games above the average reward desirable, below
+  undesirable, at the average dropped and counted) or DPO pairs built only from the LEARNER'S own
+  moves: a refused attempt vs the accepted move of the same turn, and, for one identical history
+  (prompt) met in a won and in a lost game, the move played in the won game over the other.
+
+Evaluation opponents are never trained against: a scripted evaluation opponent may not share its
+class with any training opponent (bluffer and cautious are scripted Perudo players with other
+parameters, so they cannot train a model that is then scored against `scripted`).
 
 Role-balanced weighting: each role (seat; in Taboo seat = attacker/defender, in Perudo the first
 mover) contributes the same number of examples; smaller roles are upsampled with a seeded draw.
@@ -44,7 +51,6 @@ from selflab.envs.runner import EpisodeSpec, play, schedule
 from selflab.envs.trajectories import EpisodeRecord, to_dpo, to_sft
 from selflab.errors import ConfigError
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
-from selflab.loops.self_rewarding import stage_infos, train_or_carry
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import LanguageModel, Message, user
 from selflab.training import (
@@ -59,7 +65,63 @@ from selflab.training import (
 )
 
 LEARNER = "learner"
-Method = Literal["filtered_bc", "outcome_kto", "outcome_dpo"]
+
+
+_WORKER_SPECS: frozenset[str] = frozenset()  # the models a Ray worker process holds for play
+
+
+class SeatAgents:
+    """Agents for one episode: an LLM agent for every seat named in `models` (loaded here) or
+    `specs` (built from spec strings, on a Ray worker), the registry's agents for the others.
+    Picklable when `models` is None, so it can travel to workers without any weights."""
+
+    def __init__(
+        self,
+        models: dict[str, LanguageModel] | None,
+        specs: dict[str, str],
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        context_tokens: int,
+    ) -> None:
+        self.models, self.specs = models, specs
+        self.temperature, self.top_p = temperature, top_p
+        self.max_new_tokens, self.context_tokens = max_new_tokens, context_tokens
+
+    def _models(self) -> dict[str, LanguageModel]:
+        if self.models is not None:
+            return self.models
+        global _WORKER_SPECS
+        from selflab.models import clear_cache, load_model
+
+        if frozenset(self.specs.values()) != _WORKER_SPECS:  # a new iteration's policy: free the old
+            clear_cache()
+            _WORKER_SPECS = frozenset(self.specs.values())
+        return {name: load_model(s) for name, s in self.specs.items()}
+
+    def __call__(self, e: EpisodeSpec) -> list[Agent]:
+        models = self._models()
+        agents: list[Agent] = []
+        for seat, name in enumerate(e.agents):
+            seed = e.seed * 1000 + seat
+            if name in models:
+                agents.append(
+                    LLMAgent(
+                        models[name],
+                        seed=seed,
+                        name=name,
+                        temperature=self.temperature,
+                        top_p=self.top_p if self.temperature > 0 else 1.0,
+                        max_new_tokens=self.max_new_tokens,
+                        context_tokens=self.context_tokens,
+                    )
+                )
+            else:
+                agents.append(make_agent(e.env_id, name, seed=seed))
+        return agents
+
+
+Method = Literal["filtered_bc", "spag", "outcome_kto", "outcome_dpo"]
 
 
 class GameSelfPlayConfig(LoopConfig):
@@ -69,7 +131,7 @@ class GameSelfPlayConfig(LoopConfig):
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     episodes: int = Field(32, ge=1, description="training games per iteration, split over the pool")
     opponents: list[str] = Field(
-        default_factory=lambda: ["self", "past", "bluffer", "cautious"],
+        default_factory=lambda: ["self", "past"],
         description="training pool: self, past (earlier checkpoints) and scripted agent names",
     )
     eval_opponents: list[str] = Field(
@@ -87,6 +149,7 @@ class GameSelfPlayConfig(LoopConfig):
     keep: Literal["winners", "above_average"] = Field(
         "winners", description="filtered BC: whose moves to clone"
     )
+    spag_gamma: float = Field(0.9, gt=0.0, le=1.0, description="spag: turn decay of the winners' moves")
     role_balance: bool = True
     self_assess: bool = Field(True, description="ask the model after each evaluation game whether it won")
     train: TrainConfig = Field(
@@ -150,12 +213,37 @@ def balance_roles(items: list[Any], role_of: Any, seed: int, counts: Counter[str
     return out
 
 
+def learner_outcome_pairs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """DPO pairs from the learner's own accepted moves only: for one identical history (the
+    prompt messages) met in a won and in a lost game, the won game's move over the lost one's
+    (distinct replies; each move used once)."""
+    import json
+
+    by_history: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_history[json.dumps(r["messages"][:-1], sort_keys=True)].append(r)
+    out = []
+    for group in by_history.values():
+        won = [r for r in group if r["won"]]
+        lost = [r for r in group if not r["won"]]
+        for w, lo in zip(won, lost, strict=False):
+            if w["messages"][-1]["content"] == lo["messages"][-1]["content"]:
+                continue
+            out.append(
+                {"prompt": w["messages"][:-1], "chosen": w["messages"][-1]["content"],
+                 "rejected": lo["messages"][-1]["content"], "kind": "outcome", "episode_id": w["episode_id"],
+                 "player": w["player"], "turn": w["turn"]}
+            )  # fmt: skip
+    return out
+
+
 def build_game_data(
     episodes: Sequence[EpisodeRecord],
     method: str = "filtered_bc",
     keep: str = "winners",
     role_balance: bool = True,
     seed: int = 0,
+    gamma: float = 0.9,
 ) -> GameData:
     """Training data from the learner's moves (agent name `learner`); only accepted moves are ever
     imitated. See the module docstring for the rules."""
@@ -168,6 +256,14 @@ def build_game_data(
     rewards = [ep.reward(s) for ep, s in seats]
     mean = sum(rewards) / len(rewards) if rewards else 0.0
     rows = to_sft(eps, players="all", agents={LEARNER})
+    # turn index of each learner move within its seat, and the seat's last one (for SPAG's decay)
+    turn_of: dict[tuple[str, int], int] = Counter()
+    for r in rows:
+        key = (r["episode_id"], r["player"])
+        r["turn"] = turn_of[key]
+        turn_of[key] += 1
+    for r in rows:
+        r["won"] = (r["episode_id"], r["player"]) in {(ep.episode_id, w) for ep in eps for w in ep.winners}
     c["accepted_moves"] = len(rows)
     c["refused_or_defaulted_moves"] = sum(
         1 for ep in eps for st in ep.steps if st.agent == LEARNER and (st.error is not None or st.defaulted)
@@ -189,6 +285,22 @@ def build_game_data(
                 response=r["messages"][-1]["content"],
                 weight=1.0,
                 source=f"game-{keep}",
+                id=f"{r['episode_id']}:{r['player']}:{i}",
+            )
+            for i, r in enumerate(kept)
+        ]
+        rng.shuffle(out.sft)
+    elif method == "spag":
+        kept = [r for r in rows if r["won"]]
+        c["dropped_moves"] = len(rows) - len(kept)
+        if role_balance:
+            kept = balance_roles(kept, lambda r: r["player"], seed, c)
+        out.sft = [
+            SFTExample(
+                prompt=_messages(r["messages"][:-1]),
+                response=r["messages"][-1]["content"],
+                weight=round(gamma ** (turn_of[(r["episode_id"], r["player"])] - 1 - r["turn"]), 6),
+                source="game-spag",
                 id=f"{r['episode_id']}:{r['player']}:{i}",
             )
             for i, r in enumerate(kept)
@@ -218,7 +330,8 @@ def build_game_data(
         rng.shuffle(out.kto)
     elif method == "outcome_dpo":
         agent_at = {ep.episode_id: ep.agents for ep in eps}
-        prefs = [r for r in to_dpo(eps) if agent_at[r["episode_id"]][r["player"]] == LEARNER]
+        fmt = [r for r in to_dpo(eps, kinds=("format",)) if agent_at[r["episode_id"]][r["player"]] == LEARNER]
+        prefs = fmt + learner_outcome_pairs(rows)
         c["format_pairs"] = sum(1 for r in prefs if r["kind"] == "format")
         c["outcome_pairs"] = sum(1 for r in prefs if r["kind"] == "outcome")
         if role_balance:
@@ -235,7 +348,7 @@ def build_game_data(
         ]
         rng.shuffle(out.pairs)
     else:
-        raise ConfigError(f"unknown method {method!r}", "use filtered_bc, outcome_kto or outcome_dpo")
+        raise ConfigError(f"unknown method {method!r}", "use filtered_bc, spag, outcome_kto or outcome_dpo")
     c["examples"] = len(out.sft) + len(out.kto) + len(out.pairs)
     out.counts = dict(sorted(c.items()))
     out.counts["mean_learner_reward"] = round(mean, 4)
@@ -375,31 +488,34 @@ class GameSelfPlayLoop(Loop):
                     f"{self.config.env_id} has no scripted agent {name!r}",
                     f"use self, past or one of {', '.join(sorted({*s.agents, 'random'}))}",
                 )
+        self._check_unseen_eval_opponents()
+
+    def _check_unseen_eval_opponents(self) -> None:
+        """No evaluation opponent may have been trained against, by name or by class (a scripted
+        player with other parameters is the same opponent to learn from)."""
+        c = self.config
+
+        def cls(name: str) -> type | None:
+            if name in ("self", "past"):
+                return None
+            return type(make_agent(c.env_id, name, seed=0))
+
+        train = {n: cls(n) for n in c.opponents}
+        for e in c.eval_opponents:
+            ec = cls(e)
+            for n, tc in train.items():
+                same = e == n or (
+                    ec is not None and tc is not None and (issubclass(ec, tc) or issubclass(tc, ec))
+                )
+                if same:
+                    raise ConfigError(
+                        f"evaluation opponent {e!r} is (a variant of) training opponent {n!r}",
+                        "evaluate against opponents the loop never trains against",
+                    )
 
     def _agent_factory(self, models: dict[str, LanguageModel], temperature: float) -> Any:
         c = self.config
-
-        def factory(e: EpisodeSpec) -> list[Agent]:
-            agents: list[Agent] = []
-            for seat, name in enumerate(e.agents):
-                seed = e.seed * 1000 + seat
-                if name in models:
-                    agents.append(
-                        LLMAgent(
-                            models[name],
-                            seed=seed,
-                            name=name,
-                            temperature=temperature,
-                            top_p=c.top_p if temperature > 0 else 1.0,
-                            max_new_tokens=c.max_new_tokens,
-                            context_tokens=c.context_tokens,
-                        )
-                    )
-                else:
-                    agents.append(make_agent(e.env_id, name, seed=seed))
-            return agents
-
-        return factory
+        return SeatAgents(models, {}, temperature, c.top_p, c.max_new_tokens, c.context_tokens)
 
     def training_schedule(self, iteration: int) -> tuple[list[EpisodeSpec], dict[str, str]]:
         """Episodes of this iteration and the model spec of every LLM seat name."""
@@ -439,8 +555,12 @@ class GameSelfPlayLoop(Loop):
     def stage_play(self, ctx: StageContext) -> None:
         c = self.config
         specs, names = self.training_schedule(ctx.iteration)
-        models = self._load_models(names)
-        result = play(specs, concurrency=len(specs), agent_factory=self._agent_factory(models, c.temperature))
+        executor = self.executor
+        if executor.in_process:
+            factory = self._agent_factory(self._load_models(names), c.temperature)
+        else:  # Ray: each worker builds the seats' models itself, from their spec strings
+            factory = SeatAgents(None, names, c.temperature, c.top_p, c.max_new_tokens, c.context_tokens)
+        result = play(specs, concurrency=len(specs), agent_factory=factory, executor=executor)
         ctx.out.extend(result.episodes)
         seats = [(ep, s) for ep in result.episodes for s in learner_seats(ep)]
         ctx.info.update(
@@ -468,6 +588,7 @@ class GameSelfPlayLoop(Loop):
             c.keep,
             c.role_balance,
             seed=self.seed_for("build", ctx.iteration),
+            gamma=c.spag_gamma,
         )
         method = self._train_method()
         if method == "sft":
@@ -487,11 +608,13 @@ class GameSelfPlayLoop(Loop):
         ctx.info.update(data.counts)
 
     def _train_method(self) -> str:
-        return {"filtered_bc": "sft", "outcome_kto": "kto", "outcome_dpo": "dpo"}[self.config.method]
+        return {"filtered_bc": "sft", "spag": "sft", "outcome_kto": "kto", "outcome_dpo": "dpo"}[
+            self.config.method
+        ]
 
     def stage_train(self, ctx: StageContext) -> None:
         m = self._train_method()
-        train_or_carry(self, ctx, m, ctx.data_path(m), self.config.train)
+        self.train_or_carry(ctx, m, ctx.data_path(m), self.config.train)
 
     def eval_schedule(self) -> dict[str, list[EpisodeSpec]]:
         c = self.config
@@ -528,8 +651,7 @@ class GameSelfPlayLoop(Loop):
         ms = eval_measures(by_opp, assessments)
         info: dict[str, Any] = {}
         if ctx.iteration > 0:
-            info = stage_infos(
-                self,
+            info = self.stage_infos(
                 ctx.iteration,
                 ["learner_win_rate", "learner_invalid", "learner_attempts", "examples", "steps", "train_loss",
                  *[f"train_win_rate_{o}" for o in c.opponents]],

@@ -1,6 +1,16 @@
-"""Self-refinement (SELF, Lu et al.) and self-correction (SCoRe-style two-attempt data, Kumar et
-al.): the model answers, critiques its own answer, and revises it; revisions that a code verifier
-(or, optionally, the model's own judge) finds better than the first attempt become training data.
+"""Self-refinement (SELF, Lu et al.) and self-correction data in the two-attempt format of SCoRe
+(Kumar et al.): the model answers, critiques its own answer (or is told to retry), and revises it;
+revisions that a code verifier (or, optionally, the model's own judge) finds better than the
+first attempt become training data.
+
+What this is NOT: SCoRe itself. SCoRe trains with on-policy RL (a KL-anchored first attempt and a
+reward bonus alpha*(r2 - r1)); this loop trains with SFT/DPO on filtered self-generated
+corrections, i.e. SCoRe's "SFT on self-generated correction traces" baseline, and names its
+modes accordingly (`retry`, `transcript`). Its self-correction measure is Delta(t1 -> t2), the
+second-attempt minus first-attempt accuracy on held-out tasks (`delta_t1_t2`). By default it
+trains on transcripts only (no prompt -> revision examples, which would be first-attempt
+rejection sampling, so a first-attempt gain would not be self-correction) and adds no
+right -> right transcripts (which SCoRe reports collapse the model into never editing).
 
 Per iteration:
   attempt   one sampled first attempt per training task (one batched, seeded call)
@@ -29,14 +39,15 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
-from selflab.loops.measures import Answer, sample_answers, self_judge
-from selflab.loops.self_rewarding import safe_split, stage_infos, train_or_carry
+from selflab.loops.judging import judge_answers
+from selflab.loops.measures import Answer, sample_answers, sample_answers_on
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import GenerationRequest, LanguageModel, Message, SamplingParams, assistant, user
 from selflab.tasks import Task
+from selflab.tasks.splits import family_tasks
 from selflab.training import PreferencePair, SFTExample, TrainConfig, dpo_rows, save_parquet, sft_rows
 
 Family = Literal["arithmetic", "word_problems", "instructions", "facts"]
@@ -58,8 +69,8 @@ SCORE_RETRY = (
 class RefineConfig(LoopConfig):
     """Defaults: a budget of a few minutes per iteration on a 2-core CPU."""
 
-    mode: Literal["self", "score"] = Field(
-        "self", description="self: critique then revise (SELF); score: bare retry instruction (SCoRe)"
+    mode: Literal["self", "retry"] = Field(
+        "self", description="self: critique then revise (SELF); retry: SCoRe's bare retry instruction"
     )
     families: list[Family] = Field(default_factory=lambda: ["arithmetic", "word_problems"])
     train_tasks: int = Field(
@@ -79,10 +90,15 @@ class RefineConfig(LoopConfig):
     judge_max_new_tokens: int = Field(4, ge=1)
     self_judge_eval: bool = Field(True, description="self-judge the held-out final answers (self-reward)")
     objective: Literal["sft", "dpo"] = "sft"
-    data: Literal["self", "score", "both"] = Field(
-        "both", description="SFT data: SELF (prompt -> revision), SCoRe (transcript -> revision), or both"
+    data: Literal["self", "transcript", "both"] = Field(
+        "transcript",
+        description="SFT data: transcript (two-attempt chat -> revision: self-correction); self "
+        "(prompt -> revision, SELF: improves the FIRST attempt, not self-correction); both",
     )
-    keep_correct: bool = Field(True, description="add right->right transcripts (teach not to break)")
+    keep_correct: bool = Field(
+        False, description="add right->right transcripts (SCoRe reports they teach never editing)"
+    )
+
     max_kept_fraction: float = Field(
         0.5, ge=0.0, le=1.0, description="right->right examples at most this share of the SFT data"
     )
@@ -90,6 +106,14 @@ class RefineConfig(LoopConfig):
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(lora=True, learning_rate=2e-4, epochs=2, batch_size=8)
     )
+
+    @field_validator("mode", "data", mode="before")
+    @classmethod
+    def _old_names(cls, v: object, info: ValidationInfo) -> object:
+        """Earlier configs said "score" for both; it meant the bare retry / the transcript data."""
+        if v == "score":
+            return "retry" if info.field_name == "mode" else "transcript"
+        return v
 
 
 class Refinement(BaseModel):
@@ -135,7 +159,7 @@ def critique_messages(r: Refinement) -> list[Message]:
 
 def revise_messages(r: Refinement, mode: str) -> list[Message]:
     """The chat that precedes the second attempt (also the prompt of the SCoRe training data)."""
-    if mode == "score":
+    if mode in ("retry", "score"):
         return [user(r.prompt), assistant(r.first), user(SCORE_RETRY)]
     return [*critique_messages(r), assistant(r.critique), user(REVISE_AFTER_CRITIQUE)]
 
@@ -215,7 +239,7 @@ def judge_refinements(
     for i, r in enumerate(refs):
         answers.append(Answer(task_id=f"{i}", prompt=r.prompt, sample=0, response=r.first))
         answers.append(Answer(task_id=f"{i}", prompt=r.prompt, sample=1, response=r.second))
-    judged = self_judge(model, answers, 1, seed, max_new_tokens)
+    judged = judge_answers(model, answers, 1, seed, max_new_tokens)
     return [
         r.model_copy(
             update={"first_score": judged[2 * i].self_score, "second_score": judged[2 * i + 1].self_score}
@@ -251,8 +275,8 @@ def build_refine_data(
     refs: Sequence[Refinement],
     mode: str,
     selector: str = "verifier",
-    data: str = "both",
-    keep_correct: bool = True,
+    data: str = "transcript",
+    keep_correct: bool = False,
     max_kept_fraction: float = 0.5,
     drop_truncated: bool = True,
     seed: int = 0,
@@ -296,7 +320,7 @@ def build_refine_data(
                 sft.append(
                     SFTExample(prompt=[user(r.prompt)], response=r.second, source="self-refined", id=rid)
                 )
-            if data in ("score", "both"):
+            if data in ("transcript", "score", "both"):
                 sft.append(
                     SFTExample(prompt=transcript, response=r.second, source="two-attempt", id=rid + ":t")
                 )
@@ -326,7 +350,13 @@ def build_refine_data(
                     id=rid,
                 )
             )
-        elif verdict == "same" and r.first_ok and r.second_ok and keep_correct and data in ("score", "both"):
+        elif (
+            verdict == "same"
+            and r.first_ok
+            and r.second_ok
+            and keep_correct
+            and data in ("transcript", "score", "both")
+        ):
             kept.append(
                 SFTExample(prompt=transcript, response=r.second, source="kept-correct", id=rid + ":k")
             )
@@ -417,17 +447,6 @@ def refine_measures(refs: Sequence[Refinement], with_self_reward: bool) -> list[
     return ms
 
 
-def family_tasks(families: Sequence[str], n: int, seed: int, heldout: bool, fraction: float) -> list[Task]:
-    """`n` tasks spread evenly over `families`, on one side of each family's held-out split."""
-    out: list[Task] = []
-    k = len(families)
-    for i, fam in enumerate(families):
-        m = n // k + (1 if i < n % k else 0)
-        if m:
-            out += safe_split(fam, m, seed + 7919 * i, heldout, fraction)
-    return out
-
-
 # -- the loop ------------------------------------------------------------------------------------
 
 
@@ -456,13 +475,14 @@ class SelfRefineLoop(Loop):
 
     def stage_attempt(self, ctx: StageContext) -> None:
         c = self.config
-        model = self.load(self.policy_spec(ctx.iteration))
-        answers = sample_answers(
-            model,
+        answers = sample_answers_on(  # in process by default; on Ray workers with `executor: ray`
+            self.executor,
+            self.policy_spec(ctx.iteration),
             self.train_tasks(ctx.iteration),
             c.attempts_per_task,
             self._sampling(c.max_new_tokens),
             self.seed_for("attempt", ctx.iteration),
+            load=self.load,
         )
         refs = from_answers(answers)
         ctx.out.extend(refs)
@@ -538,7 +558,7 @@ class SelfRefineLoop(Loop):
 
     def stage_train(self, ctx: StageContext) -> None:
         c = self.config
-        train_or_carry(self, ctx, c.objective, ctx.data_path(c.objective), c.train)
+        self.train_or_carry(ctx, c.objective, ctx.data_path(c.objective), c.train)
 
     def stage_evaluate(self, ctx: StageContext) -> None:
         c = self.config
@@ -558,8 +578,7 @@ class SelfRefineLoop(Loop):
         ctx.out.extend(refs)
         ms = refine_measures(refs, c.self_judge_eval)
         info = (
-            stage_infos(
-                self,
+            self.stage_infos(
                 ctx.iteration,
                 [
                     "train_first_accuracy",

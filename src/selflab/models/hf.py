@@ -186,6 +186,14 @@ class HFModel:
             return [next(scores) if start < len(ids) else 0.0 for ids, start in items]
         return self._score_tokens(items)
 
+    def score_batch(
+        self, requests: list[tuple[str | list[Message] | tuple[Message, ...], list[str]]]
+    ) -> list[list[float]]:
+        """`score` for many (prompt, continuations) pairs in batched forward passes (score_batch.py)."""
+        from selflab.models.score_batch import score_many
+
+        return score_many(self, requests, _TOKENS_PER_BATCH)
+
     def _score_shared_prefix(self, prefix: list[int], items: list[tuple[list[int], int]]) -> list[float]:
         """Like `_score_tokens` for sequences `prefix + rest`, running the shared prefix once: its
         keys/values are copied to every row of each batch, and only the rests are computed.

@@ -6,6 +6,7 @@
         constraints=auto|openai|vllm|vllm-legacy|llamacpp|llamacpp-llguidance|validate|reject
         says how a request's regex/grammar/JSON-schema constraint reaches the server
         (see selflab.models.constraint_wire; every output is checked against it either way)
+    vllm:/path/to/folder[?gpu_memory_utilization=0.5&tensor_parallel_size=2]   (GPU, `vllm` extra)
 
 Options after `?` are backend keyword arguments. Secrets never appear in a spec: the openai backend
 reads its key from the environment variable named by `key_env`.
@@ -68,6 +69,10 @@ def parse_spec(spec: str) -> ModelSpec:
                 "point hf: at a folder saved with save_pretrained (config.json + weights + tokenizer)",
             )
         return ModelSpec("hf", str(path.resolve()), options=options)
+    if scheme == "vllm":  # vLLM in process (GPU); see selflab.models.vllm_backend
+        if rest in EMBEDDED_ALIASES:
+            return ModelSpec("vllm", EMBEDDED_NAME, options=options)
+        return ModelSpec("vllm", parse_spec(f"hf:{rest}").target, options=options)
     if scheme == "openai":
         model, at, url = rest.partition("@")
         if not model or not at or not url.startswith(("http://", "https://")):

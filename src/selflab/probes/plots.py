@@ -84,7 +84,7 @@ def heatmap(matrix: GeneralizationMatrix, path: Path) -> Path:
                 ha="center",
                 va="center",
                 fontsize=7,
-                color="white" if abs(c.value - 0.5) > 0.35 else "black",
+                color="white" if abs(c.value - 0.5) > 0.35 else "black",  # type: ignore[operator]
             )
     labels = [f"{d}\n(L{matrix.layers[d]})" for d in matrix.datasets]
     ax.set_xticks(range(n), matrix.datasets, rotation=30, ha="right")
@@ -143,8 +143,8 @@ def guided_bars(summary: GuidedSummary, path: Path) -> Path:
     plt = _plt()
     methods = list(summary.accuracy)
     vals = [summary.accuracy[m].value for m in methods]
-    lo = [summary.accuracy[m].value - summary.accuracy[m].lo for m in methods]
-    hi = [summary.accuracy[m].hi - summary.accuracy[m].value for m in methods]
+    lo = [summary.accuracy[m].value - summary.accuracy[m].lo for m in methods]  # type: ignore[operator]
+    hi = [summary.accuracy[m].hi - summary.accuracy[m].value for m in methods]  # type: ignore[operator]
     fig, ax = plt.subplots(figsize=(1.1 * len(methods) + 2, 3.8))
     colors = ["tab:orange" if m == "probe" else "tab:grey" if m == "oracle" else "tab:blue" for m in methods]
     ax.bar(methods, vals, yerr=[lo, hi], capsize=4, color=colors)

@@ -22,18 +22,26 @@ from selflab.probes.sweep import ProbeGrid, fit_grid, summarize
 
 
 class ProbeConfig(BaseModel):
+    """Settings of `selflab probe sweep|generalize`; the command-line flags are generated from it."""
+
     model: str = "smollm2-135m"
-    datasets: list[str] = Field(default_factory=lambda: list(ds.DEFAULT_DATASETS))
-    n: int = Field(400, ge=8, description="statements per dataset (half true, half false)")
-    position: str = "last"
-    probes: list[str] = Field(default_factory=lambda: ["logistic", "mean_diff", "mlp"])
-    mlp_stride: int = Field(3, ge=1)
+    datasets: list[str] = Field(
+        default_factory=lambda: list(ds.DEFAULT_DATASETS),
+        description="Datasets: cities, neg_cities, numeric, arithmetic, translations, capitals, kg.",
+    )
+    n: int = Field(400, ge=8, description="Statements per dataset (half true, half false).")
+    position: str = Field("last", description="Token position: last, answer_last, answer_mean.")
+    probes: list[str] = Field(
+        default_factory=lambda: ["logistic", "mean_diff", "mlp"],
+        description="Probe kinds: logistic, mean_diff, mlp.",
+    )
+    mlp_stride: int = Field(3, ge=1, description="Fit the MLP probe every k-th layer.")
     seed: int = 0
-    n_boot: int = Field(1000, ge=50)
-    batch_size: int = Field(16, ge=1)
-    cache_dir: str | None = None  # default: <run dir>/cache
-    dynamics_stride: int = Field(3, ge=1)
-    dynamics: bool = True  # token dynamics need a second pass that keeps every answer token
+    n_boot: int = Field(1000, ge=50, description="Bootstrap resamples for CIs.")
+    batch_size: int = Field(16, ge=1, description="Texts per forward pass.")
+    cache_dir: str | None = Field(None, description="Activation cache folder (default: <run dir>/cache).")
+    dynamics_stride: int = Field(3, ge=1, description="Analyse token dynamics every k-th layer.")
+    dynamics: bool = Field(True, description="Token dynamics (a second pass that keeps every answer token).")
 
     @field_validator("probes")
     @classmethod

@@ -130,7 +130,7 @@ def summarize(grid: ProbeGrid, n_boot: int = 1000, seed: int = 0) -> SweepSummar
                 continue
             results += rows
             chosen = max(rows, key=lambda r: (r.val_auc, -r.layer))
-            oracle = max(rows, key=lambda r: r.test_auc.value)
+            oracle = max(rows, key=lambda r: r.test_auc.value)  # type: ignore[arg-type,return-value]
             best.append(
                 BestLayer(
                     dataset=name,

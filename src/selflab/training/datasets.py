@@ -51,7 +51,7 @@ class SFTExample(BaseModel):
 
     prompt: list[Message]
     response: str
-    weight: float = 1.0
+    weight: float = Field(1.0, ge=0.0, description="scales this example's loss (honoured by train('sft'))")
     source: str = ""
     id: str = ""
 
@@ -106,7 +106,14 @@ class PairBuildResult(BaseModel):
 
 
 def sft_rows(examples: Iterable[SFTExample]) -> list[dict[str, Any]]:
-    return [{"prompt": _messages(e.prompt), "completion": _assistant(e.response)} for e in examples]
+    """Prompt-completion rows; a `weight` column only when some example's weight is not 1 (the
+    trainer then weights the loss per example, see `training/weighted.py`)."""
+    exs = list(examples)
+    rows = [{"prompt": _messages(e.prompt), "completion": _assistant(e.response)} for e in exs]
+    if any(e.weight != 1.0 for e in exs):
+        for r, e in zip(rows, exs, strict=True):
+            r["weight"] = float(e.weight)
+    return rows
 
 
 def dpo_rows(pairs: Iterable[PreferencePair]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ asked, nothing is reported or pushed, and every run ends in a *merged* safetenso
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from selflab.errors import SelflabError
 from selflab.training.datasets import normalise_rows
+
+
+def has_weights(rows: list[dict[str, Any]]) -> bool:
+    """True when some row carries a loss weight other than 1."""
+    return any(float(r.get("weight", 1.0)) != 1.0 for r in rows)
+
 
 Method = Literal["sft", "dpo", "kto"]
 
@@ -61,6 +68,10 @@ class TrainConfig(BaseModel):
     seed: int = 0
     logging_steps: int = Field(5, ge=1)
     dataloader_workers: int = Field(0, ge=0)
+    # How training runs: in this process, or under `accelerate launch` (see selflab.training.launch).
+    launcher: Literal["local", "accelerate"] = "local"
+    num_processes: int = Field(2, ge=1, description="processes for launcher: accelerate")
+    accelerate_config: str | None = Field(None, description="accelerate YAML (DeepSpeed, FSDP), optional")
 
     def lr(self, method: Method) -> float:
         return self.learning_rate if self.learning_rate is not None else _DEFAULT_LR[(method, self.lora)]
@@ -87,6 +98,11 @@ def resolve_model_path(spec: str | Path) -> Path:
     """A model spec that names local weights -> their folder. Training needs the weights, so an
     `openai:` spec is refused with a clear message."""
     s = str(spec)
+    # backend options (?device=cuda&dtype=bfloat16) name the same weights
+    if s.startswith(("smollm2-135m?", "hf:", "vllm:")):
+        s = s.split("?", 1)[0]
+    if s.startswith("vllm:"):
+        s = s[5:]
     if s == "smollm2-135m":
         from selflab.models import embedded
 
@@ -188,10 +204,15 @@ def train(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cfg = config or TrainConfig()
+    from selflab.training.launch import in_launched_process, launch_train
+
+    if cfg.launcher == "accelerate" and not in_launched_process():
+        return launch_train(method, model, normalise_rows(method, rows), out_dir, cfg)
     rows = normalise_rows(method, rows)
     out_dir = Path(out_dir)
     src = resolve_model_path(model)
-    work = out_dir.with_name(out_dir.name + ".work")
+    rank = int(os.environ.get("RANK", "0")) if in_launched_process() else 0
+    work = out_dir.with_name(out_dir.name + (f".work-rank{rank}" if rank else ".work"))
     if work.exists():
         shutil.rmtree(work)  # remnant of a crashed call
     work.mkdir(parents=True)
@@ -204,7 +225,15 @@ def train(
     kwargs = _trl_kwargs(method, cfg, work / "trainer", len(rows))
     peft_config = _peft_config(cfg) if cfg.lora else None
 
-    if method == "sft":
+    if method == "sft" and has_weights(rows):
+        from trl import SFTConfig
+
+        from selflab.training.weighted import weighted_sft_trainer
+
+        trainer = weighted_sft_trainer(
+            torch_model, SFTConfig(**kwargs), rows, tokenizer, peft_config=peft_config, callbacks=callbacks
+        )
+    elif method == "sft":
         from trl import SFTConfig, SFTTrainer
 
         trainer = SFTTrainer(
@@ -256,13 +285,15 @@ def train(
     trained = trainer.model
     if cfg.lora:
         trained = trained.merge_and_unload()
-    save_checkpoint(
-        trained,
-        tokenizer,
-        out_dir,
-        meta={"method": method, "base": str(src), "lora_merged": cfg.lora, "config": cfg.model_dump()},
-    )
+    if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes
+        save_checkpoint(
+            trained,
+            tokenizer,
+            out_dir,
+            meta={"method": method, "base": str(src), "lora_merged": cfg.lora, "config": cfg.model_dump()},
+        )
     shutil.rmtree(work, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     return TrainResult(
         method=method,
         checkpoint=str(out_dir),

@@ -1,0 +1,155 @@
+"""Amendments: a model proposes adding, editing or deleting one principle, in a fixed format.
+
+Model output is untrusted: `parse_patch` accepts the line format (or a JSON object), checks the
+operation against the constitution, and returns a parse error instead of raising. An unparsable
+proposal is recorded as such and never applied.
+
+Line format (the model is started after "OP:" so even a small model stays in it):
+
+    OP: add | edit | delete
+    ID: P<n>          (edit/delete: an existing id; add: ignored, a fresh id is assigned)
+    TEXT: <the principle, one line>
+    RATIONALE: <why, one line>
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel
+
+from selflab.models.types import Constraint
+from selflab.regulate.constitution import MAX_PRINCIPLE_CHARS, Constitution, Principle, Provenance
+
+Op = Literal["add", "edit", "delete"]
+
+PATCH_FORMAT = (
+    "Answer in exactly four lines. OP is add, edit or delete; ID is the principle id to edit or "
+    "delete, or NEW for add; TEXT is empty for delete. Example:\n"
+    "OP: add\n"
+    "ID: NEW\n"
+    "TEXT: <your new principle, one sentence>\n"
+    "RATIONALE: <which weakness it fixes, one sentence>"
+)
+# Phrases of the instructions themselves: a small model often copies them instead of answering.
+_ECHOES = (
+    "<your new principle",
+    "your new principle, one sentence",
+    "which weakness it fixes",
+    "add, edit or delete",
+    "the principle id to edit",
+    "the new principle in one sentence",
+)
+# The same format as a regex, for backends that honour `SamplingParams.constraint`.
+PATCH_REGEX = r" ?(add|edit|delete)\nID: (P[0-9]{1,3}|NEW)\nTEXT: [^\n]{0,300}\nRATIONALE: [^\n]{1,200}\n?"
+
+
+def patch_constraint() -> Constraint:
+    """Constraint on the completion that follows the assistant prefix "OP:"."""
+    return Constraint.regex(PATCH_REGEX)
+
+
+class Patch(BaseModel):
+    op: Op
+    id: str | None = None
+    text: str = ""
+    rationale: str = ""
+
+
+class ParsedPatch(BaseModel):
+    """A proposal as recorded: the raw text always; `patch` only when it parsed and is applicable."""
+
+    raw: str
+    patch: Patch | None = None
+    error: str | None = None
+
+
+_FIELD = re.compile(
+    r"^\s*\**\s*(OP|ID|TEXT|RATIONALE)\s*\**\s*[:=]\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _fields_from_lines(raw: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in _FIELD.finditer(raw):
+        key = m.group(1).lower()
+        if key not in out:  # the first occurrence wins; models often repeat the block
+            out[key] = m.group(2).strip().strip('"*').strip()
+    return out
+
+
+def _fields_from_json(raw: str) -> dict[str, str] | None:
+    start, end = raw.find("{"), raw.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        obj = json.loads(raw[start : end + 1])
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    return {k.lower(): str(v) for k, v in obj.items() if isinstance(k, str) and v is not None}
+
+
+def parse_patch(raw: str, cons: Constitution, prefix: str = "OP:") -> ParsedPatch:
+    """Parse a proposal (the completion; `prefix` is what the model was started with)."""
+    fields = _fields_from_json(raw) if raw.lstrip().startswith("{") else None
+    if fields is None:
+        fields = _fields_from_lines(raw)
+        if "op" not in fields and prefix:  # the model continued after the forced "OP:" prefix
+            fields = _fields_from_lines(prefix + raw)
+    ops = set(re.findall(r"\b(add|edit|delete)\b", (fields.get("op") or "").lower()))
+    if len(ops) != 1:
+        return ParsedPatch(raw=raw, error=f"no single valid OP (add/edit/delete): got {fields.get('op')!r}")
+    op = ops.pop()
+    pid = (fields.get("id") or "").strip().upper().strip(".,;") or None
+    body = " ".join((fields.get("text") or "").split())
+    rationale = " ".join((fields.get("rationale") or "").split())[:300]
+    if op in ("edit", "delete"):
+        if not pid or cons.get(pid) is None:
+            return ParsedPatch(raw=raw, error=f"{op} needs an existing principle id, got {pid!r}")
+    if any(e in f"{body} {rationale}".lower() for e in _ECHOES):
+        return ParsedPatch(raw=raw, error="the proposal copies the format instructions")
+    if op in ("add", "edit"):
+        if len(body) < 10:
+            return ParsedPatch(raw=raw, error=f"{op} needs a principle TEXT of at least 10 characters")
+        if len(body) > MAX_PRINCIPLE_CHARS:
+            return ParsedPatch(raw=raw, error=f"principle TEXT longer than {MAX_PRINCIPLE_CHARS} characters")
+    if op == "edit" and cons.get(pid or "") is not None and cons.get(pid or "").text == body:  # type: ignore[union-attr]
+        return ParsedPatch(raw=raw, error="edit leaves the principle unchanged")
+    if op == "add" and any(p.text.strip().lower() == body.lower() for p in cons.principles):
+        return ParsedPatch(raw=raw, error="add duplicates an existing principle")
+    return ParsedPatch(
+        raw=raw, patch=Patch(op=op, id=pid if op != "add" else None, text=body, rationale=rationale)
+    )  # type: ignore[arg-type]
+
+
+def apply_patch(cons: Constitution, patch: Patch, provenance: Provenance) -> Constitution:
+    """A new version with the patch applied (the input is not modified)."""
+    principles = [p.model_copy(deep=True) for p in cons.principles]
+    if patch.op == "add":
+        principles.append(
+            Principle(id=cons.next_id(), text=patch.text, rationale=patch.rationale, provenance=provenance)
+        )
+    elif patch.op == "edit":
+        principles = [
+            p.model_copy(update={"text": patch.text, "rationale": patch.rationale, "provenance": provenance})
+            if p.id == patch.id
+            else p
+            for p in principles
+        ]
+    else:
+        principles = [p for p in principles if p.id != patch.id]
+    return cons.model_copy(
+        update={"principles": principles, "version": cons.version + 1, "parent": cons.version}
+    )
+
+
+def describe(patch: Patch | None) -> str:
+    if patch is None:
+        return "(no patch)"
+    if patch.op == "delete":
+        return f"delete {patch.id}"
+    return f"{patch.op} {patch.id or 'NEW'}: {patch.text}"

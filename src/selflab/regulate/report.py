@@ -1,0 +1,114 @@
+"""Regulate sections appended to the common run report (selflab.report writes the metrics part):
+constitution versions with diffs, the strategy comparison with Wilson CIs and McNemar tests,
+collapse checks, and the data sources with their licences."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from selflab.regulate.constitution import VersionStore
+from selflab.regulate.datasets import SOURCES
+from selflab.runs import RunDir
+
+
+def _last(run: RunDir, kind: str) -> dict | None:
+    found = None
+    for d in run.metrics.iter_dicts():
+        if d.get("type") == kind:
+            found = d
+    return found
+
+
+def _all(run: RunDir, kind: str) -> list[dict]:
+    latest: dict[object, dict] = {}
+    for d in run.metrics.iter_dicts():
+        if d.get("type") == kind:
+            latest[d.get("cycle", len(latest))] = d
+    return list(latest.values())
+
+
+def comparison_html(cmp: dict) -> str:
+    rows = ["<tr><th>arm</th><th>cases fixed</th><th>rate [95% Wilson CI]</th></tr>"]
+    for arm, r in cmp["arms"].items():
+        ci = f"[{r['lo']:.3f}, {r['hi']:.3f}]" if r.get("lo") is not None else ""
+        rate = f"{r['rate']:.3f}" if r.get("rate") is not None else "n/a"
+        rows.append(
+            f"<tr><td>{html.escape(arm)}</td><td>{r['success']}/{r['n']}</td><td>{rate} {ci}</td></tr>"
+        )
+    tests = ["<tr><th>a</th><th>b</th><th>paired cases</th><th>p (exact McNemar)</th></tr>"]
+    for t in cmp.get("tests", []):
+        tests.append(f"<tr><td>{t['a']}</td><td>{t['b']}</td><td>{t['n']}</td><td>{t['p_mcnemar']}</td></tr>")
+    fam = cmp.get("by_family") or {}
+    arms = list(cmp["arms"])
+    frows = ["<tr><th>family</th>" + "".join(f"<th>{html.escape(a)}</th>" for a in arms) + "</tr>"]
+    for f, vals in fam.items():
+        frows.append(
+            f"<tr><td>{html.escape(f)}</td>" + "".join(f"<td>{vals.get(a, '')}</td>" for a in arms) + "</tr>"
+        )
+    return (
+        "<h2>Atomic decisions: patch success by strategy</h2>"
+        "<p>A case is fixed when, under the patched constitution, every held-out paraphrase of the "
+        "exploit is refused and every benign twin is answered (phrase rule). 'none' is the "
+        "unpatched constitution.</p>"
+        f"<table>{''.join(rows)}</table><table>{''.join(tests)}</table>"
+        f"<h3>By vulnerability family (rate fixed)</h3><table>{''.join(frows)}</table>"
+    )
+
+
+def versions_html(run: RunDir) -> str:
+    store = VersionStore(run.path)
+    versions = store.versions()
+    if not versions:
+        return ""
+    parts = [f"<h2>Constitution versions ({len(versions)})</h2>"]
+    for v in versions:
+        d = store.diff_text(v.version)
+        parts.append(
+            f"<h3>v{v.version}: {len(v.principles)} principles, {v.chars()} characters</h3>"
+            + (f"<pre>{html.escape(d)}</pre>" if d else "")
+        )
+    last = versions[-1]
+    parts.append(f"<h3>Latest (v{last.version})</h3><pre>{html.escape(last.to_yaml())}</pre>")
+    return "".join(parts)
+
+
+def collapse_html(run: RunDir) -> str:
+    rows = _all(run, "collapse_check")
+    if not rows:
+        return ""
+    out = ["<tr><th>cycle</th><th>collapsed</th><th>signals</th><th>values</th></tr>"]
+    for r in rows:
+        cls = "bad" if r.get("collapsed") else ""
+        out.append(
+            f"<tr><td>{r.get('cycle')}</td><td class='{cls}'>{r.get('collapsed')}</td>"
+            f"<td>{html.escape(', '.join(r.get('signals', [])))}</td>"
+            f"<td class='dim'>{html.escape(str(r.get('values')))}</td></tr>"
+        )
+    return "<h2>Collapse checks (per cycle)</h2><table>" + "".join(out) + "</table>"
+
+
+def sources_html() -> str:
+    rows = ["<tr><th>set</th><th>what</th><th>licence</th><th>upstream</th></tr>"]
+    for s in SOURCES.values():
+        rows.append(
+            f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.what)}</td>"
+            f"<td>{html.escape(s.licence)}</td><td>{html.escape(s.upstream)}</td></tr>"
+        )
+    return "<h2>Data sources</h2><table>" + "".join(rows) + "</table>"
+
+
+def append_regulate_section(run: RunDir | str | Path) -> Path:
+    """Append the regulate sections to report.html (written first by selflab.report)."""
+    from selflab.report import write_report
+
+    run = run if isinstance(run, RunDir) else RunDir.open(run)
+    target = write_report(run)
+    parts = [versions_html(run), collapse_html(run)]
+    cmp = _last(run, "atomic_comparison")
+    if cmp:
+        parts.insert(0, comparison_html(cmp))
+    parts.append(sources_html())
+    with open(target, "a", encoding="utf-8") as f:
+        f.write("\n".join(p for p in parts if p))
+    return target

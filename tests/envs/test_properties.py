@@ -61,3 +61,13 @@ def test_edge_actions_on_every_game(action: str) -> None:
         env.reset(seed=1)
         result = env.step(action)
         assert result.error is None or result.error.kind in ("parse", "rule")
+
+
+@pytest.mark.parametrize("env_id", VARIANTS)
+def test_rules_text_states_the_turn_limit_and_the_default_move(env_id: str) -> None:
+    env = make(env_id)
+    env.reset(seed=0)
+    text = env.rules.lower()
+    assert "limit" in text, f"{env_id}: the rules text does not state the turn limit"
+    assert "default" in text or "says nothing" in text or "silent" in text, env_id
+    assert "{" not in env.rules and "<<" not in env.rules, f"{env_id}: unfilled placeholder"

@@ -77,3 +77,9 @@ def test_estimate_round_trips_and_reads_old_spellings() -> None:
     assert Estimate(0.5, 0.4, 0.6, 3) == Estimate(value=0.5, low=0.4, high=0.6, n=3)
     assert Estimate(mean=0.5, lo=0.1, hi=0.9).fmt(2) == "0.50 [0.10, 0.90] (n=0)"
     assert Estimate(None).fmt() == "n/a"
+
+
+def test_ttest_rel_edge_cases() -> None:
+    assert stats.ttest_rel([1.0], [2.0]) == 1.0
+    assert stats.ttest_rel([1.0, 2.0], [1.0, 2.0]) == 1.0
+    assert stats.ttest_rel([1.0, 2.0], [2.0, 3.0]) == 0.0

@@ -280,10 +280,14 @@ def wilcoxon(diffs: Sequence[float]) -> float:
 
 
 def ttest_rel(before: Sequence[float] | np.ndarray, after: Sequence[float] | np.ndarray) -> float:
-    """Two-sided paired t-test p-value (1.0 when the differences have no spread)."""
+    """Two-sided paired t-test p-value. Without spread in the differences the t statistic is
+    undefined: p is 1.0 when they are all zero (or n < 2) and 0.0 when they are all the same shift."""
     x, y = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
-    if len(x) < 2 or np.allclose(y - x, (y - x)[0]):
-        return 1.0 if len(x) < 2 or (y - x)[0] == 0 else 0.0
+    d = y - x
+    if len(d) < 2:
+        return 1.0
+    if np.allclose(d, d[0]):
+        return 1.0 if d[0] == 0 else 0.0
     from scipy.stats import ttest_rel as scipy_ttest_rel
 
     return float(scipy_ttest_rel(y, x).pvalue)

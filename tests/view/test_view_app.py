@@ -46,4 +46,19 @@ def test_report_page_and_unknown_paths(tmp_path) -> None:  # type: ignore[no-unt
     assert client.get("/run/bench/").status_code == 200
     assert client.get("/run/nope/").status_code == 404
     assert client.get("/run/../../etc/").status_code == 404
-    assert client.get("/run/bench/-/episode/0").status_code == 404
+    assert client.get("/run/bench/-/episode/episodes/0").status_code == 404
+
+
+def test_episodes_from_loop_stage_logs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run = RunDir.create(tmp_path / "runs" / "selfplay", config={"loop": "game-selfplay"}, seed=0)
+    ep = {"episode_id": "ev-0", "env_id": "perudo-v0", "agents": ["learner", "scripted"], "winners": [0],
+          "steps": [{"turn": 1, "player": 0, "parsed_action": "zz", "raw_output": "RAW!", "error": {"kind": "parse", "reason": "bad"}}],
+          "transcript": [{"turn": 0, "sender": -1, "text": "start", "type": "public"}]}  # fmt: skip
+    log = run.records("iter-0.evaluate")
+    log.append(ep)
+    log.append({"assessment": "I will win", "episode": "ev-0"})
+    client = TestClient(create_app(tmp_path / "runs"))
+    page = client.get("/run/selfplay/-/episodes").text
+    assert "iter-0.evaluate" in page and "ev-0" in page
+    replay = client.get("/run/selfplay/-/episode/iter-0.evaluate/0")
+    assert replay.status_code == 200 and "RAW!" in replay.text and "parse: bad" in replay.text

@@ -84,12 +84,14 @@ def games_report(run: RunDir, rows: list[GameMetrics]) -> list[str]:
     return parts
 
 
-def episodes_table(episodes: list[dict[str, Any]]) -> str:
-    """One line per episode (id, seats, winners, refused attempts), for `selflab view`."""
+def episodes_table(episodes: list[dict[str, Any]], prefix: str = "episode/episodes/") -> str:
+    """One line per episode (id, seats, winners, refused attempts), for `selflab view`; other
+    records in the same log (a loop's self-assessments) are skipped."""
     rows = []
+    episodes = [ep for ep in episodes if "episode_id" in ep and "steps" in ep]
     for i, ep in enumerate(episodes):
         refused = sum(1 for s in ep.get("steps", []) if s.get("error"))
-        link = Raw(f"<a href='episode/{i}'>{esc(ep.get('episode_id', i))}</a>")
+        link = Raw(f"<a href='{esc(prefix)}{i}'>{esc(ep.get('episode_id', i))}</a>")
         rows.append([link, ep.get("env_id"), ", ".join(ep.get("agents", [])), ep.get("winners"), refused,
                      ep.get("turns")])  # fmt: skip
     return table(["episode", "env", "agents", "winners", "refused attempts", "turns"], rows)

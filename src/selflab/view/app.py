@@ -101,13 +101,19 @@ def create_app(root: str | Path) -> FastAPI:
     @app.get("/run/{name:path}/-/episodes", response_class=HTMLResponse)
     def episodes(name: str) -> HTMLResponse:
         run = open_run(name)
-        eps = run.records("episodes").read_dicts()
-        body = episodes_table(eps) if eps else "<p>This run recorded no episodes.</p>"
+        parts = []
+        for log in episode_logs(run):
+            eps = run.records(log).read_dicts()
+            parts.append(f"<h2>{esc(log)}</h2>" + episodes_table(eps, prefix=f"episode/{log}/"))
+        body = "".join(parts) or "<p>This run recorded no episodes.</p>"
         return _page(f"{name}: episodes", body, name)
 
-    @app.get("/run/{name:path}/-/episode/{index}", response_class=HTMLResponse)
-    def episode(name: str, index: int) -> HTMLResponse:
-        eps = open_run(name).records("episodes").read_dicts()
+    @app.get("/run/{name:path}/-/episode/{log}/{index}", response_class=HTMLResponse)
+    def episode(name: str, log: str, index: int) -> HTMLResponse:
+        run = open_run(name)
+        if log not in episode_logs(run):
+            raise HTTPException(404, f"no episode log {log!r}")
+        eps = [d for d in run.records(log).read_dicts() if _is_episode(d)]
         if not 0 <= index < len(eps):
             raise HTTPException(404, f"episode {index} not in 0..{len(eps) - 1}")
         ep = eps[index]
@@ -205,6 +211,24 @@ def create_app(root: str | Path) -> FastAPI:
         return HTMLResponse(html.replace("<h1>", nav + "<h1>", 1))
 
     return app
+
+
+def _is_episode(d: dict[str, Any]) -> bool:
+    return "episode_id" in d and "steps" in d and "transcript" in d
+
+
+def episode_logs(run: RunDir) -> list[str]:
+    """Record logs holding episodes: `episodes` (play, tournament) and loops' per-stage logs."""
+    out = []
+    for path in sorted((run.path / "records").glob("*.jsonl")):
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+        try:
+            if _is_episode(json.loads(first)):
+                out.append(path.stem)
+        except (json.JSONDecodeError, TypeError):
+            continue
+    return sorted(out, key=lambda n: (n != "episodes", n))
 
 
 def _cell(v: Any) -> str:

@@ -52,6 +52,9 @@ check loop_iteration "$PY" -m selflab.cli loop verified-sft --config configs/ver
 check generation_benchmark "$PY" benchmarks/generation.py --requests 64 --dtypes float32,bfloat16
 grep -h "^RESULT" "$OUT/generation_benchmark.log" || true
 
+check constraints_benchmark "$PY" benchmarks/constraints.py --rounds 2
+grep -h "^RESULT" "$OUT/constraints_benchmark.log" || true
+
 if "$PY" -c "import vllm" 2>/dev/null; then
   check vllm_backend "$PY" -c "$BACKEND_CHECK" "vllm:smollm2-135m?gpu_memory_utilization=0.3"
 else

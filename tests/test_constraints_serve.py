@@ -256,3 +256,19 @@ def test_from_body_reads_every_spelling():
         from_body({"structured_outputs": {"regex": ""}})
     with pytest.raises(ConstraintError):
         from_body({"guided_choice": []})
+
+
+def test_raw_prompt_constraints_go_through_text_completions(served):
+    local, url = served
+    remote = OpenAIModel("tiny", url)
+    requests = [
+        GenerationRequest(prompt="Verdict:", sampling=SamplingParams(max_new_tokens=20, constraint=c))
+        for c in REQUESTS
+    ]
+    got = remote.generate(requests)
+    want = local.generate(requests)
+    assert [g.text for g in got] == [w.text for w in want]
+    assert all(
+        g.finish_reason == "stop" and text_matches(c, g.text) for g, c in zip(got, REQUESTS, strict=True)
+    )
+    remote.close()

@@ -16,7 +16,7 @@ import torch
 
 from selflab.errors import SelflabError
 from selflab.models.engine import common_prefix_len
-from selflab.models.engine_cache import KVBuffer
+from selflab.models.engine_cache import KVBuffer, cache_kwargs
 from selflab.models.types import Message
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def score_many(
                 input_ids=ids.to(device),
                 position_ids=torch.arange(span, device=device)[None].expand(len(batch), -1),
                 attention_mask=mask,
-                past_key_values=buf.writer(),
+                **cache_kwargs(hf, buf.writer()),
                 use_cache=True,
                 logits_to_keep=keep.to(device),
             )
@@ -114,7 +114,7 @@ def score_many(
                 input_ids=ids.to(device),
                 position_ids=positions.to(device),
                 attention_mask=mask,
-                past_key_values=buf.writer(),
+                **cache_kwargs(hf, buf.writer()),
                 use_cache=True,
             )
             logp = torch.log_softmax(out.logits.float(), dim=-1).cpu()

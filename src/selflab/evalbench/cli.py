@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from selflab.cli_options import ModelOpt, OutOpt, default_out
@@ -56,7 +57,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
             m = js.get(section, {}).get(key)
             if m is None:
                 continue
-            head.add_row(kind if first else "", label, _fmt(m), str(m.get("n", "")))
+            head.add_row(escape(kind) if first else "", label, _fmt(m), str(m.get("n", "")))
             first = False
         for proto, m in js.get("self_preference", {}).items():
             head.add_row("", f"self-preference ({proto})", _fmt(m), str(m.get("n", "")))
@@ -77,7 +78,9 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
     for kind, js in summary["judges"].items():
         for p, by in js.get("perturbations", {}).items():
             for proto, e in by.items():
-                flips.add_row(kind, p, e["expect"], proto, _fmt(e["flip_rate"]), str(e["flip_rate"]["n"]))
+                flips.add_row(
+                    escape(kind), p, e["expect"], proto, _fmt(e["flip_rate"]), str(e["flip_rate"]["n"])
+                )
     tables = [head, flips]
     maj = summary.get("majority")
     if maj:

@@ -134,7 +134,9 @@ class DebateJudge:
             if failure:
                 verdict, error = None, failure
             elif answer.forced and answer.verdict_text is not None:
-                verdict, error = parse_pairwise(answer.verdict_text)
+                verdict, error = parse_pairwise(
+                    answer.verdict_text, quoted=[item.response_a, item.response_b]
+                )
             else:
                 verdict, error = parse_pairwise(answer.raw, quoted=[item.response_a, item.response_b])
             out.append(
@@ -162,7 +164,7 @@ class DebateJudge:
             if failure:
                 score, error = None, failure
             elif answer.forced and answer.verdict_text is not None:
-                score, error = parse_score(answer.verdict_text, self.scale)
+                score, error = parse_score(answer.verdict_text, self.scale, quoted=item.response)
             else:
                 score, error = parse_score(answer.raw, self.scale, quoted=item.response)
             out.append(

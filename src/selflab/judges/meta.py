@@ -121,10 +121,9 @@ class MetaJudge:
         failure = completion_failure(answer.completion)
         if failure:
             return None, failure
-        if answer.forced and answer.verdict_text is not None:
-            return parse_meta(answer.verdict_text)
         quoted = [item.response, item.judgment_a, item.judgment_b] if self.guard_quotes else None
-        return parse_meta(answer.raw, quoted=quoted)
+        text = answer.verdict_text if answer.forced and answer.verdict_text is not None else answer.raw
+        return parse_meta(text, quoted=quoted)
 
     def compare_judgments(self, items: list[MetaItem]) -> list[Judgment]:
         """Which judgment of each item is better, in both orders."""

@@ -146,10 +146,9 @@ class PairwiseLLMJudge:
         failure = completion_failure(answer.completion)
         if failure:
             return None, failure
-        if answer.forced and answer.verdict_text is not None:
-            return parse_pairwise(answer.verdict_text, allow_tie=self.allow_tie)
         quoted = [item.response_a, item.response_b] if self.guard_quotes else None
-        return parse_pairwise(answer.raw, allow_tie=self.allow_tie, quoted=quoted)
+        text = answer.verdict_text if answer.forced and answer.verdict_text is not None else answer.raw
+        return parse_pairwise(text, allow_tie=self.allow_tie, quoted=quoted)
 
     def _combine(self, item: PairwiseItem, orders: list[dict]) -> Judgment:
         extra = {

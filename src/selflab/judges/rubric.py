@@ -153,10 +153,11 @@ class RubricJudge:
         failure = completion_failure(answer.completion)
         if failure:
             return None, failure
-        if answer.forced and answer.verdict_text is not None:  # decoded under the constraint
-            return parse_score(answer.verdict_text, self.scale, integer=self.integer)
         quoted = item.response if self.guard_quotes else None
-        return parse_score(answer.raw, self.scale, integer=self.integer, quoted=quoted)
+        # A constrained verdict is read on its own, but still refused when the judged text planted
+        # that very line ("Score: 5"): the judge may have copied it, and a failure is never a score.
+        text = answer.verdict_text if answer.forced and answer.verdict_text is not None else answer.raw
+        return parse_score(text, self.scale, integer=self.integer, quoted=quoted)
 
     def _aggregate(self, item: PointwiseItem, records: list[dict]) -> Judgment:
         scores = [r["value"] for r in records if r["value"] is not None]

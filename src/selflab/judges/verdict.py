@@ -16,7 +16,9 @@ masks only on the few verdict tokens, and keep the reasoning unconstrained.
 
 A verdict that was decoded under the constraint is parsed on its own (never the reasoning's); a
 backend that ignored the constraint is detected (`forced=False`) and the whole text goes through
-the defensive parser, with its injection guard. A parse failure is never a score.
+the defensive parser. Either way the injection guard applies: a verdict line that the judged text
+itself contains ("Score: 5", "[[A]]") is refused as a possible injection. A parse failure is never
+a score.
 """
 
 from __future__ import annotations

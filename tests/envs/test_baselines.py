@@ -45,8 +45,18 @@ def test_unknown_game_is_a_clear_error():
 
 def test_llm_rows_record_invalid_actions(tiny_model_spec: str):
     todo = [m for m in matchups(["perudo"], tiny_model_spec, 2, 2, 0) if m.a.startswith("llm:")]
-    results, stats = run_baselines(todo, llm_options={"max_new_tokens": 8})
+    assert [m.b for m in todo] == ["scripted", "random"]
+    results, stats = run_baselines(todo[:1], llm_options={"max_new_tokens": 8, "constrained": False})
     r = results[0]
     assert r.a == f"llm:{tiny_model_spec}" and r.episodes == 2
     assert r.a_stats.attempts > 0 and r.a_stats.invalid_rate > 0.5  # a random model rarely makes a legal bid
-    assert stats.model_calls > 0
+    assert r.a_stats.parse_rate > 0.5 and stats.model_calls > 0
+
+
+def test_constrained_llm_makes_no_invalid_move(tiny_model_spec: str):
+    """With the move grammar, even the random tiny model only writes legal moves: Perudo's grammar
+    expresses every rule, so there are no parse errors and no rule violations either."""
+    todo = [m for m in matchups(["perudo", "blocks"], tiny_model_spec, 1, 2, 0) if m.a.startswith("llm:")]
+    results, _ = run_baselines(todo[::2], llm_options={"max_new_tokens": 16})
+    for r in results:
+        assert r.a_stats.attempts > 0 and r.a_stats.invalid == 0, r.row()

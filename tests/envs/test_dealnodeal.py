@@ -111,7 +111,10 @@ def test_parsers():
     assert parse_counts("I keep 2 books and 1 hat") == (2, 1, 0)
     assert parse_counts("nothing") is None
     assert parse_action("accept") == ("accept", "")
-    assert parse_action("I accept the deal")[0] == "accept"
+    # Explicit protocol: acceptance is the whole message, never inferred from a sentence.
+    assert parse_action("**ACCEPT.**") == ("accept", "")
+    assert parse_action("I accept the deal") is None
+    assert parse_action("I do not accept") is None
     assert parse_action("hello there") is None
 
 

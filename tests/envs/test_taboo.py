@@ -39,7 +39,9 @@ def test_same_word_guess_matching():
     assert same_word("the apple", "apple")
     assert not same_word("pear", "apple")
     assert parse_guess("GUESS: Apple") == "apple"
-    assert parse_guess("I think... guess: pear because it is green") == "pear"
+    # The explicit protocol: a guess is a message that starts with GUESS:, read whole.
+    assert parse_guess("I think... guess: pear because it is green") is None
+    assert parse_guess("GUESS: the pear") == "the pear"
     assert parse_guess("I will not guess yet") is None
 
 

@@ -104,10 +104,11 @@ def test_jury_shares_one_generate_call_per_model() -> None:
     jury = Jury(members)
     items = [PointwiseItem(prompt="2+2?", response="4"), PointwiseItem(prompt="2+2?", response="5")]
     out = jury.judge(items)
-    assert len(model.calls) == 1 and len(model.calls[0]) == 6  # 3 members x 2 items, one call
+    # 3 members x 2 items, one call per round (reasoning, then constrained verdict).
+    assert [len(c) for c in model.calls] == [6, 6]
     assert [j.score for j in out] == [4.0, 1.0]
     [pair] = jury.compare([PAIR])
-    assert len(model.calls) == 2 and len(model.calls[1]) == 6  # 3 members x 2 orders
+    assert [len(c) for c in model.calls[2:]] == [6, 6]  # 3 members x 2 orders
     assert pair.verdict == "B" and pair.details["counts"]["B"] == 3
     # The personas really are in the members' prompts.
     assert {r.messages[0].content.split(".")[0] for r in model.calls[0]} == {
@@ -168,7 +169,8 @@ def test_debate_transcript_and_decision() -> None:
     transcript = j.details["transcript"]
     assert [t["speaker"] for t in transcript] == ["advocate for A", "advocate for B"] * 2
     assert [t["round"] for t in transcript] == [1, 1, 2, 2]
-    assert j.verdict == "B" and len(model.calls) == 5  # 2 rounds x 2 debaters + 1 decision
+    # 2 rounds x 2 debaters, then the decision: reasoning and constrained verdict.
+    assert j.verdict == "B" and len(model.calls) == 6
     # Round 2 debaters see round 1 arguments.
     assert "Reply A is right." in model.calls[2][0].messages[-1].content
 

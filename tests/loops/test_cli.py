@@ -84,5 +84,5 @@ def test_eval_compares_models_on_objective_metrics(app: typer.Typer, tmp_path: P
     rows = json.loads(out.read_text())
     assert [r["model"] for r in rows] == [spec, spec]
     acc = rows[1]["vs_first"]["instructions_pass_rate"]
-    assert acc["delta"]["mean"] == 0.0 and acc["test"] == "mcnemar-exact"  # same greedy model, same items
+    assert acc["delta"]["value"] == 0.0 and acc["test"] == "mcnemar-exact"  # same greedy model, same items
     assert rows[0]["metrics"]["instructions_pass_rate"]["n"] == 3

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from selflab.judges.meta import MetaJudge
+from selflab.loops import benchmark as bm
 from selflab.loops import judge_distillation as jd
-from selflab.loops import self_rewarding as sr
+from selflab.loops import judging
 from selflab.loops.base import get_loop, open_run
 from selflab.models.testing import tiny_llama
 from selflab.runs import RunDir
@@ -79,11 +80,24 @@ def test_teacher_accuracy_by_hand() -> None:
     assert acc["teacher_pair_accuracy"] == 0.75 and acc["teacher_pair_accuracy_missing"] == 1
 
 
-def test_training_items_exclude_heldout_prompts() -> None:
-    held, _ = sr.bench_slice(12)
-    units, pairs = jd.train_bench(8, seed=3, heldout=held)
-    assert len({u.item_id for u in units}) == 8 and pairs
+def test_training_items_share_no_entity_with_the_heldout_benchmark() -> None:
+    from selflab.evalbench.items import generate_items, load_items
+    from selflab.tasks.splits import entities
+
+    held, _ = bm.bench_slice(40)
+    units, pairs = bm.train_bench(40, seed=3)
+    assert len({u.item_id for u in units}) == 40 and pairs
     assert not {u.prompt for u in units} & {u.prompt for u in held}
+    tasks = {it.id: it.task for it in [*load_items(), *generate_items(40 * 4 + 8, seed=3)]}
+    ents = lambda us: {e for u in us for e in entities(tasks[u.item_id])}  # noqa: E731
+    assert not ents(units) & ents(held)
+
+
+def test_unbiased_majority_breaks_ties_at_random() -> None:
+    assert jd.unbiased_majority([3.0, 3.0, 1.0], seed=0) == (3.0, False)
+    assert jd.unbiased_majority([], seed=0) == (None, False)
+    picks = {jd.unbiased_majority([1.0, 4.0], seed=s)[0] for s in range(40)}
+    assert picks == {1.0, 4.0}  # neither end is favoured systematically
 
 
 def test_registry() -> None:
@@ -98,7 +112,19 @@ def test_sft_then_dpo_on_tiny(tiny: Path, tmp_path: Path, monkeypatch: pytest.Mo
     def jury_judge(self, items):  # type: ignore[no-untyped-def]
         """Real jury calls, then deterministic labels (a random tiny model writes no scores)."""
         out = real_judge(self, items)
-        return [j.model_copy(update={"score": float(i % 6), "parse_error": None}) for i, j in enumerate(out)]
+        return [
+            j.model_copy(
+                update={
+                    "score": float(i % 6),
+                    "parse_error": None,
+                    "details": {
+                        **j.details,
+                        "votes": [{**v, "score": float(i % 6)} for v in j.details["votes"]],
+                    },
+                }
+            )
+            for i, j in enumerate(out)
+        ]
 
     def jury_compare(self, items):  # type: ignore[no-untyped-def]
         out = real_compare(self, items)
@@ -107,7 +133,7 @@ def test_sft_then_dpo_on_tiny(tiny: Path, tmp_path: Path, monkeypatch: pytest.Mo
             for i, j in enumerate(out)
         ]
 
-    real_each = sr.judge_each
+    real_each = judging.judge_answers
 
     def judge_each(model, answers, samples, *a, **k):  # type: ignore[no-untyped-def]
         out = real_each(model, answers, samples, *a, **k)
@@ -115,7 +141,7 @@ def test_sft_then_dpo_on_tiny(tiny: Path, tmp_path: Path, monkeypatch: pytest.Mo
             x.model_copy(
                 update={
                     "scores": [float((i + j) % 6) for j in range(samples)],
-                    "judgments": [f"Score: {(i + j) % 6}" for j in range(samples)],
+                    "judgments": [f"Reason {j}.\nScore: {(i + j) % 6}" for j in range(samples)],
                 }
             )
             for i, x in enumerate(out)
@@ -131,7 +157,7 @@ def test_sft_then_dpo_on_tiny(tiny: Path, tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(Jury, "judge", jury_judge)
     monkeypatch.setattr(Jury, "compare", jury_compare)
-    monkeypatch.setattr(jd, "judge_each", judge_each)
+    monkeypatch.setattr(judging, "judge_answers", judge_each)
     monkeypatch.setattr(MetaJudge, "compare_judgments", meta)
     cfg = jd.JudgeDistillationConfig.model_validate(
         dict(
@@ -172,7 +198,7 @@ def test_sft_then_dpo_on_tiny(tiny: Path, tmp_path: Path, monkeypatch: pytest.Mo
     assert done["iter-1.sample"].info["skipped"] == "sft phase"
     # iteration 2: DPO on meta-judged judgments of the iteration-1 model
     assert done["iter-2.label"].info["skipped"] == "dpo phase"
-    metas = run.records("iter-2.meta_judge").read(jd.MetaRecord)
+    metas = run.records("iter-2.meta_judge").read(judging.MetaRecord)
     b2 = done["iter-2.build"].info
     assert b2["meta_judged"] == len(metas) > 0
     assert b2["judge_pairs"] == sum(1 for i in range(len(metas)) if i % 3 in (0, 1))

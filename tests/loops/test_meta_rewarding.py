@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from selflab.judges.meta import MetaJudge
+from selflab.loops import judging
 from selflab.loops import meta_rewarding as mr
-from selflab.loops import self_rewarding as sr
 from selflab.loops.base import get_loop, open_run
 from selflab.models.testing import tiny_llama
 from selflab.runs import RunDir
@@ -23,16 +23,16 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _a(
     task: str, sample: int, text: str, score: float | None, scores: list[float | None] | None = None
-) -> sr.JudgedAnswer:
+) -> judging.JudgedAnswer:
     scores = scores if scores is not None else [None if score is None else score * 5]
-    return sr.JudgedAnswer(
+    return judging.JudgedAnswer(
         task_id=task,
         prompt=f"p-{task}",
         sample=sample,
         response=text,
         self_score=score,
         judge_prompt=f"judge {task}#{sample}",
-        judgments=[f"Score: {s}" for s in scores],
+        judgments=[f"Reason {k} for {task}.\nScore: {s}" for k, s in enumerate(scores)],
         scores=scores,
     )
 
@@ -55,36 +55,60 @@ def test_length_control_picks_shortest_in_the_top_band() -> None:
     assert pairs == [] and counts.dropped_ties == 1 and counts.dropped_too_few_scored == 1
 
 
-def test_meta_candidates_counts() -> None:
+def test_strip_score_keeps_the_reasoning_only() -> None:
+    assert judging.strip_score("Relevant and clear.\nScore: 4") == "Relevant and clear."
+    assert judging.strip_score("It is good. Score: 3/5 overall") == "It is good.  overall"
+    assert judging.strip_score("Score: 5") == ""
+
+
+def test_meta_candidates_are_all_pairs_with_reasoning() -> None:
+    bare = _a("t", 4, "r", 0.5, [1.0, 4.0])
+    bare = bare.model_copy(update={"judgments": ["Score: 1", "Score: 4"]})  # nothing left to compare
     answers = [
-        _a("t", 0, "r", 0.5, [1.0, 4.0, None]),  # candidate: hi=1, lo=0
-        _a("t", 1, "r", 0.5, [3.0, 3.0]),  # unanimous
+        _a("t", 0, "r", 0.5, [1.0, 4.0, None]),  # one pair (0, 1)
+        _a("t", 1, "r", 0.5, [3.0, 3.0]),  # same score, different reasoning: still compared
         _a("t", 2, "r", None, [None, 2.0]),  # too few parsable
-        _a("t", 3, "r", 0.5, [2.0, 5.0, 0.0]),  # hi=1, lo=2
+        _a("t", 3, "r", 0.5, [2.0, 5.0, 0.0]),  # all three pairs
+        bare,
     ]
-    cands, counts = mr.meta_candidates(answers)
-    assert [(a.sample, hi, lo) for a, hi, lo in cands] == [(0, 1, 0), (3, 1, 2)]
-    assert counts == {"too_few_parsable_judgments": 1, "unanimous_judgments": 1}
+    cands, counts = judging.meta_candidates(answers)
+    assert [(a.sample, i, j) for a, i, j in cands] == [(0, 0, 1), (1, 0, 1), (3, 0, 1), (3, 0, 2), (3, 1, 2)]
+    assert counts == {"too_few_parsable_judgments": 1, "no_reasoning_to_compare": 1, "meta_pairs": 5}
 
 
-def test_judge_pairs_rules() -> None:
-    def rec(v: str | None) -> mr.MetaRecord:
-        return mr.MetaRecord(
-            answer_id=f"x{v}",
+def test_judge_pairs_take_best_and_worst_win_rate() -> None:
+    def rec(aid: str, i: int, j: int, v: str | None) -> judging.MetaRecord:
+        return judging.MetaRecord(
+            answer_id=aid,
             prompt="q",
-            judge_prompt="grade it",
+            judge_prompt=f"grade {aid}",
             response="r",
-            judgment_a="Score: 4",
-            judgment_b="Score: 1",
-            score_a=4,
-            score_b=1,
+            index_a=i,
+            index_b=j,
+            judgment_a=f"J{i}",
+            judgment_b=f"J{j}",
+            score_a=float(i),
+            score_b=float(j),
             verdict=v,
         )
 
-    pairs, counts = mr.judge_pairs([rec("A"), rec("B"), rec("tie"), rec(None)])
-    assert counts == {"meta_judged": 4, "judge_pairs": 2, "meta_ties": 1, "meta_unparsable": 1}
-    assert [(p.chosen, p.rejected) for p in pairs] == [("Score: 4", "Score: 1"), ("Score: 1", "Score: 4")]
-    assert pairs[0].prompt[0].content == "grade it" and pairs[1].chosen_score == 1
+    records = [
+        rec("x", 0, 1, "A"),  # x: J0 wins twice, J2 loses twice -> J0 over J2
+        rec("x", 0, 2, "A"),
+        rec("x", 1, 2, "A"),
+        rec("y", 0, 1, "tie"),  # y: all tied -> dropped
+        rec("z", 0, 1, None),  # z: unparsable only
+    ]
+    pairs, counts = judging.judge_pairs(records)
+    assert counts == {
+        "meta_judged": 5,
+        "judge_pairs": 1,
+        "meta_ties": 1,
+        "meta_unparsable": 1,
+        "judge_pair_ties": 1,
+    }
+    (p,) = pairs
+    assert (p.chosen, p.rejected, p.prompt[0].content, p.chosen_score) == ("J0", "J2", "grade x", 0.0)
 
 
 def test_registry() -> None:
@@ -95,7 +119,7 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
     from selflab.models import clear_cache, load_model
     from selflab.models.types import GenerationRequest
 
-    real_judge = sr.judge_each
+    real_judge = judging.judge_answers
 
     def judge_each(model, answers, samples, *args, **kw):  # type: ignore[no-untyped-def]
         """Real judge call; then scores made deterministic and varied (a tiny random model never
@@ -108,7 +132,9 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
                 a.model_copy(
                     update={
                         "scores": scores,
-                        "judgments": [f"Score: {s:g}" for s in scores],
+                        "judgments": [
+                            f"Reason {j} {a.response[:5]!r}.\nScore: {s:g}" for j, s in enumerate(scores)
+                        ],
                         "self_score": sum(scores) / len(scores) / 5,
                     }
                 )
@@ -121,16 +147,18 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
         out = real_meta(self, items)
         return [j.model_copy(update={"verdict": ["A", "B", "tie", None][i % 4]}) for i, j in enumerate(out)]
 
-    monkeypatch.setattr(sr, "judge_each", judge_each)
+    monkeypatch.setattr(judging, "judge_answers", judge_each)
     monkeypatch.setattr(MetaJudge, "compare_judgments", compare_judgments)
     cfg = mr.MetaRewardingConfig.model_validate(
         dict(
             model=f"hf:{tiny}",
             iterations=1,
             seed_prompts=3,
+            new_prompts=0,
             samples_per_prompt=2,
             max_new_tokens=8,
             judge_samples=2,
+            judge_reasoning=False,
             judge_max_new_tokens=3,
             eval_tasks=3,
             control_tasks=0,
@@ -147,16 +175,14 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
     assert list(done) == ["iter-0.evaluate"] + [f"iter-1.{s}" for s in mr.MetaRewardingLoop.stages]
     metas = run.records("iter-1.meta_judge").read(mr.MetaRecord)
     info = done["iter-1.meta_judge"].info
-    assert len(metas) == info["meta_candidates"] > 0
-    assert info["meta_candidates"] + info["unanimous_judgments"] + info["too_few_parsable_judgments"] == 6
-    assert all(m.score_a > m.score_b for m in metas)
+    assert len(metas) == info["meta_pairs"] == 6  # 6 answers x 1 pair of 2 judgments
     b = done["iter-1.build"].info
     pairs = run.records("iter-1.build").read(PreferencePair)
     assert len(pairs) == b["actor_pairs"] + b["judge_pairs"]
     assert b["judge_pairs"] == sum(1 for i in range(len(metas)) if i % 4 in (0, 1))
     assert b["meta_ties"] + b["meta_unparsable"] + b["judge_pairs"] == len(metas)
     judge_side = [p for p in pairs if p.source == "judge"]
-    assert judge_side and all("Score:" in p.prompt[0].content for p in judge_side)
+    assert judge_side and all("Score:" in p.prompt[0].content and "Score:" in p.chosen for p in judge_side)
     ckpt = run.path / "checkpoints" / "iter-1"
     assert done["iter-1.train"].info["steps"] == 1 and (ckpt / "model.safetensors").is_file()
     clear_cache()
@@ -164,6 +190,6 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
         load_model(f"hf:{ckpt}").generate([GenerationRequest.chat("hi", max_new_tokens=3)])[0].error is None
     )
     clear_cache()
-    line = [m for m in run.metrics.read_dicts() if m.get("type") == "iteration_metrics"][-1]
+    line = [m for m in run.metrics.read_dicts() if m.get("kind") == "iteration_metrics"][-1]
     assert {"judge_bench_accuracy", "self_reward", "heldout_pass_rate"} <= set(line["metrics"])
     assert line["info"]["judge_pairs"] == b["judge_pairs"]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from selflab.loops import benchmark as bm
+from selflab.loops import judging
 from selflab.loops import self_rewarding as sr
 from selflab.loops.base import get_loop, open_run
 from selflab.loops.measures import Answer
@@ -20,8 +22,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def _a(task: str, sample: int, text: str, score: float | None, finish: str = "stop") -> sr.JudgedAnswer:
-    return sr.JudgedAnswer(
+def _a(task: str, sample: int, text: str, score: float | None, finish: str = "stop") -> judging.JudgedAnswer:
+    return judging.JudgedAnswer(
         task_id=task,
         prompt=f"prompt {task}",
         sample=sample,
@@ -102,25 +104,25 @@ def test_pair_rules_hand_counted() -> None:
 
 def test_bench_measures_by_hand() -> None:
     judged = [
-        sr.BenchJudgment(unit_id="c", correct=True, score=0.8),  # right
-        sr.BenchJudgment(unit_id="s", correct=False, score=0.6),  # wrong (says correct)
-        sr.BenchJudgment(unit_id="o", correct=False, score=None),  # unparsable: missing
+        bm.BenchJudgment(unit_id="c", correct=True, score=0.8),  # right
+        bm.BenchJudgment(unit_id="s", correct=False, score=0.6),  # wrong (says correct)
+        bm.BenchJudgment(unit_id="o", correct=False, score=None),  # unparsable: missing
     ]
     pairs = [
-        sr.BenchPair(id="p0", a="s", b="c", better="B"),  # 0.8 > 0.6 -> 1
-        sr.BenchPair(id="p1", a="c", b="o", better="A"),  # missing
+        bm.BenchPair(id="p0", a="s", b="c", better="B"),  # 0.8 > 0.6 -> 1
+        bm.BenchPair(id="p1", a="c", b="o", better="A"),  # missing
     ]
-    acc, pair = sr.bench_measures(judged, pairs)
+    acc, pair = bm.bench_measures(judged, pairs)
     assert acc.values == [True, False, None]
     assert pair.values == [1.0, None]
 
 
 def test_bench_slice_is_heldout_and_stable() -> None:
-    units, pairs = sr.bench_slice(6)
+    units, pairs = bm.bench_slice(6)
     assert len({u.item_id for u in units}) == 6 and len(pairs) >= 10
     assert {u.id for u in units} >= {p.a for p in pairs} | {p.b for p in pairs}
-    assert sr.bench_slice(6) == (units, pairs)
-    other, _ = sr.bench_slice(6, offset=6)
+    assert bm.bench_slice(6) == (units, pairs)
+    other, _ = bm.bench_slice(6, offset=6)
     assert not {u.item_id for u in units} & {u.item_id for u in other}
     assert any(u.correct for u in units) and any(not u.correct for u in units)
 
@@ -134,6 +136,7 @@ def _config(tiny: Path, **kw: object) -> sr.SelfRewardingConfig:
         samples_per_prompt=2,
         max_new_tokens=8,
         judge_samples=2,
+        judge_reasoning=False,
         judge_max_new_tokens=3,
         prompt_max_new_tokens=8,
         eval_tasks=3,
@@ -151,7 +154,7 @@ def _force_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
     """A random tiny model never writes "Score: n", so nothing would parse: the judge stage is
     real (one generate call), then each judgment's score is replaced by a deterministic function of
     the answer so the later stages have pairs (and an unparsable one) to work with."""
-    real = sr.judge_each
+    real = judging.judge_answers
 
     def judge_each(model, answers, *args, **kw):  # type: ignore[no-untyped-def]
         out = real(model, answers, *args, **kw)
@@ -166,7 +169,7 @@ def _force_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
             fixed.append(a.model_copy(update={"scores": scores, "self_score": None if s is None else s / 5}))
         return fixed
 
-    monkeypatch.setattr(sr, "judge_each", judge_each)
+    monkeypatch.setattr(judging, "judge_answers", judge_each)
 
 
 def test_registry() -> None:
@@ -191,7 +194,7 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
     assert sum(1 for p in prompts if p.source != "seed") == 4
     gens = run.records("iter-1.generate").read(Answer)
     assert len(gens) == len(used) * 2
-    judged = run.records("iter-1.judge").read(sr.JudgedAnswer)
+    judged = run.records("iter-1.judge").read(judging.JudgedAnswer)
     assert all(len(a.scores) == 2 and len(a.judgments) == 2 for a in judged)
     assert "Score:" in judged[0].judge_prompt
     b = done["iter-1.build"].info
@@ -281,6 +284,8 @@ def test_tiny_budget_on_embedded_model(tmp_path: Path) -> None:
             samples_per_prompt=3,
             max_new_tokens=32,
             judge_samples=2,
+            judge_reasoning=False,
+            judge_max_new_tokens=4,
             eval_tasks=4,
             control_tasks=2,
             eval_max_new_tokens=32,

@@ -15,7 +15,6 @@ from selflab.loops.measures import Answer
 from selflab.models.testing import tiny_llama
 from selflab.models.types import user
 from selflab.runs import RunDir
-from selflab.tasks import Task
 from selflab.training import PreferencePair
 
 
@@ -24,31 +23,21 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def test_shipped_references_are_verified_and_heldout_clean() -> None:
-    from importlib import resources
+def test_task_references_fill_the_request_from_their_side() -> None:
+    train = spin.task_references(48, seed=1, heldout=False)
+    held = spin.task_references(32, seed=2, heldout=True)
+    assert len(train) == 48 and len(held) == 32  # no silent cap
+    assert len({r.prompt for r in train}) == 48
+    assert {r.kind for r in held} == {"instruction", "arithmetic", "word_problem", "fact"}
+    assert not {r.prompt for r in train} & {r.prompt for r in held}
 
+
+def test_user_data_split_by_group() -> None:
     rows = [
-        json.loads(x)
-        for x in resources.files("selflab.loops")
-        .joinpath(spin.REFERENCE_FILE)
-        .read_text("utf-8")
-        .splitlines()
+        spin.ReferenceExample(id=f"r{i}", prompt=f"q{i}", reference="a", group=f"g{i % 5}") for i in range(40)
     ]
-    assert len(rows) >= 100 and len({r["prompt"] for r in rows}) == len(rows)
-    for r in rows:
-        assert Task.model_validate(r["task"]).verify(r["reference"]).ok, r["id"]
-    refs = spin.load_references()
-    train, held = spin.split_references(refs, 0.2)
-    assert train and held and not {r.prompt for r in train} & {r.prompt for r in held}
-    # nothing SPIN trains on is among the truth meter's held-out tasks
-    cfg = spin.SPINConfig(eval_tasks=40, control_tasks=20)
-    loop_like = type(
-        "L", (), {"seed_for": lambda self, *p: spin.SPINLoop.seed_for(self, *p), "config": cfg}
-    )()
-    from selflab.loops.self_rewarding import heldout_tasks
-
-    main, control = heldout_tasks(loop_like, cfg)  # type: ignore[arg-type]
-    assert not {r.prompt for r in refs} & {t.prompt for t in main + control}
+    train, held = spin.split_references(rows, 0.4)
+    assert train and held and not {r.group for r in train} & {r.group for r in held}
 
 
 def test_pair_rules_and_counts() -> None:
@@ -114,7 +103,8 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path) -> None:
             report=False,
         )
     )
-    metrics = open_run(spin.SPINLoop, tmp_path / "run", cfg, resume=False).run_loop()
+    loop = open_run(spin.SPINLoop, tmp_path / "run", cfg, resume=False)
+    metrics = loop.run_loop()
     run = RunDir.open(tmp_path / "run")
     done = run.completed_stages()
     assert list(done) == ["iter-0.evaluate"] + [f"iter-1.{s}" for s in spin.SPINLoop.stages]
@@ -124,7 +114,7 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path) -> None:
     assert len(pairs) == info["pairs"] > 0
     assert info["pairs"] + info["dropped_empty"] + info["dropped_generation_error"] == 4
     assert info["dropped_identical_to_reference"] == 0  # a random model never copies a reference
-    refs, held = spin.SPINLoop.references(type("L", (), {"config": cfg})())  # type: ignore[arg-type]
+    refs, held = loop.references()
     assert {p.chosen for p in pairs} <= {r.reference for r in refs}
     ckpt = run.path / "checkpoints" / "iter-1"
     assert done["iter-1.train"].info["steps"] == 1 and (ckpt / "model.safetensors").is_file()
@@ -144,3 +134,31 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path) -> None:
         metrics[1].metrics["heldout_reference_logprob"].estimate.mean
         != metrics[0].metrics["heldout_reference_logprob"].estimate.mean
     )
+
+
+def test_sft_control_arm_trains_on_the_references(tiny: Path, tmp_path: Path) -> None:
+    cfg = spin.SPINConfig.model_validate(
+        dict(
+            model=f"hf:{tiny}",
+            arm="sft",
+            iterations=1,
+            train_prompts=4,
+            heldout_references=2,
+            judge_max_new_tokens=2,
+            eval_tasks=2,
+            control_tasks=0,
+            eval_max_new_tokens=8,
+            bench_items=0,
+            train={"lora": True, "max_steps": 1, "batch_size": 2, "learning_rate": 1e-3},
+            report=False,
+        )
+    )
+    loop = open_run(spin.SPINLoop, tmp_path / "run", cfg, resume=False)
+    metrics = loop.run_loop()
+    done = RunDir.open(tmp_path / "run").completed_stages()
+    assert done["iter-1.generate"].info["skipped"].startswith("sft control arm")
+    assert done["iter-1.build"].info["examples"] == 4 and done["iter-1.train"].info["steps"] == 1
+    refs, _ = loop.references()
+    built = RunDir.open(tmp_path / "run").records("iter-1.build").read_dicts()
+    assert [b["response"] for b in built] == [r.reference for r in refs]
+    assert metrics[1].info["arm"] == "sft"

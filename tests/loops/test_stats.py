@@ -31,7 +31,7 @@ def test_paired_compare_binary_uses_mcnemar() -> None:
     assert t.test == "mcnemar-exact" and t.improved == 8 and t.worsened == 0
     assert math.isclose(t.delta.mean, 0.4) and t.p_value < 0.01
     s = paired_compare([1.0, 2.0, None], [2.0, 2.0, 5.0])
-    assert s.test == "paired-bootstrap" and s.delta.n == 2
+    assert s.test == "wilcoxon" and s.delta.n == 2
 
 
 def test_meter_records_gap_and_tests_against_baseline(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -80,6 +80,7 @@ class MatchupResult:
         for side, s in (("a", self.a_stats), ("b", self.b_stats)):
             lo, hi = s.ci
             out |= {f"{side}_win_rate": s.win_rate, f"{side}_ci": [lo, hi], f"{side}_invalid_rate": s.invalid_rate,
+                    f"{side}_parse_rate": s.parse_rate, f"{side}_rule_rate": s.rule_rate,
                     f"{side}_attempts": s.attempts, f"{side}_mean_reward": s.mean_reward}  # fmt: skip
         return out
 
@@ -129,16 +130,23 @@ def analyse(m: Matchup, episodes: list[EpisodeRecord]) -> MatchupResult:
     return MatchupResult(m.game, m.env_id, m.a, m.b, m.solo, n, stats_a, stats_b, a_better, b_better, p)
 
 
-def matchups(games: list[str], llm: str | None, episodes: int, llm_episodes: int, seed: int) -> list[Matchup]:
-    """scripted vs random for every game, and `llm` vs scripted when an LLM spec is given."""
+def matchups(
+    games: list[str], llm: str | None, episodes: int, llm_episodes: int, seed: int, scripted: bool = True
+) -> list[Matchup]:
+    """scripted vs random for every game (unless `scripted=False`), and, when an LLM spec is given,
+    the LLM vs scripted and the LLM vs random."""
     unknown = [g for g in games if g not in VARIANTS]
     if unknown:
         from selflab.errors import ConfigError
 
         raise ConfigError(f"unknown game(s) {unknown}", f"choose from {', '.join(VARIANTS)}")
-    out = [Matchup(g, VARIANTS[g], "scripted", "random", episodes, seed) for g in games]
+    out = [Matchup(g, VARIANTS[g], "scripted", "random", episodes, seed) for g in games] if scripted else []
     if llm:
-        out += [Matchup(g, VARIANTS[g], f"llm:{llm}", "scripted", llm_episodes, seed) for g in games]
+        out += [
+            Matchup(g, VARIANTS[g], f"llm:{llm}", b, llm_episodes, seed)
+            for g in games
+            for b in ("scripted", "random")
+        ]
     return out
 
 
@@ -148,11 +156,13 @@ def run_baselines(
     llm_options: dict[str, Any] | None = None,
     progress: bool = False,
     concurrency: int = 64,
+    executor: Any = None,
 ) -> tuple[list[MatchupResult], RunStats]:
-    """Play every matchup (one `play` call) and analyse each; writes `baselines.json` to the run."""
+    """Play every matchup (one `play` call) and analyse each; writes `baselines.json` to the run.
+    `executor`: where episodes run (see `selflab.execution`; default in process)."""
     specs = [s for m in todo for s in specs_for(m)]
     result = play(specs, concurrency=concurrency, run=run, progress=progress,
-                  agent_options={"llm": llm_options or {}})  # fmt: skip
+                  agent_options={"llm": llm_options or {}}, executor=executor)  # fmt: skip
     results = [analyse(m, result.episodes) for m in todo]
     if run is not None:
         (run.path / "baselines.json").write_text(

@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from selflab.errors import ConfigError, SelflabError
+from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt, check_flags, open_executor
 
 console = Console()
 
@@ -101,10 +103,14 @@ def register(app: typer.Typer) -> None:
         no_rotate: Annotated[
             bool, typer.Option("--no-rotate", help="Keep agents in their seats (no seat rotation).")
         ] = False,
+        executor: ExecutorOpt = "local",
+        workers: WorkersOpt = None,
+        ray_address: RayAddressOpt = None,
     ) -> None:
         """Play episodes and print wins per agent with 95% CIs, invalid-action rates and mean turns."""
         from selflab.envs.runner import play, schedule
         from selflab.envs.trajectories import to_dpo, to_sft
+        from selflab.results import finish, game_rows
         from selflab.runs import RunDir
 
         env_id = resolve_game(game)
@@ -116,10 +122,14 @@ def register(app: typer.Typer) -> None:
         path = out or Path("runs") / f"play-{env_id}-{stamp}"
         config = {"game": env_id, "agents": names, "episodes": episodes, "seed": seed, "env_kwargs": env_kwargs,
                   "max_new_tokens": max_new_tokens, "temperature": temperature, "rotate": not no_rotate}  # fmt: skip
+        check_flags(executor, workers, ray_address)
         run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab play")
         specs = schedule(env_id, names, episodes, seed=seed, env_kwargs=env_kwargs, rotate=not no_rotate)
         llm_opts = {"max_new_tokens": max_new_tokens, "temperature": temperature}
-        result = play(specs, concurrency=concurrency, run=run, progress=True, agent_options={"llm": llm_opts})
+        llm_specs = sorted({n[4:] for n in names if n.startswith("llm:")})
+        with open_executor(executor, workers, ray_address, models=llm_specs) as ex:
+            result = play(specs, concurrency=concurrency, run=run, progress=True, agent_options={"llm": llm_opts},
+                          executor=ex)  # fmt: skip
         eps = result.episodes
         console.print(results_table(eps, f"{env_id}: {len(eps)} episodes, seed {seed}"))
         st = result.stats
@@ -133,8 +143,7 @@ def register(app: typer.Typer) -> None:
             run.export_parquet("sft", sft_rows(sft))
         if dpo:
             run.export_parquet("dpo", sft_rows(dpo))
-        run.metrics.append({"stage": "play", "episodes": len(eps), "wall_s": st.wall_s, "sft_rows": len(sft),
-                            "dpo_rows": len(dpo)})  # fmt: skip
+        finish(run, game_rows("selflab play", eps, wall_s=st.wall_s, sft_rows=len(sft), dpo_rows=len(dpo)))
         console.print(
             f"episodes recorded in {run.path}/records/episodes.jsonl; replay with `selflab replay {run.path} 0`"
         )
@@ -165,35 +174,32 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option("--player", help="Show only what this player could see.")
         ] = None,
         raw: Annotated[
-            bool, typer.Option("--raw", help="Also show each attempt's raw output and errors.")
+            bool, typer.Option("--raw", help="Also show the raw output of accepted moves.")
         ] = False,
     ) -> None:
-        """Show an episode's transcript in the terminal."""
+        """Show an episode in the terminal: the transcript, with every refused attempt (raw model
+        output and the reason it was refused) before the messages of its turn."""
+        from selflab.report.replay import events
+
         record = load_episode(run, episode)
         console.print(render_header(record))
-        for msg in record.transcript:
-            rec = msg.get("recipients")
-            if player is not None and rec is not None and player not in rec:
+        styles = {"reveal": "bold yellow", "system": "dim", "private": "cyan", "action": "green"}
+        for e in events(record.model_dump(mode="json"), player=player, accepted=raw):
+            if e.kind == "message":
+                to = "" if e.recipients is None else " -> " + ",".join(f"P{r}" for r in e.recipients)
+                style = styles.get(e.msg_type, "")
+                line = f"t{e.turn:>3} [{e.who}{to}] {e.text}"
+                console.print(f"[{style}]{escape(line)}[/{style}]" if style else line, highlight=False,
+                              markup=bool(style))  # fmt: skip
                 continue
-            sender = "Game" if msg["sender"] < 0 else f"P{msg['sender']} {record.agents[msg['sender']]}"
-            to = "" if rec is None else " -> " + ",".join(f"P{r}" for r in rec)
-            style = {"reveal": "bold yellow", "system": "dim", "private": "cyan", "action": "green"}.get(
-                msg["type"], ""
+            color = "red" if e.kind == "refused" else "yellow" if e.kind == "defaulted" else "green"
+            what = f"{e.kind}: {e.reason}" if e.reason else f"{e.kind}: {e.text!r}"
+            console.print(
+                f"[{color}]t{e.turn:>3} [{escape(e.who)}] {escape(what)}[/{color}]", highlight=False
             )
-            console.print(f"[{style}]t{msg['turn']:>3} [{sender}{to}] {msg['text']}[/{style}]" if style else
-                          f"t{msg['turn']:>3} [{sender}{to}] {msg['text']}", highlight=False, markup=bool(style))  # fmt: skip
-        if raw:
-            for s in record.steps:
-                if player is not None and s.player != player:
-                    continue
-                err = f"  [red]{s.error['kind']}: {s.error['reason']}[/red]" if s.error else ""
-                console.print(f"[bold]#{s.index} P{s.player} ({s.agent})[/bold] -> {s.applied_action!r}{err}")
-                if s.raw_output:
-                    console.print(
-                        "   raw: " + s.raw_output.strip().replace("\n", "\n        "),
-                        markup=False,
-                        highlight=False,
-                    )
+            if e.raw:
+                console.print("      raw: " + e.raw.strip().replace("\n", "\n           "), markup=False,
+                              highlight=False)  # fmt: skip
         console.print(
             f"[bold]outcome:[/bold] {record.outcome}; winners {record.winners}; rewards {record.rewards}"
         )
@@ -210,9 +216,17 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--opt", help="Game option key=value (repeatable).")
         ] = None,
         max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 64,
+        out: Annotated[
+            Path | None, typer.Option("--out", help="Run directory (default runs/tournament-<game>-<time>).")
+        ] = None,
+        resume: Annotated[
+            bool, typer.Option("--resume", help="Continue a run directory; finished episodes are kept.")
+        ] = False,
     ) -> None:
         """Round-robin between agents: win rates with CIs, Elo, TrueSkill and pairwise tests."""
         from selflab.envs.tournament import round_robin
+        from selflab.results import finish, game_rows
+        from selflab.runs import RunDir
 
         env_id = resolve_game(game)
         names = [a.strip() for a in agents.split(",") if a.strip()]
@@ -221,7 +235,12 @@ def register(app: typer.Typer) -> None:
                 "a tournament needs at least two different agents",
                 "pass e.g. --agents scripted,random,bluffer",
             )
-        result = round_robin(env_id, names, episodes, seed=seed, env_kwargs=_parse_options(opt or []), progress=True,
+        env_kwargs = _parse_options(opt or [])
+        path = out or Path("runs") / f"tournament-{env_id}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        config = {"game": env_id, "agents": names, "episodes_per_pair": episodes, "seed": seed,
+                  "env_kwargs": env_kwargs, "max_new_tokens": max_new_tokens}  # fmt: skip
+        run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab tournament")
+        result = round_robin(env_id, names, episodes, seed=seed, env_kwargs=env_kwargs, progress=True, run=run,
                              agent_options={"llm": {"max_new_tokens": max_new_tokens}})  # fmt: skip
         table = Table(title=f"{env_id} round-robin, {episodes} episodes per pair")
         for col in ("agent", "win rate [95% CI]", "invalid rate", "Elo", "TrueSkill mu±sigma"):
@@ -233,6 +252,8 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         for (a, b), h in result.pairs.items():
             console.print(f"{a} vs {b}: {h.a_wins}-{h.b_wins} (of {h.episodes}), p={h.p_value:.2g}")
+        wall = sum(r.stats.wall_s for r in result.runs)
+        finish(run, game_rows("selflab tournament", result.episodes, wall_s=wall))
 
     @app.command("baselines")
     def baselines_cmd(
@@ -264,9 +285,23 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[
             bool, typer.Option("--resume", help="Keep the episodes already recorded in --out.")
         ] = False,
+        executor: ExecutorOpt = "local",
+        workers: WorkersOpt = None,
+        ray_address: RayAddressOpt = None,
+        constraints: Annotated[
+            bool,
+            typer.Option(
+                "--constraints/--no-constraints",
+                help="LLM moves decoded under each game's move grammar (default), or free text.",
+            ),
+        ] = True,
+        scripted_rows: Annotated[
+            bool, typer.Option("--scripted/--no-scripted", help="Include the scripted-vs-random rows.")
+        ] = True,
     ) -> None:
-        """Per game: scripted vs random and (with --llm) the LLM vs scripted, with 95% CIs, exact tests
-        and invalid-action rates. Writes baselines.json and baselines.md to the run directory."""
+        """Per game: scripted vs random and (with --llm) the LLM vs scripted and vs random, with 95%
+        CIs, exact tests and invalid-action rates (parse errors and rule violations apart). Writes
+        baselines.json and baselines.md to the run directory."""
         from selflab.envs.baselines import VARIANTS, matchups, run_baselines
         from selflab.runs import RunDir
 
@@ -277,24 +312,39 @@ def register(app: typer.Typer) -> None:
             "max_new_tokens": max_new_tokens,
             "temperature": temperature,
             "context_tokens": context_tokens,
+            "constrained": constraints,
         }
         config = {"games": chosen, "llm": llm, "episodes": episodes, "llm_episodes": llm_episodes, "seed": seed,
-                  "llm_options": llm_options}  # fmt: skip
-        todo = matchups(chosen, llm, episodes, llm_episodes, seed)
+                  "llm_options": llm_options, "scripted": scripted_rows}  # fmt: skip
+        todo = matchups(chosen, llm, episodes, llm_episodes, seed, scripted=scripted_rows)
+        check_flags(executor, workers, ray_address)
         run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab baselines")
-        results, stats = run_baselines(todo, run=run, llm_options=llm_options, progress=True)
+        with open_executor(executor, workers, ray_address, models=[llm] if llm else None) as ex:
+            results, stats = run_baselines(todo, run=run, llm_options=llm_options, progress=True, executor=ex)
         table = Table(
             title=f"game baselines, seed {seed} (win rate [95% Wilson CI]; p: exact two-sided test)"
         )
-        for col in ("game", "variant", "A vs B", "A win", "B win", "A>B / B>A", "p", "A invalid", "episodes"):
+        cols = (
+            "game",
+            "variant",
+            "A vs B",
+            "A win",
+            "B win",
+            "A>B / B>A",
+            "p",
+            "A invalid (parse/rule)",
+            "episodes",
+        )
+        for col in cols:
             table.add_column(col)
-        lines = ["| game | variant | A vs B | A win [95% CI] | B win [95% CI] | A>B / B>A | p | A invalid | episodes |",
+        lines = ["| game | variant | A vs B | A win [95% CI] | B win [95% CI] | A>B / B>A | p | A invalid (parse / rule) | episodes |",
                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in results:
             a, b = r.a_stats, r.b_stats
             cells = [r.game, r.env_id, f"{r.a} vs {r.b}" + (" (solo)" if r.solo else ""),
                      f"{a.win_rate:.2f} [{a.ci[0]:.2f}, {a.ci[1]:.2f}]", f"{b.win_rate:.2f} [{b.ci[0]:.2f}, {b.ci[1]:.2f}]",
-                     f"{r.a_better} / {r.b_better}", f"{r.p_value:.2g}", f"{a.invalid_rate:.3f}", str(r.episodes)]  # fmt: skip
+                     f"{r.a_better} / {r.b_better}", f"{r.p_value:.2g}",
+                     f"{a.invalid_rate:.3f} ({a.parse_rate:.3f} / {a.rule_rate:.3f})", str(r.episodes)]  # fmt: skip
             table.add_row(*cells)
             lines.append("| " + " | ".join(cells) + " |")
         console.print(table)
@@ -307,6 +357,11 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"results in {run.path}/baselines.json and baselines.md; episodes in records/episodes.jsonl"
         )
+        from selflab.envs.trajectories import EpisodeRecord
+        from selflab.results import finish, game_rows
+
+        eps = run.records("episodes").read(EpisodeRecord)
+        finish(run, game_rows("selflab baselines", eps, wall_s=stats.wall_s))
 
 
 def sft_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -26,7 +26,10 @@ import random
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from selflab.models.types import Constraint
 
 GAME = -1
 """Sender id of the game master (the rule engine itself)."""
@@ -105,7 +108,9 @@ class Observation(str):
     `state` holds the game-specific private view (own dice, current bid, ...); `legal_actions`
     lists legal action strings where the game can enumerate them (random agents use it);
     `messages` are the messages new to this player since its last action; `error` is the reason
-    its previous attempt was refused, with `attempts_left` tries before the default move.
+    its previous attempt was refused, with `attempts_left` tries before the default move;
+    `grammar` is the grammar of a legal reply at this turn (`TextEnv.action_grammar`), for
+    constrained decoding, or None where the game declares none.
     """
 
     player: int
@@ -115,6 +120,7 @@ class Observation(str):
     error: ActionError | None
     attempts_left: int
     turn: int
+    grammar: Constraint | None
 
     def __new__(
         cls,
@@ -127,6 +133,7 @@ class Observation(str):
         error: ActionError | None = None,
         attempts_left: int = 0,
         turn: int = 0,
+        grammar: Constraint | None = None,
     ) -> Observation:
         obs = super().__new__(cls, text)
         obs.player = player
@@ -136,11 +143,35 @@ class Observation(str):
         obs.error = error
         obs.attempts_left = attempts_left
         obs.turn = turn
+        obs.grammar = grammar
         return obs
 
     @property
     def text(self) -> str:
         return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """A value one player must not learn, declared by the game for the leak checker
+    (`selflab.envs.leaks`).
+
+    `value` is looked for in the player's structured state (deep equality; a value listed among
+    other alternatives, like the true location in the list of possible locations, is a candidate
+    list and not a leak); with `text`, its rendering (`str(value)`, a list as space-separated items)
+    is looked for, as a whole phrase, in every message the player can see (from message index
+    `since` on: the value may be new, like this round's dice) and in its observation text; `keys` are
+    dictionary keys that must not carry it in the state at all (e.g. "culprit"). `anywhere=False`
+    checks the state by `keys` only, for values that are public as names (the culprit is one of
+    the listed suspects).
+    """
+
+    name: str
+    value: Any
+    text: bool = True
+    keys: tuple[str, ...] = ()
+    anywhere: bool = True
+    since: int = 0
 
 
 @dataclass
@@ -183,7 +214,10 @@ class Env(Protocol):
 
 
 _NOISE = "[ \\t>*_#`\"']*"
-_ACTION_TEMPLATE = r"^{noise}{kw}[ \t*_`\"']*[:=\-]{noise}(.*?)[ \t*_`\"'.]*$"
+# Linear by construction: the value is a greedy `(.*)` to the end of the line and its trailing
+# markdown is stripped in Python (a lazy group before an optional class and `$` was quadratic).
+_ACTION_TEMPLATE = r"^{noise}{kw}[ \t*_`\"']*[:=\-]{noise}(.*)$"
+_TRAILING_NOISE = " \t*_`\"'."
 
 
 def _action_re(keyword: str) -> re.Pattern[str]:
@@ -202,7 +236,7 @@ def extract_action(text: str, keyword: str = "ACTION") -> str:
     if not isinstance(text, str):
         return ""
     pattern = _ACTION_RE if keyword.lower() == "action" else _action_re(keyword)
-    matches = [m.group(1).strip() for m in pattern.finditer(text)]
+    matches = [m.group(1).rstrip(_TRAILING_NOISE).strip() for m in pattern.finditer(text)]
     matches = [m for m in matches if m]
     if matches:
         return matches[-1]
@@ -240,6 +274,10 @@ class TextEnv(ABC):
     env_id: str = ""
     rules: str = ""
     action_format: str = "ACTION: <your move>"
+    max_reply_chars: ClassVar[int] = 16_000
+    """A reply longer than this is refused (a parse error) before any regex reads it."""
+    max_action_chars: ClassVar[int] = 2_000
+    """An extracted action longer than this is refused; free-text games raise it."""
     min_players: ClassVar[int] = 2
     max_players: ClassVar[int] = 2
 
@@ -302,6 +340,28 @@ class TextEnv(ABC):
     def legal_actions(self, player: int) -> list[str] | None:
         """All legal actions, where the game can enumerate them (random agents sample these)."""
         return None
+
+    def move_grammar(self, player: int) -> str | None:
+        """Lark rules defining `move`: the legal actions of `player` now (see `selflab.envs.grammar`).
+        None: the game declares no grammar (the reply is then unconstrained)."""
+        return None
+
+    def action_grammar(self, player: int) -> Constraint | None:
+        """The grammar of a legal reply for `player` at this turn, `ACTION: <move>`, as a
+        `Constraint` for constrained decoding; None when the game declares none."""
+        rules = self.move_grammar(player)
+        if rules is None:
+            return None
+        from selflab.envs.grammar import action_constraint
+
+        return action_constraint(rules)
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The values `player` must not know at this moment (others' dice, the location, the secret
+        person, item values, truth labels, targets, secrets). Every game declares them (an empty
+        list for games of full information); the leak checker in the test suite plays every
+        variant and asserts none of them reaches the player."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare hidden_values(player)")
 
     def on_turn_limit(self) -> None:
         """Called when `max_turns` moves were applied and the game is not over: a draw by default."""
@@ -408,6 +468,7 @@ class TextEnv(ABC):
             error=error,
             attempts_left=attempts_left,
             turn=self.turn,
+            grammar=self.action_grammar(player),
         )
 
     def step(self, action: str) -> StepResult:
@@ -415,10 +476,9 @@ class TextEnv(ABC):
         if self._done:
             raise RuntimeError("the episode is over; call reset()")
         player = self.current_player()
-        text = extract_action(action if isinstance(action, str) else str(action))
         before = len(self.messages)
         try:
-            canonical = self.apply(player, text)
+            canonical = self.apply(player, self.read_action(action))
         except ActionError as err:
             counts = self._errors[player]
             if isinstance(err, ParseError):
@@ -440,6 +500,21 @@ class TextEnv(ABC):
         # (e.g. the dice revealed by its own challenge) in its next observation.
         self._cursor[player] = before
         return self._advance(player, canonical)
+
+    def read_action(self, reply: object) -> str:
+        """The action in a reply, with the length caps applied: the one bounded reader of `step`."""
+        raw = reply if isinstance(reply, str) else str(reply)
+        if len(raw) > self.max_reply_chars:
+            raise ParseError(
+                f"the reply is {len(raw)} characters long; at most {self.max_reply_chars} are read. "
+                "Reply briefly and end with the ACTION line"
+            )
+        text = extract_action(raw)
+        if len(text) > self.max_action_chars:
+            raise ParseError(
+                f"the action is {len(text)} characters long; at most {self.max_action_chars} are read"
+            )
+        return text
 
     def _advance(
         self, player: int, canonical: str, error: ActionError | None = None, defaulted: bool = False

@@ -7,6 +7,13 @@ whose turn it is across all running episodes, sends all those requests to the en
 standalone use. Re-prompting after an invalid move needs nothing special here: the env keeps the
 same player on turn and its next observation carries the reason, which lands in the history.
 
+Constrained decoding (on by default): when the observation carries the game's grammar of a legal
+reply (`Observation.grammar`, from `TextEnv.action_grammar`), the request is sent with it as
+`SamplingParams.constraint`, so the model can only write `ACTION: <a legal move>`. `constrained=False`
+sends free text, to measure raw format-following. After a refused move the next prompt is short:
+the reason and the action format, not the whole observation again (the state is already in the
+history).
+
 Context overflow: the oldest observation/reply pairs are dropped until the prompt fits
 `context_tokens - max_new_tokens`; the rules and the latest observation always stay (the latter
 cut from the front if it alone is too long).
@@ -23,6 +30,10 @@ from selflab.models.types import Completion, GenerationRequest, LanguageModel, M
 INSTRUCTIONS = (
     "You are a player in a text game. Read the rules, then on each turn reply with at most two short "
     "sentences of reasoning followed by your move on the last line, exactly in the action format."
+)
+CONSTRAINED_INSTRUCTIONS = (
+    "You are a player in a text game. Read the rules, then on each turn reply with your move only: "
+    "one line in the action format, ACTION: <your move>."
 )
 
 
@@ -42,7 +53,8 @@ class LLMAgent(BaseAgent):
         top_p: float = 0.95,
         max_new_tokens: int = 64,
         context_tokens: int = 2048,
-        instructions: str = INSTRUCTIONS,
+        instructions: str | None = None,
+        constrained: bool = True,
     ) -> None:
         super().__init__(seed, name or f"llm:{getattr(model, 'name', 'model')}")
         self.model = model
@@ -51,7 +63,8 @@ class LLMAgent(BaseAgent):
         self.top_p = top_p
         self.max_new_tokens = max_new_tokens
         self.context_tokens = context_tokens
-        self.instructions = instructions
+        self.constrained = constrained
+        self.instructions = instructions or (CONSTRAINED_INSTRUCTIONS if constrained else INSTRUCTIONS)
         self.player: int | None = None
         self.history: list[Message] = []
         self.dropped_messages = 0
@@ -96,7 +109,7 @@ class LLMAgent(BaseAgent):
     def _system(self) -> Message:
         return Message(role="system", content=f"{self.instructions}\n\n{self.rules}".strip())
 
-    def messages_for(self, observation: Observation) -> list[Message]:
+    def messages_for(self, observation: Observation | str) -> list[Message]:
         """The prompt for this observation, trimmed to the token budget (oldest turns dropped)."""
         system = self._system()
         history = [*self.history, Message(role="user", content=str(observation))]
@@ -121,15 +134,31 @@ class LLMAgent(BaseAgent):
             kept = kept[1:]
         return [system, *kept]
 
+    def user_text(self, observation: Observation) -> str:
+        """What the model reads this turn: the observation, or after a refused move (with the
+        previous observation already in the history) a short re-prompt with the reason."""
+        error = getattr(observation, "error", None)
+        if error is None or not self.history:
+            return str(observation)
+        what = "could not be read" if error.kind == "parse" else "breaks the rules"
+        prompt = str(observation).strip().splitlines()[-1]
+        return (
+            f"Your action {what}: {error.reason}\n"
+            f"{observation.attempts_left} attempt(s) left before the default move. {prompt}"
+        )
+
     def prepare(self, observation: Observation) -> GenerationRequest:
         """The request for this turn; the runner batches it with other agents' requests."""
-        messages = self.messages_for(observation)
-        self.history.append(Message(role="user", content=str(observation)))
+        text = self.user_text(observation)
+        messages = self.messages_for(text)
+        self.history.append(Message(role="user", content=text))
+        grammar = getattr(observation, "grammar", None) if self.constrained else None
         sampling = SamplingParams(
             temperature=self.temperature,
             top_p=self.top_p if self.temperature > 0 else 1.0,
             max_new_tokens=self.max_new_tokens,
             seed=self.rng.randrange(2**31),
+            constraint=grammar,
         )
         self._pending = GenerationRequest(messages=tuple(messages), sampling=sampling)
         return self._pending
@@ -149,6 +178,7 @@ class LLMAgent(BaseAgent):
             "finish_reason": completion.finish_reason,
             "backend_error": completion.error,
             "dropped_messages": self.dropped_messages,
+            "constrained": self._pending is not None and self._pending.sampling.constraint is not None,
         }
         self._pending = None
         return action

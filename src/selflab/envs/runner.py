@@ -186,13 +186,16 @@ def play(
     agent_options: dict[str, dict[str, Any]] | None = None,
     agent_factory: Callable[[EpisodeSpec], list[Agent]] | None = None,
     record_name: str = "episodes",
+    executor: Any = None,
 ) -> PlayResult:
     """Play `episodes`, up to `concurrency` at a time, batching LLM moves across them.
 
     `run`: a `selflab.runs.RunDir`; finished episodes are appended to its `records/<record_name>.jsonl`
     and episodes already there are skipped. `agent_options` maps an agent spec (or "llm" for every
     llm:* spec) to options, e.g. {"llm": {"max_new_tokens": 32}}. `agent_factory` replaces the
-    default construction (fresh agents from the registry) for custom agents."""
+    default construction (fresh agents from the registry) for custom agents. `executor`: a
+    `selflab.execution` executor; a non-local one (Ray) plays chunks of episodes on its workers,
+    and this process alone writes `run`."""
     done_records: list[EpisodeRecord] = []
     log_ = run.records(record_name) if run is not None else None
     if log_ is not None and log_.exists():
@@ -207,6 +210,13 @@ def play(
     t0 = time.perf_counter()
     bar = _Progress(len(episodes), enabled=progress)
     try:
+        if executor is not None and not executor.in_process:
+            from selflab.envs.remote import play_on
+
+            failures = run.records(f"{record_name}.failures") if run is not None else None
+            done_records += play_on(executor, list(queue), concurrency=concurrency, log_=log_, failures=failures,
+                                    agent_options=agent_options, agent_factory=agent_factory, stats=stats, bar=bar)  # fmt: skip
+            queue.clear()
         while queue or live:
             while queue and len(live) < max(1, concurrency):
                 live.append(_start(queue.popleft(), factory))

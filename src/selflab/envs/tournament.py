@@ -16,26 +16,7 @@ from typing import Any
 
 from selflab.envs.runner import EpisodeSpec, PlayResult, play, schedule
 from selflab.envs.trajectories import EpisodeRecord
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials (z=1.96: 95%)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def binomial_p(k: int, n: int, p: float = 0.5, alternative: str = "greater") -> float:
-    """Exact binomial test p-value (scipy)."""
-    from scipy.stats import binomtest
-
-    if n == 0:
-        return 1.0
-    return float(binomtest(k, n, p, alternative=alternative).pvalue)
+from selflab.stats import binomial_p, wilson  # also imported from here by older callers
 
 
 @dataclass
@@ -48,6 +29,8 @@ class AgentStats:
     reward: float = 0.0
     attempts: int = 0
     invalid: int = 0
+    parse: int = 0  # invalid attempts that could not be read
+    rule: int = 0  # invalid attempts that were read but broke a rule
     defaults: int = 0
     turns: int = 0
 
@@ -64,6 +47,14 @@ class AgentStats:
         return self.invalid / self.attempts if self.attempts else 0.0
 
     @property
+    def parse_rate(self) -> float:
+        return self.parse / self.attempts if self.attempts else 0.0
+
+    @property
+    def rule_rate(self) -> float:
+        return self.rule / self.attempts if self.attempts else 0.0
+
+    @property
     def mean_reward(self) -> float:
         return self.reward / self.seats if self.seats else 0.0
 
@@ -76,6 +67,7 @@ class AgentStats:
         return {
             "agent": self.agent, "seats": self.seats, "wins": self.wins, "win_rate": self.win_rate,
             "ci_low": lo, "ci_high": hi, "mean_reward": self.mean_reward, "invalid_rate": self.invalid_rate,
+            "parse_rate": self.parse_rate, "rule_rate": self.rule_rate,
             "defaults": self.defaults, "mean_turns": self.mean_turns,
         }  # fmt: skip
 
@@ -91,6 +83,9 @@ def summarize(episodes: list[EpisodeRecord]) -> dict[str, AgentStats]:
             s.reward += ep.reward(seat)
             s.attempts += ep.attempts(seat)
             s.invalid += ep.invalid(seat)
+            kinds = [st.error.get("kind") for st in ep.steps if st.player == seat and st.error is not None]
+            s.parse += kinds.count("parse")
+            s.rule += kinds.count("rule")
             s.defaults += ep.errors.get(seat, {}).get("defaults", 0)
             s.turns += ep.turns
     return stats

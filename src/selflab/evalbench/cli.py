@@ -20,9 +20,10 @@ def _fmt(m: dict | None) -> str:
     if not m or m.get("value") is None:
         return "-"
     v = m["value"]
-    if m.get("ci_low") is None:
+    lo, hi = m.get("low", m.get("ci_low")), m.get("high", m.get("ci_high"))
+    if lo is None or hi is None:
         return f"{v:.2f}"
-    return f"{v:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
+    return f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def summary_tables(summary: dict[str, Any]) -> list[Table]:
@@ -134,6 +135,10 @@ def judges(
         cot=cot,
     )
     summary = run_bench(config, out, resume=resume)
+    from selflab.results import finish
+    from selflab.runs import RunDir
+
+    finish(RunDir.open(out))
     console = Console()
     for t in summary_tables(summary):
         console.print(t)

@@ -1,6 +1,6 @@
 """Judge metrics as pure functions over plain arrays, each with a seeded bootstrap 95% CI.
 
-Every public metric returns a `Metric` (value, CI, n). A metric that cannot be computed (no data,
+Every public metric returns a `Metric` (`selflab.stats.Estimate`: value, CI, n). A metric that cannot be computed (no data,
 one class only) has value None rather than a made-up number. Definitions: docs/metrics.md.
 """
 
@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from selflab import stats
+from selflab.stats import Estimate
 
 DEFAULT_BOOT = 1000
 _boot = DEFAULT_BOOT
@@ -28,24 +30,7 @@ def boot_samples(n: int) -> Iterator[None]:
         _boot = old
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A point estimate with its bootstrap 95% interval over `n` units (items or pairs)."""
-
-    value: float | None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    n: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _finite(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
+Metric = Estimate  # the one interval type (selflab.stats); old name kept for callers
 
 
 def bootstrap(
@@ -56,30 +41,8 @@ def bootstrap(
     alpha: float = 0.05,
 ) -> Metric:
     """Percentile bootstrap: resample the rows (units) of all columns jointly `n_boot` times."""
-    arrays = [np.asarray(c, dtype=object) if not _numeric(c) else np.asarray(c, dtype=float) for c in columns]
-    n = len(arrays[0]) if arrays else 0
-    value = _finite(stat(*arrays)) if n else None
-    if value is None:
-        return Metric(None, None, None, n)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(_boot if n_boot is None else n_boot):
-        idx = rng.integers(0, n, n)
-        v = _finite(stat(*(a[idx] for a in arrays)))
-        if v is not None:
-            boots.append(v)
-    if not boots:
-        return Metric(value, None, None, n)
-    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-    return Metric(value, float(lo), float(hi), n)
-
-
-def _numeric(c: Sequence) -> bool:
-    try:
-        np.asarray(c, dtype=float)
-        return True
-    except (TypeError, ValueError):
-        return False
+    n = _boot if n_boot is None else n_boot
+    return stats.bootstrap(stat, *columns, seed=seed, n_resamples=n, level=1 - alpha)
 
 
 # --- statistics (unbootstrapped) ------------------------------------------------------------------

@@ -30,7 +30,7 @@ from selflab.evalbench.perturbations import (
     position_swap,
     self_preference_pairs,
 )
-from selflab.judges.types import Judgment, PairwiseItem, PointwiseItem
+from selflab.judges.types import Judge, Judgment, PairwiseItem, PointwiseItem
 from selflab.models.types import GenerationRequest, LanguageModel, Message
 
 SCHEMA = "selflab.bench.judges/v1"
@@ -260,39 +260,59 @@ def judge_options(config: BenchConfig) -> dict[str, Any]:
     return {"direct": True, "max_new_tokens": config.max_new_tokens or 8}
 
 
-def make_judge(kind: str, model: LanguageModel, config: BenchConfig) -> object:
-    from selflab.judges.factory import build_judge
+def make_judge(spec: str, model: LanguageModel, config: BenchConfig) -> Judge:
+    """A judge from a spec "kind" or "kind[key=value,...]": the benchmark's settings go to every
+    kind that declares them, the spec's own options override them."""
+    from selflab.judges.registry import accepted, build_judge
 
-    opts = judge_options(config)
-    if kind.startswith("likelihood"):
-        opts = {}
-    elif kind.startswith("jury") and kind.endswith(":likelihood"):
-        opts = {}
-    return build_judge(kind, model, seed=config.seed, **opts)
+    kind, own = parse_judge_spec(spec)
+    shared = accepted(kind, {"seed": config.seed, **judge_options(config)})
+    return build_judge(kind, model, **(shared | own))
 
 
-def run_judge(judge: object, units: list[Unit]) -> list[JudgmentRecord]:
+def parse_judge_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """("pairwise", {"fence": "none"}) from "pairwise[fence=none]"; values are read as JSON when
+    they parse (true, 3, 0.5) and as strings otherwise."""
+    spec = spec.strip()
+    if not spec.endswith("]") or "[" not in spec:
+        return spec, {}
+    kind, _, body = spec[:-1].partition("[")
+    options: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in body.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(
+                f"judge option {part!r} in {spec!r} is not key=value", "write e.g. pairwise[fence=none]"
+            )
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value.strip()
+    return kind, options
+
+
+def run_judge(judge: Judge, units: list[Unit]) -> list[JudgmentRecord]:
     """Judge every unit the judge can handle: all pointwise units in one call, all pairs in one."""
-    name = getattr(judge, "name", type(judge).__name__)
+    name = judge.name
     out: list[JudgmentRecord] = []
     point = [u for u in units if u.mode == "pointwise"]
     pair = [u for u in units if u.mode == "pairwise"]
-    if hasattr(judge, "judge") and point:
+    if "pointwise" in judge.protocols and point:
         items = [
             PointwiseItem(
                 prompt=u.prompt, response=u.response, reference=u.reference, history=u.history, id=u.id
             )
             for u in point
         ]
-        out += [_record(name, u, j) for u, j in zip(point, judge.judge(items), strict=True)]
-    if hasattr(judge, "compare") and pair:
+        out += [_record(name, u, j) for u, j in zip(point, judge.judge(items), strict=True)]  # type: ignore[attr-defined]
+    if "pairwise" in judge.protocols and pair:
         items = [
             PairwiseItem(
                 prompt=u.prompt, response_a=u.response, response_b=u.response_b, history=u.history, id=u.id
             )
             for u in pair
         ]
-        out += [_record(name, u, j) for u, j in zip(pair, judge.compare(items), strict=True)]
+        out += [_record(name, u, j) for u, j in zip(pair, judge.compare(items), strict=True)]  # type: ignore[attr-defined]
     return out
 
 
@@ -673,7 +693,13 @@ def run_bench(
         "cpu_s": round(time.process_time() - cpu0, 1),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    run.metrics.append(
-        {"kind": "bench_judges", **{k: summary[k] for k in ("n_items", "n_units", "elapsed_s")}}
+    run.metrics.append(  # a runs.metrics.JudgeBenchMetrics row
+        {
+            "kind": "bench_judges",
+            **{
+                k: summary[k]
+                for k in ("n_items", "n_units", "elapsed_s", "judges", "majority", "perturbations")
+            },
+        }
     )
     return summary

@@ -5,11 +5,12 @@
 - `LikelihoodJudge`: score tokens' probabilities instead of generation (local models).
 - `Jury`: several judges aggregated (seeds, personas, models).
 - `DebateJudge`, `MetaJudge`: debate with a deciding judge; which of two judgments is better.
-- `build_judge(kind, model, **options)`: the same from a string such as "jury:personas:5".
+- `build_judge(kind, model, **options)`: the same from a string such as "jury:personas:5"; each
+  kind declares its typed options (`options_help()` lists them).
 """
 
 from selflab.judges.debate import DebateJudge
-from selflab.judges.factory import JudgeConfig, build_judge
+from selflab.judges.factory import build_judge, options_help
 from selflab.judges.jury import DualJudge, Jury
 from selflab.judges.likelihood import LikelihoodJudge
 from selflab.judges.meta import MetaJudge
@@ -18,6 +19,7 @@ from selflab.judges.parsing import parse_meta, parse_pairwise, parse_score
 from selflab.judges.personas import builtin_personas, generate_personas, load_personas, pick_personas
 from selflab.judges.rubric import RubricJudge
 from selflab.judges.types import (
+    Judge,
     Judgment,
     MetaItem,
     PairwiseItem,
@@ -29,7 +31,7 @@ from selflab.judges.types import (
 __all__ = [
     "DebateJudge",
     "DualJudge",
-    "JudgeConfig",
+    "Judge",
     "Judgment",
     "Jury",
     "LikelihoodJudge",
@@ -42,6 +44,7 @@ __all__ = [
     "PointwiseJudge",
     "RubricJudge",
     "build_judge",
+    "options_help",
     "builtin_personas",
     "generate_personas",
     "load_personas",

@@ -7,7 +7,7 @@ call and let the batching engine batch them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from selflab.errors import ConfigError
@@ -123,26 +123,24 @@ def judgment_from_orders(
     )
 
 
-@runtime_checkable
-class TwoPhasePointwise(Protocol):
-    model: LanguageModel
-
-    def plan_judge(self, items: Sequence[PointwiseItem]) -> list[GenerationRequest]: ...
-
-    def finish_judge(
-        self, items: Sequence[PointwiseItem], completions: list[Completion]
-    ) -> list[Judgment]: ...
+# A judge's work on a batch as a generator: it yields lists of requests, receives their
+# completions, and returns the judgments. Several judges' steps for one model run in lockstep
+# (`drive_many`), one `generate` call per round, so a jury batches all its members' requests.
+JudgeSteps = Generator[list[GenerationRequest], list[Completion], list[Judgment]]
 
 
 @runtime_checkable
-class TwoPhasePairwise(Protocol):
+class SteppedPointwise(Protocol):
     model: LanguageModel
 
-    def plan_compare(self, items: Sequence[PairwiseItem]) -> list[GenerationRequest]: ...
+    def judge_steps(self, items: Sequence[PointwiseItem]) -> JudgeSteps: ...
 
-    def finish_compare(
-        self, items: Sequence[PairwiseItem], completions: list[Completion]
-    ) -> list[Judgment]: ...
+
+@runtime_checkable
+class SteppedPairwise(Protocol):
+    model: LanguageModel
+
+    def compare_steps(self, items: Sequence[PairwiseItem]) -> JudgeSteps: ...
 
 
 def generate_checked(model: LanguageModel, requests: list[GenerationRequest]) -> list[Completion]:
@@ -155,6 +153,36 @@ def generate_checked(model: LanguageModel, requests: list[GenerationRequest]) ->
             f"{model_name(model)} returned {len(completions)} completions for {len(requests)} requests"
         )
     return completions
+
+
+def drive_many(model: LanguageModel, plans: Sequence[JudgeSteps]) -> list[list[Judgment]]:
+    """Run several judges' steps against one model: each round, every live plan's requests go out
+    in ONE `generate` call and each plan gets back its own slice."""
+    results: list[list[Judgment] | None] = [None] * len(plans)
+    pending: dict[int, list[GenerationRequest]] = {}
+    for i, plan in enumerate(plans):
+        try:
+            pending[i] = next(plan)
+        except StopIteration as done:
+            results[i] = done.value
+    while pending:
+        order = list(pending)
+        completions = generate_checked(model, [r for i in order for r in pending[i]])
+        start, nxt = 0, {}
+        for i in order:
+            n = len(pending[i])
+            try:
+                nxt[i] = plans[i].send(completions[start : start + n])
+            except StopIteration as done:
+                results[i] = done.value
+            start += n
+        pending = nxt
+    return [r if r is not None else [] for r in results]
+
+
+def drive(model: LanguageModel, plan: JudgeSteps) -> list[Judgment]:
+    """Run one judge's steps to the end."""
+    return drive_many(model, [plan])[0]
 
 
 def sample_record(raw: str, value: Any, error: str | None, completion: Completion, seed: int | None) -> dict:

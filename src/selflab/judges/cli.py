@@ -63,14 +63,21 @@ def judge_command(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write every judgment as JSONL here.")] = None,
     opt: Annotated[
-        list[str] | None, typer.Option("--opt", help="Judge option key=value (see JudgeConfig), repeatable.")
+        list[str] | None,
+        typer.Option("--opt", help="Judge option key=value, repeatable; --list-options shows each kind's."),
     ] = None,
+    list_options: Annotated[
+        bool, typer.Option("--list-options", help="Print every judge kind's options and exit.")
+    ] = False,
 ) -> None:
     """Judge responses with a model and print the parsed scores/verdicts (parse failures shown as such)."""
-    from selflab.judges.factory import build_judge
+    from selflab.judges.factory import build_judge, options_help
     from selflab.judges.types import PairwiseItem, PointwiseItem
     from selflab.models import load_model
 
+    if list_options:
+        typer.echo(options_help())
+        return
     if items is not None:
         rows = _read_items(items)
     elif prompt is not None and response:
@@ -96,6 +103,11 @@ def judge_command(
         ) from exc
     judge_obj = build_judge(judge, load_model(model), **_options(opt or []))
     judgments = []
+    for needed, protocol in ((point, "pointwise"), (pair, "pairwise")):
+        if needed and protocol not in judge_obj.protocols:
+            raise ConfigError(
+                f"judge {judge!r} cannot judge {protocol} items", f"it serves {sorted(judge_obj.protocols)}"
+            )
     if point:
         judgments += judge_obj.judge(point)  # type: ignore[attr-defined]
     if pair:

@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from pydantic import Field
+
 from selflab.errors import ConfigError
-from selflab.judges.base import chat_request, completion_failure, generate_checked, model_name
-from selflab.judges.pairwise import pairwise_variables
+from selflab.judges.base import chat_request, completion_failure, drive, generate_checked, model_name
+from selflab.judges.fence import Fence, FenceMode, fence_texts
 from selflab.judges.parsing import parse_pairwise, parse_score
 from selflab.judges.prompts import render
+from selflab.judges.registry import JudgeContext, JudgeOptions, register_judge
 from selflab.judges.types import Judgment, PairwiseItem, PointwiseItem
+from selflab.judges.verdict import Answer, ask, choice_spec, score_spec
 from selflab.models.types import LanguageModel, SamplingParams
 
 DEBATE_SAMPLING = SamplingParams(temperature=0.0, max_new_tokens=160)
@@ -36,6 +40,8 @@ SPEAKERS = {"pairwise": ("advocate for A", "advocate for B"), "pointwise": ("def
 class DebateJudge:
     """Two debaters (possibly two models), R rounds, one decider; both protocols."""
 
+    protocols = frozenset({"pointwise", "pairwise"})
+
     def __init__(
         self,
         model: LanguageModel,
@@ -46,6 +52,9 @@ class DebateJudge:
         debate_sampling: SamplingParams | None = None,
         decide_sampling: SamplingParams | None = None,
         use_reference: bool = True,
+        constrain: bool = True,
+        fence: FenceMode = "boundary",
+        seed: int = 0,
         name: str | None = None,
     ) -> None:
         if rounds < 1:
@@ -58,28 +67,39 @@ class DebateJudge:
         self.debate_sampling = debate_sampling or DEBATE_SAMPLING
         self.decide_sampling = decide_sampling or DECIDE_SAMPLING
         self.use_reference = use_reference
+        self.constrain = constrain
+        self.fence = fence
+        self.seed = seed
         self.name = name or (
             f"debate[r={rounds}]({model_name(self.debaters[0])},{model_name(self.debaters[1])}"
             f"->{model_name(self.decider)})"
         )
 
-    def _variables(self, item: PointwiseItem | PairwiseItem, mode: str) -> dict:
+    def _variables(self, item: PointwiseItem | PairwiseItem, mode: str) -> tuple[Fence, dict]:
+        """Template variables with the judged replies fenced; the fence also wraps debaters' turns."""
         lo, hi = self.scale
-        base = {"mode": mode, "lo": f"{lo:g}", "hi": f"{hi:g}"}
-        if mode == "pairwise":
-            assert isinstance(item, PairwiseItem)
-            return base | pairwise_variables(item, False, self.use_reference, False, True)
-        assert isinstance(item, PointwiseItem)
-        return base | {
-            "prompt": item.prompt,
-            "response": item.response,
+        texts = {"prompt": item.prompt}
+        if isinstance(item, PairwiseItem):
+            texts |= {"response_a": item.response_a, "response_b": item.response_b}
+        else:
+            texts["response"] = item.response
+        fence, fenced = fence_texts(self.fence, self.seed, texts)
+        fenced["prompt"] = item.prompt
+        return fence, {
+            "mode": mode,
+            "lo": f"{lo:g}",
+            "hi": f"{hi:g}",
             "reference": item.reference if self.use_reference else None,
             "history": item.history,
+            "fence_note": fence.note(),
+            **fenced,
         }
 
-    def _debate(self, items: Sequence[PointwiseItem | PairwiseItem], mode: Literal["pairwise", "pointwise"]):
+    def _debate(
+        self, items: Sequence[PointwiseItem | PairwiseItem], mode: Literal["pairwise", "pointwise"]
+    ) -> tuple[list[list[dict]], list[Answer]]:
         transcripts: list[list[dict]] = [[] for _ in items]
-        variables = [self._variables(item, mode) for item in items]
+        fenced = [self._variables(item, mode) for item in items]
         for round_ in range(1, self.rounds + 1):
             for side in (0, 1):
                 requests = [
@@ -88,7 +108,7 @@ class DebateJudge:
                         None,
                         self.debate_sampling,
                     )
-                    for v, t in zip(variables, transcripts, strict=True)
+                    for (_, v), t in zip(fenced, transcripts, strict=True)
                 ]
                 completions = generate_checked(self.debaters[side], requests)
                 for t, c in zip(transcripts, completions, strict=True):
@@ -98,51 +118,93 @@ class DebateJudge:
                         {"speaker": SPEAKERS[mode][side], "round": round_, "text": text, "error": failure}
                     )
         requests = [
-            chat_request(render("debate_decide", transcript=t, **v), None, self.decide_sampling)
-            for v, t in zip(variables, transcripts, strict=True)
+            chat_request(
+                render("debate_decide", transcript=_fence_turns(f, t), **v), None, self.decide_sampling
+            )
+            for (f, v), t in zip(fenced, transcripts, strict=True)
         ]
-        return transcripts, generate_checked(self.decider, requests)
+        spec = choice_spec(("A", "B", "C")) if mode == "pairwise" else score_spec(self.scale)
+        return transcripts, drive(self.decider, ask(requests, spec, self.constrain))
 
     def compare(self, items: list[PairwiseItem]) -> list[Judgment]:
-        transcripts, completions = self._debate(items, "pairwise")
+        transcripts, answers = self._debate(items, "pairwise")
         out = []
-        for item, transcript, completion in zip(items, transcripts, completions, strict=True):
-            failure = completion_failure(completion)
-            verdict, error = (
-                (None, failure)
-                if failure
-                else parse_pairwise(completion.text, quoted=[item.response_a, item.response_b])
-            )
+        for item, transcript, answer in zip(items, transcripts, answers, strict=True):
+            failure = completion_failure(answer.completion)
+            if failure:
+                verdict, error = None, failure
+            elif answer.forced and answer.verdict_text is not None:
+                verdict, error = parse_pairwise(answer.verdict_text)
+            else:
+                verdict, error = parse_pairwise(answer.raw, quoted=[item.response_a, item.response_b])
             out.append(
                 Judgment(
                     judge=self.name,
                     kind="pairwise",
-                    raw=completion.text,
-                    verdict=verdict,
-                    parse_error=error,  # type: ignore[arg-type]
+                    raw=answer.raw,
+                    verdict=verdict,  # type: ignore[arg-type]
+                    parse_error=error,
                     item_id=item.id,
-                    details={"transcript": transcript, "rounds": self.rounds, "abstained": False},
+                    details={"transcript": transcript, "rounds": self.rounds, "abstained": False}
+                    | self._settings(answer),
                 )
             )
         return out
 
+    def _settings(self, answer: Answer) -> dict:
+        return {"constrain": self.constrain, "fence": self.fence, **answer.record()}
+
     def judge(self, items: list[PointwiseItem]) -> list[Judgment]:
-        transcripts, completions = self._debate(items, "pointwise")
+        transcripts, answers = self._debate(items, "pointwise")
         out = []
-        for item, transcript, completion in zip(items, transcripts, completions, strict=True):
-            failure = completion_failure(completion)
-            score, error = (
-                (None, failure) if failure else parse_score(completion.text, self.scale, quoted=item.response)
-            )
+        for item, transcript, answer in zip(items, transcripts, answers, strict=True):
+            failure = completion_failure(answer.completion)
+            if failure:
+                score, error = None, failure
+            elif answer.forced and answer.verdict_text is not None:
+                score, error = parse_score(answer.verdict_text, self.scale)
+            else:
+                score, error = parse_score(answer.raw, self.scale, quoted=item.response)
             out.append(
                 Judgment(
                     judge=self.name,
                     kind="pointwise",
-                    raw=completion.text,
+                    raw=answer.raw,
                     score=score,
                     parse_error=error,
                     item_id=item.id,
-                    details={"transcript": transcript, "rounds": self.rounds},
+                    details={"transcript": transcript, "rounds": self.rounds, "scale": list(self.scale)}
+                    | self._settings(answer),
                 )
             )
         return out
+
+
+def _fence_turns(fence: Fence, transcript: list[dict]) -> list[dict]:
+    """The debaters' turns for the decider, each fenced: a debater may quote an injection."""
+    return [turn | {"text": fence.wrap(turn["text"])} for turn in transcript]
+
+
+class DebateOptions(JudgeOptions):
+    rounds: int = Field(2, ge=1, description="debate rounds (each: one turn per debater)")
+    scale: tuple[float, float] = Field((1, 5), description="score scale of pointwise debates")
+    use_reference: bool = Field(True, description="show an item's reference answer when it has one")
+    constrain: bool = Field(True, description="decode the decider's verdict line under a constraint")
+    fence: FenceMode = Field("boundary", description="injection defence: boundary, datamark or none")
+
+
+@register_judge(
+    "debate", DebateOptions, "two debaters argue opposite verdicts, a decider judges (opponent=, decider=)"
+)
+def _build(ctx: JudgeContext, o: DebateOptions) -> DebateJudge:
+    return DebateJudge(
+        ctx.model,
+        opponent=ctx.opponent,
+        decider=ctx.decider,
+        rounds=o.rounds,
+        scale=o.scale,
+        use_reference=o.use_reference,
+        constrain=o.constrain,
+        fence=o.fence,
+        seed=o.seed,
+    )

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from selflab.errors import ConfigError
-from selflab.judges.base import TwoPhasePairwise, TwoPhasePointwise, generate_checked
+from selflab.judges.base import SteppedPairwise, SteppedPointwise, drive_many
 from selflab.judges.types import Judgment, PairwiseItem, PointwiseItem
 
 Aggregate = Literal["majority", "mean", "median"]
@@ -27,6 +27,7 @@ class DualJudge:
     def __init__(self, pointwise: object, pairwise: object, name: str | None = None) -> None:
         self.pointwise = pointwise
         self.pairwise = pairwise
+        self.protocols = frozenset({"pointwise", "pairwise"})
         self.model = getattr(pointwise, "model", None)
         self.scale = getattr(pointwise, "scale", (0.0, 5.0))
         self.name = name or f"{pointwise.name}+{pairwise.name}"  # type: ignore[attr-defined]
@@ -39,18 +40,18 @@ class DualJudge:
 
 
 def _phase_owner(member: object, mode: str) -> object | None:
-    """The object whose plan/finish methods serve `mode`, if the member supports two phases."""
+    """The object whose `*_steps` method serves `mode`, if the member works in steps."""
     target = member
     if isinstance(member, DualJudge):
         target = member.pointwise if mode == "judge" else member.pairwise
-    protocol = TwoPhasePointwise if mode == "judge" else TwoPhasePairwise
+    protocol = SteppedPointwise if mode == "judge" else SteppedPairwise
     return target if isinstance(target, protocol) else None
 
 
 def run_members(
     members: Sequence[object], items: Sequence, mode: Literal["judge", "compare"]
 ) -> list[list[Judgment]]:
-    """Each member's judgments of all items; two-phase members sharing a model share one call."""
+    """Each member's judgments of all items; stepped members sharing a model share one call per round."""
     results: list[list[Judgment] | None] = [None] * len(members)
     by_model: dict[int, list[int]] = defaultdict(list)
     for index, member in enumerate(members):
@@ -66,13 +67,9 @@ def run_members(
             by_model[id(owner.model)].append(index)  # type: ignore[attr-defined]
     for indices in by_model.values():
         owners = [_phase_owner(members[i], mode) for i in indices]
-        plans = [getattr(o, f"plan_{mode}")(items) for o in owners]
-        flat = [request for plan in plans for request in plan]
-        completions = generate_checked(owners[0].model, flat)  # type: ignore[attr-defined]
-        start = 0
-        for i, owner, plan in zip(indices, owners, plans, strict=True):
-            results[i] = getattr(owner, f"finish_{mode}")(items, completions[start : start + len(plan)])
-            start += len(plan)
+        plans = [getattr(o, f"{mode}_steps")(items) for o in owners]
+        for i, judgments in zip(indices, drive_many(owners[0].model, plans), strict=True):  # type: ignore[attr-defined]
+            results[i] = judgments
     return [r for r in results if r is not None]
 
 
@@ -109,6 +106,9 @@ class Jury:
         if aggregate not in (None, "majority", "mean", "median"):
             raise ConfigError(f"unknown jury aggregate {aggregate!r}", "use majority, mean or median")
         self.members = list(members)
+        self.protocols = frozenset.intersection(
+            *(frozenset(getattr(m, "protocols", ("pointwise", "pairwise"))) for m in self.members)
+        )
         self.aggregate = aggregate
         self.scale = getattr(self.members[0], "scale", (0.0, 5.0))
         self.provenance = provenance or {}

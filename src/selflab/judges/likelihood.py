@@ -4,7 +4,9 @@ Pointwise: the rubric prompt (in its "answer with one line" form) is scored agai
 continuations "Score: k" for every k on the scale; normalising their probabilities gives a
 distribution over scores, and the judgment is its expectation (as in G-Eval). Pairwise: P("[[A]]")
 against P("[[B]]") in both orders, averaged so position bias cancels. No generation: cheap, and
-never unparsable. Needs a backend with `score` (local models).
+never unparsable. Needs a backend with `score` (local models); all items of a call are scored in
+batched forward passes when the backend has `score_batch` (the local `hf` backend does).
+The judged responses are fenced like every other judge's (see fence.py).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import Field
+
 from selflab.errors import BackendError, ConfigError
 from selflab.judges.base import model_name, persona_messages
+from selflab.judges.fence import FenceMode, fence_texts
 from selflab.judges.pairwise import pairwise_variables
-from selflab.judges.prompts import render
+from selflab.judges.prompts import render_with_note
+from selflab.judges.registry import JudgeContext, PromptOptions, register_judge
 from selflab.judges.rubric import resolve_rubric, rubric_variables
 from selflab.judges.types import Judgment, PairwiseItem, PointwiseItem
 from selflab.models.types import LanguageModel, Message
@@ -35,6 +41,8 @@ def normalise(logprobs: Sequence[float]) -> list[float]:
 class LikelihoodJudge:
     """Expected score over score-token probabilities; P(A) vs P(B) for pairs. Both protocols."""
 
+    protocols = frozenset({"pointwise", "pairwise"})
+
     def __init__(
         self,
         model: LanguageModel,
@@ -46,6 +54,8 @@ class LikelihoodJudge:
         use_reference: bool = True,
         both_orders: bool = True,
         tie_margin: float = 0.0,
+        fence: FenceMode = "boundary",
+        seed: int = 0,
         name: str | None = None,
     ) -> None:
         self.model = model
@@ -64,33 +74,60 @@ class LikelihoodJudge:
         self.use_reference = use_reference
         self.both_orders = both_orders
         self.tie_margin = tie_margin
+        self.fence = fence
+        self.seed = seed
         self.points = list(range(int(lo), int(hi) + 1))
         self.name = name or f"likelihood[{Path(str(self.template)).stem}]({model_name(model)})"
 
     def _messages(self, text: str) -> list[Message]:
         return [*persona_messages(self.persona), Message(role="user", content=text)]
 
-    def _score(
-        self, messages: list[Message], continuations: list[str]
-    ) -> tuple[list[float] | None, str | None]:
+    def _score_all(
+        self, requests: list[tuple[list[Message], list[str]]]
+    ) -> list[tuple[list[float] | None, str | None]]:
+        """Normalised probabilities of each request's continuations: one batched call when the
+        backend has `score_batch`, else (or when the batch fails) one `score` call per request."""
+        batch = getattr(self.model, "score_batch", None)
+        if callable(batch) and requests:
+            try:
+                return [self._normalised(lp) for lp in batch(requests)]
+            except (BackendError, ValueError):
+                pass  # find out which request fails, one by one
+        out = []
+        for messages, continuations in requests:
+            try:
+                out.append(self._normalised(self.model.score(messages, continuations)))
+            except BackendError as exc:
+                out.append((None, f"model error: {exc.problem}"))
+            except ValueError as exc:
+                out.append((None, f"model error: {exc}"))
+        return out
+
+    @staticmethod
+    def _normalised(logprobs: Sequence[float]) -> tuple[list[float] | None, str | None]:
         try:
-            logprobs = self.model.score(messages, continuations)
             return normalise(logprobs), None
-        except BackendError as exc:
-            return None, f"model error: {exc.problem}"
         except ValueError as exc:
             return None, f"model error: {exc}"
 
+    def _pointwise_text(self, item: PointwiseItem) -> str:
+        variables = rubric_variables(item, self.use_reference, True, self.rubric, self.scale)
+        fence, fenced = fence_texts(self.fence, self.seed, {"prompt": item.prompt, "response": item.response})
+        variables["response"] = fenced["response"]
+        return render_with_note(self.template, fence.note(), **variables)
+
     def judge(self, items: list[PointwiseItem]) -> list[Judgment]:
+        """All items' continuations scored in batched forward passes."""
         continuations = [f"Score: {k}" for k in self.points]
+        scored = self._score_all([(self._messages(self._pointwise_text(i)), continuations) for i in items])
         out = []
-        for item in items:
-            text = render(
-                self.template,
-                **rubric_variables(item, self.use_reference, True, self.rubric, self.scale),
-            )
-            probs, error = self._score(self._messages(text), continuations)
-            details = {"template": str(self.template), "scale": list(self.scale), "persona": self.persona}
+        for item, (probs, error) in zip(items, scored, strict=True):
+            details = {
+                "template": str(self.template),
+                "scale": list(self.scale),
+                "persona": self.persona,
+                "fence": self.fence,
+            }
             if probs is None:
                 out.append(
                     Judgment(
@@ -123,24 +160,42 @@ class LikelihoodJudge:
             )
         return out
 
+    def _pairwise_text(self, item: PairwiseItem, swapped: bool) -> str:
+        variables = pairwise_variables(
+            item, swapped, self.use_reference, True, allow_tie=False, fence=self.fence, seed=self.seed
+        )
+        return render_with_note(self.pairwise_template, variables.pop("fence_note"), **variables)
+
     def compare(self, items: list[PairwiseItem]) -> list[Judgment]:
+        """Every order of every item scored in batched forward passes."""
         continuations = ["[[A]]", "[[B]]"]
+        order_flags = (False, True) if self.both_orders else (False,)
+        scored = iter(
+            self._score_all(
+                [
+                    (self._messages(self._pairwise_text(item, swapped)), continuations)
+                    for item in items
+                    for swapped in order_flags
+                ]
+            )
+        )
         out = []
         for item in items:
             orders, errors = [], []
-            for swapped in (False, True) if self.both_orders else (False,):
-                text = render(
-                    self.pairwise_template,
-                    **pairwise_variables(item, swapped, self.use_reference, True, allow_tie=False),
-                )
-                probs, error = self._score(self._messages(text), continuations)
+            for swapped in order_flags:
+                probs, error = next(scored)
                 if probs is None:
                     errors.append(f"order {'BA' if swapped else 'AB'}: {error}")
                     continue
                 # P(original response A is better) in this order.
                 p_a = probs[1] if swapped else probs[0]
                 orders.append({"order": "BA" if swapped else "AB", "p_first": probs[0], "p_original_a": p_a})
-            details: dict = {"orders": orders, "persona": self.persona, "tie_margin": self.tie_margin}
+            details: dict = {
+                "orders": orders,
+                "persona": self.persona,
+                "tie_margin": self.tie_margin,
+                "fence": self.fence,
+            }
             if errors:
                 out.append(
                     Judgment(
@@ -174,3 +229,37 @@ class LikelihoodJudge:
                 )
             )
         return out
+
+
+class LikelihoodOptions(PromptOptions):
+    template: str | None = Field(None, description="rubric template (name or .jinja path) for grading")
+    rubric: str | None = Field(None, description="rubric text, framed by the rubric_custom template")
+    scale: tuple[float, float] | None = Field(None, description="integer single-digit scale (low, high)")
+    pairwise_template: str = Field("pairwise", description="template for comparing two responses")
+    both_orders: bool = Field(True, description="score both orders and average (cancels position bias)")
+    tie_margin: float = Field(0.0, ge=0.0, lt=0.5, description="|P(A) - 0.5| below this is a tie")
+
+
+def likelihood_from(model: LanguageModel, o: LikelihoodOptions, persona: str | None) -> LikelihoodJudge:
+    return LikelihoodJudge(
+        model,
+        template=o.template,
+        rubric=o.rubric,
+        scale=o.scale,
+        persona=persona,
+        pairwise_template=o.pairwise_template,
+        use_reference=o.use_reference,
+        both_orders=o.both_orders,
+        tie_margin=o.tie_margin,
+        fence=o.fence,
+        seed=o.seed,
+    )
+
+
+@register_judge(
+    "likelihood",
+    LikelihoodOptions,
+    "reads score/verdict token probabilities instead of generating (local models)",
+)
+def _build(ctx: JudgeContext, o: LikelihoodOptions) -> LikelihoodJudge:
+    return likelihood_from(ctx.model, o, o.persona)

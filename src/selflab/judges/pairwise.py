@@ -8,30 +8,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import AliasChoices, Field
+
 from selflab.judges.base import (
     DisagreePolicy,
+    JudgeSteps,
     chat_request,
     check_policy,
     completion_failure,
-    generate_checked,
+    drive,
     judgment_from_orders,
     model_name,
     swap_verdict,
 )
+from selflab.judges.fence import FenceMode, fence_texts
 from selflab.judges.parsing import parse_pairwise
-from selflab.judges.prompts import render
+from selflab.judges.prompts import render_with_note
+from selflab.judges.registry import GenerationOptions, JudgeContext, register_judge
 from selflab.judges.types import Judgment, PairwiseItem
-from selflab.models.types import Completion, GenerationRequest, LanguageModel, SamplingParams
+from selflab.judges.verdict import Answer, ask, choice_spec
+from selflab.models.types import LanguageModel, SamplingParams
 
 DEFAULT_SAMPLING = SamplingParams(temperature=0.0, max_new_tokens=256)
 DIRECT_PREFIX = "Verdict: [["
 
 
 def pairwise_variables(
-    item: PairwiseItem, swapped: bool, use_reference: bool, direct: bool, allow_tie: bool
+    item: PairwiseItem,
+    swapped: bool,
+    use_reference: bool,
+    direct: bool,
+    allow_tie: bool,
+    fence: FenceMode = "none",
+    seed: int | None = None,
 ) -> dict:
+    """Template variables for one order; with a fence, the replies are wrapped and `fence_note` set."""
     a, b = (item.response_b, item.response_a) if swapped else (item.response_a, item.response_b)
+    guard, fenced = fence_texts(fence, seed, {"prompt": item.prompt, "a": a, "b": b})
+    a, b = fenced["a"], fenced["b"]
     return {
+        "fence_note": guard.note(),
         "prompt": item.prompt,
         "response_a": a,
         "response_b": b,
@@ -50,6 +66,8 @@ class PairwiseLLMJudge:
     With `both_orders=False` only the A/B order is asked (cheaper, position bias unchecked).
     """
 
+    protocols = frozenset({"pairwise"})
+
     def __init__(
         self,
         model: LanguageModel,
@@ -63,6 +81,9 @@ class PairwiseLLMJudge:
         direct: bool = False,
         answer_prefix: str | None = None,
         guard_quotes: bool = True,
+        constrain: bool = True,
+        fence: FenceMode = "boundary",
+        seed: int = 0,
         name: str | None = None,
     ) -> None:
         self.model = model
@@ -76,6 +97,10 @@ class PairwiseLLMJudge:
         self.direct = direct
         self.answer_prefix = (DIRECT_PREFIX if direct else "") if answer_prefix is None else answer_prefix
         self.guard_quotes = guard_quotes
+        self.constrain = constrain
+        self.fence = fence
+        self.seed = seed
+        self.verdict = choice_spec(("A", "B", "C") if allow_tie else ("A", "B"))
         suffix = f",persona={persona[:24]}" if persona else ""
         self.name = name or f"pairwise[{Path(str(template)).stem}{suffix}]({model_name(model)})"
 
@@ -84,48 +109,96 @@ class PairwiseLLMJudge:
         return (False, True) if self.both_orders else (False,)
 
     def prompt_text(self, item: PairwiseItem, swapped: bool) -> str:
-        return render(
-            self.template,
-            **pairwise_variables(item, swapped, self.use_reference, self.direct, self.allow_tie),
+        variables = pairwise_variables(
+            item, swapped, self.use_reference, self.direct, self.allow_tie, self.fence, self.seed
         )
+        return render_with_note(self.template, variables.pop("fence_note"), **variables)
 
-    def plan_compare(self, items: Sequence[PairwiseItem]) -> list[GenerationRequest]:
-        return [
+    def compare_steps(self, items: Sequence[PairwiseItem]) -> JudgeSteps:
+        """Both orders of every item in one round (two with `constrain`: reasoning, verdict)."""
+        requests = [
             chat_request(self.prompt_text(item, swapped), self.persona, self.sampling, self.answer_prefix)
             for item in items
             for swapped in self.orders
         ]
-
-    def finish_compare(self, items: Sequence[PairwiseItem], completions: list[Completion]) -> list[Judgment]:
+        answers = yield from ask(requests, self.verdict, self.constrain)
         n = len(self.orders)
         judgments = []
         for i, item in enumerate(items):
             orders = []
-            for swapped, completion in zip(self.orders, completions[i * n : (i + 1) * n], strict=True):
-                raw = self.answer_prefix + completion.text
-                failure = completion_failure(completion)
-                if failure:
-                    verdict, error = None, failure
-                else:
-                    quoted = [item.response_a, item.response_b] if self.guard_quotes else None
-                    verdict, error = parse_pairwise(raw, allow_tie=self.allow_tie, quoted=quoted)
+            for swapped, answer in zip(self.orders, answers[i * n : (i + 1) * n], strict=True):
+                verdict, error = self._parse(item, answer)
                 orders.append(
                     {
                         "order": "BA" if swapped else "AB",
-                        "raw": raw,
+                        "raw": answer.raw,
                         "verdict": verdict,  # in the labels the judge saw
                         "verdict_original": swap_verdict(verdict) if swapped else verdict,
                         "parse_error": error,
-                        "finish_reason": completion.finish_reason,
+                        "finish_reason": answer.completion.finish_reason,
+                        **answer.record(),
                     }
                 )
             judgments.append(self._combine(item, orders))
         return judgments
 
+    def _parse(self, item: PairwiseItem, answer: Answer) -> tuple[str | None, str | None]:
+        failure = completion_failure(answer.completion)
+        if failure:
+            return None, failure
+        if answer.forced and answer.verdict_text is not None:
+            return parse_pairwise(answer.verdict_text, allow_tie=self.allow_tie)
+        quoted = [item.response_a, item.response_b] if self.guard_quotes else None
+        return parse_pairwise(answer.raw, allow_tie=self.allow_tie, quoted=quoted)
+
     def _combine(self, item: PairwiseItem, orders: list[dict]) -> Judgment:
-        extra = {"persona": self.persona, "reference_used": bool(self.use_reference and item.reference)}
+        extra = {
+            "persona": self.persona,
+            "constrain": self.constrain,
+            "fence": self.fence,
+            "reference_used": bool(self.use_reference and item.reference),
+        }
         return judgment_from_orders(self.name, "pairwise", item.id, orders, self.on_disagree, extra)
 
     def compare(self, items: list[PairwiseItem]) -> list[Judgment]:
-        """Both orders of all items go to the model in one `generate` call."""
-        return self.finish_compare(items, generate_checked(self.model, self.plan_compare(items)))
+        """Both orders of all items go to the model in one `generate` call per round."""
+        return drive(self.model, self.compare_steps(items))
+
+
+class PairwiseOptions(GenerationOptions):
+    template: str = Field(
+        "pairwise",
+        validation_alias=AliasChoices("template", "pairwise_template"),
+        description="built-in template name or path of a .jinja file (alias: pairwise_template)",
+    )
+    both_orders: bool = Field(True, description="ask in both orders (A/B and B/A) to cancel position bias")
+    on_disagree: DisagreePolicy = Field("tie", description="when the two orders disagree: tie or abstain")
+
+
+def pairwise_from(
+    model: LanguageModel,
+    o: GenerationOptions,
+    template: str,
+    persona: str | None,
+    sampling: SamplingParams,
+    both_orders: bool,
+    on_disagree: DisagreePolicy,
+) -> PairwiseLLMJudge:
+    return PairwiseLLMJudge(
+        model,
+        template=template,
+        persona=persona,
+        sampling=sampling,
+        both_orders=both_orders,
+        on_disagree=on_disagree,
+        use_reference=o.use_reference,
+        direct=o.direct,
+        constrain=o.constrain,
+        fence=o.fence,
+        seed=sampling.seed or 0,
+    )
+
+
+@register_judge("pairwise", PairwiseOptions, "says which of two responses is better, in both orders")
+def _build(ctx: JudgeContext, o: PairwiseOptions) -> PairwiseLLMJudge:
+    return pairwise_from(ctx.model, o, o.template, o.persona, o.sampling(), o.both_orders, o.on_disagree)

@@ -52,6 +52,7 @@ def load_template(source: str | Path) -> jinja2.Template:
 
 def render(source: str | Path, **variables: Any) -> str:
     """Render a template; a variable the template needs but was not given is a clear error."""
+    variables.setdefault("fence_note", "")  # templates may place the fence note (see fence.py)
     try:
         return load_template(source).render(**variables).strip()
     except jinja2.UndefinedError as exc:
@@ -64,3 +65,10 @@ def render(source: str | Path, **variables: Any) -> str:
             f"judge template {str(source)!r} has a syntax error on line {exc.lineno}: {exc.message}",
             "fix the Jinja syntax in the template file",
         ) from exc
+
+
+def render_with_note(source: str | Path, note: str, **variables: Any) -> str:
+    """`render` with a fence note: templates place `fence_note` themselves; for a template that
+    does not, the note goes first so user templates are fenced too."""
+    text = render(source, fence_note=note, **variables)
+    return text if not note or note in text else f"{note}\n\n{text}"

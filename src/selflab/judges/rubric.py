@@ -12,19 +12,25 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import Field
+
 from selflab.errors import ConfigError
 from selflab.judges.base import (
+    JudgeSteps,
     chat_request,
     completion_failure,
-    generate_checked,
+    drive,
     model_name,
     sample_record,
     sample_seeds,
 )
+from selflab.judges.fence import FenceMode, fence_texts
 from selflab.judges.parsing import parse_score
-from selflab.judges.prompts import render
+from selflab.judges.prompts import render_with_note
+from selflab.judges.registry import GenerationOptions, JudgeContext, register_judge
 from selflab.judges.types import Judgment, PointwiseItem
-from selflab.models.types import Completion, GenerationRequest, LanguageModel, SamplingParams
+from selflab.judges.verdict import Answer, ask, score_spec
+from selflab.models.types import LanguageModel, SamplingParams
 
 # The scale each built-in template asks for.
 BUILTIN_SCALES: dict[str, tuple[float, float]] = {
@@ -75,6 +81,8 @@ def resolve_rubric(
 class RubricJudge:
     """Grades each response with a rubric prompt; batch-first (one `generate` for all items)."""
 
+    protocols = frozenset({"pointwise"})
+
     def __init__(
         self,
         model: LanguageModel,
@@ -90,6 +98,8 @@ class RubricJudge:
         answer_prefix: str | None = None,
         integer: bool = True,
         guard_quotes: bool = True,
+        constrain: bool = True,
+        fence: FenceMode = "boundary",
         name: str | None = None,
     ) -> None:
         self.model = model
@@ -106,43 +116,47 @@ class RubricJudge:
         self.answer_prefix = (DIRECT_PREFIX if direct else "") if answer_prefix is None else answer_prefix
         self.integer = integer
         self.guard_quotes = guard_quotes
+        self.constrain = constrain
+        self.fence = fence
+        self.verdict = score_spec(self.scale, integer)
         template_name = Path(self.template).stem if isinstance(self.template, Path) else str(self.template)
         suffix = f",persona={persona[:24]}" if persona else ""
         self.name = name or f"rubric[{template_name}{suffix}]({model_name(model)})"
 
     def prompt_text(self, item: PointwiseItem) -> str:
-        return render(
-            self.template, **rubric_variables(item, self.use_reference, self.direct, self.rubric, self.scale)
-        )
+        variables = rubric_variables(item, self.use_reference, self.direct, self.rubric, self.scale)
+        fence, fenced = fence_texts(self.fence, self.seed, {"prompt": item.prompt, "response": item.response})
+        variables["response"] = fenced["response"]
+        return render_with_note(self.template, fence.note(), **variables)
 
-    def plan_judge(self, items: Sequence[PointwiseItem]) -> list[GenerationRequest]:
-        requests = []
-        for item in items:
-            text = self.prompt_text(item)
-            for sampling in self._per_sample:
-                requests.append(chat_request(text, self.persona, sampling, self.answer_prefix))
-        return requests
-
-    def finish_judge(self, items: Sequence[PointwiseItem], completions: list[Completion]) -> list[Judgment]:
+    def judge_steps(self, items: Sequence[PointwiseItem]) -> JudgeSteps:
+        """Every item's requests (times `samples`) in one round; with `constrain`, a reasoning
+        round and then a constrained verdict round."""
+        requests = [
+            chat_request(self.prompt_text(item), self.persona, sampling, self.answer_prefix)
+            for item in items
+            for sampling in self._per_sample
+        ]
+        answers = yield from ask(requests, self.verdict, self.constrain)
         k = len(self._per_sample)
         judgments = []
         for i, item in enumerate(items):
             records = []
-            for sampling, completion in zip(self._per_sample, completions[i * k : (i + 1) * k], strict=True):
-                raw = self.answer_prefix + completion.text
-                failure = completion_failure(completion)
-                if failure:
-                    score, error = None, failure
-                else:
-                    score, error = parse_score(
-                        raw,
-                        self.scale,
-                        integer=self.integer,
-                        quoted=item.response if self.guard_quotes else None,
-                    )
-                records.append(sample_record(raw, score, error, completion, sampling.seed))
+            for sampling, answer in zip(self._per_sample, answers[i * k : (i + 1) * k], strict=True):
+                score, error = self._parse(item, answer)
+                record = sample_record(answer.raw, score, error, answer.completion, sampling.seed)
+                records.append(record | answer.record())
             judgments.append(self._aggregate(item, records))
         return judgments
+
+    def _parse(self, item: PointwiseItem, answer: Answer) -> tuple[float | None, str | None]:
+        failure = completion_failure(answer.completion)
+        if failure:
+            return None, failure
+        if answer.forced and answer.verdict_text is not None:  # decoded under the constraint
+            return parse_score(answer.verdict_text, self.scale, integer=self.integer)
+        quoted = item.response if self.guard_quotes else None
+        return parse_score(answer.raw, self.scale, integer=self.integer, quoted=quoted)
 
     def _aggregate(self, item: PointwiseItem, records: list[dict]) -> Judgment:
         scores = [r["value"] for r in records if r["value"] is not None]
@@ -155,6 +169,8 @@ class RubricJudge:
             "template": str(self.template),
             "scale": list(self.scale),
             "persona": self.persona,
+            "constrain": self.constrain,
+            "fence": self.fence,
             "reference_used": bool(self.use_reference and item.reference),
             "samples": records,
             "n_parsed": len(scores),
@@ -181,5 +197,36 @@ class RubricJudge:
         )
 
     def judge(self, items: list[PointwiseItem]) -> list[Judgment]:
-        """All items' requests (times `samples`) go to the model in one `generate` call."""
-        return self.finish_judge(items, generate_checked(self.model, self.plan_judge(items)))
+        """All items' requests (times `samples`) go to the model in one `generate` call per round."""
+        return drive(self.model, self.judge_steps(items))
+
+
+class RubricOptions(GenerationOptions):
+    template: str | None = Field(None, description="built-in template name or path of a .jinja file")
+    rubric: str | None = Field(None, description="rubric text, framed by the rubric_custom template")
+    scale: tuple[float, float] | None = Field(None, description="(low, high); default: the template's")
+    samples: int = Field(1, ge=1, description="samples averaged per item (needs temperature > 0)")
+
+
+def rubric_from(
+    model: LanguageModel, o: RubricOptions, persona: str | None, sampling: SamplingParams
+) -> RubricJudge:
+    return RubricJudge(
+        model,
+        template=o.template,
+        rubric=o.rubric,
+        scale=o.scale,
+        persona=persona,
+        sampling=sampling,
+        samples=o.samples,
+        seed=sampling.seed or 0,
+        use_reference=o.use_reference,
+        direct=o.direct,
+        constrain=o.constrain,
+        fence=o.fence,
+    )
+
+
+@register_judge("rubric", RubricOptions, "grades each response on a numeric scale with a rubric prompt")
+def _build(ctx: JudgeContext, o: RubricOptions) -> RubricJudge:
+    return rubric_from(ctx.model, o, o.persona, o.sampling())

@@ -77,6 +77,15 @@ class Judgment(BaseModel):
 
 
 @runtime_checkable
+class Judge(Protocol):
+    """Any judge: a name and the protocols it serves, "pointwise" (`judge`), "pairwise"
+    (`compare`) and/or "meta" (`compare_judgments`). `build_judge` returns one."""
+
+    name: str
+    protocols: frozenset[str]
+
+
+@runtime_checkable
 class PointwiseJudge(Protocol):
     """Grades responses one by one on a numeric scale. Batch-first so a local engine batches."""
 

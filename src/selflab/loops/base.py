@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from abc import ABC
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -43,8 +44,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from selflab.errors import ConfigError, SelflabError
+from selflab.execution import Executor, ExecutorConfig, make_executor
 from selflab.loops.truth_meter import IterationMetrics, TruthMeter, read_metrics
 from selflab.runs import RecordLog, RunDir
+from selflab.runs.metrics import RunFinished
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -58,6 +61,10 @@ class LoopConfig(BaseModel):
     iterations: int = Field(2, ge=1, le=100)
     seed: int = 0
     report: bool = Field(True, description="write report.html at the end of the run")
+    executor: ExecutorConfig = Field(
+        default_factory=ExecutorConfig,
+        description="where sampling runs: local, or ray (see selflab.execution)",
+    )
 
 
 @dataclass
@@ -132,6 +139,13 @@ class Loop(ABC):
             self._loaded_key = key
         return load_model(spec)
 
+    @property
+    def executor(self) -> Executor:
+        """The executor `config.executor` names, started on first use and closed by `run_loop`."""
+        if getattr(self, "_executor", None) is None:
+            self._executor = make_executor(self.config.executor)
+        return self._executor
+
     # -- records -----------------------------------------------------------------------------
     def stage_log(self, iteration: int, stage: str) -> RecordLog:
         return self.run.records(stage_key(iteration, stage))
@@ -146,6 +160,67 @@ class Loop(ABC):
         """A stable 31-bit seed derived from the run seed and any labels (iteration, stage, item)."""
         text = "|".join([str(self.config.seed), *map(str, parts)])
         return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+    # -- the toolkit every loop shares -------------------------------------------------------
+    def stage_infos(self, iteration: int, keys: Sequence[str]) -> dict[str, Any]:
+        """Selected summary numbers of an iteration's completed stages (for the meter's info line)."""
+        info: dict[str, Any] = {}
+        for key, st in self.run.completed_stages().items():
+            if key.startswith(f"iter-{iteration}."):
+                for k in keys:
+                    if k in st.info and isinstance(st.info[k], (int, float, str)):
+                        info[k] = st.info[k]
+        return info
+
+    def train_or_carry(
+        self, ctx: StageContext, method: str, data: Path, cfg: Any, base: str | None = None
+    ) -> None:
+        """Train `method` on the parquet file `data` from `base` (default: this iteration's policy)
+        into the iteration's checkpoint; with no data, copy the base forward so the chain of
+        iterations continues (and say so in the stage info)."""
+        from selflab.training import load_rows, resolve_model_path, train
+
+        base = base or self.policy_spec(ctx.iteration)
+        target = self.checkpoint_dir(ctx.iteration)
+        if not data.exists():
+            src = resolve_model_path(base)
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(src, target)
+            ctx.info.update(skipped="no training data", steps=0)
+            return
+        tcfg = cfg.model_copy(update={"seed": self.seed_for("train", ctx.iteration)})
+        result = train(method, base, load_rows(data), target, tcfg)  # type: ignore[arg-type]
+        ctx.out.append(result)
+        ctx.info.update(
+            steps=result.steps,
+            train_loss=round(result.train_loss, 4) if result.train_loss is not None else None,
+            train_tokens_per_s=round(result.tokens / result.seconds, 1) if result.seconds else None,
+        )
+
+    def self_judge(self, model: Any, answers: Sequence[Any], samples: int, seed: int, **kw: Any) -> list[Any]:
+        """The model's rubric judgments of its own answers, each kept (`loops.judging.judge_answers`)."""
+        from selflab.loops.judging import judge_answers
+
+        return judge_answers(model, answers, samples, seed, **kw)
+
+    def meta_judge(
+        self, model: Any, judged: Sequence[Any], max_new_tokens: int = 4, reasoning: bool = False
+    ) -> tuple[list[Any], dict[str, int]]:
+        """Meta-judge every pair of an answer's score-stripped judgments; returns the
+        `MetaRecord`s and the counts of answers left out and why."""
+        from selflab.loops.judging import meta_candidates, run_meta_judge
+
+        cands, counts = meta_candidates(judged)
+        return run_meta_judge(model, cands, max_new_tokens, reasoning), counts
+
+    def run_evaluation(
+        self, ctx: StageContext, evaluation: Any, spec: str, seed_label: str = "eval-judge"
+    ) -> Any:
+        """Run an `Evaluation` on model `spec`, log its records to the stage, return its result."""
+        result = evaluation.run(self.load(spec), seed=self.seed_for(seed_label))
+        ctx.out.extend(result.records)
+        return result
 
     # -- running -----------------------------------------------------------------------------
     def plan(self) -> list[tuple[int, str]]:
@@ -176,7 +251,10 @@ class Loop(ABC):
             ctx.info["seconds"] = round(time.perf_counter() - t0, 2)
             self.run.mark_complete(key, **ctx.info)
             self.console.print(f"[green]✓ {key}[/green] " + " ".join(f"{k}={v}" for k, v in ctx.info.items()))
-        self.run.metrics.append({"type": "run_finished", "wall_s": round(time.perf_counter() - start, 1)})
+        if getattr(self, "_executor", None) is not None:
+            self._executor.close()
+            self._executor = None
+        self.run.metrics.append(RunFinished(wall_s=round(time.perf_counter() - start, 1)))
         if self.config.report:
             from selflab.report import write_report
 
@@ -190,7 +268,18 @@ class Loop(ABC):
 LOOP_CONFIG_FILE = "loop_config.json"
 BROKEN_LOOP_MODULES: dict[str, str] = {}  # module -> import error, shown by `selflab loops`
 _REGISTRY: dict[str, type[Loop]] = {}
-_NOT_LOOP_MODULES = {"base", "cli", "stats", "truth_meter", "measures", "evaluate"}
+_NOT_LOOP_MODULES = {
+    "base",
+    "benchmark",
+    "cli",
+    "evaluate",
+    "evaluation",
+    "judging",
+    "measures",
+    "stats",
+    "truth_meter",
+    "verdict",
+}
 
 
 def register_loop(cls: type[Loop]) -> type[Loop]:
@@ -251,12 +340,15 @@ def open_run(
         if saved_loop != loop_cls.name:
             raise ConfigError(f"{out} holds a run of loop {saved_loop!r}", "use that loop or another --out")
         saved_cfg = loop_cls.Config.model_validate(saved)
-        if config is not None and config.model_dump(mode="json") != saved_cfg.model_dump(mode="json"):
+        # where units run never changes the records, so the executor may differ on resume
+        if config is not None and config.model_dump(
+            mode="json", exclude={"executor"}
+        ) != saved_cfg.model_dump(mode="json", exclude={"executor"}):
             raise ConfigError(
                 f"--resume with a config that differs from the one saved in {saved_path}",
                 "resume without --config (the saved one is used), or start a new --out directory",
             )
-        config = saved_cfg
+        config = saved_cfg if config is None else saved_cfg.model_copy(update={"executor": config.executor})
     cfg = config if config is not None else loop_cls.Config()
     full = {"loop": loop_cls.name, **cfg.model_dump(mode="json")}
     run = RunDir.create(out, config=full, seed=cfg.seed, resume=resume, command=command)

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from selflab.errors import ConfigError
+from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt
+from selflab.execution.config import from_cli, preflight
 
 console = Console()
 
@@ -93,6 +95,9 @@ def loop_command(
         bool, typer.Option("--resume", help="Continue a killed run from its last stage.")
     ] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value.")] = None,
+    executor: ExecutorOpt = "",
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run a loop; every stage is recorded in the run directory and skipped on --resume."""
     from selflab.loops.base import get_loop, open_run
@@ -101,7 +106,12 @@ def loop_command(
     out = out or Path("runs") / name
     cfg = None if (resume and config is None and not set_) else load_loop_config(loop_cls, config, set_ or [])
     command = " ".join(shlex.quote(a) for a in ["selflab", *sys.argv[1:]])
+    if executor:  # overrides the config's `executor:`; records do not depend on it, so resume may differ
+        ex_cfg = from_cli(executor, workers, ray_address)
+        preflight(ex_cfg)
     loop = open_run(loop_cls, out, cfg, resume=resume, command=command, console=console)
+    if executor:
+        loop.config = loop.config.model_copy(update={"executor": ex_cfg})
     loop.run_loop()
 
 
@@ -120,10 +130,13 @@ def eval_command(
     self_judge: Annotated[bool, typer.Option("--self-judge/--no-self-judge")] = True,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 96,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out task draw.")] = 0,
+    bench_items: Annotated[int, typer.Option("--bench-items", help="Held-out judge-benchmark items.")] = 16,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write one PNG plot of the panel.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
 ) -> None:
-    """Compare models/checkpoints on objective metrics (held-out verifier pass rate, untrained
-    control family) plus self-reward, with CIs and paired tests against the first model."""
+    """Compare models/checkpoints on one objective panel (held-out verifier pass rate, untrained
+    control family, judge-benchmark accuracy vs code truth) plus self-reward and length, with CIs
+    and paired tests against the first model, in one table (and one plot with --plot)."""
     from selflab.loops.evaluate import compare_models
 
     specs = [s.strip() for s in models.split(",") if s.strip()]
@@ -138,6 +151,8 @@ def eval_command(
         self_judge=self_judge,
         max_new_tokens=max_new_tokens,
         seed=seed,
+        bench_items=bench_items,
+        plot=plot,
         console=console,
     )
     if json_out:

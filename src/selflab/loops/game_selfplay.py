@@ -44,7 +44,6 @@ from selflab.envs.runner import EpisodeSpec, play, schedule
 from selflab.envs.trajectories import EpisodeRecord, to_dpo, to_sft
 from selflab.errors import ConfigError
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
-from selflab.loops.self_rewarding import stage_infos, train_or_carry
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import LanguageModel, Message, user
 from selflab.training import (
@@ -491,7 +490,7 @@ class GameSelfPlayLoop(Loop):
 
     def stage_train(self, ctx: StageContext) -> None:
         m = self._train_method()
-        train_or_carry(self, ctx, m, ctx.data_path(m), self.config.train)
+        self.train_or_carry(ctx, m, ctx.data_path(m), self.config.train)
 
     def eval_schedule(self) -> dict[str, list[EpisodeSpec]]:
         c = self.config
@@ -528,8 +527,7 @@ class GameSelfPlayLoop(Loop):
         ms = eval_measures(by_opp, assessments)
         info: dict[str, Any] = {}
         if ctx.iteration > 0:
-            info = stage_infos(
-                self,
+            info = self.stage_infos(
                 ctx.iteration,
                 ["learner_win_rate", "learner_invalid", "learner_attempts", "examples", "steps", "train_loss",
                  *[f"train_win_rate_{o}" for o in c.opponents]],

@@ -39,12 +39,11 @@ from pydantic import BaseModel, Field
 
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
 from selflab.loops.measures import sample_n
-from selflab.loops.self_refine import family_tasks
-from selflab.loops.self_rewarding import stage_infos, train_or_carry
 from selflab.loops.stats import bootstrap_ci
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import GenerationRequest, LanguageModel, SamplingParams, user
 from selflab.tasks import Task
+from selflab.tasks.splits import family_tasks
 from selflab.tasks.text import numbers
 from selflab.training import SFTExample, TrainConfig, save_parquet, sft_rows
 
@@ -520,7 +519,7 @@ class GeneratedDataLoop(Loop):
         ctx.info.update(built.counts)
 
     def stage_train(self, ctx: StageContext) -> None:
-        train_or_carry(self, ctx, "sft", ctx.data_path("sft"), self.config.train)
+        self.train_or_carry(ctx, "sft", ctx.data_path("sft"), self.config.train)
 
     def stage_evaluate(self, ctx: StageContext) -> None:
         c = self.config
@@ -532,8 +531,7 @@ class GeneratedDataLoop(Loop):
         info: dict[str, float | int | str | None] = {}
         if ctx.iteration > 0:
             info.update(
-                stage_infos(
-                    self,
+                self.stage_infos(
                     ctx.iteration,
                     ["valid", "checkable", "mean_agreement", "examples", "steps", "train_loss"],
                 )

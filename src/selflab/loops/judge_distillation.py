@@ -5,10 +5,15 @@ Each iteration runs one phase, `phases[(i - 1) % len(phases)]` (default: iterati
 iteration 2 = DPO, so the meter shows before, after SFT and after SFT+DPO, each with CIs and
 paired tests against iteration 0 and the previous iteration):
 
-  sft (off-policy)  label     a diverse jury (personas; by default the STARTING model, i.e. a fixed
-                              teacher) scores training candidates and compares training pairs;
-                              its majority labels are the targets. The items' verified truth is
-                              NOT used for training, only to record how good the teacher was.
+  sft (off-policy)  label     a diverse jury (personas) on the TEACHER model scores training
+                              candidates and compares training pairs; its majority labels (score
+                              ties broken uniformly at random, seeded, never toward one end) are
+                              the targets. The teacher is `teacher_model` (an `openai:` model or a
+                              larger local folder, as the research plan's stronger jury); without
+                              one it is the starting model, and the run says so. The items'
+                              verified truth is NOT used for training, only to record how good
+                              the teacher was. Training items are on the training side of the
+                              entity split, the benchmark on the held-out side.
                     build     SFT rows "Score: <jury majority>" / "Verdict: [[A|B]]" (both orders);
                               unlabeled and tied items dropped and counted
   dpo (on-policy)   sample    the current judge grades each training candidate k times (sampled)
@@ -33,19 +38,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from selflab.loops.base import Loop, StageContext, register_loop
+from selflab.loops.benchmark import BenchPair, BenchUnit, bench_slice, train_bench
+from selflab.loops.evaluation import EvalConfig, evaluate_standard
+from selflab.loops.judging import JudgedAnswer, MetaRecord, judge_pairs
 from selflab.loops.measures import Answer
-from selflab.loops.meta_rewarding import MetaRecord, judge_pairs, meta_candidates
-from selflab.loops.self_rewarding import (
-    BenchPair,
-    BenchUnit,
-    JudgedAnswer,
-    JudgedLoopConfig,
-    bench_slice,
-    evaluate_policy,
-    judge_each,
-    stage_infos,
-    train_or_carry,
-)
 from selflab.loops.stats import bootstrap_ci
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import SamplingParams
@@ -54,13 +50,17 @@ from selflab.training import SFTExample, TrainConfig, dpo_rows, save_parquet, sf
 Phase = Literal["sft", "dpo"]
 
 
-class JudgeDistillationConfig(JudgedLoopConfig):
+class JudgeDistillationConfig(EvalConfig):
     phases: list[Phase] = Field(default_factory=lambda: ["sft", "dpo"], min_length=1)
     train_items: int = Field(
         24, ge=1, description="generated benchmark items to train on (3 candidates each)"
     )
     jury: str = Field("jury:personas:5", description="the teacher (a judge kind of selflab.judges)")
-    jury_model: str | None = Field(None, description="teacher model spec; None: the starting model")
+    teacher_model: str | None = Field(
+        None,
+        description="teacher model spec (openai:MODEL@URL, hf:/larger/model); None: the starting model "
+        "(a fixed copy of the student: the run reports it as a self-teacher)",
+    )
     pairwise: bool = Field(True, description="also distil pairwise verdicts (trained in both orders)")
     dpo_judgments: int = Field(2, ge=2, description="sampled judgments per candidate in a DPO phase")
     dpo_temperature: float = Field(1.0, gt=0.0)
@@ -87,6 +87,7 @@ class LabelRecord(BaseModel):
     jury_score: float | None = None  # raw scale
     jury_verdict: str | None = None
     n_valid: int = 0
+    tie_broken: bool = False
     correct: bool | None = None  # pointwise truth
     better: str | None = None  # pairwise truth
 
@@ -98,29 +99,17 @@ class TeacherLabel(BaseModel):
     score: float | None  # normalised to [0, 1]
 
 
-def train_bench(
-    n_items: int, seed: int, heldout: Sequence[BenchUnit]
-) -> tuple[list[BenchUnit], list[BenchPair]]:
-    """Freshly generated benchmark items whose prompts are not among the held-out ones."""
-    from selflab.evalbench.items import generate_items
-
-    banned = {u.prompt for u in heldout}
-    units, pairs = [], []
-    items = [it for it in generate_items(n_items * 3, seed=seed) if it.task.prompt not in banned][:n_items]
-    for it in items:
-        for c in it.candidates:
-            units.append(
-                BenchUnit(
-                    id=c.id,
-                    item_id=it.id,
-                    domain=it.domain,
-                    prompt=it.task.prompt,
-                    response=c.response,
-                    correct=c.correct,
-                )
-            )
-        pairs += [BenchPair(id=p.id, a=p.a, b=p.b, better=p.better) for p in it.pairs]
-    return units, pairs
+def unbiased_majority(scores: Sequence[float], seed: int) -> tuple[float | None, bool]:
+    """The most common score; a tie between several is broken uniformly at random (seeded),
+    not toward the lower or higher score. Returns (label, whether a tie was broken)."""
+    if not scores:
+        return None, False
+    counts: dict[float, int] = {}
+    for x in scores:
+        counts[x] = counts.get(x, 0) + 1
+    top = max(counts.values())
+    best = sorted(x for x, c in counts.items() if c == top)
+    return (best[0] if len(best) == 1 else random.Random(seed).choice(best)), len(best) > 1
 
 
 def _pointwise_judge(model: object, max_new_tokens: int, template: str) -> object:
@@ -287,14 +276,19 @@ class JudgeDistillationLoop(Loop):
         return bench_slice(self.config.bench_items, self.config.heldout_topic_fraction)
 
     def training_units(self, iteration: int) -> tuple[list[BenchUnit], list[BenchPair]]:
+        c = self.config
         held, _ = self.heldout()
-        return train_bench(self.config.train_items, self.seed_for("train-items", iteration) % 100000, held)
+        seed = self.seed_for("train-items", iteration) % 100000
+        return train_bench(c.train_items, seed, c.heldout_topic_fraction, held)
+
+    def teacher_spec(self) -> str:
+        return self.config.teacher_model or self.config.model
 
     def _teacher(self) -> object:
         from selflab.judges.factory import build_judge
 
         c = self.config
-        model = self.load(c.jury_model or c.model)
+        model = self.load(self.teacher_spec())
         return build_judge(
             c.jury,
             model,
@@ -314,18 +308,24 @@ class JudgeDistillationLoop(Loop):
         units, pairs = self.training_units(ctx.iteration)
         jury = self._teacher()
         scores = jury.judge([PointwiseItem(prompt=u.prompt, response=u.response, id=u.id) for u in units])  # type: ignore[attr-defined]
-        records = [
-            LabelRecord(
-                unit_id=u.id,
-                mode="pointwise",
-                prompt=u.prompt,
-                response=u.response,
-                jury_score=j.score,
-                n_valid=int(j.details.get("n_valid", 0)),
-                correct=u.correct,
+        records = []
+        for u, j in zip(units, scores, strict=True):
+            votes = [float(v["score"]) for v in j.details.get("votes", []) if v.get("score") is not None]
+            if not j.details.get("votes") and j.score is not None:
+                votes = [float(j.score)]  # a single judge, not a jury
+            label, broken = unbiased_majority(votes, self.seed_for("tie", u.id))
+            records.append(
+                LabelRecord(
+                    unit_id=u.id,
+                    mode="pointwise",
+                    prompt=u.prompt,
+                    response=u.response,
+                    jury_score=label,
+                    n_valid=len(votes),
+                    tie_broken=broken,
+                    correct=u.correct,
+                )
             )
-            for u, j in zip(units, scores, strict=True)
-        ]
         if c.pairwise and pairs:
             by_id = {u.id: u for u in units}
             items = [
@@ -355,6 +355,9 @@ class JudgeDistillationLoop(Loop):
         ctx.info.update(
             labeled=sum(1 for r in records if r.jury_score is not None or r.jury_verdict is not None),
             units=len(records),
+            score_ties_broken=sum(1 for r in records if r.tie_broken),
+            teacher=self.teacher_spec(),
+            self_teacher=self.config.teacher_model is None,
         )
         ctx.info.update(teacher_accuracy(records, tuple(getattr(jury, "scale", (0.0, 5.0)))))  # type: ignore[arg-type]
 
@@ -369,15 +372,15 @@ class JudgeDistillationLoop(Loop):
             for u in units
         ]
         model = self.load(self.policy_spec(ctx.iteration))
-        judged = judge_each(
+        judged = self.self_judge(
             model,
             answers,
             c.dpo_judgments,
             self.seed_for("sample", ctx.iteration),
-            c.judge_max_new_tokens,
-            c.judge_template,
-            c.dpo_temperature,
-            c.judge_reasoning,
+            max_new_tokens=c.judge_max_new_tokens,
+            template=c.judge_template,
+            temperature=c.dpo_temperature,
+            reasoning=c.judge_reasoning,
         )
         ctx.out.extend(judged)
         ctx.info.update(
@@ -386,58 +389,24 @@ class JudgeDistillationLoop(Loop):
         )
 
     def stage_meta_judge(self, ctx: StageContext) -> None:
-        from selflab.judges.meta import MetaJudge
-        from selflab.judges.types import MetaItem
-
         if self.phase(ctx.iteration) != "dpo":
             ctx.info["skipped"] = "sft phase"
             return
+        c = self.config
         judged = self.read(ctx.iteration, "sample", JudgedAnswer)
-        cands, counts = meta_candidates(judged)
-        ctx.info.update(counts)
-        if not cands:
-            return
         model = self.load(self.policy_spec(ctx.iteration))
-        meta = MetaJudge(
-            model, sampling=SamplingParams(max_new_tokens=4), both_orders=True, on_disagree="tie", direct=True
-        )
-        items = [
-            MetaItem(
-                prompt=a.prompt,
-                response=a.response,
-                judgment_a=a.judgments[hi],
-                judgment_b=a.judgments[lo],
-                id=a.task_id,
-            )
-            for a, hi, lo in cands
-        ]
-        verdicts = meta.compare_judgments(items)
-        records, right = [], []
-        for (a, hi, lo), item, j in zip(cands, items, verdicts, strict=True):
-            sa, sb = float(a.scores[hi]), float(a.scores[lo])  # type: ignore[arg-type]
-            records.append(
-                MetaRecord(
-                    answer_id=a.task_id,
-                    prompt=a.prompt,
-                    judge_prompt=a.judge_prompt,
-                    response=a.response,
-                    judgment_a=item.judgment_a,
-                    judgment_b=item.judgment_b,
-                    score_a=sa,
-                    score_b=sb,
-                    verdict=j.verdict,
-                    parse_error=j.parse_error,
-                    consistent=j.details.get("consistent"),
-                )
-            )
-            if j.verdict in ("A", "B"):
+        records, counts = self.meta_judge(model, judged, 64 if c.judge_reasoning else 4, c.judge_reasoning)
+        ctx.info.update(counts)
+        by_id = {f"{a.task_id}#{a.sample}": a for a in judged}
+        right = []
+        for r in records:
+            a = by_id[r.answer_id]
+            if r.verdict in ("A", "B") and r.score_a is not None and r.score_b is not None:
                 mid = sum(a.scale) / 2
                 # the truth-matching judgment: above the midpoint for a correct candidate, below for a wrong one
-                truth_side = (
-                    "A" if (sa > mid) == bool(a.verified) else "B" if (sb > mid) == bool(a.verified) else None
-                )
-                if truth_side is not None:
-                    right.append(j.verdict == truth_side)
+                ok_a, ok_b = (r.score_a > mid) == bool(a.verified), (r.score_b > mid) == bool(a.verified)
+                if ok_a != ok_b:
+                    right.append((r.verdict == "A") == ok_a)
         ctx.out.extend(records)
         ctx.info["meta_judged"] = len(records)
         ctx.info["meta_decided_vs_truth"] = len(right)
@@ -466,7 +435,7 @@ class JudgeDistillationLoop(Loop):
         phase = self.phase(ctx.iteration)
         cfg = self.config.sft_train if phase == "sft" else self.config.dpo_train
         ctx.info["phase"] = phase
-        train_or_carry(self, ctx, phase, ctx.data_path(phase), cfg)
+        self.train_or_carry(ctx, phase, ctx.data_path(phase), cfg)
 
     def stage_evaluate(self, ctx: StageContext) -> None:
         c = self.config
@@ -488,10 +457,11 @@ class JudgeDistillationLoop(Loop):
                 for d in self.stage_log(0, "evaluate").read_dicts()
                 if "unit_id" in d and "score" in d and "correct" not in d
             ]
-        ms, records = evaluate_policy(self, ctx, c, spec)
+        ms = evaluate_standard(self, ctx, c)
         model = self.load(spec)
         ms += pairwise_bench(model, units, pairs, c.judge_max_new_tokens)
-        own = {r.unit_id: r.score for r in records if hasattr(r, "unit_id") and hasattr(r, "correct")}  # type: ignore[attr-defined]
+        records = self.stage_log(ctx.iteration, "evaluate").read_dicts()
+        own = {r["unit_id"]: r["score"] for r in records if "unit_id" in r and "correct" in r}
         t_by = {t.unit_id: t.score for t in teacher}
         agree: list[float | bool | None] = []
         for u in units:
@@ -520,13 +490,15 @@ class JudgeDistillationLoop(Loop):
                     description="agreement with the teacher minus agreement with the truth, per unit",
                 )
             )
-        ctx.out.extend([*records, *(teacher if ctx.iteration == 0 else [])])
-        info = stage_infos(
-            self,
+        if ctx.iteration == 0:
+            ctx.out.extend(teacher)
+        info = self.stage_infos(
             ctx.iteration,
             (
                 "phase",
+                "teacher",
                 "labeled",
+                "score_ties_broken",
                 "teacher_pointwise_accuracy",
                 "teacher_pointwise_accuracy_ci",
                 "teacher_pair_accuracy",

@@ -1,5 +1,5 @@
-"""Reusable stage helpers: sample answers, verify them, self-judge them, and turn the results
-into truth-meter `Measurement`s. Any loop can call these; they hold no loop state."""
+"""Reusable stage helpers: sample answers, verify them, and turn the results into truth-meter
+`Measurement`s (with item ids, so iterations pair by item). They hold no loop state."""
 
 from __future__ import annotations
 
@@ -43,6 +43,77 @@ def sample_n(
     return [outs[i * n : (i + 1) * n] for i in range(len(prompts))]
 
 
+_WORKER_SPEC: str | None = None  # the model a Ray worker process holds for sampling
+
+
+class _SampleChunk:
+    """Ray-side unit function: `n` answers for each (index, task), the model built from its spec on
+    the worker. Request seeds are `seed + index * n + j`, exactly those of `sample_n` in process."""
+
+    def __init__(self, spec: str, n: int, sampling: SamplingParams, seed: int) -> None:
+        self.spec, self.n, self.sampling, self.seed = spec, n, sampling, seed
+
+    def __call__(self, units: list[tuple[int, Task]]) -> list[list[Answer]]:
+        global _WORKER_SPEC
+        from selflab.models import clear_cache, load_model
+
+        if _WORKER_SPEC != self.spec:  # a new policy (next loop iteration): free the old weights
+            clear_cache()
+            _WORKER_SPEC = self.spec
+        model = load_model(self.spec)
+        requests = []
+        for index, task in units:
+            for j in range(self.n):
+                s = self.sampling
+                if not s.greedy:
+                    s = s.model_copy(update={"seed": self.seed + index * self.n + j})
+                requests.append(GenerationRequest(messages=(user(task.prompt),), sampling=s))
+        outs = model.generate(requests)
+        return [_answers(task, outs[k * self.n : (k + 1) * self.n]) for k, (_, task) in enumerate(units)]
+
+
+def sample_answers_on(
+    executor: object,
+    spec: str,
+    tasks: Sequence[Task],
+    n: int,
+    sampling: SamplingParams,
+    seed: int,
+    load: object = None,
+) -> list[Answer]:
+    """`sample_answers` on an executor: in process it is `sample_answers(load(spec), ...)`; on Ray
+    each worker samples chunks of tasks with its own copy of `spec`, and the answers are the same."""
+    if getattr(executor, "in_process", True):
+        from selflab.models import load_model
+
+        return sample_answers((load or load_model)(spec), tasks, n, sampling, seed)  # type: ignore[operator]
+    from selflab.execution import map_units
+
+    units = list(enumerate(tasks))
+    results = map_units(
+        units, _SampleChunk(spec, n, sampling, seed), executor, key=lambda u: f"{u[0]}:{u[1].id}"
+    )  # type: ignore[arg-type]
+    answers: list[Answer] = []
+    for (_, task), r in zip(units, results, strict=True):
+        if r.ok:
+            answers.extend(r.value)
+        else:  # a unit given up on: its answers are recorded as backend errors, never dropped silently
+            answers.extend(
+                Answer(task_id=task.id, prompt=task.prompt, sample=j, response="", finish_reason="error",
+                       error=f"worker failure: {r.error}")
+                for j in range(n)
+            )  # fmt: skip
+    return answers
+
+
+def _answers(task: Task, outs: Sequence[Completion]) -> list[Answer]:
+    return [
+        Answer(task_id=task.id, prompt=task.prompt, sample=j, response=o.text, completion_tokens=o.completion_tokens,
+               finish_reason=o.finish_reason, error=o.error)
+        for j, o in enumerate(outs)
+    ]  # fmt: skip
+
+
 def sample_answers(
     model: LanguageModel,
     tasks: Sequence[Task],
@@ -69,10 +140,14 @@ def sample_answers(
 
 
 def verify_answers(tasks: Sequence[Task], answers: list[Answer]) -> list[Answer]:
-    """Fill `verified`/`reason` with each task's code verifier (a backend error is a failure)."""
+    """Fill `verified`/`reason` with each task's code verifier (a backend error is a failure;
+    tasks without a verifier stay unverified)."""
     by_id = {t.id: t for t in tasks}
     out = []
     for a in answers:
+        if by_id[a.task_id].verifier == "none":
+            out.append(a)
+            continue
         if a.error:
             out.append(a.model_copy(update={"verified": False, "reason": f"generation error: {a.error}"}))
             continue
@@ -81,71 +156,38 @@ def verify_answers(tasks: Sequence[Task], answers: list[Answer]) -> list[Answer]
     return out
 
 
-def self_judge(
-    model: LanguageModel,
-    answers: list[Answer],
-    samples: int = 1,
-    seed: int = 0,
-    max_new_tokens: int = 8,
-    template: str | None = None,
-) -> list[Answer]:
-    """Score each answer with the model's own rubric judge (Self-Rewarding's additive rubric).
-    `direct` mode forces the judge's answer to begin with "Score:", which keeps a small model
-    parseable and cheap; scores are normalised to [0, 1]; unparsable stays None."""
-    from selflab.judges.rubric import RubricJudge
-    from selflab.judges.types import PointwiseItem
-
-    temperature = 0.0 if samples == 1 else 0.7
-    judge = RubricJudge(
-        model,
-        template=template,
-        sampling=SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens),
-        samples=samples,
-        seed=seed,
-        direct=True,
-    )
-    lo, hi = judge.scale
-    items = [
-        PointwiseItem(prompt=a.prompt, response=a.response, id=f"{a.task_id}#{a.sample}") for a in answers
-    ]
-    judgments = judge.judge(items)
-    out = []
-    for a, j in zip(answers, judgments, strict=True):
-        score = None if j.score is None else (float(j.score) - lo) / (hi - lo)
-        out.append(
-            a.model_copy(
-                update={"self_score": score, "judge_raw": j.raw[-200:], "judge_error": j.parse_error}
-            )
-        )
-    return out
-
-
 # -- measurements -------------------------------------------------------------------------------
 
 
+def item_ids(answers: Sequence[Answer]) -> list[str]:
+    return [f"{a.task_id}#{a.sample}" for a in answers]
+
+
 def pass_rate(
-    name: str, answers: list[Answer], description: str = "", optimised: bool = False
+    name: str, answers: Sequence[Answer], description: str = "", optimised: bool = False
 ) -> Measurement:
     return Measurement(
         name=name,
         kind="objective",
         values=[bool(a.verified) for a in answers],
+        ids=item_ids(answers),
         optimised=optimised,
         description=description,
     )
 
 
-def self_reward(answers: list[Answer], name: str = "self_reward", optimised: bool = False) -> Measurement:
+def self_reward(answers: Sequence[Answer], name: str = "self_reward", optimised: bool = False) -> Measurement:
     return Measurement(
         name=name,
         kind="self_reward",
         values=[a.self_score for a in answers],
+        ids=item_ids(answers),
         optimised=optimised,
         description="own rubric judge score, normalised to [0, 1]; unparsable = missing",
     )
 
 
-def judge_agreement(answers: list[Answer], threshold: float = 0.5) -> Measurement:
+def judge_agreement(answers: Sequence[Answer], threshold: float = 0.5) -> Measurement:
     """Per item: does the self-judge (score >= threshold) agree with the code verifier? An
     objective measure of the judging skill on the model's own answers."""
     vals: list[float | bool | None] = [
@@ -155,15 +197,17 @@ def judge_agreement(answers: list[Answer], threshold: float = 0.5) -> Measuremen
         name="self_judge_agreement",
         kind="objective",
         values=vals,
+        ids=item_ids(answers),
         description="self-judge (score >= 0.5) agrees with the verifier on the held-out answers",
     )
 
 
-def length(answers: list[Answer], name: str = "response_tokens") -> Measurement:
+def length(answers: Sequence[Answer], name: str = "response_tokens") -> Measurement:
     return Measurement(
         name=name,
         kind="drift",
         values=[float(a.completion_tokens) for a in answers],
+        ids=item_ids(answers),
         higher_is_better=False,
         description="completion tokens per answer (length drift)",
     )

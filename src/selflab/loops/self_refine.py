@@ -32,11 +32,12 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
-from selflab.loops.measures import Answer, sample_answers, self_judge
-from selflab.loops.self_rewarding import safe_split, stage_infos, train_or_carry
+from selflab.loops.judging import judge_answers
+from selflab.loops.measures import Answer, sample_answers
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import GenerationRequest, LanguageModel, Message, SamplingParams, assistant, user
 from selflab.tasks import Task
+from selflab.tasks.splits import family_tasks
 from selflab.training import PreferencePair, SFTExample, TrainConfig, dpo_rows, save_parquet, sft_rows
 
 Family = Literal["arithmetic", "word_problems", "instructions", "facts"]
@@ -215,7 +216,7 @@ def judge_refinements(
     for i, r in enumerate(refs):
         answers.append(Answer(task_id=f"{i}", prompt=r.prompt, sample=0, response=r.first))
         answers.append(Answer(task_id=f"{i}", prompt=r.prompt, sample=1, response=r.second))
-    judged = self_judge(model, answers, 1, seed, max_new_tokens)
+    judged = judge_answers(model, answers, 1, seed, max_new_tokens)
     return [
         r.model_copy(
             update={"first_score": judged[2 * i].self_score, "second_score": judged[2 * i + 1].self_score}
@@ -417,17 +418,6 @@ def refine_measures(refs: Sequence[Refinement], with_self_reward: bool) -> list[
     return ms
 
 
-def family_tasks(families: Sequence[str], n: int, seed: int, heldout: bool, fraction: float) -> list[Task]:
-    """`n` tasks spread evenly over `families`, on one side of each family's held-out split."""
-    out: list[Task] = []
-    k = len(families)
-    for i, fam in enumerate(families):
-        m = n // k + (1 if i < n % k else 0)
-        if m:
-            out += safe_split(fam, m, seed + 7919 * i, heldout, fraction)
-    return out
-
-
 # -- the loop ------------------------------------------------------------------------------------
 
 
@@ -538,7 +528,7 @@ class SelfRefineLoop(Loop):
 
     def stage_train(self, ctx: StageContext) -> None:
         c = self.config
-        train_or_carry(self, ctx, c.objective, ctx.data_path(c.objective), c.train)
+        self.train_or_carry(ctx, c.objective, ctx.data_path(c.objective), c.train)
 
     def stage_evaluate(self, ctx: StageContext) -> None:
         c = self.config
@@ -558,8 +548,7 @@ class SelfRefineLoop(Loop):
         ctx.out.extend(refs)
         ms = refine_measures(refs, c.self_judge_eval)
         info = (
-            stage_infos(
-                self,
+            self.stage_infos(
                 ctx.iteration,
                 [
                     "train_first_accuracy",

@@ -12,9 +12,14 @@ Per iteration t:
             toward the reference distribution on prompts it never trained on?), self-reward, the
             self-judge's agreement with the verifier, judge-benchmark accuracy, length and the gap.
 
-The reference set ships with the package (`spin_references.jsonl`): answers written by code from
-`selflab.tasks` references, each checked by its task's verifier when the file was built, all from
-the TRAINING side of the task splits, so the held-out truth-meter tasks stay unseen.
+`arm: sft` is the control: the same prompts and references, plain SFT on the references, so a
+gain of the `spin` arm over it can be credited to self-play rather than to the reference data.
+
+The default reference set is built by code from `selflab.tasks` (instructions, arithmetic, word
+problems, facts; every reference verified): training prompts from the TRAINING side of each
+family's entity split, the held-out likelihood references from the HELD-OUT side, so no topic,
+country or item kind (and no sentence) of a held-out reference was ever trained on. A user file
+(`data`) is split by its rows' `group` field (else by prompt).
 """
 
 from __future__ import annotations
@@ -22,27 +27,28 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
-from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from selflab.errors import ConfigError
 from selflab.loops.base import Loop, StageContext, register_loop
+from selflab.loops.evaluation import EvalConfig, evaluate_standard, heldout_sets
 from selflab.loops.measures import Answer, sample_answers
-from selflab.loops.self_rewarding import (
-    JudgedLoopConfig,
-    evaluate_policy,
-    safe_split,
-    stage_infos,
-    train_or_carry,
-)
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import SamplingParams, user
 from selflab.tasks import Task
-from selflab.training import PreferencePair, TrainConfig, dpo_rows, save_parquet
+from selflab.tasks.splits import content_sentences, split_tasks
+from selflab.training import PreferencePair, SFTExample, TrainConfig, dpo_rows, save_parquet, sft_rows
 
-REFERENCE_FILE = "spin_references.jsonl"
+# (family, share of the references, held-out fraction of its entity split)
+REFERENCE_MIX = (
+    ("instructions", 0.4, 0.3),
+    ("arithmetic", 0.2, 0.5),
+    ("word_problems", 0.2, 0.5),
+    ("facts", 0.2, 0.5),
+)
 
 
 class ReferenceExample(BaseModel):
@@ -52,15 +58,21 @@ class ReferenceExample(BaseModel):
     prompt: str
     reference: str
     kind: str = ""
+    group: str = ""
 
 
-class SPINConfig(JudgedLoopConfig):
+class SPINConfig(EvalConfig):
+    arm: Literal["spin", "sft"] = Field(
+        "spin", description="spin: references vs own answers (DPO); sft: the control, SFT on references"
+    )
     data: str | None = Field(
-        None, description="JSONL of {id, prompt, reference}; None: the shipped reference set"
+        None, description="JSONL of {id, prompt, reference[, group]}; None: built from selflab.tasks"
     )
     train_prompts: int = Field(48, ge=1, description="training prompts (the same set every iteration)")
     heldout_references: int = Field(32, ge=1, description="held-out references for the likelihood meter")
-    heldout_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of the set kept for evaluation")
+    heldout_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="user data only: share of groups kept for evaluation"
+    )
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_new_tokens: int = Field(96, ge=8)
@@ -78,43 +90,46 @@ class SPINDrop(BaseModel):
 # -- the reference set -----------------------------------------------------------------------------
 
 
-def build_reference_set(seed: int = 0) -> list[dict]:
-    """The shipped file's rows: task references (instructions on training topics, arithmetic and
-    word problems on the training side of their splits, country facts), each verified."""
-    rows = []
-    for family, n, frac in (
-        ("instructions", 70, 0.3),
-        ("arithmetic", 40, 0.5),
-        ("word_problems", 30, 0.5),
-        ("facts", 30, 0.5),
-    ):
-        for t in safe_split(family, n, seed + 11, False, frac):
-            if not t.verify(t.reference).ok:
-                continue
-            rows.append(
-                {
-                    "id": t.id,
-                    "kind": t.kind,
-                    "prompt": t.prompt,
-                    "reference": t.reference,
-                    "task": t.model_dump(mode="json"),
-                }
-            )
-    return rows
+def task_references(
+    n: int,
+    seed: int,
+    heldout: bool,
+    exclude: set[str] = frozenset(),  # type: ignore[assignment]
+) -> list[ReferenceExample]:
+    """`n` verified task references mixed over `REFERENCE_MIX`, from one side of each family's
+    entity split (families interleaved, so any prefix keeps the mix), leaving out any whose
+    content sentences are in `exclude` (the same computation can appear in two families)."""
+    sizes = [int(n * share) for _, share, _ in REFERENCE_MIX]
+    for i in range(n - sum(sizes)):
+        sizes[i % len(sizes)] += 1
+    per: list[list[ReferenceExample]] = []
+    for (family, _, frac), m in zip(REFERENCE_MIX, sizes, strict=True):
+        tasks = split_tasks(family, 2 * m + 8, seed + len(per), heldout, frac) if m else []
+        refs = [
+            ReferenceExample(id=t.id, prompt=t.prompt, reference=t.reference, kind=t.kind)
+            for t in tasks
+            if t.verify(t.reference).ok and not content_sentences(t) & exclude
+        ]
+        per.append(refs[:m])
+    mixed = [r for group in zip(*per, strict=False) for r in group]
+    mixed += [r for group in per for r in group[len(min(per, key=len)) :]]
+    return mixed[:n]
 
 
-def load_references(path: str | None = None) -> list[ReferenceExample]:
-    """The shipped reference set, or a user JSONL file (`prompt` and `reference` or `response`)."""
-    if path is None:
-        text = resources.files("selflab.loops").joinpath(REFERENCE_FILE).read_text("utf-8")
-        where = REFERENCE_FILE
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"SPIN data file {path} does not exist", "check the `data` path in the config")
-        text, where = p.read_text(encoding="utf-8"), str(p)
+def _ref_sentences(r: ReferenceExample) -> set[str]:
+    kind = r.kind if r.kind in ("arithmetic", "word_problem", "fact", "instruction") else "instruction"
+    return content_sentences(
+        Task(id=r.id, kind=kind, prompt=r.prompt, reference=r.reference, verifier="none")
+    )
+
+
+def load_references(path: str) -> list[ReferenceExample]:
+    """A user JSONL file of `prompt` and `reference` (or `response`), optional `id` and `group`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"SPIN data file {path} does not exist", "check the `data` path in the config")
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -124,7 +139,7 @@ def load_references(path: str | None = None) -> list[ReferenceExample]:
                 raise ValueError("needs string `prompt` and `reference`")
         except (json.JSONDecodeError, ValueError, AttributeError) as exc:
             raise ConfigError(
-                f"{where}:{n} is not a valid reference row ({exc})", "fix or remove that line"
+                f"{path}:{n} is not a valid reference row ({exc})", "fix or remove that line"
             ) from exc
         out.append(
             ReferenceExample(
@@ -132,20 +147,22 @@ def load_references(path: str | None = None) -> list[ReferenceExample]:
                 prompt=row["prompt"],
                 reference=ref,
                 kind=str(row.get("kind", "")),
+                group=str(row.get("group", "")),
             )
         )
     if len(out) < 4:
-        raise ConfigError(f"{where} holds only {len(out)} reference rows", "give SPIN at least a few dozen")
+        raise ConfigError(f"{path} holds only {len(out)} reference rows", "give SPIN at least a few dozen")
     return out
 
 
 def split_references(
     rows: list[ReferenceExample], fraction: float
 ) -> tuple[list[ReferenceExample], list[ReferenceExample]]:
-    """(train, held-out) by a hash of the prompt: stable across runs and iterations."""
+    """(train, held-out) by a hash of each row's group (its prompt when it has none)."""
     train, held = [], []
     for r in rows:
-        h = int.from_bytes(hashlib.sha256(r.prompt.encode()).digest()[:4], "big") / 2**32
+        key = r.group or r.prompt
+        h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") / 2**32
         (held if h < fraction else train).append(r)
     return train, held
 
@@ -192,6 +209,7 @@ def reference_logprob(model: object, refs: list[ReferenceExample]) -> Measuremen
         name="heldout_reference_logprob",
         kind="objective",
         values=vals,
+        ids=[r.id for r in refs],
         description="mean log-prob per token of held-out reference answers (higher = closer to the references)",
     )
 
@@ -206,17 +224,32 @@ class SPINLoop(Loop):
     config: SPINConfig
 
     def references(self) -> tuple[list[ReferenceExample], list[ReferenceExample]]:
+        """(training references, held-out references), fixed for the run; never fewer than asked."""
         c = self.config
-        train, held = split_references(load_references(c.data), c.heldout_fraction)
-        if not train or not held:
+        if c.data is None:
+            held = task_references(c.heldout_references, self.seed_for("spin-heldout"), True)
+            sets = heldout_sets(self.seed_for("eval"), self.seed_for("control"), c)
+            evaluated = [*sets.values()]
+            seen = {s for ts in evaluated for t in ts for s in content_sentences(t)}
+            seen |= {s.lower() for r in held for s in _ref_sentences(r)}
+            train = task_references(c.train_prompts, self.seed_for("spin-train"), False, seen)
+        else:
+            train, held = split_references(load_references(c.data), c.heldout_fraction)
+            train, held = train[: c.train_prompts], held[: c.heldout_references]
+        if len(train) < c.train_prompts or len(held) < c.heldout_references:
             raise ConfigError(
-                "the SPIN reference set is too small to split", "give more rows or change heldout_fraction"
+                f"SPIN has {len(train)} training and {len(held)} held-out references, "
+                f"but the config asks for {c.train_prompts} and {c.heldout_references}",
+                "ask for fewer, or give a larger data file",
             )
-        return train[: c.train_prompts], held[: c.heldout_references]
+        return train, held
 
     def stage_generate(self, ctx: StageContext) -> None:
         c = self.config
         refs, _ = self.references()
+        if c.arm == "sft":
+            ctx.info["skipped"] = "sft control arm: no own answers needed"
+            return
         model = self.load(self.policy_spec(ctx.iteration))
         tasks = [
             Task(id=r.id, kind="instruction", prompt=r.prompt, reference=r.reference, verifier="none")
@@ -229,6 +262,15 @@ class SPINLoop(Loop):
 
     def stage_build(self, ctx: StageContext) -> None:
         refs, _ = self.references()
+        if self.config.arm == "sft":  # the control arm: the references themselves, as SFT
+            examples = [
+                SFTExample(prompt=[user(r.prompt)], response=r.reference, source="reference", id=r.id)
+                for r in refs
+            ]
+            ctx.out.extend(examples)
+            ctx.info["examples"] = len(examples)
+            save_parquet(sft_rows(examples), ctx.data_path("sft"))
+            return
         pairs, drops = spin_pairs(refs, self.read(ctx.iteration, "generate", Answer))
         ctx.out.extend(pairs)
         ctx.info["pairs"] = len(pairs)
@@ -238,20 +280,22 @@ class SPINLoop(Loop):
             save_parquet(dpo_rows(pairs), ctx.data_path("dpo"))
 
     def stage_train(self, ctx: StageContext) -> None:
+        if self.config.arm == "sft":
+            self.train_or_carry(ctx, "sft", ctx.data_path("sft"), self.config.train)
+            return
         cfg = self.config.train.model_copy(update={"dpo_loss": "sigmoid"})  # SPIN's logistic loss
-        train_or_carry(self, ctx, "dpo", ctx.data_path("dpo"), cfg)
+        self.train_or_carry(ctx, "dpo", ctx.data_path("dpo"), cfg)
 
     def stage_evaluate(self, ctx: StageContext) -> None:
         spec = self.model_after(ctx.iteration)
-        ms, records = evaluate_policy(self, ctx, self.config, spec)
+        ms = evaluate_standard(self, ctx, self.config)
         _, held = self.references()
-        model = self.load(spec)
-        lp = reference_logprob(model, held)
+        lp = reference_logprob(self.load(spec), held)
         ms.insert(2, lp)
-        ctx.out.extend(records)
-        info = stage_infos(
-            self, ctx.iteration, ("pairs", "dropped_identical_to_reference", "steps", "train_loss")
+        info = self.stage_infos(
+            ctx.iteration, ("pairs", "examples", "dropped_identical_to_reference", "steps", "train_loss")
         )
+        info["arm"] = self.config.arm
         vals = [v for v in lp.values if v is not None]
         if vals:
             info["mean_heldout_reference_logprob"] = round(statistics.fmean(vals), 4)  # type: ignore[arg-type]

@@ -10,8 +10,9 @@ meter keeps the loop honest: every iteration records per-item values for
 - `drift`: response length, and the per-item gap self-reward minus objective; a widening gap is
   the signature of reward hacking.
 
-Each value gets a bootstrap CI, and a paired test against iteration 0 (same items, same order):
-exact McNemar for pass/fail items, paired bootstrap otherwise. One `IterationMetrics` line per
+Each value gets a bootstrap CI, and a paired test against iteration 0 on the same items, paired
+by item id (by position only for measurements without ids): exact McNemar for pass/fail items,
+paired bootstrap otherwise. One `IterationMetrics` line per
 iteration goes to `metrics.jsonl`; the per-item values go to `records/truth_items.jsonl` so a
 resumed run can still test against its baseline.
 """
@@ -19,53 +20,35 @@ resumed run can still test against its baseline.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from selflab.loops.stats import Estimate, PairedTest, bootstrap_ci, paired_compare
+from selflab.loops.stats import bootstrap_ci, paired_compare
+from selflab.loops.verdict import judge_iteration
 from selflab.runs import RunDir
 
-Kind = Literal["self_reward", "objective", "drift"]
+# The row types live in runs/ (report/ and view/ read them without importing loops).
+from selflab.runs.metrics import IterationMetrics, MetricSummary, read_metrics
+from selflab.runs.metrics import MeasureKind as Kind
+
+__all__ = ["GAP_NAME", "IterationMetrics", "Measurement", "MetricSummary", "TruthMeter", "read_metrics"]
 GAP_NAME = "gap_self_minus_objective"
 
 
 class Measurement(BaseModel):
-    """Per-item values of one metric at one iteration. Items must be in the same order at every
-    iteration (the paired tests rely on it). None = no value for that item (e.g. unparsable
-    judgment): excluded and counted, never scored as 0."""
+    """Per-item values of one metric at one iteration, with the items' ids (the paired tests
+    match iterations by id; without ids, by position). None = no value for that item (e.g.
+    unparsable judgment): excluded and counted, never scored as 0."""
 
     name: str
     kind: Kind
     values: list[float | bool | None]
+    ids: list[str] | None = None
     higher_is_better: bool = True
     optimised: bool = False  # True when the loop trains on this signal (then it is not evidence)
     description: str = ""
-
-
-class MetricSummary(BaseModel):
-    name: str
-    kind: Kind
-    estimate: Estimate
-    missing: int = 0
-    higher_is_better: bool = True
-    optimised: bool = False
-    description: str = ""
-    vs_baseline: PairedTest | None = None
-    vs_previous: PairedTest | None = None
-
-
-class IterationMetrics(BaseModel):
-    """One line of `metrics.jsonl`."""
-
-    type: Literal["iteration_metrics"] = "iteration_metrics"
-    loop: str
-    iteration: int
-    model: str
-    metrics: dict[str, MetricSummary] = Field(default_factory=dict)
-    info: dict[str, float | int | str | None] = Field(default_factory=dict)
 
 
 class _ItemsRecord(BaseModel):
@@ -85,9 +68,26 @@ def gap_measurement(self_reward: Measurement, objective: Measurement) -> Measure
         name=GAP_NAME,
         kind="drift",
         values=vals,
+        ids=objective.ids,
         higher_is_better=False,
         description=f"{self_reward.name} - {objective.name} per item; widening = reward hacking",
     )
+
+
+def paired_values(
+    ref: Measurement, cur: Measurement
+) -> tuple[list[float | bool | None], list[float | bool | None]] | None:
+    """The two iterations' values on the items both measured, matched by id (in the current
+    order); by position when either lacks unique ids. None when nothing can be paired."""
+    if ref.ids and cur.ids and len(set(ref.ids)) == len(ref.ids) and len(set(cur.ids)) == len(cur.ids):
+        pos = {i: k for k, i in enumerate(ref.ids)}
+        common = [(pos[i], k) for k, i in enumerate(cur.ids) if i in pos]
+        if not common:
+            return None
+        return [ref.values[a] for a, _ in common], [cur.values[b] for _, b in common]
+    if len(ref.values) == len(cur.values):
+        return ref.values, cur.values
+    return None
 
 
 class TruthMeter:
@@ -145,12 +145,13 @@ class TruthMeter:
                 description=m.description,
             )
             for ref, attr in ((baseline, "vs_baseline"), (previous, "vs_previous")):
-                if ref and m.name in ref and len(ref[m.name].values) == len(m.values):
-                    test = paired_compare(
-                        ref[m.name].values, m.values, seed=self.seed + i, resamples=self.resamples
-                    )
+                paired = paired_values(ref[m.name], m) if ref and m.name in ref else None
+                if paired is not None:
+                    test = paired_compare(*paired, seed=self.seed + i, resamples=self.resamples)
                     setattr(summary, attr, test)
             out.metrics[m.name] = summary
+        v = judge_iteration(iteration, out.metrics)
+        out.verdict, out.verdict_reason = v.verdict, v.reason
         self.run.metrics.append(out)
         self.print(out)
         return out
@@ -167,15 +168,8 @@ class TruthMeter:
             value = s.estimate.fmt() + (f" missing={s.missing}" if s.missing else "")
             table.add_row(s.name, kind, value, delta, p)
         self.console.print(table)
+        if it.verdict:
+            color = {"improving": "green", "hacking": "red", "regressing": "red"}.get(it.verdict, "yellow")
+            self.console.print(f"  verdict: [bold {color}]{it.verdict}[/bold {color}] — {it.verdict_reason}")
         if it.info:
             self.console.print("  " + "  ".join(f"{k}={v}" for k, v in it.info.items()))
-
-
-def read_metrics(run: RunDir) -> list[IterationMetrics]:
-    """The iteration lines of metrics.jsonl (last one per iteration wins, for resumed runs)."""
-    latest: dict[int, IterationMetrics] = {}
-    for d in run.metrics.iter_dicts():
-        if d.get("type") == "iteration_metrics":
-            m = IterationMetrics.model_validate(d)
-            latest[m.iteration] = m
-    return [latest[k] for k in sorted(latest)]

@@ -18,27 +18,17 @@ Per iteration:
 
 from __future__ import annotations
 
-import hashlib
 import random
-import shutil
 from typing import Literal
 
 from pydantic import Field
 
-from selflab.errors import ConfigError
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
-from selflab.loops.measures import (
-    Answer,
-    judge_agreement,
-    length,
-    pass_rate,
-    sample_answers,
-    self_judge,
-    self_reward,
-    verify_answers,
-)
+from selflab.loops.evaluation import Evaluation, Length, Scorer, SelfJudged, Verified
+from selflab.loops.measures import Answer, sample_answers_on, verify_answers
 from selflab.models.types import SamplingParams, user
 from selflab.tasks import Task
+from selflab.tasks.splits import FamilyName, TopicPool, split_tasks
 from selflab.training import (
     KTOExample,
     PreferencePair,
@@ -50,10 +40,9 @@ from selflab.training import (
     kto_rows,
     save_parquet,
     sft_rows,
-    train,
 )
 
-TaskFamily = Literal["instructions", "arithmetic", "word_problems", "facts"]
+TaskFamily = FamilyName
 
 
 class VerifiedSFTConfig(LoopConfig):
@@ -68,6 +57,11 @@ class VerifiedSFTConfig(LoopConfig):
     control_family: TaskFamily | None = Field("arithmetic", description="untrained family, for regressions")
     control_tasks: int = Field(30, ge=0)
     heldout_topic_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+    topics: TopicPool = Field(
+        "v1",
+        description="instruction topic pool: v1 = the 8 topics the published main-job result was "
+        "measured on (3 held out); all = 40 topics (about 12 held out)",
+    )
     samples_per_task: int = Field(4, ge=1)
     temperature: float = Field(0.8, ge=0.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
@@ -83,79 +77,6 @@ class VerifiedSFTConfig(LoopConfig):
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(lora=True, learning_rate=2e-4, epochs=2, batch_size=8)
     )
-
-
-def _one_instruction(kind: str, seed: int) -> Task | None:
-    """One instruction task of `kind`, or None when the generator's own reference check trips."""
-    from selflab.tasks import instruction_tasks
-
-    try:
-        return instruction_tasks(1, seed=seed, kinds=(kind,))[0]
-    except AssertionError:
-        return None
-
-
-def _family_tasks(family: TaskFamily, n: int, seed: int) -> list[Task]:
-    from selflab import tasks as T
-
-    if family == "arithmetic":
-        return T.arithmetic_tasks(n, seed=seed)
-    if family == "word_problems":
-        return T.word_problem_tasks(n, seed=seed)
-    if family == "facts":
-        return T.fact_tasks(n, seed=seed)
-    raise ConfigError(
-        f"unknown task family {family!r}", "use instructions, arithmetic, word_problems or facts"
-    )
-
-
-def _is_heldout(task: Task, fraction: float) -> bool:
-    """Held-out split by topic (instructions) or by prompt (other families): stable across runs."""
-    key = str(task.meta.get("topic") or task.prompt)
-    h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") / 2**32
-    return h < fraction
-
-
-def split_tasks(
-    family: TaskFamily, n: int, seed: int, heldout: bool, fraction: float, kinds: list[str] | None = None
-) -> list[Task]:
-    """`n` distinct tasks on the train or held-out side of the split. Instruction tasks are
-    balanced over constraint kinds (drawn one at a time per kind, so a generator hiccup skips one
-    draw, not the batch)."""
-    seen: set[str] = set()
-    if family == "instructions":
-        from selflab.tasks.instructions import CONSTRAINT_KINDS
-
-        cycle = list(kinds) if kinds else list(CONSTRAINT_KINDS)
-        out: list[Task] = []
-        i = 0
-        # Kinds without parameters have one prompt per topic; once a kind has no new prompt left
-        # on this side of the split it drops out of the cycle.
-        while len(out) < n:
-            if not cycle:
-                raise ConfigError(
-                    f"only {len(out)} distinct tasks exist on this side of the split", "ask for fewer"
-                )
-            kind = cycle[i % len(cycle)]
-            for attempt in range(80):
-                t = _one_instruction(kind, seed * 1_000_003 + i * 1009 + attempt)
-                if t is not None and _is_heldout(t, fraction) == heldout and t.prompt not in seen:
-                    seen.add(t.prompt)
-                    out.append(t.model_copy(update={"id": f"instr-{seed}-{len(out)}"}))
-                    i += 1
-                    break
-            else:
-                cycle.remove(kind)
-        return out
-    out = []
-    for round_ in range(50):
-        for t in _family_tasks(family, 4 * n + 8, seed * 1000 + round_):
-            if _is_heldout(t, fraction) == heldout and t.prompt not in seen:
-                seen.add(t.prompt)
-                out.append(t)
-                if len(out) == n:
-                    return out
-    raise ConfigError(f"could not draw {n} distinct {family} tasks", "ask for fewer tasks")
 
 
 @register_loop
@@ -177,6 +98,7 @@ class VerifiedSFTLoop(Loop):
             False,
             c.heldout_topic_fraction,
             c.constraint_kinds,
+            c.topics,
         )
 
     def eval_tasks(self) -> list[Task]:
@@ -188,6 +110,7 @@ class VerifiedSFTLoop(Loop):
             True,
             c.heldout_topic_fraction,
             c.constraint_kinds,
+            c.topics,
         )
 
     def control_tasks(self) -> list[Task]:
@@ -199,14 +122,15 @@ class VerifiedSFTLoop(Loop):
     # -- stages -------------------------------------------------------------------------------
     def stage_generate(self, ctx: StageContext) -> None:
         c = self.config
-        model = self.load(self.policy_spec(ctx.iteration))
         sampling = SamplingParams(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.max_new_tokens)
-        answers = sample_answers(
-            model,
+        answers = sample_answers_on(  # in process by default; on Ray workers with `executor: ray`
+            self.executor,
+            self.policy_spec(ctx.iteration),
             self.train_tasks(ctx.iteration),
             c.samples_per_task,
             sampling,
             self.seed_for("gen", ctx.iteration),
+            load=self.load,
         )
         ctx.out.extend(answers)
         ctx.info.update(answers=len(answers), tokens=sum(a.completion_tokens for a in answers))
@@ -226,8 +150,12 @@ class VerifiedSFTLoop(Loop):
         answers = self.read(ctx.iteration, "verify", Answer)
         if c.self_judge and c.judge_train_answers and answers:
             model = self.load(self.policy_spec(ctx.iteration))
-            answers = self_judge(
-                model, answers, c.judge_samples, self.seed_for("judge", ctx.iteration), c.judge_max_new_tokens
+            answers = self.self_judge(
+                model,
+                answers,
+                c.judge_samples,
+                self.seed_for("judge", ctx.iteration),
+                max_new_tokens=c.judge_max_new_tokens,
             )
         ctx.out.extend(answers)
         scored = [a for a in answers if a.self_score is not None]
@@ -300,68 +228,48 @@ class VerifiedSFTLoop(Loop):
 
     def stage_train(self, ctx: StageContext) -> None:
         c = self.config
-        data = ctx.data_path(c.objective)
-        target = self.checkpoint_dir(ctx.iteration)
-        if not data.exists():
-            # Nothing verified: carry the previous model forward so the chain of iterations continues.
-            from selflab.training import resolve_model_path
+        self.train_or_carry(ctx, c.objective, ctx.data_path(c.objective), c.train)
 
-            src = resolve_model_path(self.policy_spec(ctx.iteration))
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.copytree(src, target)
-            ctx.info.update(skipped="no training data", steps=0)
-            return
-        from selflab.training import load_rows
-
-        cfg = c.train.model_copy(update={"seed": self.seed_for("train", ctx.iteration)})
-        result = train(c.objective, self.policy_spec(ctx.iteration), load_rows(data), target, cfg)
-        ctx.out.append(result)
-        ctx.info.update(
-            steps=result.steps,
-            train_loss=round(result.train_loss, 4) if result.train_loss is not None else None,
-            train_tokens_per_s=round(result.tokens / result.seconds, 1) if result.seconds else None,
-        )
-
-    def stage_evaluate(self, ctx: StageContext) -> None:
+    def evaluation(self) -> Evaluation:
+        """Held-out tasks (held-out topics) and the untrained control family, greedy."""
         c = self.config
-        spec = self.model_after(ctx.iteration)
-        model = self.load(spec)
-        greedy = SamplingParams(temperature=0.0, max_new_tokens=c.eval_max_new_tokens)
-        heldout, control = self.eval_tasks(), self.control_tasks()
-        answers = sample_answers(model, heldout + control, 1, greedy, 0)
-        answers = verify_answers(heldout + control, answers)
-        main, ctrl = answers[: len(heldout)], answers[len(heldout) :]
-        if c.self_judge:
-            main = self_judge(
-                model, main, c.judge_samples, self.seed_for("eval-judge"), c.judge_max_new_tokens
-            )
-        ctx.out.extend(main + ctrl)
-        ms = [
-            pass_rate(
+        sets = {"heldout": self.eval_tasks()}
+        scorers: list[Scorer] = [
+            Verified(
+                "heldout",
                 "heldout_pass_rate",
-                main,
                 "verifier pass rate, greedy, on held-out topics (training used the same verifier family)",
             )
         ]
-        if ctrl:
-            ms.append(
-                pass_rate(f"control_{c.control_family}_accuracy", ctrl, "untrained task family (regressions)")
+        control = self.control_tasks()
+        if control:
+            sets["control"] = control
+            scorers.append(
+                Verified(
+                    "control", f"control_{c.control_family}_accuracy", "untrained task family (regressions)"
+                )
             )
         if c.self_judge:
-            ms += [self_reward(main), judge_agreement(main)]
-        ms.append(length(main))
+            scorers.append(SelfJudged("heldout", c.judge_samples, c.judge_max_new_tokens))
+        scorers.append(Length("heldout"))
+        greedy = SamplingParams(temperature=0.0, max_new_tokens=c.eval_max_new_tokens)
+        return Evaluation("verified-sft", sets, greedy, scorers)
+
+    def stage_evaluate(self, ctx: StageContext) -> None:
+        spec = self.model_after(ctx.iteration)
+        result = self.run_evaluation(ctx, self.evaluation(), spec)
         info: dict[str, float | int | str | None] = {}
         if ctx.iteration > 0:
-            for stage in ("verify", "build", "train"):
-                st = self.run.completed_stages().get(f"iter-{ctx.iteration}.{stage}")
-                for k in ("train_pass_rate", "examples", "pairs", "steps", "train_loss"):
-                    if st and k in st.info:
-                        info[k] = st.info[k]
-            jst = self.run.completed_stages().get(f"iter-{ctx.iteration}.judge")
-            if jst:
-                for k in ("self_reward_verified", "self_reward_failed", "unparsable"):
-                    if k in jst.info:
-                        info[f"train_{k}"] = jst.info[k]
-        ctx.info["heldout_pass"] = sum(1 for a in main if a.verified)
-        self.meter.record(ctx.iteration, spec, ms, info=info, gap=("self_reward", "heldout_pass_rate"))
+            info.update(
+                self.stage_infos(
+                    ctx.iteration, ("train_pass_rate", "examples", "pairs", "steps", "train_loss")
+                )
+            )
+            judged = self.stage_infos(
+                ctx.iteration, ("self_reward_verified", "self_reward_failed", "unparsable")
+            )
+            info.update({f"train_{k}": v for k, v in judged.items()})
+        ctx.info["heldout_pass"] = sum(1 for a in result.answers["heldout"] if a.verified)
+        self.meter.record(
+            ctx.iteration, spec, result.measurements, info=info, gap=("self_reward", "heldout_pass_rate")
+        )

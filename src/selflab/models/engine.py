@@ -12,7 +12,11 @@ thread keeps a running batch on the device:
 - when the requests of one prefill share a long token prefix (a judge rubric, a system prompt), the
   prefix is run once and its keys/values are copied to every row;
 - across calls, the keys/values of finished requests are kept (`engine_prefix.PrefixCache`), so a
-  prompt that extends an earlier conversation (a game agent's next turn) only computes its new tokens.
+  prompt that extends an earlier conversation (a game agent's next turn) only computes its new tokens;
+- a request with a constraint (regex, grammar, JSON schema) gets an llguidance matcher: at each step
+  the masks of all constrained rows are computed in one batched call, disallowed tokens get -inf, EOS
+  is allowed only where the grammar accepts, and the row finishes ("stop") as soon as its grammar is
+  complete (`constraints.TokenMasks`). Unconstrained rows never touch this path.
 
 Why hand-written: transformers 5.23's own continuous batching (`generate_batch` /
 `init_continuous_batching`) samples with one global RNG and a batch-wide `do_sample`, so a seeded
@@ -26,11 +30,12 @@ import random
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
 
+from selflab.models.constraints import RowMatcher, TokenMasks
 from selflab.models.engine_cache import KVBuffer, merge
 from selflab.models.engine_prefix import PrefixCache, PrefixHit
 from selflab.models.engine_sampling import choose_tokens
@@ -55,6 +60,8 @@ class _Job:
     stop_at: int | None = None
     finish: str | None = None
     hit: PrefixHit | None = None  # leading prompt tokens served from the prefix cache
+    matcher: RowMatcher | None = None  # grammar state when the request has a constraint
+    error: str | None = None  # why a constrained row had to stop (no allowed token)
 
 
 @dataclass
@@ -70,6 +77,8 @@ class EngineStats:
     prefix_cached_tokens: int = 0
     rebuilds: int = 0
     busy_s: float = 0.0
+    mask_row_steps: int = 0
+    mask_s: float = 0.0
 
 
 def common_prefix_len(seqs: list[list[int]]) -> int:
@@ -138,6 +147,10 @@ class BatchingEngine:
         elif threads == "auto" and self.device.type == "cpu":
             self.tuner = ThreadTuner(hidden=int(getattr(config, "hidden_size", 576)))
         self._seed_rng = random.Random(seed)
+        self.vocab_size = int(config.vocab_size)
+        self._masks: TokenMasks | None = None
+        self._mask_pool: ThreadPoolExecutor | None = None
+        self._masks_lock = threading.Lock()
         self._waiting: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._stopped = False
@@ -151,10 +164,21 @@ class BatchingEngine:
 
     # ---------------------------------------------------------------- public API
 
+    def token_masks(self) -> TokenMasks:
+        """llguidance bound to this model's tokenizer (built on first use, about 0.5 s)."""
+        with self._masks_lock:
+            if self._masks is None:
+                self._masks = TokenMasks(self.tokenizer, self.vocab_size, sorted(self.eos_ids))
+                self._mask_pool = ThreadPoolExecutor(1, thread_name_prefix="selflab-masks")
+            return self._masks
+
     def submit(self, prompt_ids: list[int], sampling: SamplingParams) -> Future:
-        """Queue one request; the future resolves to a `Completion` (never raises for model output)."""
+        """Queue one request; the future resolves to a `Completion` (never raises for model output).
+        Raises `ConstraintError` at once when the request's constraint is invalid."""
         future: Future = Future()
         job = _Job(prompt_ids=list(prompt_ids), sampling=sampling, future=future)
+        if sampling.constraint is not None:
+            job.matcher = self.token_masks().matcher(sampling.constraint)
         with self._cond:
             if self._stopped:
                 raise RuntimeError("the engine is closed")
@@ -188,6 +212,8 @@ class BatchingEngine:
             self._cond.notify_all()
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join(timeout=30)
+        if self._mask_pool is not None:
+            self._mask_pool.shutdown(wait=False)
 
     # ---------------------------------------------------------------- worker
 
@@ -397,12 +423,43 @@ class BatchingEngine:
         return out.logits[:, -1, :]
 
     def _choose(
-        self, logits: torch.Tensor, jobs: list[_Job | None]
+        self, logits: torch.Tensor, jobs: list[_Job | None], banned: Future | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Next tokens for `jobs` (the rows of `logits`). `banned`: the constrained rows' masks,
+        already being computed (see `_step`); computed here when it is None and a row needs one."""
         params = [job.sampling if job is not None else None for job in jobs]
         gens = [job.generator if job is not None else None for job in jobs]
         want = any(job is not None and job.sampling.logprobs for job in jobs)
-        return choose_tokens(logits, params, gens, want)
+        mask = banned.result() if banned is not None else self._banned(jobs)
+        return choose_tokens(logits, params, gens, want, mask)
+
+    def _banned(self, jobs: list[_Job | None]) -> torch.Tensor | None:
+        """Masks of disallowed tokens for every row (None when no row is constrained), all
+        constrained rows in one llguidance call. A row whose grammar allows no token at all (a
+        matcher error) is marked to end with an error; its mask is cleared so sampling stays finite."""
+        rows = [(job.matcher, r) for r, job in enumerate(jobs) if job is not None and job.matcher is not None]
+        if not rows:
+            return None
+        started = time.perf_counter()
+        banned, dead = self.token_masks().banned(rows, len(jobs))
+        for r in dead:
+            job = jobs[r]
+            job.error = "the constraint allows no next token" + (
+                f": {job.matcher.error}" if job.matcher.error else ""
+            )
+            banned[r] = False
+        self.stats.mask_row_steps += len(rows)
+        self.stats.mask_s += time.perf_counter() - started
+        return banned
+
+    def _banned_soon(self) -> Future | None:
+        """Start computing the running batch's masks on the mask thread, so that llguidance (which
+        releases the GIL) overlaps the forward pass: a mask needs only the tokens already chosen."""
+        if self._mask_pool is None or not any(
+            job is not None and job.matcher is not None for job in self._rows
+        ):
+            return None
+        return self._mask_pool.submit(self._banned, list(self._rows))
 
     def _step(self) -> None:
         """One decode step for every row of the running batch."""
@@ -410,9 +467,10 @@ class BatchingEngine:
         assert buf is not None
         buf.ensure_capacity(1)
         buf.valid[:, buf.length] = True
+        banned = self._banned_soon()
         logits = self._forward(buf, self._last.unsqueeze(1), self._next_pos.unsqueeze(1))
         self._next_pos += 1
-        tokens, logprobs = self._choose(logits, self._rows)
+        tokens, logprobs = self._choose(logits, self._rows, banned)
         self.stats.decode_steps += 1
         tokens_list = tokens.tolist()
         lps = logprobs.tolist() if logprobs is not None else None
@@ -442,13 +500,24 @@ class BatchingEngine:
         and row) in the prefix cache, then resolve its future (so a caller's next prompt can hit the
         cache) and return True."""
         s = job.sampling
-        if token in self.eos_ids:
-            job.finish = "stop"
+        if job.error is not None:
+            job.finish = "error"
+        elif token in self.eos_ids:
+            job.finish = "stop"  # under a constraint, EOS is only allowed where the grammar accepts
+            if job.matcher is not None and not job.matcher.accepting:
+                job.error, job.finish = "the constraint cannot be completed (its language is empty)", "error"
         else:
             job.out_ids.append(token)
             if logprob is not None and s.logprobs:
                 job.logprobs.append(logprob)
-            if s.stop:
+            if job.matcher is not None:
+                if not job.matcher.consume(token):
+                    job.error, job.finish = f"the constraint rejected a token: {job.matcher.error}", "error"
+                elif job.matcher.complete:  # nothing else may follow
+                    job.finish = "stop"
+                    if not job.matcher.accepting:
+                        job.error, job.finish = "the constraint cannot be completed", "error"
+            if s.stop and job.finish is None:
                 self._check_stop(job)
             if job.finish is None and (
                 len(job.out_ids) >= s.max_new_tokens or len(job.prompt_ids) + len(job.out_ids) >= self.max_len
@@ -476,6 +545,14 @@ class BatchingEngine:
         job.scanned_chars = len(text)
 
     def _completion(self, job: _Job) -> Completion:
+        if job.error is not None:
+            return Completion(
+                text="",
+                prompt_tokens=len(job.prompt_ids),
+                completion_tokens=len(job.out_ids),
+                finish_reason="error",
+                error=job.error,
+            )
         ids = job.out_ids
         text = self._decode(ids)
         if job.stop_at is not None:

@@ -62,11 +62,17 @@ def choose_tokens(
     params: list[SamplingParams | None],
     generators: list[torch.Generator | None],
     want_logprobs: bool,
+    banned: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Next token for each row of `logits` (rows, vocab). Rows with `params[i] is None` are idle
-    (their token is irrelevant). Returns (token ids, log-probabilities of the chosen tokens under the
-    unmodified model distribution, or None when no row asked for them)."""
+    (their token is irrelevant). `banned` (bool, same shape) removes the tokens a row's constraint
+    does not allow; every filter and sampler then works on the masked distribution. Returns (token
+    ids, log-probabilities of the chosen tokens under the unmodified model distribution, or None
+    when no row asked for them). May modify `logits` in place."""
     logits = logits.float()
+    logsoftmax = torch.log_softmax(logits, dim=-1) if want_logprobs else None
+    if banned is not None:
+        logits.masked_fill_(banned.to(logits.device, non_blocking=True), float("-inf"))
     tokens = logits.argmax(dim=-1)
     sampled = [i for i, p in enumerate(params) if p is not None and not p.greedy]
     if sampled:
@@ -87,6 +93,6 @@ def choose_tokens(
             u = _uniforms([generators[i]])
             tokens[i] = ids[_pick(probs.unsqueeze(0), u)[0]]
     logprobs = None
-    if want_logprobs:
-        logprobs = torch.log_softmax(logits, dim=-1).gather(1, tokens.unsqueeze(1)).squeeze(1)
+    if logsoftmax is not None:
+        logprobs = logsoftmax.gather(1, tokens.unsqueeze(1)).squeeze(1)
     return tokens, logprobs

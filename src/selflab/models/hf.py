@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from selflab.errors import ModelSpecError, SelflabError
+from selflab.models.constraints import validate
 from selflab.models.engine import BatchingEngine, common_prefix_len
 from selflab.models.engine_cache import KVBuffer
 from selflab.models.types import Completion, GenerationRequest, HiddenStates, Message
@@ -126,13 +127,19 @@ class HFModel:
     # ---------------------------------------------------------------- generation
 
     def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
-        """Thread-safe; all requests are queued at once so the engine batches them."""
-        futures = [self.engine.submit(self.prompt_ids(r), r.sampling) for r in requests]
-        return [f.result() for f in futures]
+        """Thread-safe; all requests are queued at once so the engine batches them. An invalid
+        constraint raises `ConstraintError` before any request of the call is queued."""
+        return [f.result() for f in self._submit(requests)]
 
     async def agenerate(self, requests: list[GenerationRequest]) -> list[Completion]:
-        futures = [self.engine.submit(self.prompt_ids(r), r.sampling) for r in requests]
+        futures = self._submit(requests)
         return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+
+    def _submit(self, requests: list[GenerationRequest]) -> list:
+        for r in requests:
+            if r.sampling.constraint is not None:
+                validate(r.sampling.constraint)
+        return [self.engine.submit(self.prompt_ids(r), r.sampling) for r in requests]
 
     def close(self) -> None:
         """Stop the engine thread (pending requests resolve with an error completion)."""
@@ -178,6 +185,14 @@ class HFModel:
             )
             return [next(scores) if start < len(ids) else 0.0 for ids, start in items]
         return self._score_tokens(items)
+
+    def score_batch(
+        self, requests: list[tuple[str | list[Message] | tuple[Message, ...], list[str]]]
+    ) -> list[list[float]]:
+        """`score` for many (prompt, continuations) pairs in batched forward passes (score_batch.py)."""
+        from selflab.models.score_batch import score_many
+
+        return score_many(self, requests, _TOKENS_PER_BATCH)
 
     def _score_shared_prefix(self, prefix: list[int], items: list[tuple[list[int], int]]) -> list[float]:
         """Like `_score_tokens` for sequences `prefix + rest`, running the shared prefix once: its

@@ -68,6 +68,10 @@ def _build(spec: ModelSpec, overrides: dict[str, Any]) -> LanguageModel:
                 f"unknown option(s) {sorted(unknown)} for an openai model", f"allowed: {sorted(allowed)}"
             )
         return OpenAIModel(spec.target, spec.base_url or "", **options)
+    if spec.backend == "vllm":
+        from selflab.models.vllm_backend import build
+
+        return build(spec.target, {**spec.options, **{k: str(v) for k, v in overrides.items()}})
     raise ModelSpecError(f"unknown backend {spec.backend!r}", "see `selflab models`")
 
 

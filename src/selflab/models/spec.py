@@ -3,6 +3,7 @@
     smollm2-135m                                  the embedded default model
     hf:/path/to/folder[?device=cuda&dtype=bfloat16]
     openai:MODEL@http://127.0.0.1:8000/v1[?key_env=OPENAI_API_KEY&concurrency=8&timeout=60&retries=4]
+    vllm:/path/to/folder[?gpu_memory_utilization=0.5&tensor_parallel_size=2]   (GPU, `vllm` extra)
 
 Options after `?` are backend keyword arguments. Secrets never appear in a spec: the openai backend
 reads its key from the environment variable named by `key_env`.
@@ -65,6 +66,10 @@ def parse_spec(spec: str) -> ModelSpec:
                 "point hf: at a folder saved with save_pretrained (config.json + weights + tokenizer)",
             )
         return ModelSpec("hf", str(path.resolve()), options=options)
+    if scheme == "vllm":  # vLLM in process (GPU); see selflab.models.vllm_backend
+        if rest in EMBEDDED_ALIASES:
+            return ModelSpec("vllm", EMBEDDED_NAME, options=options)
+        return ModelSpec("vllm", parse_spec(f"hf:{rest}").target, options=options)
     if scheme == "openai":
         model, at, url = rest.partition("@")
         if not model or not at or not url.startswith(("http://", "https://")):

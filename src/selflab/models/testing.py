@@ -52,3 +52,28 @@ def tiny_llama(
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def lively_tiny_llama(folder: str | Path) -> Path:
+    """tiny_llama with its block weights x8, so greedy text wanders through varied tokens instead of
+    repeating one (a masking or padding bug then changes the text). Reuses a complete folder."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = Path(folder)
+    out = folder / "lively"
+    if (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file():
+        return out
+    base = tiny_llama(folder / "base")
+    model = AutoModelForCausalLM.from_pretrained(base)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".layers." in name and param.dim() == 2:
+                param.mul_(8.0)
+    model.save_pretrained(out)
+    for f in base.iterdir():
+        if f.name.startswith(("tokenizer", "chat_template", "special_tokens")):
+            shutil.copy(f, out / f.name)
+    return out

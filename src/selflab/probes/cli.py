@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from selflab.errors import ConfigError
+from selflab.results import finish
+from selflab.runs.metrics import ProbeMetrics
 
 probe_app = typer.Typer(
     help="Probes on hidden states: layer sweeps, generalization, guided generation.", no_args_is_help=True
@@ -53,6 +55,10 @@ def _rundir(out: Path, cfg: object, seed: int, resume: bool, command: str):  # t
     return RunDir.create(out, config=cfg, seed=seed, resume=resume, command=command)  # type: ignore[arg-type]
 
 
+def _pngs(summary: dict) -> list[str]:
+    return [f for f in summary.get("files", []) if str(f).endswith(".png")]
+
+
 def _print(summary: dict) -> None:
     typer.echo(json.dumps(summary, indent=1, default=str))
 
@@ -90,7 +96,7 @@ def sweep(
     )
     run = _rundir(out, cfg, seed, resume, "probe sweep")
     summary = run_sweep(cfg, run.path, log=lambda m: typer.echo(m, err=True))
-    run.metrics.append({"kind": "probe_sweep", **summary})
+    finish(run, [ProbeMetrics(kind="probe_sweep", summary=summary, plots=_pngs(summary))])
     _print(summary)
 
 
@@ -134,7 +140,7 @@ def generalize(
     )
     run = _rundir(out, cfg, seed, resume, "probe generalize")
     summary = run_generalize(cfg, run.path, log=lambda m: typer.echo(m, err=True))
-    run.metrics.append({"kind": "probe_generalize", **summary})
+    finish(run, [ProbeMetrics(kind="probe_generalize", summary=summary, plots=_pngs(summary))])
     _print(summary)
 
 
@@ -196,7 +202,10 @@ def guided(
         run.export_parquet("self_knowledge", rows)
     (run.path / "guided.json").write_text(summary.model_dump_json(indent=1), encoding="utf-8")
     guided_bars(summary, run.path / "guided.png")
-    run.metrics.append({"kind": "probe_guided", **summary.model_dump(mode="json")})
+    finish(
+        run,
+        [ProbeMetrics(kind="probe_guided", summary=summary.model_dump(mode="json"), plots=["guided.png"])],
+    )
     _print(summary.model_dump(mode="json"))
 
 

@@ -11,16 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel
 
+from selflab.stats import Estimate, from_resamples
 
-class Metric(BaseModel):
-    value: float
-    lo: float
-    hi: float
-
-    def fmt(self) -> str:
-        return f"{self.value:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+Metric = Estimate  # the one interval type (selflab.stats); old name kept for callers
 
 
 def _weighted_auc(scores: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -54,12 +48,8 @@ def _cluster_weights(groups: Sequence[str] | None, n: int, n_boot: int, seed: in
     return counts[:, codes].astype(float)
 
 
-def _summary(point: float, boots: np.ndarray) -> Metric:
-    boots = boots[~np.isnan(boots)]
-    if len(boots) == 0:
-        return Metric(value=point, lo=float("nan"), hi=float("nan"))
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return Metric(value=point, lo=float(lo), hi=float(hi))
+def _summary(point: float, boots: np.ndarray, n: int) -> Metric:
+    return from_resamples(point, boots, n, method="cluster-bootstrap-percentile")
 
 
 def auc_ci(
@@ -73,7 +63,7 @@ def auc_ci(
     s, yy = np.asarray(scores, dtype=float), np.asarray(y).astype(int)
     point = auc(s, yy)
     w = _cluster_weights(groups, len(s), n_boot, seed)
-    return _summary(point, _weighted_auc(s, yy, w))
+    return _summary(point, _weighted_auc(s, yy, w), len(s))
 
 
 def accuracy_ci(
@@ -90,13 +80,13 @@ def accuracy_ci(
     w = _cluster_weights(groups, len(s), n_boot, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         boots = (w * correct).sum(axis=1) / w.sum(axis=1)
-    return _summary(float(correct.mean()) if len(correct) else float("nan"), boots)
+    return _summary(float(correct.mean()) if len(correct) else float("nan"), boots, len(s))
 
 
 def mean_ci(values: Sequence[float] | np.ndarray, n_boot: int = 1000, seed: int = 0) -> Metric:
     """Mean of per-item values (e.g. 0/1 correctness) with a bootstrap 95% interval."""
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
-        return Metric(value=float("nan"), lo=float("nan"), hi=float("nan"))
+        return Metric(None, None, None, 0)
     w = _cluster_weights(None, len(v), n_boot, seed)
-    return _summary(float(v.mean()), (w * v).sum(axis=1) / w.sum(axis=1))
+    return _summary(float(v.mean()), (w * v).sum(axis=1) / w.sum(axis=1), len(v))

@@ -1,5 +1,5 @@
-"""The HTML report of a run: what a person looks at to decide whether a loop worked."""
+"""The HTML report of any run: what a person looks at to decide whether it worked."""
 
-from selflab.report.html import write_report
+from selflab.report.html import render, write_report
 
-__all__ = ["write_report"]
+__all__ = ["render", "write_report"]

@@ -1,189 +1,51 @@
-"""`report.html` in a run directory: per-iteration metrics with CI bands, self-reward against the
-objective measures, paired tests against the starting model, stage timings and sample answers.
+"""`report.html` for any run directory, rendered from `runs/` data alone.
 
-Self-contained (plots embedded as base64 PNG), so the file can be mailed or opened offline.
+The metric rows' `kind` picks the sections: loop iterations (truth meter), games, the judge
+benchmark, probes; rows of a kind this version does not know are shown as JSON, never dropped.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from pathlib import Path
-from typing import Any
 
-from selflab.loops.truth_meter import IterationMetrics, read_metrics
-from selflab.runs import RunDir
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3} .sig{color:#060;font-weight:bold} .bad{color:#a00;font-weight:bold}
-.dim{color:#777} pre{white-space:pre-wrap;background:#f8f8f8;padding:6px;margin:0;font-size:12px}
-img{max-width:100%}
-"""
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+from selflab.report.bench import bench_report
+from selflab.report.common import config_section, esc, header, stages_section, write_html
+from selflab.report.games import games_report
+from selflab.report.loops import loop_report
+from selflab.report.probes import probes_report
+from selflab.runs import RunDir, read_rows
+from selflab.runs.metrics import (
+    GameMetrics,
+    IterationMetrics,
+    JudgeBenchMetrics,
+    OtherMetrics,
+    ProbeMetrics,
+    rows_of,
+)
 
 
-def _plots(its: list[IterationMetrics]) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out: list[tuple[str, str]] = []
-    names: list[str] = []
-    for it in its:
-        names += [n for n in it.metrics if n not in names]
-
-    def series(name: str) -> tuple[list[int], list[float], list[float], list[float]]:
-        xs, ys, lo, hi = [], [], [], []
-        for it in its:
-            s = it.metrics.get(name)
-            if s and s.estimate.mean is not None:
-                xs.append(it.iteration)
-                ys.append(s.estimate.mean)
-                lo.append(s.estimate.lo if s.estimate.lo is not None else s.estimate.mean)
-                hi.append(s.estimate.hi if s.estimate.hi is not None else s.estimate.mean)
-        return xs, ys, lo, hi
-
-    # 1. self-reward against the objective measures on one [0, 1] axis.
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name in names:
-        kind = next(it.metrics[name].kind for it in its if name in it.metrics)
-        if kind in ("self_reward", "objective") or name.startswith("gap"):
-            xs, ys, lo, hi = series(name)
-            if xs:
-                style = "--" if kind == "self_reward" else ":" if name.startswith("gap") else "-"
-                ax.plot(xs, ys, style, marker="o", label=name)
-                ax.fill_between(xs, lo, hi, alpha=0.15)
-    ax.set_xlabel("iteration (0 = starting model)")
-    ax.set_ylabel("value (95% bootstrap CI)")
-    ax.set_title("self-reward (dashed) vs objective measures (solid)")
-    ax.axhline(0, color="#999", lw=0.5)
-    ax.legend(fontsize=8)
-    out.append(("Self-reward vs objective", _png(fig)))
-    plt.close(fig)
-
-    # 2. one small panel per metric.
-    cols = 3
-    rows = (len(names) + cols - 1) // cols
-    if rows:
-        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-        for k, name in enumerate(names):
-            ax = axes[k // cols][k % cols]
-            xs, ys, lo, hi = series(name)
-            ax.plot(xs, ys, marker="o")
-            ax.fill_between(xs, lo, hi, alpha=0.2)
-            ax.set_title(name, fontsize=9)
-            ax.set_xticks(xs)
-        for k in range(len(names), rows * cols):
-            axes[k // cols][k % cols].axis("off")
-        fig.tight_layout()
-        out.append(("Every metric per iteration", _png(fig)))
-        plt.close(fig)
-    return out
-
-
-def _metrics_table(its: list[IterationMetrics]) -> str:
-    rows = [
-        "<tr><th>iter</th><th>metric</th><th>kind</th><th>value [95% CI]</th>"
-        "<th>Δ vs iter 0 [95% CI]</th><th>p (test)</th><th>fail→pass / pass→fail</th></tr>"
-    ]
-    for it in its:
-        for s in it.metrics.values():
-            vb = s.vs_baseline
-            cls = ""
-            if vb and vb.p_value is not None and vb.p_value < 0.05 and vb.delta.mean is not None:
-                better = (vb.delta.mean > 0) == s.higher_is_better
-                cls = "sig" if better else "bad"
-            p = f"{vb.p_value:.3g} ({vb.test})" if vb and vb.p_value is not None else "-"
-            moved = f"{vb.improved} / {vb.worsened}" if vb else "-"
-            kind = s.kind + (" (optimised)" if s.optimised else "")
-            rows.append(
-                f"<tr><td>{it.iteration}</td><td title='{html.escape(s.description)}'>{html.escape(s.name)}</td>"
-                f"<td>{kind}</td><td>{s.estimate.fmt()}</td>"
-                f"<td class='{cls}'>{vb.delta.fmt() if vb else '-'}</td><td class='{cls}'>{p}</td>"
-                f"<td>{moved}</td></tr>"
-            )
-    return "<table>" + "".join(rows) + "</table>"
-
-
-def _stages_table(run: RunDir) -> str:
-    rows = ["<tr><th>stage</th><th>seconds</th><th>info</th></tr>"]
-    for name, st in run.completed_stages().items():
-        info = {k: v for k, v in st.info.items() if k != "seconds"}
-        rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{st.info.get('seconds', '')}</td>"
-            f"<td class='dim'>{html.escape(json.dumps(info, default=str))}</td></tr>"
-        )
-    return "<table>" + "".join(rows) + "</table>"
-
-
-def _samples(run: RunDir, its: list[IterationMetrics], k: int = 6) -> str:
-    """The same first held-out items answered by the first and the last model, side by side."""
-    if not its:
-        return ""
-    first, last = its[0].iteration, its[-1].iteration
-    a = run.records(f"iter-{first}.evaluate").read_dicts()[:k]
-    b = run.records(f"iter-{last}.evaluate").read_dicts()[:k] if last != first else []
-    if not a:
-        return ""
-    rows = [f"<tr><th>prompt</th><th>iteration {first}</th><th>iteration {last}</th></tr>"]
-    for i, x in enumerate(a):
-        y = b[i] if i < len(b) else {}
-
-        def cell(r: dict) -> str:
-            if not r:
-                return "-"
-            mark = "✔" if r.get("verified") else "✘"
-            score = r.get("self_score")
-            s = f" self={score:.2f}" if isinstance(score, float) else ""
-            return f"<b>{mark}</b>{s}<pre>{html.escape(str(r.get('response', '')))}</pre>"
-
-        rows.append(
-            f"<tr><td>{html.escape(str(x.get('prompt', '')))}</td><td>{cell(x)}</td><td>{cell(y)}</td></tr>"
-        )
-    return "<h2>Sample held-out answers</h2><table>" + "".join(rows) + "</table>"
+def render(run: RunDir) -> str:
+    """The report page of a run as an HTML string."""
+    rows = read_rows(run)
+    if rows_of(rows, IterationMetrics) or (run.path / "loop_config.json").is_file():
+        return "\n".join(p for p in loop_report(run) if p)
+    title = str(run.meta.get("command") or "run").removeprefix("selflab ")
+    parts = header(run, title)
+    parts += games_report(run, rows_of(rows, GameMetrics))
+    parts += bench_report(run, rows_of(rows, JudgeBenchMetrics))
+    parts += probes_report(run, rows_of(rows, ProbeMetrics))
+    other = [r for r in rows_of(rows, OtherMetrics) if r.kind != "run_finished"]
+    if other:
+        dumped = "\n".join(json.dumps(r.model_dump(mode="json"), default=str)[:2000] for r in other)
+        parts.append(f"<h2>Other metric rows</h2><pre>{esc(dumped)}</pre>")
+    if len(parts) == 4:
+        parts.append("<p>No metrics recorded yet.</p>")
+    parts += [stages_section(run), config_section(run)]
+    return "\n".join(p for p in parts if p)
 
 
 def write_report(run: RunDir | str | Path) -> Path:
-    """Write `report.html` in the run directory from metrics.jsonl and the stage records."""
+    """Write `report.html` in the run directory; returns its path."""
     run = run if isinstance(run, RunDir) else RunDir.open(run)
-    its = read_metrics(run)
-    meta = run.meta
-    exact = run.path / "loop_config.json"  # run.yaml redacts token-like keys; this copy is exact
-    cfg = json.loads(exact.read_text(encoding="utf-8")) if exact.is_file() else meta.get("config", {})
-    wall = [d.get("wall_s") for d in run.metrics.iter_dicts() if d.get("type") == "run_finished"]
-    parts = [
-        f"<!doctype html><meta charset='utf-8'><title>selflab report: {html.escape(run.path.name)}</title>",
-        f"<style>{_CSS}</style>",
-        f"<h1>{html.escape(str(cfg.get('loop', 'run')))} · {html.escape(run.path.name)}</h1>",
-        f"<p class='dim'>created {meta.get('created_at')} · commit {meta.get('git_commit')} · seed {meta.get('seed')}"
-        + (f" · last session wall time {wall[-1]} s" if wall else "")
-        + "</p>",
-        "<p>Green: significant improvement over iteration 0 (p &lt; 0.05, paired test on the same items); "
-        "red: significant regression. <i>Objective</i> measures are computed by code or fixed opponents, "
-        "never by the model's own judge; a rising self-reward with a flat objective is reward hacking.</p>",
-    ]
-    if its:
-        for title, src in _plots(its):
-            parts.append(f"<h2>{title}</h2><img src='{src}'>")
-        parts.append("<h2>Metrics</h2>" + _metrics_table(its))
-    else:
-        parts.append("<p>No metrics recorded yet.</p>")
-    parts.append(_samples(run, its))
-    parts.append("<h2>Stages</h2>" + _stages_table(run))
-    parts.append(f"<h2>Config</h2><pre>{html.escape(json.dumps(cfg, indent=2, default=str))}</pre>")
-    target = run.path / "report.html"
-    tmp = target.with_suffix(".html.tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(target)
-    return target
+    return write_html(run, [render(run)])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
@@ -168,8 +170,19 @@ def respond(task: Task, rng: random.Random, mode: ResponseMode = "correct") -> s
         kws = c["keywords"]
         s = _sents(topic, rng)
         need = kws[:1] if sub else kws
-        # Same whole-word test as the verifier, so a built reference never fails its own check.
-        chosen = [next(x for x in s if contains_term(x, kw)) for kw in need]
+        # Same whole-word test as the verifier, so a built reference never fails its own check;
+        # a subtle response takes a sentence with the first keyword but not the second.
+        if sub:
+            a, b = kws[0], kws[1]
+            only = [x for x in s if contains_term(x, a) and not contains_term(x, b)]
+            only += [x for x in s if contains_term(x, b) and not contains_term(x, a)]
+            if only:
+                chosen = only[:1]
+            else:  # every sentence with one keyword has both: take the other one out
+                both = next(x for x in s if contains_term(x, a))
+                chosen = [re.sub(rf"(?i)\b{re.escape(b)}\b", "it", both)]
+        else:
+            chosen = [next(x for x in s if contains_term(x, kw)) for kw in need]
         rest = [x for x in s if x not in chosen and not any(contains_term(x, kw) for kw in kws)][:2]
         out = list(dict.fromkeys([*chosen, *rest]))
         rng.shuffle(out)
@@ -213,8 +226,8 @@ def respond(task: Task, rng: random.Random, mode: ResponseMode = "correct") -> s
         return text
     if k == "language":
         foreign = _sents(topic, rng, 3, lang=c["lang"])
-        if sub:
-            return " ".join([foreign[0], *_sents(topic, rng, 3)])
+        if sub:  # one foreign sentence drowned in English
+            return " ".join([foreign[0], *_sents(topic, rng)])
         return " ".join(foreign)
     if k == "ends_with":
         body = " ".join(_sents(topic, rng, 3))
@@ -238,37 +251,76 @@ def respond(task: Task, rng: random.Random, mode: ResponseMode = "correct") -> s
     raise ValueError(f"unknown constraint kind {k!r}")
 
 
-def instruction_tasks(n: int, seed: int = 0, kinds: tuple[str, ...] = CONSTRAINT_KINDS) -> list[Task]:
-    """`n` instruction tasks cycling through constraint `kinds`; each reference response is built
-    with `respond(..., "correct")` and verified before it is returned."""
+# The eight topics the main job (`configs/verified_sft.yaml`) was measured on; its task draws use
+# exactly this pool so its published numbers stay reproducible. Everything else uses all topics.
+V1_TOPICS = ("bees", "bicycles", "bread", "chess", "rivers", "sleep", "the moon", "volcanoes")
+
+
+def topic_pool(pool: str | Sequence[str] | None = None) -> tuple[str, ...]:
+    """Sorted topic names: None/"all" = every shipped topic, "v1" = the main job's eight, or a list."""
+    names = topics()
+    if pool is None or pool == "all":
+        return tuple(sorted(names))
+    if pool == "v1":
+        return V1_TOPICS
+    chosen = tuple(sorted(pool))
+    unknown = [t for t in chosen if t not in names]
+    if unknown or not chosen:
+        from selflab.errors import SelflabError
+
+        raise SelflabError(f"unknown or no topics {unknown}", f"choose from {', '.join(sorted(names))}")
+    return chosen
+
+
+def _draw(kind: str, rng: random.Random, names: Sequence[str], task_id: str) -> Task | None:
+    """One task of `kind` on a random topic, or None when its built reference fails its own
+    verifier (a gap in the topic data; tests over every topic and kind keep this at zero)."""
+    topic = rng.choice(list(names))
+    c = _constraint(kind, topic, rng)
+    task = Task(
+        id=task_id,
+        kind="instruction",
+        prompt=f"Write a short text about {topic}. {describe(c)}",
+        reference="",
+        answer=None,
+        verifier="instructions",
+        params={"constraints": [c]},
+        meta={"topic": topic, "constraint": kind},
+    )
+    reference = respond(task, random.Random(rng.random()), "correct")
+    if not task.check(reference):
+        return None
+    return task.model_copy(update={"reference": reference})
+
+
+def instruction_task(kind: str, seed: int, pool: str | Sequence[str] | None = None) -> Task | None:
+    """One seeded draw of an instruction task of `kind` (None: see `_draw`)."""
+    return _draw(kind, random.Random(seed), topic_pool(pool), f"instr-{seed}-0")
+
+
+def instruction_tasks(
+    n: int,
+    seed: int = 0,
+    kinds: tuple[str, ...] = CONSTRAINT_KINDS,
+    pool: str | Sequence[str] | None = None,
+) -> list[Task]:
+    """`n` instruction tasks cycling through constraint `kinds` over the topic `pool` (default:
+    all topics); each reference response is built with `respond(..., "correct")` and verified,
+    and a draw whose reference fails is drawn again (deterministically)."""
     from selflab.errors import SelflabError
 
     bad = [k for k in kinds if k not in CONSTRAINT_KINDS]
     if bad:
         raise SelflabError(f"unknown constraint kinds {bad}", f"choose from {', '.join(CONSTRAINT_KINDS)}")
     rng = random.Random(seed)
-    names = sorted(topics())
+    names = topic_pool(pool)
     out: list[Task] = []
-    for i in range(n):
-        kind = kinds[i % len(kinds)]
-        topic = rng.choice(names)
-        c = _constraint(kind, topic, rng)
-        prompt = f"Write a short text about {topic}. {describe(c)}"
-        task = Task(
-            id=f"instr-{seed}-{i}",
-            kind="instruction",
-            prompt=prompt,
-            reference="",
-            answer=None,
-            verifier="instructions",
-            params={"constraints": [c]},
-            meta={"topic": topic, "constraint": kind},
-        )
-        reference = respond(task, random.Random(rng.random()), "correct")
-        task = task.model_copy(update={"reference": reference})
-        if not task.check(reference):  # pragma: no cover - guarded by tests over every kind
-            raise AssertionError(
-                f"built reference fails its own verifier: {task.id}: {task.reason(reference)}"
-            )
-        out.append(task)
+    for _ in range(50 * n):
+        if len(out) == n:
+            break
+        task = _draw(kinds[len(out) % len(kinds)], rng, names, f"instr-{seed}-{len(out)}")
+        if task is not None:
+            out.append(task)
+    if len(out) < n:  # pragma: no cover - only with broken topic data
+        raise SelflabError(f"could not build {n} instruction tasks", "check the topic data")
     return out

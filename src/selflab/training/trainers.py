@@ -9,6 +9,7 @@ asked, nothing is reported or pushed, and every run ends in a *merged* safetenso
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -61,6 +62,10 @@ class TrainConfig(BaseModel):
     seed: int = 0
     logging_steps: int = Field(5, ge=1)
     dataloader_workers: int = Field(0, ge=0)
+    # How training runs: in this process, or under `accelerate launch` (see selflab.training.launch).
+    launcher: Literal["local", "accelerate"] = "local"
+    num_processes: int = Field(2, ge=1, description="processes for launcher: accelerate")
+    accelerate_config: str | None = Field(None, description="accelerate YAML (DeepSpeed, FSDP), optional")
 
     def lr(self, method: Method) -> float:
         return self.learning_rate if self.learning_rate is not None else _DEFAULT_LR[(method, self.lora)]
@@ -188,10 +193,15 @@ def train(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cfg = config or TrainConfig()
+    from selflab.training.launch import in_launched_process, launch_train
+
+    if cfg.launcher == "accelerate" and not in_launched_process():
+        return launch_train(method, model, normalise_rows(method, rows), out_dir, cfg)
     rows = normalise_rows(method, rows)
     out_dir = Path(out_dir)
     src = resolve_model_path(model)
-    work = out_dir.with_name(out_dir.name + ".work")
+    rank = int(os.environ.get("RANK", "0")) if in_launched_process() else 0
+    work = out_dir.with_name(out_dir.name + (f".work-rank{rank}" if rank else ".work"))
     if work.exists():
         shutil.rmtree(work)  # remnant of a crashed call
     work.mkdir(parents=True)
@@ -256,13 +266,15 @@ def train(
     trained = trainer.model
     if cfg.lora:
         trained = trained.merge_and_unload()
-    save_checkpoint(
-        trained,
-        tokenizer,
-        out_dir,
-        meta={"method": method, "base": str(src), "lora_merged": cfg.lora, "config": cfg.model_dump()},
-    )
+    if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes
+        save_checkpoint(
+            trained,
+            tokenizer,
+            out_dir,
+            meta={"method": method, "base": str(src), "lora_merged": cfg.lora, "config": cfg.model_dump()},
+        )
     shutil.rmtree(work, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     return TrainResult(
         method=method,
         checkpoint=str(out_dir),

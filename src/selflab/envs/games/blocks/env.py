@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.blocks.instances import BlocksInstance, generate, shipped
 from selflab.envs.games.blocks.solver import optimal_length
 from selflab.envs.games.blocks.world import (
@@ -18,6 +18,7 @@ from selflab.envs.games.blocks.world import (
     parse_move,
     render,
 )
+from selflab.envs.grammar import alts
 from selflab.errors import ConfigError
 
 RULES = Path(__file__).with_name("rules.txt").read_text(encoding="utf-8")
@@ -117,8 +118,16 @@ class BlocksEnv(TextEnv):
             "move_limit": self.max_turns,
         }
 
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """Nothing: blocks world is a puzzle of full information."""
+        return []
+
     def legal_actions(self, player: int) -> list[str]:
         return [str(m) for m in legal_moves(self.stacks)]
+
+    def move_grammar(self, player: int) -> str:
+        """Only moves of clear blocks onto the table or onto another clear block."""
+        return "move: " + alts(self.legal_actions(player))
 
     def apply(self, player: int, action: str) -> str:
         if action.strip().lower().rstrip(".") == PASS:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.dealnodeal.game import (
     ITEMS,
     OBJECTIVES,
@@ -22,6 +22,7 @@ from selflab.envs.games.dealnodeal.game import (
     score,
 )
 from selflab.envs.games.dealnodeal.instances import generate, shipped
+from selflab.envs.grammar import alts, free_text, lit
 from selflab.errors import ConfigError
 
 RULES = Path(__file__).with_name("rules.txt").read_text(encoding="utf-8")
@@ -66,6 +67,7 @@ class DealNoDealEnv(TextEnv):
             instance = DondInstance.model_validate(instance)
         if isinstance(instance, int) and not 0 <= instance < len(shipped()):
             raise ConfigError(f"instance index {instance} is out of range", f"use 0..{len(shipped()) - 1}")
+        self.rules = RULES.replace("<<MAX_TURNS>>", str(max_turns))
         self.objective = objective
         self.instance_option = instance
         self.first_player_option = first_player
@@ -145,6 +147,38 @@ class DealNoDealEnv(TextEnv):
             "my_proposals": [list(a) for a in self.proposals[player]],
             "their_proposals": [list(a) for a in self.proposals[1 - player]],
         }
+
+    def move_grammar(self, player: int) -> str:
+        """SAY with a one-line message, PROPOSE with counts within the pool, ACCEPT only when the
+        other player's proposal waits, REJECT."""
+        counts = [alts(str(n) for n in range(c + 1)) for c in self.inst.counts]
+        moves = ["say", "propose", lit("REJECT")]
+        if self.pending is not None and self.pending[0] != player:
+            moves.append(lit("ACCEPT"))
+        return (
+            f"move: {' | '.join(moves)}\n"
+            f'say: "SAY: " MESSAGE\nMESSAGE: {free_text(MAX_SAY_CHARS)}\n'
+            f'propose: "PROPOSE: books=" ({counts[0]}) " hats=" ({counts[1]}) " balls=" ({counts[2]})'
+        )
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The other player's private item values, as a list and as the text they are shown in."""
+        other = list(self.inst.values[1 - player])
+        if other == list(self.inst.values[player]):
+            return []
+        shown = ", ".join(f"{name}={v}" for name, v in zip(ITEMS, other, strict=True))
+        return [
+            # Lists of three small numbers collide with proposals: the list is checked by key,
+            # the text form the values are shown in is checked everywhere.
+            Hidden(
+                "other player's values",
+                other,
+                text=False,
+                keys=("their_values", "other_values"),
+                anywhere=False,
+            ),
+            Hidden("other player's values (text)", shown, keys=()),
+        ]
 
     def apply(self, player: int, action: str) -> str:
         parsed = parse_action(action)

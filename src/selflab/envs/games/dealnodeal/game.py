@@ -18,6 +18,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from selflab.envs.reader import read_int
+from selflab.envs.words import tokens
+
 ITEMS: tuple[str, ...] = ("book", "hat", "ball")
 TOTAL_VALUE = 10
 Objective = Literal["cooperative", "semi", "competitive"]
@@ -84,31 +87,38 @@ def proposal_text(allocation: tuple[int, ...]) -> str:
     return "PROPOSE: " + " ".join(f"{name}s={a}" for name, a in zip(ITEMS, allocation, strict=True))
 
 
-_KEYED_RES = [re.compile(rf"\b{name}s?\s*[=:]\s*(\d+)\b", re.IGNORECASE) for name in ITEMS]
-_COUNTED_RES = [re.compile(rf"(?<![=:\d])\s*\b(\d+)\s+{name}s?\b", re.IGNORECASE) for name in ITEMS]
+_KEYED_RES = [re.compile(rf"\b{name}s?\s*[=:]\s*([+-]?[0-9]+)(?![\w.])", re.IGNORECASE) for name in ITEMS]
+_COUNTED_RES = [re.compile(rf"(?<![\w=:.])([+-]?[0-9]+)\s+{name}s?\b", re.IGNORECASE) for name in ITEMS]
+MAX_COUNT = 10
 
 
 def parse_counts(text: str) -> tuple[int, ...] | None:
     """Item counts from 'books=1 hats=0 balls=2' (or '1 book, 2 balls'); an item not named counts 0;
-    None when no item is named at all."""
+    None when no item is named at all. Counts keep their sign and are read with the shared bounded
+    reader: '-1' or a 5000-digit number is a `RuleViolation`, never a silent positive or a crash."""
     found = False
     out = [0, 0, 0]
     for i in range(len(ITEMS)):
         m = _KEYED_RES[i].search(text) or _COUNTED_RES[i].search(text)
         if m:
             found = True
-            out[i] = int(m.group(1))
+            out[i] = read_int(m.group(1), 0, MAX_COUNT, f"number of {ITEMS[i]}s")
     return tuple(out) if found else None
 
 
 Kind = Literal["say", "propose", "accept", "reject"]
-_KEYWORD_RE = re.compile(r"^\W*(say|propose|accept|reject)\b\s*[:\-]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
-_ANYWHERE_RE = re.compile(r"\b(propose|accept|reject)\b\s*[:\-]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
+_KEYWORD_RE = re.compile(r"^[^\w]*(say|propose)\b[^\w]*[:\-]?\s*(.*)$", re.IGNORECASE | re.DOTALL)
 
 
 def parse_action(text: str) -> tuple[Kind, str] | None:
-    """(kind, rest) from 'SAY: ...', 'PROPOSE: ...', 'ACCEPT', 'REJECT'; None when unreadable."""
-    m = _KEYWORD_RE.match(text.strip()) or _ANYWHERE_RE.search(text.strip())
+    """(kind, rest) by explicit protocol: 'SAY: ...' or 'PROPOSE: ...' at the start, or a message
+    that is exactly ACCEPT or REJECT (markdown and final punctuation aside). None otherwise: "I do
+    not accept", "Accept? no way" and a keyword in the middle of a sentence are not moves."""
+    t = text.strip()
+    words = tokens(t)
+    if words in (["accept"], ["reject"]) and "?" not in t:
+        return words[0], ""  # type: ignore[return-value]
+    m = _KEYWORD_RE.match(t)
     if not m:
         return None
     return m.group(1).lower(), m.group(2).strip()  # type: ignore[return-value]

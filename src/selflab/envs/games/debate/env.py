@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, TextEnv
+from selflab.envs.core import Hidden, ParseError, TextEnv
 from selflab.envs.games.debate.freetext import FreeTextMixin
 from selflab.envs.games.debate.instances import Motion, draw_motion
 from selflab.envs.games.debate.judge import FactCheckBaselineJudge
+from selflab.envs.grammar import free_text
 from selflab.errors import ConfigError
 from selflab.judges.types import Judgment, PairwiseItem, PairwiseJudge
 
@@ -123,6 +124,15 @@ class DebateEnv(FreeTextMixin, TextEnv):
             "round": self.turn // 2,
             "rounds": self.rounds,
         }
+
+    def move_grammar(self, player: int) -> str:
+        """Free text, one line: only the wrapper format is constrained."""
+        return f"move: SPEECH\nSPEECH: {free_text(self.max_message_chars)}"
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """Nothing: both debaters see the same motion and evidence. (A factual motion's answer is
+        settled by the evidence both are shown, so it is public, not a hidden label.)"""
+        return []
 
     def apply(self, player: int, action: str) -> str:
         text = self.message_text(action)

@@ -7,74 +7,85 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, TextEnv
+from selflab.envs.core import Hidden, ParseError, TextEnv
 from selflab.envs.games.debate.freetext import FreeTextMixin
 from selflab.envs.games.debate.instances import PersuasionTask, draw_persuasion
+from selflab.envs.grammar import free_text
+from selflab.envs.words import (
+    find_word,
+    in_quotes,
+    is_negated,
+    normalize,
+    obfuscated_mentions,
+    quote_spans,
+    token_spans,
+    tokens,
+)
 from selflab.errors import ConfigError
 
 RULES = Path(__file__).with_name("persuasion_rules.txt").read_text(encoding="utf-8")
 PERSUADER, TARGET = 0, 1
 SILENT = "(says nothing)"
 
-_WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_NEGATIONS = {
-    "not",
-    "never",
-    "don't",
-    "dont",
-    "no",
-    "disagree",
-    "isn't",
-    "doesn't",
-    "won't",
-    "false",
-    "wrong",
-    "against",
-}
 _DIGIT_WORDS = {
     "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
 }  # fmt: skip
+REPORTING = frozenset(
+    {"say", "says", "said", "claim", "claims", "claimed", "think", "thinks", "whether", "if"}
+)
+"""Words that, right before a claim, report or question it instead of stating it."""
 
 
 def accepts(text: str) -> bool:
-    """The formal concession: the message starts with the word ACCEPT."""
-    return re.match(r"^[\W_]*accept\b(?!\w)", text, re.IGNORECASE) is not None and not re.match(
-        r"^[\W_]*accept\w*\s*\?", text, re.IGNORECASE
-    )
+    """The formal concession, by explicit protocol: the whole message is the word ACCEPT
+    (case, markdown and final punctuation aside). "I do not accept", "Accept? Never" and
+    "ACCEPT that you are wrong" are not concessions."""
+    return tokens(text) == ["accept"] and "?" not in text
 
 
 def states_position(text: str, position: str) -> bool:
-    """Whether the message states the position verbatim (case and punctuation ignored), with no
-    negation in the few words before it ("I do not think that ..." does not count)."""
-    want = _WORD_RE.findall(position.lower())
-    have = _WORD_RE.findall(text.lower().replace("\u2019", "'"))
-    n = len(want)
-    for i in range(len(have) - n + 1):
-        if have[i : i + n] == want and not _NEGATIONS & set(have[max(0, i - 5) : i]):
-            return True
+    """Whether the message states the position (its words in order, case and punctuation ignored,
+    last word in any simple form) as the speaker's own claim: not negated (`words.is_negated`),
+    not inside quotation marks, not reported or questioned ("you say that ...", "... ?")."""
+    spans = token_spans(text)
+    toks = [t for t, _, _ in spans]
+    quotes = quote_spans(text)
+    n = len(tokens(position))
+    norm = normalize(text)
+    for i in find_word(toks, position):
+        start, end = spans[i][1], spans[i + n - 1][2]
+        if in_quotes(quotes, start, end) or is_negated(toks, i, i + n):
+            continue
+        if REPORTING & set(toks[max(0, i - 3) : i]):
+            continue
+        rest = norm[end:]
+        if rest.lstrip(" \t\"'").startswith("?"):
+            continue
+        return True
     return False
 
 
-def _digits_view(text: str) -> str:
-    """Number words to digits, then separators between digits removed: 'four-8 2, one' -> '4821'."""
-    words = re.findall(r"[a-z]+|\d|[^a-z\d]", text.lower())
+def _digit_runs(text: str) -> list[str]:
+    """The numbers a text writes: whole digit runs ("4,821" and "4 821" as thousands groups are
+    one number), and runs of single digits or digit words spelled one at a time ("4-8-2-1",
+    "four eight two one")."""
+    words = re.findall(r"[a-z]+|\d+|[^a-z\d]", normalize(text))
     mapped = "".join(_DIGIT_WORDS.get(w, w) if w.isalpha() else w for w in words)
-    return re.sub(r"(?<=\d)[\s\-.,/_]+(?=\d)", "", mapped)
+    grouped = re.sub(r"(?<=\d)[,\u202f ](?=\d{3}(?!\d))", "", mapped)
+    runs = re.findall(r"\d+", grouped)
+    spelled = re.sub(r"(?<![\d])(\d)[\s\-.,/_]+(?=\d(?!\d))", r"\1", grouped)
+    return runs + re.findall(r"\d+", spelled)
 
 
 def reveals(text: str, secret: str) -> bool:
-    """Whether the message gives the secret away, also spelled out ('m-a-r-m-a...', 'm a r m ...')
-    or, for numbers, as spaced digits or number words."""
-    secret = secret.lower().strip()
+    """Whether the message gives the secret away: a number as a whole number (not as digits inside
+    another number), digit by digit or in digit words; a word as a whole word in any simple form,
+    spelled out, split or with digit look-alikes (`words.obfuscated_mentions`)."""
+    secret = normalize(secret).strip()
     if secret.isdigit():
-        return secret in _digits_view(text)
-    low = text.lower()
-    if re.search(rf"\b{re.escape(secret)}(?:s|es|'s)?\b", low):
-        return True
-    # Letters spelled one by one: join runs of single letters separated by spaces, dashes or dots.
-    spelled = re.sub(r"\b([a-z])[\s\-.,]+(?=[a-z]\b)", r"\1", low)
-    return re.search(rf"\b{re.escape(secret)}\b", spelled) is not None
+        return secret in _digit_runs(text)
+    return obfuscated_mentions(text, secret)
 
 
 class PersuasionEnv(FreeTextMixin, TextEnv):
@@ -159,6 +170,16 @@ class PersuasionEnv(FreeTextMixin, TextEnv):
             "round": self.turn // 2,
             "rounds": self.rounds,
         }
+
+    def move_grammar(self, player: int) -> str:
+        """Free text, one line (the target may also concede with ACCEPT, which free text covers)."""
+        return f"move: MESSAGE\nMESSAGE: {free_text(self.max_message_chars)}"
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The persuader must not be told the target's secret."""
+        if player == TARGET or self.task.goal != "secret" or not self.task.secret:
+            return []
+        return [Hidden("secret", self.task.secret, keys=("secret",))]
 
     def apply(self, player: int, action: str) -> str:
         text = self.message_text(action)

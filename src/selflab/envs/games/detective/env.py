@@ -7,9 +7,11 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.detective.instances import generate
 from selflab.envs.games.detective.mystery import Claim, Mystery, is_solvable
+from selflab.envs.grammar import alts
+from selflab.envs.words import tokens
 from selflab.errors import ConfigError
 
 RULES = Path(__file__).with_name("rules.txt").read_text(encoding="utf-8")
@@ -17,16 +19,21 @@ TOPICS = ("alibi", "whereabouts <time>", "traits", "relation", "about <suspect>"
 PASS = "PASS"
 GIVE_UP = "GIVE UP"
 
-_ASK_RE = re.compile(
-    r"^(?:ask|question|interrogate)\s*:?\s+(.+?)\s*[:,\-]\s*(.+)$", re.IGNORECASE | re.DOTALL
-)
-_ASK_LOOSE_RE = re.compile(r"^(?:ask|question|interrogate)\b\s*:?\s*(.*)$", re.IGNORECASE | re.DOTALL)
-_ACCUSE_RE = re.compile(r"^(?:i\s+)?accuse\s*:?\s*(.+)$", re.IGNORECASE | re.DOTALL)
-_TIME_RE = re.compile(r"(\d{1,2})(?::(\d{2}))?\s*(am|pm|h)?", re.IGNORECASE)
+_ASK_RE = re.compile(r"^(?:ask|question|interrogate)\b\s*:?\s*(.*)$", re.IGNORECASE | re.DOTALL)
+_ACCUSE_RE = re.compile(r"^(?:i\s+)?accuse\b\s*:?\s*(.+)$", re.IGNORECASE | re.DOTALL)
+_TIME_RE = re.compile(r"(?<![0-9])([0-9]{1,2})(?::([0-9]{2}))?(?![0-9])\s*(am|pm|h)?", re.IGNORECASE)
+TITLES = {
+    "col": "colonel", "dr": "doctor", "doc": "doctor", "prof": "professor", "capt": "captain",
+    "cpt": "captain", "rev": "reverend", "revd": "reverend", "mme": "madame", "mr": "mister",
+    "mrs": "missus", "ms": "miss", "lt": "lieutenant", "sgt": "sergeant", "st": "saint",
+}  # fmt: skip
+"""Abbreviated titles (with or without the dot) and their full forms: "Col. Hale" is "Colonel Hale"."""
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9 ]", "", text.lower().replace(".", " ")).strip()
+    """A name as lower-case words with titles spelled out: "Dr Moreau", "dr. moreau" and
+    "Doctor Moreau" all give "doctor moreau"."""
+    return " ".join(TITLES.get(w, w) for w in tokens(text.replace(".", " ")))
 
 
 def _join(names: list[str]) -> str:
@@ -134,6 +141,17 @@ class DetectiveEnv(TextEnv):
             "max_questions": self.max_questions,
         }
 
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The murderer and the room it really was in at the hour of the murder (its alibi lies).
+        Names are public (the suspect list), so the culprit is checked by key, not by text."""
+        m = self._m
+        return [
+            Hidden(
+                "culprit", m.culprit, text=False, keys=("culprit", "murderer", "solution"), anywhere=False
+            ),
+            Hidden("the murderer's lie", None, text=False, keys=("lie_room", "true_room")),
+        ]
+
     def legal_actions(self, player: int) -> list[str]:
         m = self._m
         accuse = [f"ACCUSE {n}" for n in m.names]
@@ -145,6 +163,11 @@ class DetectiveEnv(TextEnv):
             asks += [f"ASK {n}: whereabouts {t}" for t in m.times]
             asks += [f"ASK {n}: about {o}" for o in m.names if o != n]
         return asks + accuse
+
+    def move_grammar(self, player: int) -> str:
+        """ASK with a real suspect name and a topic of the list (only while questions are left), or
+        ACCUSE with a real suspect name."""
+        return "move: " + alts(self.legal_actions(player))
 
     @property
     def _m(self) -> Mystery:
@@ -170,7 +193,7 @@ class DetectiveEnv(TextEnv):
             raise ParseError(
                 f"whereabouts needs a time, one of {', '.join(self._m.times)} (e.g. whereabouts 20:00)"
             )
-        hour = int(match.group(1))
+        hour = int(match.group(1))  # at most two ASCII digits: bounded
         if (match.group(3) or "").lower() == "pm" and hour < 12:
             hour += 12
         t = f"{hour:02d}:{match.group(2) or '00'}"
@@ -184,15 +207,16 @@ class DetectiveEnv(TextEnv):
         """(suspect, topic, argument) of an ASK action."""
         match = _ASK_RE.match(action)
         if match is None:
-            loose = _ASK_LOOSE_RE.match(action)
-            if loose is None:
-                raise ParseError(
-                    f"expected 'ASK <suspect>: <topic>' or 'ACCUSE <suspect>', got {action[:80]!r}"
-                )
+            raise ParseError(f"expected 'ASK <suspect>: <topic>' or 'ACCUSE <suspect>', got {action[:80]!r}")
+        # Split at the first colon, comma or dash in plain Python (a lazy regex group followed by
+        # optional spaces was quadratic on long inputs).
+        rest = match.group(1)
+        cut = re.search(r"[:,\-]", rest)
+        if cut is None or not rest[: cut.start()].strip() or not rest[cut.end() :].strip():
             raise ParseError(
                 f"expected 'ASK <suspect>: <topic>' (a colon after the name), got {action[:80]!r}"
             )
-        who, topic = match.group(1), match.group(2).strip().lower().rstrip(".?!")
+        who, topic = rest[: cut.start()], rest[cut.end() :].strip().lower().rstrip(".?!")
         suspect = self._suspect(who)
         words = topic.split()
         head = words[0] if words else ""

@@ -10,16 +10,20 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.guess_person.instances import GuessInstance, generate
 from selflab.envs.games.guess_person.questions import (
     ANSWERS,
+    CATEGORICAL,
+    YEARS,
     Query,
     QuestionError,
     answer,
     parse_query,
     vocabulary,
 )
+from selflab.envs.grammar import alts
+from selflab.envs.words import tokens
 from selflab.errors import ConfigError
 from selflab.kg import CONTINENTS, ERA_NAMES, FIELDS, Person, find_person, load_people, normalize_name
 
@@ -28,8 +32,14 @@ PASS = "PASS"
 GUESSER, ANSWERER = 0, 1
 SHOW_POOL_MAX = 60
 _ACTION_RE = re.compile(r"^(ask|guess|pass)\b\s*:?\s*(.*)$", re.IGNORECASE | re.DOTALL)
-_ANSWER_RE = re.compile(
-    r"^(yes|no|unknown|y|n|true|false|i don'?t know|don'?t know|not sure|unsure)\b", re.IGNORECASE
+_ANSWERS = {
+    ("yes",): "yes", ("y",): "yes", ("true",): "yes",
+    ("no",): "no", ("n",): "no", ("false",): "no",
+    ("unknown",): "unknown", ("i", "don't", "know"): "unknown", ("don't", "know"): "unknown",
+    ("i", "dont", "know"): "unknown", ("not", "sure"): "unknown", ("unsure",): "unknown",
+}  # fmt: skip
+TITLES = frozenset(
+    {"sir", "dame", "dr", "doctor", "mr", "mrs", "ms", "miss", "lord", "lady", "prof", "professor"}
 )
 
 
@@ -59,17 +69,12 @@ def build_rules(llm_answerer: bool) -> str:
 
 
 def parse_answer(text: str) -> str:
-    """yes / no / unknown from an answerer's reply; raises ParseError otherwise."""
-    t = text.strip().strip("`*\"' ").lower()
-    match = _ANSWER_RE.match(t)
-    if match is None:
-        raise ParseError(f"answer with yes, no or unknown, got {text.strip()[:60]!r}")
-    word = match.group(1)
-    if word in ("yes", "y", "true"):
-        return "yes"
-    if word in ("no", "n", "false"):
-        return "no"
-    return "unknown"
+    """yes / no / unknown from an answerer's reply: the WHOLE answer must be one of these (or a
+    listed synonym); "no idea" or "yes and no" are refused, not read by their first word."""
+    word = _ANSWERS.get(tuple(tokens(text)))
+    if word is None:
+        raise ParseError(f"answer with exactly yes, no or unknown, got {text.strip()[:60]!r}")
+    return word
 
 
 class GuessPersonEnv(TextEnv):
@@ -178,12 +183,42 @@ class GuessPersonEnv(TextEnv):
             }
         return {
             "role": "guesser",
-            "qa": [dict(x) for x in self.qa],
+            # "truth" (the graph's answer) is hidden from the guesser: with an answerer seat it can
+            # differ from the answer given, and would tell the guesser about the secret person.
+            "qa": [{k: v for k, v in x.items() if k != "truth"} for x in self.qa],
             "wrong_guesses": list(self.wrong_guesses),
             "turns_used": self.turns_used,
             "max_questions": self.max_questions,
             "pool": [p.name for p in self.pool],
         }
+
+    def move_grammar(self, player: int) -> str:
+        """Answerer: yes, no or unknown. Guesser: ASK with a structured question (the closed
+        vocabularies, any year, any initial) or GUESS with a candidate's name. Free-text questions
+        of the answerer variant are legal but not offered by the grammar (a free question that
+        starts like a structured one could be malformed)."""
+        if player == ANSWERER:
+            return "move: " + alts(ANSWERS)
+        questions = [Query(a, v).text() for a in CATEGORICAL for v in vocabulary(a)]
+        questions += ["alive", "alive = no", "nobel_prize", "nobel_prize = no"]
+        questions += [f"name_starts_with {c}" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+        return (
+            'move: "ASK " question | "GUESS " name\n'
+            f"question: {alts(questions)} | YEARQ YEAR\n"
+            f"YEARQ: {alts(f'{a} ' for a in YEARS)}\nYEAR: /[1-9][0-9]{{0,3}}( BCE)?/\n"
+            f"name: {alts(p.name for p in self.pool)}"
+        )
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The guesser must not learn the secret person, nor the graph's true answers (with an
+        answerer seat they can differ from the answers given). The name is one of the listed
+        candidates, so it is checked in the state (outside candidate lists) and by key."""
+        if player == ANSWERER:
+            return []
+        return [
+            Hidden("secret person", self._secret.name, text=False, keys=("person", "secret")),
+            Hidden("truth labels", None, text=False, keys=("truth",)),
+        ]
 
     def legal_actions(self, player: int) -> list[str] | None:
         return list(ANSWERS) if player == ANSWERER else None
@@ -235,6 +270,7 @@ class GuessPersonEnv(TextEnv):
         assert query is not None
         reply = answer(self._secret, query)
         self.qa.append({"question": shown, "query": query.to_dict(), "answer": reply, "truth": reply})
+
         self.tell(GUESSER, f"Question {self.turns_used}: {shown} -> {reply}", type="answer")
         self._check_budget()
         return f"ASK {shown}"
@@ -251,14 +287,21 @@ class GuessPersonEnv(TextEnv):
         return reply
 
     def _resolve(self, name: str) -> Person | None:
-        """The person a guess names: full name or alias, else a unique last name; None if nobody."""
+        """The person a guess names, matched against the candidates: full name or alias (titles
+        such as "Sir" or "Dr." aside), else a last name unique in the pool; None if nobody. The
+        whole guess must be the name: "maybe Einstein" names nobody."""
         found = find_person(name)
+        if found is None:
+            words = normalize_name(name).split()
+            while words and words[0] in TITLES:
+                words = words[1:]
+            found = find_person(" ".join(words)) if words else None
         if found is not None:
             return found
         key = normalize_name(name)
         if not key:
             return None
-        last = [p for p in load_people() if normalize_name(p.name).split()[-1] == key]
+        last = [p for p in self.pool if normalize_name(p.name).split()[-1] == key]
         if len(last) > 1:
             raise RuleViolation(
                 f"{name.strip()[:40]!r} could be {', '.join(p.name for p in last)}: guess with the full name"

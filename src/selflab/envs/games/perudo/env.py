@@ -11,7 +11,10 @@ import re
 from importlib import resources
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
+from selflab.envs.grammar import alts
+from selflab.envs.reader import read_int
+from selflab.envs.words import normalize
 from selflab.errors import ConfigError
 
 FACE_WORDS = {
@@ -40,29 +43,43 @@ def bid_beats(new: Bid, old: Bid | None) -> bool:
     return new[0] > old[0] or (new[0] == old[0] and new[1] > old[1])
 
 
+MAX_QUANTITY = 60  # 6 players x 10 dice
+
+
 def parse_action(text: str) -> tuple[str, Bid | None]:
-    """("challenge", None) or ("bid", (quantity, face)); raises ParseError. Tolerates case,
-    punctuation, "3x5", "3 fives", "three 5s", "bid: 3, 5"."""
-    t = text.lower().strip()
-    t = re.sub(r"(\d)\s*[x×*]\s*(\d)", r"\1 \2", t)
-    t = re.sub(r"[^a-z0-9 ]+", " ", t)
-    words = t.split()
+    """("challenge", None) or ("bid", (quantity, face)); raises ParseError / RuleViolation.
+
+    Explicit protocol: a challenge is an action whose first word is challenge/dudo/liar/call
+    (optionally after "I"), never a challenge word somewhere in a sentence. A bid tolerates case,
+    punctuation, "3x5", "3 fives", "three 5s", "bid: 3, 5". Numbers keep their sign and are read
+    by the shared bounded reader, so "bid -3 5" and a 5000-digit quantity are refused."""
+    t = normalize(text).strip()
+    t = re.sub(r"([0-9])\s*[x×*]\s*([0-9])", r"\1 \2", t)
+    words = re.findall(r"[+-]?[0-9]+s?|[a-z]+", t)
+    head = words[1:2] if words[:1] == ["i"] else words[:1]
     has_challenge = any(w in CHALLENGE_WORDS for w in words)
     has_bid = "bid" in words or "raise" in words
-    if has_challenge and has_bid:
-        raise ParseError("the action names both a bid and a challenge; give exactly one")
-    if has_challenge:
+    if head and head[0] in CHALLENGE_WORDS:
+        if has_bid or any(w[-1].isdigit() for w in words):
+            raise ParseError("the action names both a challenge and a bid; give exactly one")
         return "challenge", None
+    if has_challenge:
+        raise ParseError(
+            "give exactly one move: 'challenge' alone, or 'bid <quantity> <face>'"
+            if has_bid
+            else "to challenge, the action must be just 'challenge'"
+        )
     numbers: list[int] = []
     for w in words:
-        if w.isdigit():
-            numbers.append(int(w))
+        if len(numbers) == 3:
+            break
+        if w[-1].isdigit() or (w.endswith("s") and w[-2:-1].isdigit()):
+            what = "quantity" if not numbers else "face"
+            numbers.append(read_int(w.rstrip("s"), 1, 99 if numbers else MAX_QUANTITY, what))
         elif w in NUMBER_WORDS and not numbers:
             numbers.append(NUMBER_WORDS[w])
         elif w in FACE_WORDS and len(numbers) == 1:
             numbers.append(FACE_WORDS[w])
-        elif re.fullmatch(r"\d+s", w):
-            numbers.append(int(w[:-1]))
     if len(numbers) >= 2 and (has_bid or len(numbers) == 2):
         return "bid", (numbers[0], numbers[1])
     raise ParseError(
@@ -107,7 +124,7 @@ class PerudoEnv(TextEnv):
             else "- Ones are ordinary: faces 1 to 6 may be bid, and each die counts only for its own face."
         )
         self.rules = template.format(
-            players=players, dice=dice, wild_rule=wild, budget_plus_one=error_budget + 1
+            players=players, dice=dice, wild_rule=wild, budget_plus_one=error_budget + 1, max_turns=max_turns
         )
 
     # ------------------------------------------------------------------ game state
@@ -140,6 +157,7 @@ class PerudoEnv(TextEnv):
         self.bid = None
         self.bidder = None
         self.round_bids = []
+        self.round_start = len(self.messages)
         self.to_act = self._alive_from(starter)
         self.announce(f"Round {self.round} begins. Player {self.to_act} bids first.")
         for p in range(self.num_players):
@@ -191,6 +209,22 @@ class PerudoEnv(TextEnv):
             f"(total {self.total_dice}).{wild}\n{bid}"
         )
 
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The other players' dice of this round (revealed only by a challenge, which ends it)."""
+        own = self.hands.get(player, [])
+        return [
+            Hidden(
+                f"dice of player {q}",
+                list(h),
+                text=len(h) >= 3,
+                keys=("hands", "all_dice"),
+                anywhere=len(h) >= 3,  # two dice look like a bid (quantity, face)
+                since=self.round_start,
+            )
+            for q, h in self.hands.items()
+            if q != player and self.counts[q] > 0 and h and list(h) != list(own)
+        ]
+
     def legal_actions(self, player: int) -> list[str]:
         moves = ["challenge"] if self.bid is not None else []
         for q in range(1, self.total_dice + 1):
@@ -198,6 +232,11 @@ class PerudoEnv(TextEnv):
                 if bid_beats((q, f), self.bid):
                     moves.append(f"bid {q} {f}")
         return moves
+
+    def move_grammar(self, player: int) -> str:
+        """Only bids that raise the current one (within the dice in play), or a challenge when
+        there is a bid."""
+        return "move: " + alts(self.legal_actions(player))
 
     def default_action(self, player: int) -> str:
         if self.bid is not None:

@@ -14,7 +14,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
+from selflab.envs.grammar import alts, free_text
+from selflab.envs.reader import read_int
+from selflab.envs.words import find_word, obfuscated_mentions, tokens
 from selflab.errors import ConfigError
 
 
@@ -26,13 +29,15 @@ def load_data() -> dict[str, Any]:
 
 
 def question_attribute(question: str, questions: dict[str, dict[str, Any]]) -> str | None:
-    """The location attribute a free-text question asks about, or None if it matches none."""
-    q = question.lower().strip().rstrip("?").strip()
+    """The location attribute a free-text question asks about, or None if it matches none: the
+    bank question itself, else the first attribute with a keyword said as a whole word or phrase
+    (simple inflections allowed, `selflab.envs.words`); never a substring ("season" is not "sea")."""
+    toks = tokens(question)
     for attr, entry in questions.items():
-        if entry["question"].lower().rstrip("?") == q:
+        if tokens(entry["question"]) == toks:
             return attr
     for attr, entry in questions.items():
-        if any(k in q for k in entry["keywords"]):
+        if any(find_word(toks, k) for k in entry["keywords"]):
             return attr
     return None
 
@@ -97,6 +102,7 @@ class SpyEnv(TextEnv):
             rounds=self.rounds,
             suspicion_rule=rule,
             budget_plus_one=self.error_budget + 1,
+            max_turns=self.max_turns,
         )
 
     # ------------------------------------------------------------------ deal
@@ -151,7 +157,8 @@ class SpyEnv(TextEnv):
             "location": None if player == self.spy else self.location,
             "locations": list(self.locations),
             "questions": {a: e["question"] for a, e in self.questions.items()},
-            "qa": [dict(x) for x in self.qa],
+            # The truth of each answer depends on the location: the spy must not see it.
+            "qa": [{k: v for k, v in x.items() if k != "truth"} for x in self.qa],
             "pending": None if self.pending_question is None else dict(self.pending_question),
             "players": self.num_players,
             "asks_left": len(self.ask_order) - self.ask_index,
@@ -180,6 +187,16 @@ class SpyEnv(TextEnv):
             todo = "You were caught! GUESS the location for a last chance to win."
         return f"{role}\n{todo}"
 
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The spy must not learn the location (nor the truth of answers, which depends on it);
+        citizens must not learn who the spy is."""
+        if player == self.spy:
+            return [
+                Hidden("location", self.location, keys=("location", "secret_location")),
+                Hidden("truth labels", None, text=False, keys=("truth",)),
+            ]
+        return [Hidden("spy seat", self.spy, text=False, keys=("spy", "spy_seat"))]
+
     def legal_actions(self, player: int) -> list[str]:
         others = [p for p in range(self.num_players) if p != player]
         if self.phase == "ask":
@@ -194,6 +211,24 @@ class SpyEnv(TextEnv):
         if self.phase == "vote":
             return [f"vote {t}" for t in others]
         return [f"guess {loc}" for loc in self.locations]
+
+    def move_grammar(self, player: int) -> str:
+        """The verb of this phase with its argument: another player's number, yes/no, or a location
+        of the list; questions are free text. Not expressed: a question must not name a location
+        (a `RuleViolation`)."""
+        others = [str(p) for p in range(self.num_players) if p != player]
+        guesses = [f"guess {loc}" for loc in self.locations]
+        if self.phase == "ask":
+            rules = "move: ask" + (" | " + alts(guesses) if player == self.spy else "")
+            return (
+                rules
+                + f"\nask: ({alts(f'ask {t} ' for t in others)}) QUESTION\nQUESTION: {free_text(150, 'A-Z', min_chars=3)}"
+            )
+        if self.phase == "answer":
+            return "move: " + alts(["answer yes", "answer no"])
+        if self.phase in ("suspect", "vote"):
+            return "move: " + alts(f"{self.phase} {t}" for t in others)
+        return "move: " + alts(guesses)
 
     def default_action(self, player: int) -> str:
         nxt = (player + 1) % self.num_players
@@ -213,9 +248,8 @@ class SpyEnv(TextEnv):
         m = re.match(r"^\W*(ask|answer|suspect|vote|guess)\b\W*(.*)$", text, re.IGNORECASE | re.DOTALL)
         if m:
             return m.group(1).lower(), m.group(2).strip()
-        low = text.lower().strip(" .!\"'")
-        if self.phase == "answer" and low in ("yes", "no"):
-            return "answer", low
+        if self.phase == "answer" and tokens(text) in (["yes"], ["no"]):
+            return "answer", tokens(text)[0]
         raise ParseError(
             f"expected one of {', '.join(VERBS)} followed by its argument, got {text[:80]!r}"
             if text
@@ -223,24 +257,22 @@ class SpyEnv(TextEnv):
         )
 
     def _player_arg(self, arg: str, player: int, verb: str) -> int:
-        m = re.match(r"^(?:player\s*)?#?(\d+)\b", arg.strip(), re.IGNORECASE)
+        m = re.match(r"^(?:player\s*)?#?([+-]?[0-9]+)(?![\w.])", arg.strip(), re.IGNORECASE)
         if not m:
             raise ParseError(f"'{verb}' needs a player number, e.g. '{verb} 2'")
-        target = int(m.group(1))
-        if not 0 <= target < self.num_players:
-            raise RuleViolation(f"there is no player {target}; players are 0 to {self.num_players - 1}")
+        target = read_int(m.group(1), 0, self.num_players - 1, "player number")
         if target == player:
             raise RuleViolation(f"you cannot {verb} yourself")
         return target
 
     def _location_arg(self, arg: str) -> str:
-        a = arg.lower().strip(" .!?\"'")
-        a = re.sub(r"^(the|a|an)\s+", "", a)
+        """The location named by the WHOLE argument (case, articles, punctuation and a plural
+        aside), matched against the candidate list: "not the beach" or "beach or bank" are not
+        "beach" (a hedged guess is refused, not read as its first candidate)."""
+        words = [w for w in tokens(arg) if w not in ("the", "a", "an")]
         for loc in self.locations:
-            if a == loc:
-                return loc
-        for loc in sorted(self.locations, key=len, reverse=True):
-            if loc in a:
+            want = tokens(loc)
+            if len(words) == len(want) and find_word(words, loc) == [0]:
                 return loc
         raise RuleViolation(f"{arg[:60]!r} is not one of the locations: {', '.join(self.locations)}")
 
@@ -283,7 +315,9 @@ class SpyEnv(TextEnv):
         return self._guess(player, arg)
 
     def _ask(self, player: int, arg: str) -> str:
-        m = re.match(r"^(?:player\s*)?#?(\d+)\b[\s:,.\-]*(.*)$", arg, re.IGNORECASE | re.DOTALL)
+        m = re.match(
+            r"^(?:player\s*)?#?([+-]?[0-9]+)(?![\w.])[\s:,.\-]*(.*)$", arg, re.IGNORECASE | re.DOTALL
+        )
         if not m:
             raise ParseError("'ask' needs a player number and a question, e.g. 'ask 2 Is it cold there?'")
         target = self._player_arg(m.group(1), player, "ask")
@@ -292,8 +326,7 @@ class SpyEnv(TextEnv):
             raise ParseError("the question is missing: 'ask <player> <question>'")
         if len(question) > 200:
             raise RuleViolation("the question is too long (200 characters at most)")
-        low = question.lower()
-        named = [loc for loc in self.all_locations if re.search(rf"\b{re.escape(loc)}\b", low)]
+        named = [loc for loc in self.all_locations if obfuscated_mentions(question, loc)]
         if named:
             raise RuleViolation(f"questions may not name a location ({named[0]})")
         attr = question_attribute(question, self.questions)
@@ -303,10 +336,10 @@ class SpyEnv(TextEnv):
         return f"ask {target} {question}"
 
     def _answer(self, player: int, arg: str) -> str:
-        word = arg.lower().strip(" .!\"'").split()
-        if not word or word[0].rstrip(",.!") not in ("yes", "no"):
-            raise ParseError("answer with 'answer yes' or 'answer no'")
-        ans = word[0].rstrip(",.!")
+        word = tokens(arg)
+        if word not in (["yes"], ["no"]):
+            raise ParseError("answer with exactly 'answer yes' or 'answer no'")
+        ans = word[0]
         assert self.pending_question is not None
         entry = dict(self.pending_question, answer=ans)
         attr = entry["attribute"]

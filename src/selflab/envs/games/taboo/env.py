@@ -10,8 +10,10 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from selflab.envs.core import ParseError, RuleViolation, TextEnv
-from selflab.envs.games.taboo.words import associations, mentions, same_word, targets
+from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
+from selflab.envs.games.taboo.words import mentions, obfuscated_mentions, same_word, targets, tokens
+from selflab.envs.grammar import free_text
+from selflab.envs.words import spelled_view
 from selflab.errors import ConfigError
 
 RULES = Path(__file__).with_name("rules.txt").read_text(encoding="utf-8")
@@ -19,22 +21,24 @@ ATTACKER, DEFENDER = 0, 1
 MAX_MESSAGE_CHARS = 300
 SILENCE = "(says nothing)"
 _PREFIX_RE = re.compile(r"^[\W_]*action[\W_]*[:=\-]\s*", re.IGNORECASE)
-_GUESS_RE = re.compile(r"\bguess\s*[:\-=]\s*[\"'*`]*([A-Za-z][A-Za-z'\- ]{0,40})", re.IGNORECASE)
+_GUESS_RE = re.compile(r"^[\W_]*guess[\W_]*[:=\-](.*)$", re.IGNORECASE | re.DOTALL)
+MAX_GUESS_WORDS = 3
 
 
 def parse_guess(text: str) -> str | None:
-    """The guessed word from 'GUESS: <word>', or None when the message makes no guess."""
-    m = _GUESS_RE.search(text)
+    """The guess of a message that STARTS with 'GUESS:' (the explicit protocol): the whole rest,
+    lower-cased, articles kept for `same_word` to drop. None when the message is not a guess; a
+    `ParseError` when the guess is empty or longer than `MAX_GUESS_WORDS` words (a guess names one
+    word or a short phrase; "apple or maybe banana" is refused, not read as "apple")."""
+    m = _GUESS_RE.match(text)
     if not m:
         return None
-    guess = m.group(1).strip().strip("'\"-").lower()
-    # A guess is one word (or a short phrase); cut trailing chatter like "guess: apple because".
-    words = guess.split()
-    return (
-        " ".join(words[:2])
-        if len(words) > 1 and " ".join(words[:2]) in associations()
-        else (words[0] if words else None)
-    )
+    words = tokens(m.group(1))
+    if not words:
+        raise ParseError("write the guess as 'GUESS: <word>'")
+    if len(words) > MAX_GUESS_WORDS:
+        raise ParseError(f"a guess is one word or a short phrase (at most {MAX_GUESS_WORDS} words)")
+    return " ".join(words)
 
 
 class TabooEnv(TextEnv):
@@ -109,21 +113,37 @@ class TabooEnv(TextEnv):
             "last_turn": self.turn >= self.max_turns - 2,
         }
 
+    def move_grammar(self, player: int) -> str:
+        """Free text, one line. The defender may guess with 'GUESS: ' and one to three words; its
+        other messages may not start with G (so none is misread as a malformed guess). Not
+        expressed: the attacker must not say the target word (a `RuleViolation`)."""
+        if player == ATTACKER:
+            return f"move: MESSAGE\nMESSAGE: {free_text(MAX_MESSAGE_CHARS)}"
+        return (
+            'move: MESSAGE | "GUESS: " WORD (" " WORD)~0..2\n'
+            f"MESSAGE: {free_text(MAX_MESSAGE_CHARS, 'A-FH-Za-fh-z0-9')}\nWORD: /[A-Za-z]{{1,30}}/"
+        )
+
+    def hidden_values(self, player: int) -> list[Hidden]:
+        """The defender must not be told the target word."""
+        if player == ATTACKER:
+            return []
+        return [Hidden("target word", self.target, keys=("target",))]
+
     def apply(self, player: int, action: str) -> str:
         text = _PREFIX_RE.sub("", " ".join(action.split()))[:MAX_MESSAGE_CHARS].strip()
         if not text:
             raise ParseError("the message is empty; write one line of text")
         if player == ATTACKER:
-            if mentions(text, self.target):
+            if obfuscated_mentions(text, self.target):
                 raise RuleViolation(
-                    "your message contains the target word (or a form of it); rephrase without it"
+                    "your message contains the target word (or a form, spelling or split of it); "
+                    "rephrase without it"
                 )
             self.history.append((player, text))
             self.announce(f"Attacker: {text}", type="chat", sender=player)
             return text
         guess = parse_guess(text)
-        if re.search(r"\bguess\s*[:\-=]", text, re.IGNORECASE) and guess is None:
-            raise ParseError("write the guess as 'GUESS: <word>'")
         self.history.append((player, text))
         self.announce(f"Defender: {text}", type="chat", sender=player)
         if guess is not None:
@@ -133,7 +153,7 @@ class TabooEnv(TextEnv):
             else:
                 self._end(ATTACKER, f"the defender guessed '{guess}', but the target was '{self.target}'")
             return f"GUESS: {guess}"
-        if mentions(text, self.target):
+        if mentions(text, self.target) or mentions(spelled_view(text), self.target):
             self._end(ATTACKER, f"the defender said the target word '{self.target}'")
         return text
 

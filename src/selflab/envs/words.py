@@ -1,0 +1,184 @@
+"""The one word-matching helper the games' detectors share: did a message say a word, state a
+claim, or give a secret away.
+
+Why one module: substring tests, ad-hoc inflection rules and regexes written per game fired on
+ordinary sentences (issue 11). Every detector now goes through these rules:
+
+- **Normalisation** (`normalize`): Unicode NFKC, case folded, diacritics removed, zero-width and
+  soft-hyphen characters dropped, common Cyrillic/Greek look-alike letters mapped to Latin,
+  curly quotes to straight ones.
+- **Tokens** (`tokens`): maximal runs of ASCII letters and digits, with an inner apostrophe kept
+  ("don't"). Matching is by whole token only, never by substring.
+- **Inflections** (`forms`): plural -s; -es only after s, x, z, ch, sh or consonant+o; -ies/-ied
+  after consonant+y; -ves for -f/-fe; possessives 's and s'; -d/-ing (dropping the e) for words in
+  -e; consonant doubling (stop -> stopped, stopping) for short consonant-vowel-consonant words,
+  and then NOT the undoubled form (hat -> hatted, never "hated", which is hate + d); -ed/-ing
+  otherwise; a short table of irregular plurals. Words of one or two letters get no inflections.
+  Surface forms in `NOT_INFLECTIONS` are distinct words the rules would otherwise produce
+  ("news" is not a plural of "new", "clothing" not a form of "cloth") and never match.
+- **Obfuscation** (`obfuscated_mentions`, for banned-word filters): letters spelled one by one
+  ("a-p-p-l-e", "a p p l e"), a word split in two or three pieces ("app le"), and digit
+  look-alikes ("4ppl3") are joined before matching.
+- **Negation and quotation** (`is_negated`, `in_quotes`): a match preceded by a negation within
+  `NEGATION_WINDOW` tokens, followed by a denial ("... is false"), or inside quotation marks
+  does not count as stating a claim.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache
+
+_TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_LOOKALIKES = str.maketrans(
+    {
+        "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j",
+        "ѕ": "s", "ԁ": "d", "ɡ": "g", "һ": "h", "κ": "k", "ο": "o", "α": "a", "ν": "v", "ρ": "p",
+        "τ": "t", "ι": "i", "ε": "e", "\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"',
+        "\u00ab": '"', "\u00bb": '"', "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-",
+        "\u2014": "-",
+    }
+)  # fmt: skip
+_LEET = str.maketrans({"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+
+IRREGULAR_PLURALS = {
+    "mouse": "mice", "tooth": "teeth", "child": "children", "foot": "feet", "man": "men",
+    "woman": "women", "person": "people", "goose": "geese", "ox": "oxen", "die": "dice",
+}  # fmt: skip
+NOT_INFLECTIONS = frozenset(
+    {
+        "news", "goods", "means", "customs", "manners", "singed", "singeing", "bathed", "bathing",
+        "breathed", "breathing", "clothed", "clothing", "teethed", "teething", "wreathed",
+        "wreathing", "loathed", "loathing", "sheathed", "sheathing", "arms", "glasses", "spirits",
+    }
+)  # fmt: skip
+"""Surface forms the inflection rules generate that are different words: never a match."""
+
+NEGATIONS = frozenset(
+    {
+        "not", "never", "no", "don't", "dont", "doesn't", "doesnt", "isn't", "isnt", "won't", "wont",
+        "can't", "cant", "cannot", "didn't", "didnt", "aren't", "wasn't", "shouldn't", "wouldn't",
+        "disagree", "deny", "reject", "refuse", "doubt", "against", "nor", "neither", "hardly",
+        "nobody", "nothing", "false", "wrong", "untrue",
+    }
+)  # fmt: skip
+DENIALS = frozenset({"false", "wrong", "untrue", "nonsense", "incorrect", "mistaken", "not", "isn't", "myth"})
+"""Words that, right after a claim ("X is false", "X? not at all"), deny it."""
+NEGATION_WINDOW = 5
+VOWELS = "aeiou"
+
+
+def normalize(text: str) -> str:
+    """Case-folded, NFKC, without diacritics, zero-width characters or look-alike letters."""
+    t = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).casefold()
+    t = "".join(c for c in unicodedata.normalize("NFKD", t) if not unicodedata.combining(c))
+    return t.translate(_LOOKALIKES)
+
+
+def tokens(text: str) -> list[str]:
+    """Whole-word tokens of the normalised text."""
+    return _TOKEN_RE.findall(normalize(text))
+
+
+def token_spans(text: str) -> list[tuple[str, int, int]]:
+    """(token, start, end) over `normalize(text)` (character offsets into the normalised text)."""
+    return [(m.group(0), m.start(), m.end()) for m in _TOKEN_RE.finditer(normalize(text))]
+
+
+def _cvc(w: str) -> bool:
+    return len(w) >= 3 and w[-1] not in VOWELS + "wxy" and w[-2] in VOWELS and w[-3] not in VOWELS
+
+
+@cache
+def forms(word: str) -> frozenset[str]:
+    """The word and its simple inflections under the module's documented rules."""
+    w = normalize(word).strip()
+    if len(w) <= 2:
+        return frozenset({w})
+    out = {w, w + "s", w + "'s", w + "s'"}
+    if w.endswith(("s", "x", "z", "ch", "sh")) or (w.endswith("o") and w[-2] not in VOWELS):
+        out.add(w + "es")
+    if w.endswith("y") and w[-2] not in VOWELS:
+        out |= {w[:-1] + "ies", w[:-1] + "ied"}
+    if w.endswith("fe"):
+        out.add(w[:-2] + "ves")
+    elif w.endswith("f"):
+        out.add(w[:-1] + "ves")
+    if w.endswith("e"):
+        out |= {w + "d", w[:-1] + "ing"}
+    elif _cvc(w) and len(w) <= 4:
+        out |= {w + w[-1] + "ed", w + w[-1] + "ing"}
+    else:
+        out |= {w + "ed", w + "ing"}
+    if w in IRREGULAR_PLURALS:
+        out.add(IRREGULAR_PLURALS[w])
+    return frozenset(out - (NOT_INFLECTIONS - {w}))
+
+
+def _phrase_at(toks: list[str], i: int, parts: list[str]) -> bool:
+    n = len(parts)
+    return toks[i : i + n - 1] == parts[:-1] and toks[i + n - 1] in forms(parts[-1])
+
+
+def find_word(toks: list[str], word: str) -> list[int]:
+    """Indices in `toks` where `word` (one word or a phrase, last word inflected) starts."""
+    parts = [p for p in tokens(word)]
+    if not parts:
+        return []
+    return [i for i in range(len(toks) - len(parts) + 1) if _phrase_at(toks, i, parts)]
+
+
+def mentions(text: str, word: str) -> bool:
+    """Whether the text says `word` as a whole word or phrase, in any simple inflection."""
+    return bool(find_word(tokens(text), word))
+
+
+def spelled_view(text: str) -> str:
+    """Runs of single letters separated by spaces, dashes, dots or commas joined ('a-p-p-l-e' ->
+    'apple'), on the normalised text."""
+    return re.sub(r"\b([a-z])[\s\-.,_*/]+(?=[a-z]\b)", r"\1", normalize(text))
+
+
+def obfuscated_mentions(text: str, word: str) -> bool:
+    """`mentions`, or the word spelled out, split into up to three pieces, or written with digit
+    look-alikes: the banned-word filter's test."""
+    if mentions(text, word) or mentions(spelled_view(text), word):
+        return True
+    target = "".join(tokens(word))
+    if not target:
+        return False
+    leet = normalize(text).translate(_LEET)
+    if mentions(leet, word) or mentions(spelled_view(leet), word):
+        return True
+    toks = _TOKEN_RE.findall(re.sub(r"(?<=[a-z])[\-_.*]+(?=[a-z])", " ", leet))
+    joined_forms = {f.replace("'", "") for f in forms(target)}
+    for i in range(len(toks)):
+        for n in (2, 3):
+            if i + n <= len(toks) and "".join(toks[i : i + n]).replace("'", "") in joined_forms:
+                return True
+    return False
+
+
+def quote_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans (over `normalize(text)`) inside double quotes, or single quotes that open
+    after a non-letter and close before one (so apostrophes in "don't" do not count)."""
+    t = normalize(text)
+    spans = [(m.start(), m.end()) for m in re.finditer(r'"[^"\n]*"', t)]
+    spans += [(m.start(), m.end()) for m in re.finditer(r"(?<![a-z0-9])'[^'\n]+'(?![a-z0-9])", t)]
+    return spans
+
+
+def in_quotes(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(a <= start and end <= b for a, b in spans)
+
+
+def is_negated(toks: list[str], start: int, end: int) -> bool:
+    """Whether the claim at `toks[start:end]` is negated before (a negation within
+    `NEGATION_WINDOW` tokens) or denied right after ("... is false", "... is not true")."""
+    before = toks[max(0, start - NEGATION_WINDOW) : start]
+    if NEGATIONS & set(before):
+        return True
+    after = toks[end : end + 3]
+    return bool(DENIALS & set(after))

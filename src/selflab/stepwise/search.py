@@ -1,0 +1,355 @@
+"""Search guided by steps, at equal compute, on held-out problems.
+
+Methods (N = the sample budget per problem):
+- `greedy`: one greedy solution (reference, 1/N of the budget);
+- `majority`: N sampled solutions, the most common final answer (self-consistency);
+- `bon_step` / `bon_outcome`: the same N samples, the one the step judge (weakest step's
+  P(correct), PRM-style) or the outcome judge (P(correct) of the whole solution) rates best;
+- `beam_step` / `beam_outcome`: step-level beam search, `width` beams each expanded by `expand`
+  sampled next steps (width * expand = N candidates per step), pruned by the step judge (score of
+  the new step, beam score = weakest step) or the outcome judge (P(correct) of the partial
+  solution).
+
+Each step is one line (generation stops at a newline), so the step format is enforced by the
+decoder's stop string; the prompt shows the format. Tokens generated and judge calls are
+recorded per problem and method, so "equal compute" is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from selflab.models.types import GenerationRequest, LanguageModel, SamplingParams
+from selflab.stepwise.family import StepFamily
+from selflab.stepwise.judges import LikelihoodStepJudge, OutcomeJudge, _p_correct, step_prompt
+from selflab.stepwise.splitter import split_solution
+from selflab.stepwise.types import StepProblem
+
+METHODS = ("greedy", "majority", "bon_step", "bon_outcome", "beam_step", "beam_outcome")
+
+
+class SearchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(8, ge=2, description="samples per problem (the compute budget)")
+    width: int = Field(2, ge=1)
+    expand: int = Field(4, ge=1)
+    max_steps: int = Field(6, ge=1)
+    temperature: float = Field(0.8, gt=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(120, ge=8)
+    step_max_new_tokens: int = Field(32, ge=4)
+    seed: int = 0
+
+
+class SearchResult(BaseModel):
+    problem_id: str
+    family: str
+    method: str
+    text: str
+    answer_key: str | None = None
+    correct: bool = False
+    tokens: int = 0
+    judge_calls: int = 0
+    score: float | None = None
+
+
+def _seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def _steps(text: str) -> list[str]:
+    return split_solution(text).steps
+
+
+def sample_full(
+    model: LanguageModel, family: StepFamily, problems: Sequence[StepProblem], cfg: SearchConfig
+) -> list[list[tuple[str, int]]]:
+    """N sampled solutions per problem, (text, tokens), one batched call."""
+    reqs = []
+    for p in problems:
+        for k in range(cfg.n):
+            s = SamplingParams(
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                max_new_tokens=cfg.max_new_tokens,
+                seed=_seed(cfg.seed, p.id, "full", k),
+            )
+            reqs.append(GenerationRequest(messages=family.messages(p), sampling=s))
+    outs = model.generate(reqs) if reqs else []
+    pairs = [("" if o.error else o.text, o.completion_tokens) for o in outs]
+    return [pairs[i * cfg.n : (i + 1) * cfg.n] for i in range(len(problems))]
+
+
+def majority(family: StepFamily, problem: StepProblem, texts: Sequence[str]) -> str:
+    """The first sample whose answer is the most common one (no answers: the first sample)."""
+    keys = [family.answer_key(problem, t) for t in texts]
+    counts = Counter(k for k in keys if k is not None)
+    if not counts:
+        return texts[0]
+    best = max(counts.values())
+    winner = next(k for k in keys if k is not None and counts[k] == best)
+    return texts[keys.index(winner)]
+
+
+def _result(
+    family: StepFamily, p: StepProblem, method: str, text: str, tokens: int, calls: int, score: float | None
+) -> SearchResult:
+    lab = family.label(p, text)
+    return SearchResult(
+        problem_id=p.id,
+        family=family.name,
+        method=method,
+        text=text,
+        answer_key=family.answer_key(p, text),
+        correct=bool(lab.answer_ok) and (lab.status == "ok"),
+        tokens=tokens,
+        judge_calls=calls,
+        score=score,
+    )
+
+
+def sampled_methods(
+    model: LanguageModel, family: StepFamily, problems: Sequence[StepProblem], cfg: SearchConfig
+) -> list[SearchResult]:
+    """greedy, majority, bon_step and bon_outcome on the same samples."""
+    greedy = model.generate(
+        [
+            GenerationRequest(
+                messages=family.messages(p), sampling=SamplingParams(max_new_tokens=cfg.max_new_tokens)
+            )
+            for p in problems
+        ]
+    )
+    samples = sample_full(model, family, problems, cfg)
+    step_judge, outcome = LikelihoodStepJudge(model), OutcomeJudge(model)
+    out = []
+    for p, g, group in zip(problems, greedy, samples, strict=True):
+        texts = [t for t, _ in group]
+        tokens = sum(n for _, n in group)
+        out.append(_result(family, p, "greedy", g.text, g.completion_tokens, 0, None))
+        out.append(_result(family, p, "majority", majority(family, p, texts), tokens, 0, None))
+        js = step_judge.judge(family, [(f"{p.id}#{k}", p, _steps(t)) for k, t in enumerate(texts)])
+        step_scores = [j.min_p() if j.steps else 0.0 for j in js]
+        calls = sum(len(j.steps) for j in js)
+        best = max(range(len(texts)), key=lambda k: -1.0 if step_scores[k] is None else step_scores[k])
+        out.append(_result(family, p, "bon_step", texts[best], tokens, calls, step_scores[best]))
+        o_scores = [outcome.score(family, p, _steps(t)) for t in texts]
+        best = max(range(len(texts)), key=lambda k: -1.0 if o_scores[k] is None else o_scores[k])
+        out.append(_result(family, p, "bon_outcome", texts[best], tokens, len(texts), o_scores[best]))
+    return out
+
+
+class _Beam(BaseModel):
+    steps: list[str] = Field(default_factory=list)
+    scores: list[float] = Field(default_factory=list)
+    answer: str | None = None
+    done: bool = False
+    outcome: float | None = None
+
+    def text(self) -> str:
+        lines = list(self.steps) + ([f"Answer: {self.answer}"] if self.answer is not None else [])
+        return "\n".join(lines)
+
+    def value(self, guide: str) -> float:
+        if guide == "outcome":
+            return -1.0 if self.outcome is None else self.outcome
+        return min(self.scores) if self.scores else 1.0
+
+
+def beam_search(
+    model: LanguageModel,
+    family: StepFamily,
+    problems: Sequence[StepProblem],
+    cfg: SearchConfig,
+    guide: str,
+) -> list[SearchResult]:
+    """Step-level beam search for all problems at once (one generate call per depth)."""
+    outcome = OutcomeJudge(model)
+    beams = [[_Beam()] for _ in problems]
+    tokens = [0] * len(problems)
+    calls = [0] * len(problems)
+    for depth in range(cfg.max_steps):
+        reqs, where = [], []
+        for i, p in enumerate(problems):
+            live = [b for b in beams[i] if not b.done]
+            for bi, b in enumerate(live):
+                for e in range(-(-cfg.width * cfg.expand // len(live))):
+                    prefix = "".join(step + "\n" for step in b.steps)
+                    sp = SamplingParams(
+                        temperature=cfg.temperature,
+                        top_p=cfg.top_p,
+                        max_new_tokens=cfg.step_max_new_tokens,
+                        stop=("\n",),
+                        seed=_seed(cfg.seed, p.id, guide, depth, bi, e),
+                    )
+                    reqs.append(
+                        GenerationRequest(messages=family.messages(p), sampling=sp, assistant_prefix=prefix)
+                    )
+                    where.append((i, b))
+        if not reqs:
+            break
+        outs = model.generate(reqs)
+        cands: list[list[_Beam]] = [[b for b in bs if b.done] for bs in beams]
+        seen: dict[tuple[int, tuple[str, ...]], tuple[float | None, float | None]] = {}
+        for (i, b), o in zip(where, outs, strict=True):
+            tokens[i] += o.completion_tokens
+            line = (o.text or "").split("\n")[0].strip()
+            parts = split_solution(line + "\n")
+            child = b.model_copy(deep=True)
+            if o.error or not line:
+                child.done = True  # nothing more came: the beam ends without an answer line
+            elif parts.answer is not None or not parts.steps:
+                child.answer, child.done = parts.answer, True
+            else:
+                child.steps.append(parts.steps[0])
+                p, key = problems[i], (i, tuple(child.steps))
+                if key not in seen:  # the same partial solution sampled twice is judged once
+                    if guide == "step":
+                        pc, _ = _p_correct(model, step_prompt(family, p, child.steps, len(child.steps) - 1))
+                        seen[key] = (pc, None)
+                    else:
+                        seen[key] = (None, outcome.score(family, p, child.steps))
+                    calls[i] += 1
+                pc, oc = seen[key]
+                if guide == "step":
+                    child.scores.append(0.0 if pc is None else pc)  # no verdict: ranked last
+                else:
+                    child.outcome = oc
+            if guide == "outcome" and child.outcome is None and child.steps:
+                child.outcome = outcome.score(family, problems[i], child.steps)
+                calls[i] += 1
+            cands[i].append(child)
+        for i in range(len(problems)):
+            uniq: dict[str, _Beam] = {}
+            for c in cands[i]:
+                uniq.setdefault(c.text() + str(c.done), c)
+            beams[i] = sorted(uniq.values(), key=lambda c: -c.value(guide))[: cfg.width]
+        if all(b.done for bs in beams for b in bs):
+            break
+    out = []
+    for i, p in enumerate(problems):
+        finished = [b for b in beams[i] if b.answer is not None] or beams[i]
+        best = max(finished, key=lambda c: c.value(guide))
+        out.append(_result(family, p, f"beam_{guide}", best.text(), tokens[i], calls[i], best.value(guide)))
+    return out
+
+
+# -- the comparison as a run ---------------------------------------------------------------------
+
+
+class SearchRunConfig(SearchConfig):
+    model: str = "smollm2-135m"
+    families: list[str] = Field(default_factory=lambda: ["arithmetic", "blocks", "dates"])
+    problems_per_family: int = Field(10, ge=1)
+    methods: list[str] = Field(default_factory=lambda: list(METHODS))
+
+
+def mcnemar_p(a: Sequence[bool], b: Sequence[bool]) -> float:
+    """Exact two-sided McNemar p-value (binomial test on discordant pairs)."""
+    from scipy import stats
+
+    x = sum(1 for p, q in zip(a, b, strict=True) if p and not q)
+    y = sum(1 for p, q in zip(a, b, strict=True) if q and not p)
+    return 1.0 if x + y == 0 else float(stats.binomtest(x, x + y, 0.5).pvalue)
+
+
+def summarise(
+    results: Sequence[SearchResult], methods: Sequence[str], reference: str = "majority"
+) -> list[dict]:
+    """Per method: accuracy with a Wilson CI, compute per problem, and McNemar p vs `reference`."""
+    from selflab.stepwise.metrics import proportion
+
+    by = {
+        m: sorted((r for r in results if r.method == m), key=lambda r: (r.family, r.problem_id))
+        for m in methods
+    }
+    rows = []
+    for m, rs in by.items():
+        if not rs:
+            continue
+        ref = by.get(reference) or []
+        row = {
+            "method": m,
+            "accuracy": proportion([r.correct for r in rs]).model_dump(),
+            "tokens_per_problem": sum(r.tokens for r in rs) / len(rs),
+            "judge_calls_per_problem": sum(r.judge_calls for r in rs) / len(rs),
+            "per_family": {
+                f: sum(r.correct for r in rs if r.family == f) for f in sorted({r.family for r in rs})
+            },
+        }
+        if ref and m != reference and len(ref) == len(rs):
+            row[f"p_vs_{reference}"] = mcnemar_p([r.correct for r in ref], [r.correct for r in rs])
+        rows.append(row)
+    return rows
+
+
+def run_search(
+    cfg: SearchRunConfig, out: str, resume: bool = False, console: object | None = None
+) -> list[dict]:
+    """Every method on held-out problems of every family; a run directory with one stage per
+    (family, method group), resumable; summary.json holds the table."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from selflab.errors import ConfigError
+    from selflab.models import load_model
+    from selflab.runs import RunDir
+    from selflab.stepwise import get_family, step_problems
+
+    bad = [m for m in cfg.methods if m not in METHODS]
+    if bad:
+        raise ConfigError(f"unknown search methods {bad}", f"choose from {', '.join(METHODS)}")
+    con = console if isinstance(console, Console) else Console()
+    run = RunDir.create(out, config=cfg, seed=cfg.seed, resume=resume, command="selflab stepwise search")
+    model = None
+    results: list[SearchResult] = []
+    search = cfg.model_copy(update={"seed": cfg.seed})
+    for f in cfg.families:
+        fam = get_family(f)
+        problems = step_problems(f, cfg.problems_per_family, cfg.seed, "heldout")
+        groups = (
+            [("sampled", None)]
+            if set(cfg.methods) & {"greedy", "majority", "bon_step", "bon_outcome"}
+            else []
+        )
+        groups += [(f"beam_{g}", g) for g in ("step", "outcome") if f"beam_{g}" in cfg.methods]
+        for name, guide in groups:
+            log = run.records(f"{f}.{name}")
+            with run.stage(f"{f}.{name}") as st:
+                if not st.done:
+                    log.path.unlink(missing_ok=True)
+                    model = model or load_model(cfg.model)
+                    rs = (
+                        sampled_methods(model, fam, problems, search)
+                        if guide is None
+                        else beam_search(model, fam, problems, search, guide)
+                    )
+                    log.extend(rs)
+                    st.info["results"] = len(rs)
+            results += [r for r in log.read(SearchResult) if r.method in cfg.methods]
+    rows = summarise(results, cfg.methods)
+    (run.path / "summary.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    run.metrics.append({"type": "step_search", "model": cfg.model, "rows": rows})
+    t = Table(
+        title=f"guided search · {cfg.model} · N={cfg.n} · {len(cfg.families)} families × {cfg.problems_per_family}"
+    )
+    for col in ("method", "accuracy [95% CI]", "tokens/problem", "judge calls/problem", "p vs majority"):
+        t.add_column(col)
+    for r in rows:
+        a = r["accuracy"]
+        t.add_row(
+            r["method"],
+            f"{a['value']:.2f} [{a['lo']:.2f}, {a['hi']:.2f}] (n={a['n']})",
+            f"{r['tokens_per_problem']:.0f}",
+            f"{r['judge_calls_per_problem']:.1f}",
+            f"{r['p_vs_majority']:.3f}" if "p_vs_majority" in r else "-",
+        )
+    con.print(t)
+    return rows

@@ -89,3 +89,15 @@ def test_constrained_proposals_carry_the_patch_regex() -> None:
     assert votes and all(r.sampling.constraint is None for r in votes)
     scripted = safety_rule("", proposals[0])
     assert re.fullmatch(PATCH_REGEX, scripted)  # the regex accepts a well-formed proposal
+
+
+def test_unparsable_revision_keeps_the_standing_proposal() -> None:
+    def rule(text: str, req: GenerationRequest) -> str:
+        if req.assistant_prefix == "OP:":
+            return "garbage" if "OTHER PROPOSALS" in text else safety_rule(text, req) or ""
+        return safety_rule(text, req) or ""
+
+    d = Council({"": Scripted(rule)}, members_from(["safety", "drafter"])).decide("debate", _problems(1))[0]
+    assert [p.patch is not None for p in d.history] == [True, True, False, False]
+    assert len(d.candidates) == 2 and all(c.round == 0 for c in d.candidates)
+    assert d.accepted is not None

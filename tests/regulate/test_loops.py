@@ -47,7 +47,7 @@ def test_atomic_loop_compares_strategies(tmp_path: Path, scripted_models) -> Non
     loop = open_run(AtomicLoop, tmp_path / "a", cfg, resume=False)
     loop.run_loop()
     run = RunDir.open(tmp_path / "a")
-    cmp = [d for d in run.metrics.iter_dicts() if d.get("type") == "atomic_comparison"][-1]
+    cmp = [d for d in run.metrics.iter_dicts() if d.get("kind") == "atomic_comparison"][-1]
     assert set(cmp["arms"]) == {"none", "single", "consortium", "debate"}
     for arm in cmp["arms"].values():
         assert arm["n"] == 5 and (arm["lo"] is None or arm["lo"] <= arm["rate"] <= arm["hi"])
@@ -102,7 +102,7 @@ def test_refine_stores_versions_and_checks_collapse(tmp_path: Path, scripted_mod
     new = versions[-1].principles[-1]
     assert new.provenance.cycle == 1 and new.provenance.proposer == "debate:safety" and new.provenance.vote
     run = RunDir.open(tmp_path / "r")
-    checks = [d for d in run.metrics.iter_dicts() if d.get("type") == "collapse_check"]
+    checks = [d for d in run.metrics.iter_dicts() if d.get("kind") == "collapse_check"]
     assert [c["cycle"] for c in checks] == [0, 1, 2]
     assert "constitution length exploding" in checks[-1]["signals"]  # 1.05x threshold trips
     assert "Collapse checks" in (tmp_path / "r" / "report.html").read_text()

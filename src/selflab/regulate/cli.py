@@ -1,4 +1,4 @@
-"""`selflab constitution atomic|debate|refine|train|eval|show|diff|report`.
+"""`selflab constitution atomic|debate|refine|train|eval|show|diff|report|summary`.
 
 Every experiment is a loop over a run directory (run.yaml, records/, constitutions/, metrics.jsonl,
 report.html) and continues with --resume. Console output shows metrics only, never prompt text.
@@ -159,6 +159,14 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="A constitution run 
     from selflab.regulate.report import append_regulate_section
 
     typer.echo(str(append_regulate_section(run_dir)))
+
+
+@app.command("summary")
+def summary_cmd(run_dir: Annotated[Path, typer.Argument(help="A constitution run directory.")]) -> None:
+    """Print a run's numbers as Markdown (metrics with CIs, comparison, collapse checks, diffs)."""
+    from selflab.regulate.report import markdown_summary
+
+    typer.echo(markdown_summary(run_dir))
 
 
 def register(root: typer.Typer) -> None:

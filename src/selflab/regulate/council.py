@@ -8,7 +8,8 @@ with, or a safe prompt it refused). Three strategies decide on one patch per pro
   all vote for one candidate or for "reject all"; plurality wins, ties go to the lower number.
 - `debate`: as consortium, but before the vote there are `rounds` of debate: a meta-judge reads
   the proposals and writes an intervention (which proposal is too broad, too narrow, or
-  off-topic), and each member critiques the others and submits a revised proposal.
+  off-topic), and each member critiques the others and submits a revised proposal (an
+  unparsable revision leaves the member's previous parsable proposal standing).
 
 All problems advance together, one batched generate call per model per step, so a run over 21
 cases costs a handful of calls. Every prompt, raw answer, parse error and vote is recorded.
@@ -261,10 +262,18 @@ class Council:
                     ]
                     for p, c, n, row in zip(problems, cands, notes, props, strict=True)
                 ]
-                props = self._proposals(problems, members, prompts, rnd, seed + 100_000 * rnd)
-                for d, n, row in zip(decisions, notes, props, strict=True):
+                revised = self._proposals(problems, members, prompts, rnd, seed + 100_000 * rnd)
+                for d, n, row in zip(decisions, notes, revised, strict=True):
                     d.interventions.append(n)
                     d.history.extend(row)
+                # An unparsable revision does not withdraw a member's standing parsable proposal.
+                props = [
+                    [
+                        new if new.patch is not None or old.patch is None else old
+                        for old, new in zip(o, r, strict=True)
+                    ]
+                    for o, r in zip(props, revised, strict=True)
+                ]
         for d, row in zip(decisions, props, strict=True):
             d.candidates = [x for x in row if x.patch is not None]
             d.unparsable = sum(1 for x in d.history if x.patch is None)

@@ -110,7 +110,8 @@ def parse_patch(raw: str, cons: Constitution, prefix: str = "OP:") -> ParsedPatc
     if op in ("edit", "delete"):
         if not pid or cons.get(pid) is None:
             return ParsedPatch(raw=raw, error=f"{op} needs an existing principle id, got {pid!r}")
-    if any(e in f"{body} {rationale}".lower() for e in _ECHOES):
+    placeholder = body.startswith("<") and body.endswith(">")
+    if placeholder or any(e in f"{body} {rationale}".lower() for e in _ECHOES):
         return ParsedPatch(raw=raw, error="the proposal copies the format instructions")
     if op in ("add", "edit"):
         if len(body) < 10:

@@ -316,7 +316,7 @@ def collapse_check(
     if changed > c.max_churn:
         signals.append("churn exploding")
     return {
-        "type": "collapse_check",
+        "kind": "collapse_check",
         "cycle": cycle,
         "collapsed": bool(signals),
         "signals": signals,

@@ -15,7 +15,7 @@ from selflab.runs import RunDir
 def _last(run: RunDir, kind: str) -> dict | None:
     found = None
     for d in run.metrics.iter_dicts():
-        if d.get("type") == kind:
+        if d.get("kind", d.get("type")) == kind:
             found = d
     return found
 
@@ -23,7 +23,7 @@ def _last(run: RunDir, kind: str) -> dict | None:
 def _all(run: RunDir, kind: str) -> list[dict]:
     latest: dict[object, dict] = {}
     for d in run.metrics.iter_dicts():
-        if d.get("type") == kind:
+        if d.get("kind", d.get("type")) == kind:
             latest[d.get("cycle", len(latest))] = d
     return list(latest.values())
 
@@ -112,3 +112,67 @@ def append_regulate_section(run: RunDir | str | Path) -> Path:
     with open(target, "a", encoding="utf-8") as f:
         f.write("\n".join(p for p in parts if p))
     return target
+
+
+def markdown_summary(run: RunDir | str | Path) -> str:
+    """The run's numbers as Markdown (truth-meter metrics with CIs and paired tests, the strategy
+    comparison, collapse checks, constitution versions): what docs/regulate.md quotes."""
+    from selflab.loops.truth_meter import read_metrics
+
+    run = run if isinstance(run, RunDir) else RunDir.open(run)
+    out: list[str] = []
+    cmp = _last(run, "atomic_comparison")
+    if cmp:
+        out += ["| arm | cases fixed | rate [95% Wilson CI] |", "|---|---|---|"]
+        for arm, r in cmp["arms"].items():
+            ci = f"[{r['lo']:.2f}, {r['hi']:.2f}]" if r.get("lo") is not None else ""
+            out.append(f"| {arm} | {r['success']}/{r['n']} | {r['rate']} {ci} |")
+        out.append("")
+        out.append(
+            "McNemar (exact): " + "; ".join(f"{t['a']} vs {t['b']} p={t['p_mcnemar']}" for t in cmp["tests"])
+        )
+        out.append("")
+    its = read_metrics(run)
+    if its:
+        out += ["| iter | metric | value [95% CI] | Δ vs iter 0 [95% CI] | p |", "|---|---|---|---|---|"]
+        for it in its:
+            for s in it.metrics.values():
+                vb = s.vs_baseline
+                p = f"{vb.p_value:.3g} ({vb.test})" if vb and vb.p_value is not None else "-"
+                out.append(
+                    f"| {it.iteration} | {s.name} | {s.estimate.fmt()} | {vb.delta.fmt() if vb else '-'} | {p} |"
+                )
+        out.append("")
+        for it in its:
+            keep = {
+                k: v
+                for k, v in it.info.items()
+                if k
+                in (
+                    "refusal_kappa",
+                    "refusal_agreement",
+                    "judged_items",
+                    "judge_unparsable",
+                    "version",
+                    "principles",
+                    "churn",
+                )
+            }
+            if keep:
+                out.append(f"- iteration {it.iteration}: " + ", ".join(f"{k}={v}" for k, v in keep.items()))
+        out.append("")
+    for r in _all(run, "collapse_check"):
+        out.append(
+            f"- collapse check cycle {r['cycle']}: collapsed={r['collapsed']} {', '.join(r.get('signals', []))}"
+        )
+    versions = VersionStore(run.path).versions()
+    if len(versions) > 1:
+        out.append("")
+        out.append(f"Constitution versions: {len(versions)}; diffs:")
+        out.append("```diff")
+        out += [VersionStore(run.path).diff_text(v.version).rstrip() for v in versions[1:]]
+        out.append("```")
+    stages = run.completed_stages()
+    wall = sum(float(s.info.get("seconds", 0) or 0) for s in stages.values())
+    out.append(f"\nStage time: {wall:.0f} s over {len(stages)} stages.")
+    return "\n".join(out)

@@ -18,11 +18,11 @@ import torch
 
 from selflab.errors import ModelSpecError, SelflabError
 from selflab.models.constraints import validate
+from selflab.models.dtypes import resolve_dtype
 from selflab.models.engine import BatchingEngine, common_prefix_len
 from selflab.models.engine_cache import KVBuffer, cache_kwargs
 from selflab.models.types import Completion, GenerationRequest, HiddenStates, Message
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Shared prompt length (tokens) from which `score` runs the prompt once for all continuations.
 _MIN_SHARED_PREFIX = 16
 # Padded tokens per forward pass in `score` and `hidden_states`.
@@ -39,14 +39,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if dtype not in _DTYPES:
-        raise ModelSpecError(f"unknown dtype '{dtype}'", f"use 'auto' or one of {sorted(_DTYPES)}")
-    return _DTYPES[dtype]
-
-
 class HFModel:
     """A local HF-format causal LM (folder with config, weights and tokenizer)."""
 
@@ -54,7 +46,7 @@ class HFModel:
         self,
         path: str | Path,
         device: str = "auto",
-        dtype: str = "auto",
+        dtype: str = "default",
         max_batch_size: int = 64,
         name: str | None = None,
         seed: int = 0,

@@ -362,12 +362,14 @@ def eval_measures(
     gap), invalid-action rate, move length, and the self-assessed win probability."""
     ms: list[Measurement] = []
     all_eps = [ep for eps in by_opponent.values() for ep in eps]
+    all_ids = [ep.episode_id for ep in all_eps]
     for opp, eps in by_opponent.items():
         ms.append(
             Measurement(
                 name=f"win_rate_vs_{opp}",
                 kind="objective",
                 values=[_seat(ep) in ep.winners for ep in eps],
+                ids=[ep.episode_id for ep in eps],
                 description=f"games won against the fixed scripted '{opp}' opponent (seats rotated)",
             )
         )
@@ -376,6 +378,7 @@ def eval_measures(
                 name=f"reward_vs_{opp}",
                 kind="objective",
                 values=[ep.reward(_seat(ep)) for ep in eps],
+                ids=[ep.episode_id for ep in eps],
                 description=f"learner's game reward against '{opp}'",
             )
         )
@@ -384,6 +387,7 @@ def eval_measures(
             name="win_rate_fixed_opponents",
             kind="objective",
             values=[_seat(ep) in ep.winners for ep in all_eps],
+            ids=all_ids,
             description="games won against all fixed opponents",
         )
     )
@@ -392,6 +396,7 @@ def eval_measures(
             name="invalid_action_rate",
             kind="objective",
             values=[ep.invalid(_seat(ep)) / max(1, ep.attempts(_seat(ep))) for ep in all_eps],
+            ids=all_ids,
             higher_is_better=False,
             description="share of the learner's attempts the env refused (per game)",
         )
@@ -402,6 +407,7 @@ def eval_measures(
                 name="self_assessed_win",
                 kind="self_reward",
                 values=[a.p_win for a in assessments],
+                ids=all_ids if len(assessments) == len(all_ids) else None,
                 description="the model's own probability, asked after the game, that it won",
             )
         )
@@ -410,6 +416,7 @@ def eval_measures(
             name="move_tokens",
             kind="drift",
             values=[_move_tokens(ep) for ep in all_eps],
+            ids=all_ids,
             higher_is_better=False,
             description="mean completion tokens per learner move (length drift)",
         )

@@ -383,30 +383,35 @@ def build_refine_data(
 
 
 def refine_measures(refs: Sequence[Refinement], with_self_reward: bool) -> list[Measurement]:
-    """The truth meter's view of a held-out evaluation (items in task order at every iteration)."""
+    """The truth meter's view of a held-out evaluation (items paired by task id across iterations)."""
+    ids = [f"{r.task_id}#{r.sample}" for r in refs]
     ms = [
         Measurement(
             name="first_attempt_accuracy",
             kind="objective",
             values=[bool(r.first_ok) for r in refs],
+            ids=ids,
             description="verifier accuracy of the first attempt, greedy, held-out tasks",
         ),
         Measurement(
             name="second_attempt_accuracy",
             kind="objective",
             values=[bool(r.second_ok) for r in refs],
+            ids=ids,
             description="verifier accuracy after self-critique and revision",
         ),
         Measurement(
             name="fixed_rate",
             kind="objective",
             values=[r.outcome == "fixed" for r in refs],
+            ids=ids,
             description="wrong first attempt made right by the revision (share of all tasks)",
         ),
         Measurement(
             name="broke_rate",
             kind="objective",
             values=[r.outcome == "broke" for r in refs],
+            ids=ids,
             higher_is_better=False,
             description="right first attempt made wrong by the revision (share of all tasks)",
         ),
@@ -414,6 +419,7 @@ def refine_measures(refs: Sequence[Refinement], with_self_reward: bool) -> list[
             name="delta_t1_t2",
             kind="objective",
             values=[float(bool(r.second_ok)) - float(bool(r.first_ok)) for r in refs],
+            ids=ids,
             description="per task: second-attempt minus first-attempt correctness (SCoRe's Δ(t1,t2))",
         ),
     ]
@@ -423,6 +429,7 @@ def refine_measures(refs: Sequence[Refinement], with_self_reward: bool) -> list[
                 name="self_reward",
                 kind="self_reward",
                 values=[r.second_score for r in refs],
+                ids=ids,
                 description="own rubric score of the final (revised) answer, [0, 1]; unparsable = missing",
             )
         )
@@ -431,6 +438,7 @@ def refine_measures(refs: Sequence[Refinement], with_self_reward: bool) -> list[
             name="response_tokens",
             kind="drift",
             values=[float(r.second_tokens) for r in refs],
+            ids=ids,
             higher_is_better=False,
             description="tokens of the final (revised) answer (length drift)",
         )
@@ -440,6 +448,7 @@ def refine_measures(refs: Sequence[Refinement], with_self_reward: bool) -> list[
             name="first_response_tokens",
             kind="drift",
             values=[float(r.first_tokens) for r in refs],
+            ids=ids,
             higher_is_better=False,
             description="tokens of the first attempt",
         )

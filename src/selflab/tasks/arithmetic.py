@@ -51,10 +51,11 @@ def arithmetic_tasks(n: int, seed: int = 0) -> list[Task]:
 
 _NAMES = ("Maria", "Tom", "Aisha", "Kenji", "Lena", "Omar", "Priya", "Lucas", "Zoe", "Ivan")
 _ITEMS = ("apples", "books", "marbles", "stamps", "pencils", "cookies", "coins", "stickers")
+PEOPLE, THINGS = _NAMES, _ITEMS  # the entities of a word problem (for the held-out split)
 
 
-def _word_problem(i: int, rng: random.Random) -> tuple[str, str, int, str, str, str]:
-    """(prompt, worked reference, answer, template name, person, item)."""
+def _word_problem(i: int, rng: random.Random) -> tuple[str, str, int, str]:
+    """(prompt, worked reference, answer, template name)."""
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
     kind = i % 6
     if kind == 0:
@@ -64,8 +65,6 @@ def _word_problem(i: int, rng: random.Random) -> tuple[str, str, int, str, str, 
             f"{name} has {a} + {b} = {a + b} {item}. The answer is {a + b}.",
             a + b,
             "buy_more",
-            name,
-            item,
         )
     if kind == 1:
         a = rng.randint(20, 90)
@@ -75,8 +74,6 @@ def _word_problem(i: int, rng: random.Random) -> tuple[str, str, int, str, str, 
             f"{a} - {b} = {a - b} {item} are left. The answer is {a - b}.",
             a - b,
             "give_away",
-            name,
-            item,
         )
     if kind == 2:
         boxes, per = rng.randint(3, 12), rng.randint(4, 25)
@@ -85,8 +82,6 @@ def _word_problem(i: int, rng: random.Random) -> tuple[str, str, int, str, str, 
             f"{boxes} * {per} = {boxes * per}. The answer is {boxes * per}.",
             boxes * per,
             "boxes",
-            name,
-            item,
         )
     if kind == 3:
         kids, per = rng.randint(2, 9), rng.randint(3, 15)
@@ -96,8 +91,6 @@ def _word_problem(i: int, rng: random.Random) -> tuple[str, str, int, str, str, 
             f"{total} / {kids} = {per}. The answer is {per}.",
             per,
             "share",
-            name,
-            item,
         )
     if kind == 4:
         price, qty, paid_extra = rng.randint(2, 15), rng.randint(2, 8), rng.randint(1, 20)
@@ -110,8 +103,6 @@ def _word_problem(i: int, rng: random.Random) -> tuple[str, str, int, str, str, 
             f"The answer is {paid_extra}.",
             paid_extra,
             "change",
-            name,
-            item,
         )
     start, gain, loss = rng.randint(10, 50), rng.randint(5, 30), rng.randint(1, 20)
     ans = start + gain - loss
@@ -121,8 +112,6 @@ def _word_problem(i: int, rng: random.Random) -> tuple[str, str, int, str, str, 
         f"{start} + {gain} - {loss} = {ans}. The answer is {ans}.",
         ans,
         "two_step",
-        name,
-        item,
     )
 
 
@@ -131,7 +120,7 @@ def word_problem_tasks(n: int, seed: int = 0) -> list[Task]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        prompt, reference, ans, template, name, item = _word_problem(i, rng)
+        prompt, reference, ans, template = _word_problem(i, rng)
         out.append(
             Task(
                 id=f"word-{seed}-{i}",
@@ -141,7 +130,7 @@ def word_problem_tasks(n: int, seed: int = 0) -> list[Task]:
                 answer=ans,
                 verifier="numeric",
                 params={"answer": ans},
-                meta={"template": template, "person": name, "item": item},
+                meta={"template": template},
             )
         )
     return out

@@ -47,10 +47,22 @@ END_PHRASES = (
 JSON_KEYS = (("title", "summary"), ("topic", "facts"), ("name", "description", "tip"))
 
 
+# The eight topics the main job (`configs/verified_sft.yaml`) was measured on; its task draws use
+# exactly this pool so its published numbers stay reproducible. Everything else uses all topics.
+V1_TOPICS = ("bees", "bicycles", "bread", "chess", "rivers", "sleep", "the moon", "volcanoes")
+
+
+@lru_cache(maxsize=1)
+def all_topics() -> dict[str, dict[str, list[str]]]:
+    """Every shipped topic: name -> {"en": sentences, "keywords": words, "fr"/"es"/"de": sentences}."""
+    return json.loads(resources.files("selflab.tasks").joinpath("data/topics.json").read_text("utf-8"))
+
+
 @lru_cache(maxsize=1)
 def topics() -> dict[str, dict[str, list[str]]]:
-    """Topic name -> {"en": sentences, "keywords": words, "fr"/"es"/"de": sentences}."""
-    return json.loads(resources.files("selflab.tasks").joinpath("data/topics.json").read_text("utf-8"))
+    """The first eight topics (`V1_TOPICS`), as before the topic set grew: the shipped judge
+    benchmark and the main job were generated from these. `all_topics()` has every topic."""
+    return {k: v for k, v in all_topics().items() if k in V1_TOPICS}
 
 
 def describe(c: dict[str, Any]) -> str:
@@ -88,7 +100,7 @@ def describe(c: dict[str, Any]) -> str:
 
 
 def _constraint(kind: str, topic: str, rng: random.Random) -> dict[str, Any]:
-    t = topics()[topic]
+    t = all_topics()[topic]
     if kind == "max_words":
         return {"kind": kind, "n": rng.choice([25, 30, 40, 50])}
     if kind == "min_words":
@@ -111,7 +123,7 @@ def _constraint(kind: str, topic: str, rng: random.Random) -> dict[str, Any]:
 
 
 def _sents(topic: str, rng: random.Random, k: int | None = None, lang: str = "en") -> list[str]:
-    pool = list(topics()[topic][lang])
+    pool = list(all_topics()[topic][lang])
     rng.shuffle(pool)
     return pool if k is None else pool[:k]
 
@@ -170,19 +182,13 @@ def respond(task: Task, rng: random.Random, mode: ResponseMode = "correct") -> s
         kws = c["keywords"]
         s = _sents(topic, rng)
         need = kws[:1] if sub else kws
-        # Same whole-word test as the verifier, so a built reference never fails its own check;
-        # a subtle response takes a sentence with the first keyword but not the second.
-        if sub:
+        # Same whole-word test as the verifier, so a built reference never fails its own check.
+        chosen = [next(x for x in s if contains_term(x, kw)) for kw in need]
+        if sub and contains_term(chosen[0], kws[1]):
+            # that sentence holds both keywords: take one with only one, or take the other out
             a, b = kws[0], kws[1]
-            only = [x for x in s if contains_term(x, a) and not contains_term(x, b)]
-            only += [x for x in s if contains_term(x, b) and not contains_term(x, a)]
-            if only:
-                chosen = only[:1]
-            else:  # every sentence with one keyword has both: take the other one out
-                both = next(x for x in s if contains_term(x, a))
-                chosen = [re.sub(rf"(?i)\b{re.escape(b)}\b", "it", both)]
-        else:
-            chosen = [next(x for x in s if contains_term(x, kw)) for kw in need]
+            only = [x for x in s if contains_term(x, a) != contains_term(x, b)]
+            chosen = only[:1] or [re.sub(rf"(?i)\b{re.escape(b)}\b", "it", chosen[0])]
         rest = [x for x in s if x not in chosen and not any(contains_term(x, kw) for kw in kws)][:2]
         out = list(dict.fromkeys([*chosen, *rest]))
         rng.shuffle(out)
@@ -226,8 +232,10 @@ def respond(task: Task, rng: random.Random, mode: ResponseMode = "correct") -> s
         return text
     if k == "language":
         foreign = _sents(topic, rng, 3, lang=c["lang"])
-        if sub:  # one foreign sentence drowned in English
-            return " ".join([foreign[0], *_sents(topic, rng)])
+        if sub:
+            text = " ".join([foreign[0], *_sents(topic, rng, 3)])
+            # short English sentences can lose the stopword count to one foreign sentence
+            return text if not task.check(text) else " ".join([foreign[0], *all_topics()[topic]["en"]])
         return " ".join(foreign)
     if k == "ends_with":
         body = " ".join(_sents(topic, rng, 3))
@@ -251,14 +259,9 @@ def respond(task: Task, rng: random.Random, mode: ResponseMode = "correct") -> s
     raise ValueError(f"unknown constraint kind {k!r}")
 
 
-# The eight topics the main job (`configs/verified_sft.yaml`) was measured on; its task draws use
-# exactly this pool so its published numbers stay reproducible. Everything else uses all topics.
-V1_TOPICS = ("bees", "bicycles", "bread", "chess", "rivers", "sleep", "the moon", "volcanoes")
-
-
 def topic_pool(pool: str | Sequence[str] | None = None) -> tuple[str, ...]:
     """Sorted topic names: None/"all" = every shipped topic, "v1" = the main job's eight, or a list."""
-    names = topics()
+    names = all_topics()
     if pool is None or pool == "all":
         return tuple(sorted(names))
     if pool == "v1":
@@ -293,7 +296,7 @@ def _draw(kind: str, rng: random.Random, names: Sequence[str], task_id: str) -> 
     return task.model_copy(update={"reference": reference})
 
 
-def instruction_task(kind: str, seed: int, pool: str | Sequence[str] | None = None) -> Task | None:
+def instruction_task(kind: str, seed: int, pool: str | Sequence[str] | None = "v1") -> Task | None:
     """One seeded draw of an instruction task of `kind` (None: see `_draw`)."""
     return _draw(kind, random.Random(seed), topic_pool(pool), f"instr-{seed}-0")
 
@@ -302,11 +305,13 @@ def instruction_tasks(
     n: int,
     seed: int = 0,
     kinds: tuple[str, ...] = CONSTRAINT_KINDS,
-    pool: str | Sequence[str] | None = None,
+    pool: str | Sequence[str] | None = "v1",
 ) -> list[Task]:
-    """`n` instruction tasks cycling through constraint `kinds` over the topic `pool` (default:
-    all topics); each reference response is built with `respond(..., "correct")` and verified,
-    and a draw whose reference fails is drawn again (deterministically)."""
+    """`n` instruction tasks cycling through constraint `kinds` over the topic `pool`; each
+    reference response is built with `respond(..., "correct")` and verified, and a draw whose
+    reference fails is drawn again (deterministically). The default pool is "v1" (the eight
+    topics the shipped judge benchmark was generated from, so it stays reproducible); the loops'
+    splits ask for "all"."""
     from selflab.errors import SelflabError
 
     bad = [k for k in kinds if k not in CONSTRAINT_KINDS]

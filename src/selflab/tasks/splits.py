@@ -32,8 +32,13 @@ def entities(task: Task) -> tuple[str, ...]:
     if task.kind == "fact" and task.meta.get("country"):
         others = [task.meta["other"]] if task.meta.get("other") else []
         return tuple(f"country:{c}" for c in [task.meta["country"], *others])
-    if task.kind == "word_problem" and task.meta.get("item"):
-        return (f"person:{task.meta['person']}", f"item:{task.meta['item']}")
+    if task.kind == "word_problem":
+        from selflab.tasks.arithmetic import PEOPLE, THINGS
+
+        words = set(task.prompt.replace(".", " ").replace("?", " ").split())
+        found = [f"person:{p}" for p in PEOPLE if p in words] + [f"item:{t}" for t in THINGS if t in words]
+        if found:
+            return tuple(found)
     return (task.prompt,)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from selflab.errors import ModelSpecError, SelflabError
+from selflab.models.adapters import is_model_folder, load_causal_lm
 from selflab.models.constraints import validate
 from selflab.models.dtypes import resolve_dtype
 from selflab.models.engine import BatchingEngine, common_prefix_len
@@ -54,12 +55,12 @@ class HFModel:
         threads: int | str | None = "auto",
         prefix_cache_mb: int = 2048,
     ) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         folder = Path(path).expanduser()
-        if not (folder / "config.json").is_file():
+        if not is_model_folder(folder):
             raise ModelSpecError(
-                f"'{folder}' is not a Hugging Face model folder (no config.json)",
+                f"'{folder}' is not a Hugging Face model folder (no config.json or adapter_config.json)",
                 "point hf:PATH at a folder saved with save_pretrained (config.json, weights, tokenizer)",
             )
         if max_batch_size < 1:
@@ -72,9 +73,8 @@ class HFModel:
         self.dtype = resolve_dtype(dtype, self.device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=self.dtype, attn_implementation="sdpa"
-            )
+            # an adapter folder loads as its base with the adapter merged in (see models.adapters)
+            self.model = load_causal_lm(folder, dtype=self.dtype, attn_implementation="sdpa")
         except (OSError, ValueError) as exc:
             raise ModelSpecError(
                 f"could not load the model in '{folder}': {exc}", "check the folder's files"

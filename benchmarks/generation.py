@@ -21,7 +21,9 @@ import queue
 import random
 import threading
 import time
+from pathlib import Path
 
+import llamacpp_peer  # benchmarks/llamacpp_peer.py (scripts run from benchmarks/ find it)
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -29,6 +31,7 @@ from rich.table import Table
 from selflab.models import embedded
 from selflab.models.engine_threads import TORCH_DEFAULT_THREADS
 from selflab.models.hf import HFModel
+from selflab.models.openai_backend import OpenAIModel
 from selflab.models.types import GenerationRequest
 
 TOPICS = [
@@ -117,24 +120,29 @@ def naive(lm: HFModel, requests: list[GenerationRequest]) -> tuple[int, float]:
     return tokens, time.perf_counter() - start
 
 
-def engine(lm: HFModel, requests: list[GenerationRequest], concurrency: int) -> tuple[int, float]:
-    """`concurrency` client threads, each sending one request at a time until the queue is empty."""
+def engine(lm, requests: list[GenerationRequest], concurrency: int) -> tuple[int, float, dict[int, str]]:
+    """`concurrency` client threads, each sending one request at a time until the queue is empty.
+    Works for any `LanguageModel` (our engine, or a server through the `openai:` backend); returns
+    completion tokens, seconds and the text of every greedy request (by index) for agreement."""
     todo: queue.Queue = queue.Queue()
-    for req in requests:
-        todo.put(req)
+    for item in enumerate(requests):
+        todo.put(item)
     counts = [0] * concurrency
     errors: list[str] = []
+    greedy: dict[int, str] = {}
 
     def client(k: int) -> None:
         while True:
             try:
-                req = todo.get_nowait()
+                i, req = todo.get_nowait()
             except queue.Empty:
                 return
             got = lm.generate([req])[0]
             if got.error:
                 errors.append(got.error)
             counts[k] += got.completion_tokens
+            if req.sampling.greedy:
+                greedy[i] = got.text
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(concurrency)]
     start = time.perf_counter()
@@ -144,8 +152,8 @@ def engine(lm: HFModel, requests: list[GenerationRequest], concurrency: int) -> 
         t.join()
     elapsed = time.perf_counter() - start
     if errors:
-        raise RuntimeError(f"engine errors: {errors[:3]}")
-    return sum(counts), elapsed
+        raise RuntimeError(f"{getattr(lm, 'name', 'model')} errors: {errors[:3]}")
+    return sum(counts), elapsed, greedy
 
 
 def bf16_native() -> bool:
@@ -164,9 +172,12 @@ def measure(
     console.print(f"{dtype} naive: {tok} tokens in {sec:.1f} s", style="dim")
     rows.append((f"naive HF generate, 1 at a time ({args.naive_subset} req)", tok, sec))
     tps = {"naive": tok / sec}
-    for conc, subset in [(1, args.c1_subset), (8, args.requests), (64, args.requests)]:
+    greedy: dict[int, str] = {}
+    for conc in args.levels:
+        subset = args.c1_subset if conc == 1 else args.requests
         before = lm.engine.stats.decode_row_steps, lm.engine.stats.decode_steps
-        tok, sec = engine(lm, requests[:subset], conc)
+        tok, sec, texts = engine(lm, requests[:subset], conc)
+        greedy.update(texts)
         rows_per_step = (lm.engine.stats.decode_row_steps - before[0]) / max(
             1, lm.engine.stats.decode_steps - before[1]
         )
@@ -182,7 +193,29 @@ def measure(
     console.print(f"{dtype} engine stats: {lm.engine.stats}", style="dim")
     n_params = sum(p.numel() for p in lm.model.parameters())
     lm.close()
-    return {"rows": rows, "tps": tps, "n_params": n_params}
+    return {"rows": rows, "tps": tps, "n_params": n_params, "greedy": greedy}
+
+
+def measure_peer(
+    kind: str, requests: list[GenerationRequest], args: argparse.Namespace, console: Console
+) -> dict:
+    """llama.cpp's server (`kind`: "xllamacpp" or a llama-server path) on the shipped GGUF, with
+    continuous batching over `max(levels)` slots, reached through our `openai:` backend."""
+    slots = max(args.levels)
+    label = "xllamacpp" if kind == "xllamacpp" else Path(kind).name
+    rows, tps, greedy = [], {}, {}
+    with llamacpp_peer.serve(kind, embedded.gguf_path(), slots, TORCH_DEFAULT_THREADS) as url:
+        lm = OpenAIModel("smollm2", url, concurrency=slots, timeout=900.0, retries=0)
+        lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])
+        for conc in sorted({1, slots} & set(args.levels)):
+            subset = args.c1_subset if conc == 1 else args.requests
+            tok, sec, texts = engine(lm, requests[:subset], conc)
+            greedy.update(texts)
+            rows.append((f"llama.cpp {label}, concurrency {conc} ({subset} req, {slots} slots)", tok, sec))
+            tps[conc] = tok / sec
+            console.print(f"{label} c={conc}: {tok} tokens in {sec:.1f} s", style="dim")
+        lm.close()
+    return {"label": label, "rows": rows, "tps": tps, "greedy": greedy}
 
 
 def main() -> None:
@@ -195,14 +228,22 @@ def main() -> None:
         default="float32,bfloat16",
         help="dtypes to measure, float32 first (bfloat16 is skipped where the CPU lacks native bf16)",
     )
+    parser.add_argument("--levels", default="1,8,64", help="client concurrencies to measure")
+    parser.add_argument("--no-peer", action="store_true", help="skip llama.cpp's server")
+    parser.add_argument("--llama-server", default=None, help="llama-server binary (default: PATH)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    args.levels = sorted({int(x) for x in args.levels.split(",")})
     console = Console(width=150)
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if "bfloat16" in dtypes and not bf16_native():
         console.print("this CPU has no native bf16 matmul: measuring float32 only", style="yellow")
         dtypes.remove("bfloat16")
     requests = workload(args.requests, args.seed)
+    peers = [] if args.no_peer else llamacpp_peer.peers(args.llama_server)
+    if not args.no_peer and not peers:
+        console.print("no llama.cpp peer: pip install -e '.[bench]' (xllamacpp)", style="yellow")
+    peer_results = [measure_peer(kind, requests, args, console) for kind in peers]
     results = {dtype: measure(dtype, requests, args, console) for dtype in dtypes}
     torch_dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
     gflops = {d: matmul_gflops(torch_dtypes[d]) for d in {"float32", *dtypes}}
@@ -244,6 +285,12 @@ def main() -> None:
             "",
             f"{g:.0f} GF/s",
         )
+    for peer in peer_results:
+        for name, tok, sec in peer["rows"]:
+            tps = tok / sec
+            table.add_row(
+                "gguf", name, str(tok), f"{sec:.1f}", f"{tps:.1f}", f"{tps / ceilings['float32']:.3f}", ""
+            )
     console.print(table)
     if "bfloat16" in results:
         b = results["bfloat16"]["tps"]
@@ -253,9 +300,31 @@ def main() -> None:
         )
     main_dtype = "float32" if "float32" in results else dtypes[0]
     t = results[main_dtype]["tps"]
+    top = max(args.levels)
+    extra = ""
+    if peer_results:
+        peer = peer_results[0]
+        p = peer["tps"]
+        console.print(llamacpp_peer.gguf_summary(embedded.gguf_path()))
+        if "xllamacpp" in peers:
+            console.print(llamacpp_peer.xllamacpp_system_info())
+        for other in peer_results:
+            same, n, prefix = llamacpp_peer.agreement(results[main_dtype]["greedy"], other["greedy"])
+            console.print(
+                f"greedy agreement, engine {main_dtype} vs {other['label']}: {same}/{n} identical texts, "
+                f"mean shared prefix {prefix:.2f} of the text"
+            )
+            if 1 in other["tps"] and 1 in t:
+                console.print(
+                    f"single stream: engine {t[1]:.1f} tok/s vs {other['label']} {other['tps'][1]:.1f} tok/s "
+                    f"= {t[1] / other['tps'][1]:.2f}"
+                )
+        extra = f" engine_vs_llamacpp={t[top] / p[top]:.2f}"
+        if 1 in p and 1 in t:
+            extra += f" engine_vs_llamacpp_c1={t[1] / p[1]:.2f}"
     print(
-        f"RESULT engine_vs_naive={t[64] / t['naive']:.2f} ceiling_fraction={t[64] / ceilings['float32']:.3f} "
-        f"tokens_per_s={t[64]:.1f}"
+        f"RESULT engine_vs_naive={t[top] / t['naive']:.2f} ceiling_fraction={t[top] / ceilings['float32']:.3f} "
+        f"tokens_per_s={t[top]:.1f}{extra}"
     )
 
 

@@ -20,7 +20,9 @@ ROWS = [{"prompt": f"Say {w}", "completion": f"{w} there"} for w in ("hi", "bye"
 def test_sft_with_two_gloo_processes_writes_one_checkpoint(tmp_path: Path) -> None:
     tiny = tiny_llama(tmp_path / "tiny")
     out = tmp_path / "iter-1"
-    cfg = TrainConfig(launcher="accelerate", num_processes=2, max_steps=2, batch_size=1, learning_rate=1e-2)
+    cfg = TrainConfig(
+        launcher="accelerate", num_processes=2, max_steps=2, batch_size=1, learning_rate=1e-2, save="merged"
+    )
     result = train("sft", f"hf:{tiny}", ROWS, out, cfg)
     assert result.extra["world_size"] == 2 and result.extra["launcher"] == "accelerate"
     assert result.steps == 2 and result.train_loss is not None

@@ -56,7 +56,7 @@ def test_train_sft_from_file(app: typer.Typer, tmp_path: Path) -> None:
         ["train", "sft", "--data", str(data), "--model", f"hf:{tiny}", "--out", str(out), "--max-steps", "1"],
     )
     assert res.exit_code == 0, res.output
-    assert f"hf:{out}" in res.output and (out / "model.safetensors").is_file()
+    assert f"hf:{out}" in res.output and (out / "selflab_checkpoint.json").is_file()
 
 
 def test_eval_compares_models_on_objective_metrics(app: typer.Typer, tmp_path: Path) -> None:

@@ -202,5 +202,5 @@ def test_tiny_budget_on_embedded_model(tmp_path: Path) -> None:
     run = RunDir.open(tmp_path / "run")
     props = run.records("iter-1.propose").read(gd.Proposal)
     assert len(props) == 6 and all(p.reason for p in props) and sum(len(p.raw) for p in props) > 30
-    assert (run.path / "checkpoints" / "iter-1" / "model.safetensors").is_file()
+    assert (run.path / "checkpoints" / "iter-1" / "selflab_checkpoint.json").is_file()
     assert metrics[-1].metrics["heldout_accuracy"].estimate.n == 4

@@ -36,7 +36,7 @@ def test_verified_sft_tiny_budget_on_embedded_model(tmp_path: Path) -> None:
     assert len(answers) == 12 and all(a["response"] is not None for a in answers)
     # the real model writes real text, and the verifier gives a real verdict with a reason
     assert sum(len(a["response"]) for a in answers) > 100 and all(a["reason"] for a in answers)
-    assert (run.path / "checkpoints" / "iter-1" / "model.safetensors").is_file()
+    assert (run.path / "checkpoints" / "iter-1" / "selflab_checkpoint.json").is_file()
     m = metrics[-1].metrics
     assert m["heldout_pass_rate"].estimate.n == 6
     # the embedded model's self-judge parses at least sometimes in direct mode

@@ -204,7 +204,7 @@ def test_sft_then_dpo_on_tiny(tiny: Path, tmp_path: Path, monkeypatch: pytest.Mo
     assert b2["judge_pairs"] == sum(1 for i in range(len(metas)) if i % 3 in (0, 1))
     assert b2["meta_unparsable"] == len(metas) - b2["judge_pairs"]
     assert done["iter-2.train"].info["phase"] == "dpo"
-    assert (run.path / "checkpoints" / "iter-2" / "model.safetensors").is_file()
+    assert (run.path / "checkpoints" / "iter-2" / "selflab_checkpoint.json").is_file()
     # the meter: before, after SFT, after DPO, judge-side objectives with paired tests
     assert [m.iteration for m in metrics] == [0, 1, 2]
     m2 = metrics[2].metrics

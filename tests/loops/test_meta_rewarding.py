@@ -184,7 +184,7 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
     judge_side = [p for p in pairs if p.source == "judge"]
     assert judge_side and all("Score:" in p.prompt[0].content and "Score:" in p.chosen for p in judge_side)
     ckpt = run.path / "checkpoints" / "iter-1"
-    assert done["iter-1.train"].info["steps"] == 1 and (ckpt / "model.safetensors").is_file()
+    assert done["iter-1.train"].info["steps"] == 1 and (ckpt / "selflab_checkpoint.json").is_file()
     clear_cache()
     assert (
         load_model(f"hf:{ckpt}").generate([GenerationRequest.chat("hi", max_new_tokens=3)])[0].error is None

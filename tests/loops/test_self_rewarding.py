@@ -206,7 +206,7 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
     assert (run.path / "data" / "iter-1.dpo.parquet").is_file()
     assert done["iter-1.train"].info["steps"] == 1
     ckpt = run.path / "checkpoints" / "iter-1"
-    assert (ckpt / "model.safetensors").is_file()
+    assert (ckpt / "selflab_checkpoint.json").is_file()
     clear_cache()
     out = load_model(f"hf:{ckpt}").generate([GenerationRequest.chat("hello", max_new_tokens=4)])
     assert out[0].error is None
@@ -304,5 +304,5 @@ def test_tiny_budget_on_embedded_model(tmp_path: Path) -> None:
         b["pairs"] + b["dropped_ties"] + b["dropped_too_few_scored"] + b["dropped_duplicate_text"]
         == b["groups"]
     )
-    assert (run.path / "checkpoints" / "iter-1" / "model.safetensors").is_file()
+    assert (run.path / "checkpoints" / "iter-1" / "selflab_checkpoint.json").is_file()
     assert metrics[-1].metrics["judge_bench_accuracy"].estimate.n > 0

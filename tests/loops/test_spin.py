@@ -117,7 +117,7 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path) -> None:
     refs, held = loop.references()
     assert {p.chosen for p in pairs} <= {r.reference for r in refs}
     ckpt = run.path / "checkpoints" / "iter-1"
-    assert done["iter-1.train"].info["steps"] == 1 and (ckpt / "model.safetensors").is_file()
+    assert done["iter-1.train"].info["steps"] == 1 and (ckpt / "selflab_checkpoint.json").is_file()
     clear_cache()
     assert (
         load_model(f"hf:{ckpt}").generate([GenerationRequest.chat("hi", max_new_tokens=3)])[0].error is None

@@ -77,7 +77,7 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path) -> None:
     assert (run.path / "data" / "iter-1.sft.parquet").is_file()
     assert done["iter-1.train"].info["steps"] == 2
     ckpt = run.path / "checkpoints" / "iter-1"
-    assert (ckpt / "model.safetensors").is_file()
+    assert (ckpt / "selflab_checkpoint.json").is_file()
     clear_cache()
     out = load_model(f"hf:{ckpt}").generate([GenerationRequest.chat("hello", max_new_tokens=4)])
     assert out[0].error is None

@@ -66,7 +66,7 @@ def test_one_iteration(tiny: Path, tmp_path: Path, objective: str) -> None:
     judge = [p for p in built if p.source == "judge-step"]
     assert all({p.chosen, p.rejected} == {"Verdict: correct", "Verdict: incorrect"} for p in judge)
     assert (run.path / "data" / f"iter-1.{objective}.parquet").is_file()
-    assert (run.path / "checkpoints" / "iter-1" / "model.safetensors").is_file()
+    assert (run.path / "checkpoints" / "iter-1" / "selflab_checkpoint.json").is_file()
     m1 = metrics[1].metrics
     assert {"heldout_accuracy", "judge_first_error_acc", "self_reward", "gap_self_minus_objective"} <= set(m1)
     assert m1["heldout_accuracy"].estimate.n == 4 and m1["heldout_accuracy"].vs_baseline is not None

@@ -38,7 +38,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("lora", [True, False])
 def test_wrapper_steps_and_changes_weights(tiny: Path, tmp_path: Path, method: str, lora: bool) -> None:
     out = tmp_path / "ckpt"
-    cfg = TrainConfig(lora=lora, max_steps=2, learning_rate=1e-2, batch_size=2)
+    cfg = TrainConfig(lora=lora, max_steps=2, learning_rate=1e-2, batch_size=2, save="merged")
     result = train(method, f"hf:{tiny}", ROWS[method], out, cfg)  # type: ignore[arg-type]
     assert result.steps == 2
     assert result.train_loss is not None and result.train_loss == result.train_loss  # not NaN
@@ -60,6 +60,40 @@ def test_checkpoint_loads_as_hf_spec(tiny: Path, tmp_path: Path) -> None:
     assert resolve_model_path(f"hf:{out}") == out
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.num_hidden_layers == 2
+
+
+def test_lora_saves_a_lean_adapter_that_loads_as_hf_spec(tiny: Path, tmp_path: Path) -> None:
+    """Default LoRA checkpoints are adapters; `hf:` loads base + adapter merged, the same model as a
+    merged checkpoint of the same run; a second iteration trains on the adapter and chains to it."""
+    from selflab.models.hf import HFModel
+
+    cfg = TrainConfig(max_steps=2, learning_rate=1e-2, batch_size=2)
+    lean, full = tmp_path / "lean", tmp_path / "full"
+    train("sft", f"hf:{tiny}", ROWS["sft"], lean, cfg)
+    train("sft", f"hf:{tiny}", ROWS["sft"], full, cfg.model_copy(update={"save": "merged"}))
+    assert is_checkpoint(lean) and (lean / "adapter_config.json").is_file()
+    assert not (lean / "model.safetensors").exists()
+    adapter_bytes = (lean / "adapter_model.safetensors").stat().st_size
+    assert adapter_bytes < (full / "model.safetensors").stat().st_size / 2
+    a, b = HFModel(lean, device="cpu"), HFModel(full, device="cpu")
+    ids = torch.tensor([[1, 5, 9, 13, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(a.model(ids).logits, b.model(ids).logits, rtol=1e-4, atol=1e-4)
+    second = tmp_path / "iter-2"
+    train("sft", f"hf:{lean}", ROWS["sft"], second, cfg)
+    assert resolve_model_path(f"hf:{second}") == second
+    with torch.no_grad():
+        assert not torch.equal(HFModel(second, device="cpu").model(ids).logits, a.model(ids).logits)
+
+
+def test_merged_checkpoint_keeps_the_base_dtype(tmp_path: Path) -> None:
+    base = tiny_llama(tmp_path / "bf16")
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16).save_pretrained(base)
+    out = tmp_path / "merged"
+    train("sft", f"hf:{base}", ROWS["sft"], out, TrainConfig(max_steps=1, save="merged"))
+    assert {t.dtype for t in _weights(out).values()} == {torch.bfloat16}
 
 
 def test_bad_specs_and_data_are_clear_errors(tiny: Path, tmp_path: Path) -> None:

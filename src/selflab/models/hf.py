@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from selflab.errors import ModelSpecError, SelflabError
+from selflab.models.adapters import is_model_folder, load_causal_lm
 from selflab.models.constraints import validate
+from selflab.models.dtypes import resolve_dtype
 from selflab.models.engine import BatchingEngine, common_prefix_len
 from selflab.models.engine_cache import KVBuffer, cache_kwargs
 from selflab.models.types import Completion, GenerationRequest, HiddenStates, Message
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Shared prompt length (tokens) from which `score` runs the prompt once for all continuations.
 _MIN_SHARED_PREFIX = 16
 # Padded tokens per forward pass in `score` and `hidden_states`.
@@ -39,14 +40,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if dtype not in _DTYPES:
-        raise ModelSpecError(f"unknown dtype '{dtype}'", f"use 'auto' or one of {sorted(_DTYPES)}")
-    return _DTYPES[dtype]
-
-
 class HFModel:
     """A local HF-format causal LM (folder with config, weights and tokenizer)."""
 
@@ -54,7 +47,7 @@ class HFModel:
         self,
         path: str | Path,
         device: str = "auto",
-        dtype: str = "auto",
+        dtype: str = "default",
         max_batch_size: int = 64,
         name: str | None = None,
         seed: int = 0,
@@ -62,12 +55,12 @@ class HFModel:
         threads: int | str | None = "auto",
         prefix_cache_mb: int = 2048,
     ) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         folder = Path(path).expanduser()
-        if not (folder / "config.json").is_file():
+        if not is_model_folder(folder):
             raise ModelSpecError(
-                f"'{folder}' is not a Hugging Face model folder (no config.json)",
+                f"'{folder}' is not a Hugging Face model folder (no config.json or adapter_config.json)",
                 "point hf:PATH at a folder saved with save_pretrained (config.json, weights, tokenizer)",
             )
         if max_batch_size < 1:
@@ -80,9 +73,8 @@ class HFModel:
         self.dtype = resolve_dtype(dtype, self.device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=self.dtype, attn_implementation="sdpa"
-            )
+            # an adapter folder loads as its base with the adapter merged in (see models.adapters)
+            self.model = load_causal_lm(folder, dtype=self.dtype, attn_implementation="sdpa")
         except (OSError, ValueError) as exc:
             raise ModelSpecError(
                 f"could not load the model in '{folder}': {exc}", "check the folder's files"

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from selflab.errors import ModelSpecError
+from selflab.models.adapters import is_model_folder
 from selflab.models.embedded import EMBEDDED_NAME
 
 EMBEDDED_ALIASES = {EMBEDDED_NAME, "smollm2", "default"}
@@ -63,9 +64,9 @@ def parse_spec(spec: str) -> ModelSpec:
         path = Path(rest).expanduser()
         if not path.is_dir():
             raise ModelSpecError(f"model folder {path} does not exist", f"check the path; {SPEC_HELP}")
-        if not (path / "config.json").is_file():
+        if not is_model_folder(path):
             raise ModelSpecError(
-                f"{path} is not a Hugging Face model folder (no config.json)",
+                f"{path} is not a Hugging Face model folder (no config.json or adapter_config.json)",
                 "point hf: at a folder saved with save_pretrained (config.json + weights + tokenizer)",
             )
         return ModelSpec("hf", str(path.resolve()), options=options)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from selflab.errors import SelflabError
+from selflab.models.adapters import load_causal_lm
 from selflab.probes import datasets as ds
 from selflab.probes.activations import ActivationCache, Activations, extract
 from selflab.probes.datasets import DEFAULT_FRACTIONS
@@ -78,7 +79,7 @@ def _key(spec: str) -> str:
 
 def _load_direct(spec: str) -> Target:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from selflab.models import embedded
 
@@ -91,7 +92,7 @@ def _load_direct(spec: str) -> Target:
     if not Path(path).is_dir():
         raise SelflabError(f"model folder {path} does not exist", "check the hf: path")
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = load_causal_lm(path, dtype=torch.float32)  # full weights, or base + merged LoRA adapter
     model.eval()
     return Target(name=name, model=model, tokenizer=tok, cache_key=_key(spec))
 

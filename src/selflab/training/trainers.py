@@ -2,8 +2,9 @@
 
 Why wrap at all: TRL's defaults assume a GPU (bf16 on, gradient checkpointing on, logging to
 trackers). Here bf16 is on only where the device supports it, gradient checkpointing only when
-asked, nothing is reported or pushed, and every run ends in a *merged* safetensors checkpoint
-(LoRA folded into the weights, tokenizer beside it), so `hf:<checkpoint>` loads everywhere.
+asked, nothing is reported or pushed, and every run ends in a safetensors checkpoint with
+the tokenizer beside it: a LoRA adapter by default (megabytes; `hf:<checkpoint>` loads the base with
+the adapter merged in memory), full weights for full fine-tuning or `save="merged"`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from selflab.errors import SelflabError
+from selflab.models.adapters import adapter_base, is_adapter, is_model_folder, load_causal_lm
 from selflab.training.datasets import normalise_rows
 
 
@@ -73,6 +75,10 @@ class TrainConfig(BaseModel):
     num_processes: int = Field(2, ge=1, description="processes for launcher: accelerate")
     accelerate_config: str | None = Field(None, description="accelerate YAML (DeepSpeed, FSDP), optional")
 
+    # LoRA runs save the adapter (megabytes; `hf:` loads base + adapter merged in memory); "merged"
+    # writes full weights in the base model's own dtype. Full fine-tuning always saves full weights.
+    save: Literal["adapter", "merged"] = "adapter"
+
     def lr(self, method: Method) -> float:
         return self.learning_rate if self.learning_rate is not None else _DEFAULT_LR[(method, self.lora)]
 
@@ -114,9 +120,9 @@ def resolve_model_path(spec: str | Path) -> Path:
             f"cannot train {spec!r}: its weights are behind an HTTP API", "train a local hf: model"
         )
     path = Path(s).expanduser()
-    if not (path / "config.json").is_file():
+    if not is_model_folder(path):
         raise SelflabError(
-            f"model {spec!r} is not a local Hugging Face folder (no config.json in {path})",
+            f"model {spec!r} is not a local Hugging Face folder (no config.json or adapter_config.json in {path})",
             "use smollm2-135m or hf:/path/to/folder",
         )
     return path
@@ -201,7 +207,7 @@ def train(
     safetensors checkpoint to `out_dir`. Written atomically: `out_dir` appears only once complete."""
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     cfg = config or TrainConfig()
     from selflab.training.launch import in_launched_process, launch_train
@@ -220,7 +226,7 @@ def train(
     tokenizer = AutoTokenizer.from_pretrained(src)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    torch_model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    torch_model = load_causal_lm(src, dtype=torch.float32)  # an adapter folder: base + adapter merged
     dataset = Dataset.from_list(rows)
     kwargs = _trl_kwargs(method, cfg, work / "trainer", len(rows))
     peft_config = _peft_config(cfg) if cfg.lora else None
@@ -283,14 +289,25 @@ def train(
     losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
 
     trained = trainer.model
-    if cfg.lora:
-        trained = trained.merge_and_unload()
+    merged = cfg.lora and cfg.save == "merged"
+    if merged:
+        trained = trained.merge_and_unload().to(_own_dtype(src, torch))
+    elif cfg.lora:
+        # the adapter names its base by absolute path, so the run folder loads from anywhere
+        for peft_cfg in trained.peft_config.values():
+            peft_cfg.base_model_name_or_path = str(src.resolve())
     if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes
         save_checkpoint(
             trained,
             tokenizer,
             out_dir,
-            meta={"method": method, "base": str(src), "lora_merged": cfg.lora, "config": cfg.model_dump()},
+            meta={
+                "method": method,
+                "base": str(src),
+                "lora_merged": merged,
+                "adapter": cfg.lora and not merged,
+                "config": cfg.model_dump(),
+            },
         )
     shutil.rmtree(work, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
@@ -317,10 +334,22 @@ def train(
     )
 
 
+def _own_dtype(folder: Path, torch: Any) -> Any:
+    """The dtype the base model's config.json declares (float32 when it declares none)."""
+    while is_adapter(folder):
+        folder = adapter_base(folder)
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return torch.float32
+    name = config.get("dtype") or config.get("torch_dtype") or "float32"
+    return getattr(torch, str(name), torch.float32)
+
+
 def save_checkpoint(
     model: Any, tokenizer: Any, out_dir: str | Path, meta: dict[str, Any] | None = None
 ) -> Path:
-    """Save full weights as safetensors plus tokenizer (and chat template) into `out_dir`, via a
+    """Save weights (full, or a PEFT model's adapter) as safetensors plus tokenizer (and chat template) into `out_dir`, via a
     temporary folder renamed at the end, so a crash never leaves a checkpoint that looks complete."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
@@ -338,4 +367,4 @@ def save_checkpoint(
 def is_checkpoint(path: str | Path) -> bool:
     """True when `path` is a complete checkpoint written by `save_checkpoint`."""
     p = Path(path)
-    return (p / CHECKPOINT_META).is_file() and (p / "config.json").is_file()
+    return (p / CHECKPOINT_META).is_file() and is_model_folder(p)

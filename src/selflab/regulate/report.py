@@ -99,19 +99,17 @@ def sources_html() -> str:
 
 
 def append_regulate_section(run: RunDir | str | Path) -> Path:
-    """Append the regulate sections to report.html (written first by selflab.report)."""
-    from selflab.report import write_report
+    """Write report.html: the common run report (selflab.report) followed by the regulate sections."""
+    from selflab.report import render
+    from selflab.report.common import write_html
 
     run = run if isinstance(run, RunDir) else RunDir.open(run)
-    target = write_report(run)
     parts = [versions_html(run), collapse_html(run)]
     cmp = _last(run, "atomic_comparison")
     if cmp:
         parts.insert(0, comparison_html(cmp))
     parts.append(sources_html())
-    with open(target, "a", encoding="utf-8") as f:
-        f.write("\n".join(p for p in parts if p))
-    return target
+    return write_html(run, [render(run), *parts])
 
 
 def markdown_summary(run: RunDir | str | Path) -> str:

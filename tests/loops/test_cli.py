@@ -97,5 +97,5 @@ def test_eval_compares_models_on_objective_metrics(app: typer.Typer, tmp_path: P
     # one panel: held-out instructions, arithmetic control, judge benchmark, game win rates
     names = set(rows[0]["metrics"])
     assert {"control_arithmetic_accuracy", "judge_bench_accuracy", "win_rate_vs_random"} <= names
-    assert rows[1]["vs_first"]["win_rate_vs_random"]["delta"]["mean"] == 0.0  # same games, same model
+    assert rows[1]["vs_first"]["win_rate_vs_random"]["delta"]["value"] == 0.0  # same games, same model
     assert (tmp_path / "panel.png").stat().st_size > 1000

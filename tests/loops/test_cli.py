@@ -85,6 +85,8 @@ def test_eval_compares_models_on_objective_metrics(app: typer.Typer, tmp_path: P
             str(tmp_path / "panel.png"),
             "--json",
             str(out),
+            "--out",
+            str(tmp_path / "eval-run"),
         ],
         env={"COLUMNS": "200"},
     )
@@ -99,3 +101,7 @@ def test_eval_compares_models_on_objective_metrics(app: typer.Typer, tmp_path: P
     assert {"control_arithmetic_accuracy", "judge_bench_accuracy", "win_rate_vs_random"} <= names
     assert rows[1]["vs_first"]["win_rate_vs_random"]["delta"]["value"] == 0.0  # same games, same model
     assert (tmp_path / "panel.png").stat().st_size > 1000
+    run = tmp_path / "eval-run"  # the run contract: run.yaml, records, metrics, report
+    assert (run / "run.yaml").is_file() and (run / "report.html").is_file()
+    assert len((run / "records" / "panel.jsonl").read_text().splitlines()) == 2
+    assert '"eval_panel"' in (run / "metrics.jsonl").read_text()

@@ -13,6 +13,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from selflab.cli_options import OutOpt, default_out
 from selflab.cli_options import merge as _merge
 from selflab.cli_options import parse_sets as _parse_sets
 from selflab.errors import ConfigError
@@ -125,15 +126,24 @@ def eval_command(
     game_episodes: Annotated[int, typer.Option("--game-episodes", help="Games per fixed opponent.")] = 8,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write one PNG plot of the panel.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+    out: OutOpt = None,
 ) -> None:
     """Compare models/checkpoints on one objective panel (held-out verifier pass rate, untrained
     control family, judge-benchmark accuracy vs code truth) plus self-reward and length, with CIs
-    and paired tests against the first model, in one table (and one plot with --plot)."""
+    and paired tests against the first model, in one table (and one plot with --plot). Writes a
+    run directory (run.yaml, records/panel.jsonl, metrics.jsonl, panel.png, report.html)."""
     from selflab.loops.evaluate import compare_models
+    from selflab.results import finish
+    from selflab.runs import RunDir
 
     specs = [s.strip() for s in models.split(",") if s.strip()]
     if not specs:
         raise ConfigError("--models is empty", "give one or more model specs separated by commas")
+    config = {"models": specs, "tasks": tasks, "n": n, "control": control, "control_n": control_n,
+              "self_judge": self_judge, "max_new_tokens": max_new_tokens, "bench_items": bench_items,
+              "game": game, "game_opponents": game_opponents, "game_episodes": game_episodes}  # fmt: skip
+    run = RunDir.create(out or default_out("eval"), config=config, seed=seed, command="selflab eval")
+    plot = plot or run.path / "panel.png"
     results = compare_models(
         specs,
         family=tasks,  # type: ignore[arg-type]
@@ -150,10 +160,11 @@ def eval_command(
         plot=plot,
         console=console,
     )
+    dumps = [r.model_dump(mode="json") for r in results]
+    run.records("panel").extend(dumps)
+    finish(run, [{"kind": "eval_panel", "models": specs, "results": dumps}])
     if json_out:
-        json_out.write_text(
-            json.dumps([r.model_dump(mode="json") for r in results], indent=2), encoding="utf-8"
-        )
+        json_out.write_text(json.dumps(dumps, indent=2), encoding="utf-8")
 
 
 def report_command(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:

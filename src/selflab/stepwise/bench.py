@@ -203,7 +203,7 @@ def run_step_bench(
         table = breakdown(items, judgments, cfg.threshold, cfg.seed)
         summary["judges"][kind] = {g: {k: m.model_dump() for k, m in ms.items()} for g, ms in table.items()}
         run.metrics.append(
-            {"type": "step_bench", "judge": kind, "model": cfg.model, "metrics": summary["judges"][kind]}
+            {"kind": "step_bench", "judge": kind, "model": cfg.model, "metrics": summary["judges"][kind]}
         )
     (run.path / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     console.print(summary_table(summary))

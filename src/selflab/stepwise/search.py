@@ -336,7 +336,7 @@ def run_search(
             results += [r for r in log.read(SearchResult) if r.method in cfg.methods]
     rows = summarise(results, cfg.methods)
     (run.path / "summary.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    run.metrics.append({"type": "step_search", "model": cfg.model, "rows": rows})
+    run.metrics.append({"kind": "step_search", "model": cfg.model, "rows": rows})
     t = Table(
         title=f"guided search · {cfg.model} · N={cfg.n} · {len(cfg.families)} families × {cfg.problems_per_family}"
     )

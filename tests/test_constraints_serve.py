@@ -159,7 +159,7 @@ def test_serve_honours_vllm_and_llamacpp_extension_fields(client, extra, constra
 def test_serve_rejects_bad_constraints_with_400(client, extra):
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=4, extra_body=extra)
-    assert "fix:" in str(info.value)  # the detail names the problem and the fix
+    assert "fix:" in info.value.response.text  # the detail names the problem and the fix
 
 
 REQUESTS = [

@@ -9,6 +9,7 @@ import pytest
 
 from selflab.loops.base import open_run
 from selflab.loops.truth_meter import read_metrics
+from selflab.models.adapters import is_model_folder
 from selflab.models.testing import tiny_llama
 from selflab.regulate.train import (
     ConstitutionEvalLoop,
@@ -50,7 +51,7 @@ def test_train_loop_runs_every_stage(tiny: Path, tmp_path: Path, objective: str)
     assert len(run.completed_stages()) == 6
     revisions = run.records("iter-1.critique").read_dicts()
     assert len(revisions) == 5 and all("critique" in r and "revision" in r for r in revisions)
-    assert (tmp_path / objective / "checkpoints" / "iter-1" / "config.json").is_file()
+    assert is_model_folder(tmp_path / objective / "checkpoints" / "iter-1")  # full weights or an adapter
     its = read_metrics(run)
     assert [it.iteration for it in its] == [0, 1]
     names = set(its[1].metrics)

@@ -24,7 +24,6 @@ the held-out ones):
 from __future__ import annotations
 
 import random
-import shutil
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -36,7 +35,7 @@ from selflab.stepwise import get_family, step_problems
 from selflab.stepwise.judges import VERDICT_PREFIX, LikelihoodStepJudge, LLMStepJudge, step_prompt
 from selflab.stepwise.splitter import join_steps
 from selflab.stepwise.types import BenchSolution, LabelledSolution, StepProblem
-from selflab.training import KTOExample, PreferencePair, TrainConfig, dpo_rows, kto_rows, save_parquet, train
+from selflab.training import KTOExample, PreferencePair, TrainConfig, dpo_rows, kto_rows, save_parquet
 
 
 class StepwiseConfig(LoopConfig):
@@ -332,24 +331,8 @@ class StepwiseLoop(Loop):
             save_parquet(rows, ctx.data_path(c.objective))
 
     def stage_train(self, ctx: StageContext) -> None:
-        c = self.config
-        data, target = ctx.data_path(c.objective), self.checkpoint_dir(ctx.iteration)
-        if not data.exists():
-            from selflab.training import resolve_model_path
-
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.copytree(resolve_model_path(self.policy_spec(ctx.iteration)), target)
-            ctx.info.update(skipped="no training data", steps=0)
-            return
-        from selflab.training import load_rows
-
-        cfg = c.train.model_copy(update={"seed": self.seed_for("train", ctx.iteration)})
-        result = train(c.objective, self.policy_spec(ctx.iteration), load_rows(data), target, cfg)
-        ctx.out.append(result)
-        ctx.info.update(
-            steps=result.steps,
-            train_loss=round(result.train_loss, 4) if result.train_loss is not None else None,
+        self.train_or_carry(
+            ctx, self.config.objective, ctx.data_path(self.config.objective), self.config.train
         )
 
     def stage_evaluate(self, ctx: StageContext) -> None:

@@ -18,7 +18,6 @@ Per iteration:
 from __future__ import annotations
 
 import random
-import shutil
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -37,7 +36,7 @@ from selflab.regulate.evaluate import (
     respond,
 )
 from selflab.regulate.refusal import phrase_refusal
-from selflab.training import PreferencePair, SFTExample, TrainConfig, dpo_rows, save_parquet, sft_rows, train
+from selflab.training import PreferencePair, SFTExample, TrainConfig, dpo_rows, save_parquet, sft_rows
 
 
 class EvalConfig(LoopConfig):
@@ -268,22 +267,8 @@ class ConstitutionTrainLoop(_SuiteMixin, Loop):
             save_parquet(rows, ctx.data_path(c.objective))
 
     def stage_train(self, ctx: StageContext) -> None:
-        from selflab.training import load_rows, resolve_model_path
-
-        c = self.config
-        data, target = ctx.data_path(c.objective), self.checkpoint_dir(ctx.iteration)
-        if not data.exists():  # nothing to learn: carry the previous model forward
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.copytree(resolve_model_path(self.policy_spec(ctx.iteration)), target)
-            ctx.info.update(skipped="no training data", steps=0)
-            return
-        cfg = c.train.model_copy(update={"seed": self.seed_for("train", ctx.iteration)})
-        result = train(c.objective, self.policy_spec(ctx.iteration), load_rows(data), target, cfg)
-        ctx.out.append(result)
-        ctx.info.update(
-            steps=result.steps,
-            train_loss=round(result.train_loss, 4) if result.train_loss is not None else None,
+        self.train_or_carry(
+            ctx, self.config.objective, ctx.data_path(self.config.objective), self.config.train
         )
 
     def stage_evaluate(self, ctx: StageContext) -> None:

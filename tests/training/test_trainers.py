@@ -152,3 +152,31 @@ def test_weight_zero_is_the_same_as_leaving_the_example_out(tiny: Path, tmp_path
     name = next(k for k in w if "q_proj" in k)
     assert torch.allclose(w[name], alone[name], atol=1e-5)
     assert not torch.allclose(both[name], alone[name], atol=1e-5)
+
+
+def test_quiet_runs_drop_the_trainer_log_printer() -> None:
+    """Without --verbose (transformers at ERROR) the Trainer's per-step dict printer is removed."""
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.utils import logging as hf_logging
+
+    from selflab.training.trainers import _quiet_log_printer
+
+    class FakeTrainer:
+        def __init__(self) -> None:
+            self.callbacks = [PrinterCallback]
+
+        def remove_callback(self, cb: type) -> None:
+            self.callbacks.remove(cb)
+
+    before = hf_logging.get_verbosity()
+    try:
+        hf_logging.set_verbosity_warning()
+        loud = FakeTrainer()
+        _quiet_log_printer(loud)
+        assert loud.callbacks == [PrinterCallback]
+        hf_logging.set_verbosity_error()
+        quiet = FakeTrainer()
+        _quiet_log_printer(quiet)
+        assert quiet.callbacks == []
+    finally:
+        hf_logging.set_verbosity(before)

@@ -276,6 +276,7 @@ def train(
         )
     else:  # pragma: no cover - Literal guards this
         raise SelflabError(f"unknown training method {method!r}", "use sft, dpo or kto")
+    _quiet_log_printer(trainer)
 
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
@@ -344,6 +345,16 @@ def _own_dtype(folder: Path, torch: Any) -> Any:
         return torch.float32
     name = config.get("dtype") or config.get("torch_dtype") or "float32"
     return getattr(torch, str(name), torch.float32)
+
+
+def _quiet_log_printer(trainer: Any) -> None:
+    """The Trainer prints every log dict to stdout; when selflab runs quiet (transformers at
+    ERROR, i.e. no `--verbose`) drop that printer: the losses stay in `TrainResult.losses`."""
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.utils import logging as hf_logging
+
+    if hf_logging.get_verbosity() >= hf_logging.ERROR:
+        trainer.remove_callback(PrinterCallback)
 
 
 def save_checkpoint(

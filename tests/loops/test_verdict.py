@@ -75,3 +75,24 @@ def test_lower_is_better_and_drift_are_handled(tmp_path: Path) -> None:
 def test_iteration_zero_is_the_baseline() -> None:
     assert judge_iteration(0, {}).verdict == "baseline"
     assert judge_iteration(1, {}).verdict == "flat"
+
+
+def test_primary_objective_is_read_before_secondary_ones(tmp_path: Path) -> None:
+    """The main job's iteration 2: held-out pass rose while a never-changing self-judge "agreed"
+    less with the verifier. A primary gain is `improving` (the secondary fall named); a primary
+    fall is `regressing` even when a secondary measure rose; without a primary change a
+    secondary fall still regresses."""
+
+    def pm(k: int) -> Measurement:
+        return Measurement(name="heldout_pass_rate", kind="objective", values=_pass(k), primary=True)
+
+    def agree(k: int) -> Measurement:
+        return _m("self_judge_agreement", "objective", _pass(k))
+
+    its = _run(tmp_path, [[pm(15), agree(45)], [pm(40), agree(20)], [pm(2), agree(58)], [pm(15), agree(20)]])
+    assert [it.verdict for it in its] == ["baseline", "improving", "regressing", "regressing"]
+    assert its[1].verdict_reason.startswith("heldout_pass_rate +0.42")
+    assert "but self_judge_agreement -0.42" in its[1].verdict_reason
+    assert its[2].verdict_reason.startswith("heldout_pass_rate -0.22")
+    assert its[3].verdict_reason.startswith("self_judge_agreement -0.42")
+    assert its[1].metrics["heldout_pass_rate"].primary

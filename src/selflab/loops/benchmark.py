@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
+from selflab.judges.fence import FenceMode
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import LanguageModel, SamplingParams
 from selflab.tasks.splits import side
@@ -100,8 +101,10 @@ def judge_bench(
     max_new_tokens: int = 4,
     template: str = "rubric_additive",
     reasoning: bool = False,
+    fence: FenceMode = "none",
 ) -> list[BenchJudgment]:
-    """The model as a greedy rubric judge on benchmark candidates, in one generate call."""
+    """The model as a greedy rubric judge on benchmark candidates, in one generate call, judging
+    as the loop's self-judge does (unfenced by default, see `loops.judging`)."""
     from selflab.judges.rubric import RubricJudge
     from selflab.judges.types import PointwiseItem
 
@@ -112,6 +115,7 @@ def judge_bench(
         template=template,
         sampling=SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens),
         direct=not reasoning,
+        fence=fence,
     )
     lo, hi = judge.scale
     js = judge.judge([PointwiseItem(prompt=u.prompt, response=u.response, id=u.id) for u in units])

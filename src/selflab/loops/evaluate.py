@@ -49,7 +49,7 @@ def panel(
     another family), an untrained control family, judge-benchmark accuracy against code truth,
     win rates against fixed game opponents, then self-reward and length."""
     sets = {"heldout": split_tasks(family, n, seed, True, heldout_fraction)}
-    scorers: list[Scorer] = [Verified("heldout", f"{family}_pass_rate")]
+    scorers: list[Scorer] = [Verified("heldout", f"{family}_pass_rate", primary=True)]
     if control and control_n:
         sets["control"] = split_tasks(control, control_n, seed, True, 0.5)
         scorers.append(

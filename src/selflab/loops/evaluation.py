@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from selflab.judges.fence import FenceMode
 from selflab.loops import judging
 from selflab.loops.base import Loop, LoopConfig, StageContext
 from selflab.loops.benchmark import BenchPair, BenchUnit, bench_measures, bench_slice, judge_bench
@@ -67,12 +68,14 @@ class Verified(Scorer):
     metric: str
     description: str = "verifier pass rate, greedy, on held-out items"
     optimised: bool = False
+    primary: bool = False
 
     def metrics(self) -> list[str]:
         return [self.metric]
 
     def score(self, model: LanguageModel, answers: list[Answer], seed: int) -> ScoreOutput:
-        return ScoreOutput(measurements=[pass_rate(self.metric, answers, self.description, self.optimised)])
+        m = pass_rate(self.metric, answers, self.description, self.optimised, self.primary)
+        return ScoreOutput(measurements=[m])
 
 
 @dataclass
@@ -87,6 +90,7 @@ class SelfJudged(Scorer):
     reasoning: bool = False
     agreement: bool = True
     optimised: bool = False
+    fence: FenceMode = "none"
 
     def metrics(self) -> list[str]:
         return ["self_reward", "self_judge_agreement"] if self.agreement else ["self_reward"]
@@ -95,7 +99,14 @@ class SelfJudged(Scorer):
         from selflab.loops.measures import self_reward
 
         judged = judging.judge_answers(
-            model, answers, self.samples, seed, self.max_new_tokens, self.template, reasoning=self.reasoning
+            model,
+            answers,
+            self.samples,
+            seed,
+            self.max_new_tokens,
+            self.template,
+            reasoning=self.reasoning,
+            fence=self.fence,
         )
         ms = [self_reward(judged, optimised=self.optimised)]
         if self.agreement:
@@ -126,6 +137,7 @@ class JudgeBench(Scorer):
     max_new_tokens: int = 4
     template: str = "rubric_additive"
     reasoning: bool = False
+    fence: FenceMode = "none"
     dataset: None = None
 
     def metrics(self) -> list[str]:
@@ -134,7 +146,9 @@ class JudgeBench(Scorer):
         return ["judge_bench_accuracy"] + (["judge_bench_pair_accuracy"] if self.pairs else [])
 
     def score(self, model: LanguageModel, answers: list[Answer], seed: int) -> ScoreOutput:
-        judged = judge_bench(model, self.units, self.max_new_tokens, self.template, self.reasoning)
+        judged = judge_bench(
+            model, self.units, self.max_new_tokens, self.template, self.reasoning, self.fence
+        )
         return ScoreOutput(measurements=bench_measures(judged, self.pairs), records=list(judged))
 
 
@@ -264,6 +278,11 @@ class EvalConfig(LoopConfig):
     judge_reasoning: bool = Field(
         False, description="let the judge explain before its score (slow; a 135M model rarely parses)"
     )
+    judge_fence: FenceMode = Field(
+        "none",
+        description="injection fence of the self-judge: none (default; fenced, the 135M judge scores "
+        "every answer 0) | boundary | datamark",
+    )
     eval_tasks: int = Field(40, ge=2, description="held-out instruction tasks (held-out topics)")
     control_tasks: int = Field(20, ge=0, description="held-out arithmetic tasks (another family)")
     heldout_topic_fraction: float = Field(0.3, gt=0.0, lt=1.0)
@@ -292,7 +311,10 @@ def standard_evaluation(
     sets = heldout_sets(seed_eval, seed_control, cfg)
     scorers: list[Scorer] = [
         Verified(
-            "heldout", "heldout_pass_rate", "verifier pass rate, greedy, instruction tasks on held-out topics"
+            "heldout",
+            "heldout_pass_rate",
+            "verifier pass rate, greedy, instruction tasks on held-out topics",
+            primary=True,
         )
     ]
     if "control" in sets:
@@ -306,12 +328,20 @@ def standard_evaluation(
             template=cfg.judge_template,
             reasoning=cfg.judge_reasoning,
             optimised=self_reward_optimised,
+            fence=cfg.judge_fence,
         )
     )
     units, pairs = bench_slice(cfg.bench_items, cfg.heldout_topic_fraction)
     if units:
         scorers.append(
-            JudgeBench(units, pairs, cfg.judge_max_new_tokens, cfg.judge_template, cfg.judge_reasoning)
+            JudgeBench(
+                units,
+                pairs,
+                cfg.judge_max_new_tokens,
+                cfg.judge_template,
+                cfg.judge_reasoning,
+                cfg.judge_fence,
+            )
         )
     scorers.append(Length("heldout"))
     return Evaluation(

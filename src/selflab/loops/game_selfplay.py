@@ -389,6 +389,7 @@ def eval_measures(
             values=[_seat(ep) in ep.winners for ep in all_eps],
             ids=all_ids,
             description="games won against all fixed opponents",
+            primary=True,
         )
     )
     ms.append(

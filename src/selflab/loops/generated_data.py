@@ -617,6 +617,7 @@ def heldout_measures(results: Sequence[HeldoutResult]) -> list[Measurement]:
             values=[r.greedy_ok for r in results],
             ids=[r.task_id for r in results],
             description="greedy accuracy on held-out selflab.tasks (never proposed or trained on), checked by code",
+            primary=True,
         ),
         Measurement(
             name="majority_vote_accuracy",

@@ -250,6 +250,7 @@ def pairwise_bench(
             kind="objective",
             values=acc,
             description="pairwise judge, both orders, held-out benchmark pairs (tie = 0.5)",
+            primary=True,
         ),
         Measurement(
             name="position_consistency",
@@ -379,6 +380,7 @@ class JudgeDistillationLoop(Loop):
             self.seed_for("sample", ctx.iteration),
             max_new_tokens=c.judge_max_new_tokens,
             template=c.judge_template,
+            fence=c.judge_fence,
             temperature=c.dpo_temperature,
             reasoning=c.judge_reasoning,
         )

@@ -1,6 +1,14 @@
 """The model judging itself: one rubric self-judge (each of k judgments kept) and one meta-judge
 (Meta-Rewarding's comparison of the model's own judgments). Every loop that judges itself uses
-these two through `Loop.self_judge` / `Loop.meta_judge`."""
+these two through `Loop.self_judge` / `Loop.meta_judge`.
+
+Why the self-judge is unfenced by default (`SELF_JUDGE_FENCE`): the judges' injection fence
+(judges/fence.py) guards against untrusted candidates, but it makes the embedded 135M rubric judge
+score every answer 0 (24/24 answers vs 14/24 unfenced; `benchmarks/judge_fence_effect.py`), so a
+fenced self-reward carries no signal and yields no training pairs. Self-judging grades the
+model's own answers, as in the Self-Rewarding and Meta-Rewarding papers; the truth meter, not the
+fence, is what catches a policy that learns to inject "Score: 5". Pass `fence="boundary"` (config
+key `judge_fence`) to judge fenced."""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
+from selflab.judges.fence import FenceMode
 from selflab.loops.measures import Answer
 from selflab.models.types import LanguageModel, SamplingParams, user
 from selflab.training import PreferencePair
@@ -25,6 +34,8 @@ class JudgedAnswer(Answer):
     scale: tuple[float, float] = (0.0, 5.0)
 
 
+SELF_JUDGE_FENCE: FenceMode = "none"
+
 _ANSWER_FIELDS = set(Answer.model_fields) - {"self_score", "judge_raw", "judge_error"}
 
 
@@ -37,6 +48,7 @@ def judge_answers(
     template: str = "rubric_additive",
     temperature: float = 0.7,
     reasoning: bool = False,
+    fence: FenceMode = SELF_JUDGE_FENCE,
 ) -> list[JudgedAnswer]:
     """Grade every answer `samples` times with the rubric judge in ONE generate call, keeping each
     judgment. One sample is greedy; several are sampled (seeded per judgment). Without
@@ -53,6 +65,7 @@ def judge_answers(
         samples=samples,
         seed=seed,
         direct=not reasoning,
+        fence=fence,
     )
     lo, hi = judge.scale
     items = [
@@ -139,6 +152,7 @@ def run_meta_judge(
     cands: Sequence[tuple[JudgedAnswer, int, int]],
     max_new_tokens: int = 4,
     reasoning: bool = False,
+    fence: FenceMode = SELF_JUDGE_FENCE,
 ) -> list[MetaRecord]:
     """The model as MetaJudge (both orders, disagreement = tie) on score-stripped judgment pairs,
     in one generate call."""
@@ -153,6 +167,7 @@ def run_meta_judge(
         both_orders=True,
         on_disagree="tie",
         direct=not reasoning,
+        fence=fence,
     )
     items = [
         MetaItem(

@@ -165,7 +165,11 @@ def item_ids(answers: Sequence[Answer]) -> list[str]:
 
 
 def pass_rate(
-    name: str, answers: Sequence[Answer], description: str = "", optimised: bool = False
+    name: str,
+    answers: Sequence[Answer],
+    description: str = "",
+    optimised: bool = False,
+    primary: bool = False,
 ) -> Measurement:
     return Measurement(
         name=name,
@@ -173,6 +177,7 @@ def pass_rate(
         values=[bool(a.verified) for a in answers],
         ids=item_ids(answers),
         optimised=optimised,
+        primary=primary,
         description=description,
     )
 

@@ -399,6 +399,7 @@ def refine_measures(refs: Sequence[Refinement], with_self_reward: bool) -> list[
             values=[bool(r.second_ok) for r in refs],
             ids=ids,
             description="verifier accuracy after self-critique and revision",
+            primary=True,
         ),
         Measurement(
             name="fixed_rate",

@@ -323,6 +323,7 @@ class SelfRewardingLoop(Loop):
             self.seed_for("judge", ctx.iteration),
             max_new_tokens=c.judge_max_new_tokens,
             template=c.judge_template,
+            fence=c.judge_fence,
             temperature=c.judge_temperature,
             reasoning=c.judge_reasoning,
         )

@@ -368,6 +368,7 @@ class StepwiseLoop(Loop):
                 kind="objective",
                 values=acc,
                 description="final answer right, greedy, held-out templates/entities",
+                primary=True,
             ),
             Measurement(
                 name="heldout_all_steps_correct",

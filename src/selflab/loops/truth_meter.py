@@ -49,6 +49,7 @@ class Measurement(BaseModel):
     ids: list[str] | None = None
     higher_is_better: bool = True
     optimised: bool = False  # True when the loop trains on this signal (then it is not evidence)
+    primary: bool = False  # the loop's headline objective; the verdict weighs it first
     description: str = ""
 
 
@@ -143,6 +144,7 @@ class TruthMeter:
                 missing=sum(1 for v in m.values if v is None),
                 higher_is_better=m.higher_is_better,
                 optimised=m.optimised,
+                primary=m.primary,
                 description=m.description,
             )
             for ref, attr in ((baseline, "vs_baseline"), (previous, "vs_previous")):

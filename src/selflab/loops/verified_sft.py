@@ -23,6 +23,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from selflab.judges.fence import FenceMode
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
 from selflab.loops.evaluation import Evaluation, Length, Scorer, SelfJudged, Verified
 from selflab.loops.measures import Answer, sample_answers_on, verify_answers
@@ -71,6 +72,7 @@ class VerifiedSFTConfig(LoopConfig):
     judge_train_answers: bool = Field(True, description="also self-judge the training samples")
     judge_samples: int = Field(1, ge=1, description="k judgments averaged per answer")
     judge_max_new_tokens: int = Field(6, ge=1)
+    judge_fence: FenceMode = Field("none", description="self-judge injection fence (see loops.judging)")
     objective: Literal["sft", "dpo", "kto"] = "sft"
     keep_per_task: int = Field(2, ge=1, description="SFT: most verified answers kept per task")
     drop_truncated: bool = Field(True, description="never imitate an answer cut off by max_new_tokens")
@@ -156,6 +158,7 @@ class VerifiedSFTLoop(Loop):
                 c.judge_samples,
                 self.seed_for("judge", ctx.iteration),
                 max_new_tokens=c.judge_max_new_tokens,
+                fence=c.judge_fence,
             )
         ctx.out.extend(answers)
         scored = [a for a in answers if a.self_score is not None]
@@ -239,6 +242,7 @@ class VerifiedSFTLoop(Loop):
                 "heldout",
                 "heldout_pass_rate",
                 "verifier pass rate, greedy, on held-out topics (training used the same verifier family)",
+                primary=True,
             )
         ]
         control = self.control_tasks()
@@ -250,7 +254,9 @@ class VerifiedSFTLoop(Loop):
                 )
             )
         if c.self_judge:
-            scorers.append(SelfJudged("heldout", c.judge_samples, c.judge_max_new_tokens))
+            scorers.append(
+                SelfJudged("heldout", c.judge_samples, c.judge_max_new_tokens, fence=c.judge_fence)
+            )
         scorers.append(Length("heldout"))
         greedy = SamplingParams(temperature=0.0, max_new_tokens=c.eval_max_new_tokens)
         return Evaluation("verified-sft", sets, greedy, scorers)

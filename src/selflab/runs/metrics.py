@@ -29,6 +29,7 @@ class MetricSummary(BaseModel):
     missing: int = 0
     higher_is_better: bool = True
     optimised: bool = False
+    primary: bool = False
     description: str = ""
     vs_baseline: PairedTest | None = None
     vs_previous: PairedTest | None = None

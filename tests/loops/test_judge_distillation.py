@@ -72,6 +72,16 @@ def test_sft_examples_from_jury_labels() -> None:
     assert ab.index("wrong") < ab.index("right") and ba.index("right") < ba.index("wrong")
 
 
+def test_verified_labels_replace_only_wrong_tied_or_missing_decisions() -> None:
+    fixed = jd.verified_labels(_labels(), (0.0, 5.0))
+    assert [r.jury_score for r in fixed if r.mode == "pointwise"] == [4.4, 0.0, 0.0]
+    assert [r.jury_verdict for r in fixed if r.mode == "pairwise"] == ["B", "A", "B"]
+    assert [r.corrected_from for r in fixed] == [None, "3.0", "None", None, "tie", "None"]
+    examples, counts = jd.sft_examples(fixed, (0.0, 5.0), 4, "rubric_additive")
+    assert counts["sft_unlabeled"] == 0 and counts["sft_ties"] == 0
+    assert [e.source for e in examples][:3] == ["jury", "verifier", "verifier"]
+
+
 def test_teacher_accuracy_by_hand() -> None:
     acc = jd.teacher_accuracy(_labels(), (0.0, 5.0))
     # pointwise: 4.4 > 2.5 and correct -> right; 3.0 > 2.5 but wrong -> wrong; None missing

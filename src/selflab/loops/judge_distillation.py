@@ -61,6 +61,11 @@ class JudgeDistillationConfig(EvalConfig):
         description="teacher model spec (openai:MODEL@URL, hf:/larger/model); None: the starting model "
         "(a fixed copy of the student: the run reports it as a self-teacher)",
     )
+    labels: Literal["jury", "verified"] = Field(
+        "jury",
+        description="jury: the teacher's majority labels; verified: the teacher's labels where code "
+        "verifies them, the verified truth where the majority is wrong, tied or unparsable",
+    )
     pairwise: bool = Field(True, description="also distil pairwise verdicts (trained in both orders)")
     dpo_judgments: int = Field(2, ge=2, description="sampled judgments per candidate in a DPO phase")
     dpo_temperature: float = Field(1.0, gt=0.0)
@@ -90,6 +95,7 @@ class LabelRecord(BaseModel):
     tie_broken: bool = False
     correct: bool | None = None  # pointwise truth
     better: str | None = None  # pairwise truth
+    corrected_from: str | None = None  # labels="verified": the jury's wrong decision, replaced by the truth
 
 
 class TeacherLabel(BaseModel):
@@ -152,7 +158,7 @@ def sft_examples(
                 SFTExample(
                     prompt=[{"role": "user", "content": text}],
                     response=f"Score: {score}",
-                    source="jury",
+                    source="verifier" if r.corrected_from is not None else "jury",
                     id=r.unit_id,
                 )
             )  # type: ignore[list-item]
@@ -172,12 +178,32 @@ def sft_examples(
                 SFTExample(
                     prompt=[{"role": "user", "content": text}],
                     response=f"Verdict: [[{v}]]",
-                    source="jury",
+                    source="verifier" if r.corrected_from is not None else "jury",
                     id=f"{r.unit_id}:{'BA' if swapped else 'AB'}",
                 )  # type: ignore[list-item]
             )
             counts["sft_pairwise"] += 1
     return out, counts
+
+
+def verified_labels(labels: Sequence[LabelRecord], scale: tuple[float, float]) -> list[LabelRecord]:
+    """Labels the code verifier agrees with are kept; where the jury's majority is wrong, tied or
+    missing, the verified truth replaces it (a passing answer gets the top score, a failing one
+    the bottom; a pair goes to its better side) and the jury's decision is kept in
+    `corrected_from`. Distillation then moves the judge toward code truth where its jury errs."""
+    lo, hi = scale
+    mid = (lo + hi) / 2
+    out = []
+    for r in labels:
+        if r.mode == "pointwise" and r.correct is not None:
+            if r.jury_score is None or (r.jury_score > mid) != r.correct:
+                r = r.model_copy(
+                    update={"jury_score": hi if r.correct else lo, "corrected_from": str(r.jury_score)}
+                )
+        elif r.mode == "pairwise" and r.better in ("A", "B") and r.jury_verdict != r.better:
+            r = r.model_copy(update={"jury_verdict": r.better, "corrected_from": str(r.jury_verdict)})
+        out.append(r)
+    return out
 
 
 def teacher_accuracy(
@@ -352,6 +378,11 @@ class JudgeDistillationLoop(Loop):
                 )
                 for p, it, j in zip(pairs, items, verdicts, strict=True)
             ]
+        scale = tuple(getattr(jury, "scale", (0.0, 5.0)))
+        ctx.info.update(teacher_accuracy(records, scale))  # type: ignore[arg-type]
+        if c.labels == "verified":
+            records = verified_labels(records, scale)  # type: ignore[arg-type]
+            ctx.info["labels_corrected"] = sum(1 for r in records if r.corrected_from is not None)
         ctx.out.extend(records)
         ctx.info.update(
             labeled=sum(1 for r in records if r.jury_score is not None or r.jury_verdict is not None),
@@ -360,7 +391,6 @@ class JudgeDistillationLoop(Loop):
             teacher=self.teacher_spec(),
             self_teacher=self.config.teacher_model is None,
         )
-        ctx.info.update(teacher_accuracy(records, tuple(getattr(jury, "scale", (0.0, 5.0)))))  # type: ignore[arg-type]
 
     def stage_sample(self, ctx: StageContext) -> None:
         c = self.config

@@ -275,6 +275,7 @@ _NOT_LOOP_MODULES = {
     "cli",
     "evaluate",
     "evaluation",
+    "game_data",
     "judging",
     "measures",
     "stats",

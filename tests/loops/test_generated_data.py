@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from selflab.loops import generated_data as gd
+from selflab.loops import proposals as pr
 from selflab.loops.base import get_loop, open_run
 from selflab.models.adapters import is_model_folder
 from selflab.models.testing import tiny_llama
@@ -15,26 +16,26 @@ from selflab.runs import RunDir
 
 
 def test_parse_question() -> None:
-    assert gd.parse_question("QUESTION: What is 3 + 4? The answer is 7.") == "What is 3 + 4?"
+    assert pr.parse_question("QUESTION: What is 3 + 4? The answer is 7.") == "What is 3 + 4?"
     assert (
-        gd.parse_question("Sure!\n**Question:** Tom has 5 cats. How many legs?")
+        pr.parse_question("Sure!\n**Question:** Tom has 5 cats. How many legs?")
         == "Tom has 5 cats. How many legs?"
     )
-    assert gd.parse_question("Here you go:\nHow many is 2 * 9?\nAnswer: 18") == "How many is 2 * 9?"
-    assert gd.parse_question("no question here") is None
-    assert gd.parse_question("") is None
+    assert pr.parse_question("Here you go:\nHow many is 2 * 9?\nAnswer: 18") == "How many is 2 * 9?"
+    assert pr.parse_question("no question here") is None
+    assert pr.parse_question("") is None
 
 
 def test_check_expression() -> None:
-    assert gd.check_expression("What is 12 * 7?") == ("12 * 7", 84.0)
-    assert gd.check_expression("Calculate 100 / 4 - 5?") == ("100 / 4 - 5", 20.0)
-    assert gd.check_expression("What is 7 x 6?") == ("7 * 6", 42.0)
-    assert gd.check_expression("What is 7 / 2?") is None  # not a whole number
-    assert gd.check_expression("What is 5 / 0?") is None
-    assert gd.check_expression("What is 12?") is None  # no operation
-    assert gd.check_expression("Tom has 3 apples and buys 4. How many?") is None  # a word problem
-    assert gd.check_expression("What is __import__('os')?") is None
-    assert gd.check_expression("What is 10 ** 10?") is None  # ** is not allowed
+    assert pr.check_expression("What is 12 * 7?") == ("12 * 7", 84.0)
+    assert pr.check_expression("Calculate 100 / 4 - 5?") == ("100 / 4 - 5", 20.0)
+    assert pr.check_expression("What is 7 x 6?") == ("7 * 6", 42.0)
+    assert pr.check_expression("What is 7 / 2?") is None  # not a whole number
+    assert pr.check_expression("What is 5 / 0?") is None
+    assert pr.check_expression("What is 12?") is None  # no operation
+    assert pr.check_expression("Tom has 3 apples and buys 4. How many?") is None  # a word problem
+    assert pr.check_expression("What is __import__('os')?") is None
+    assert pr.check_expression("What is 10 ** 10?") is None  # ** is not allowed
 
 
 def test_filter_proposals_counts_every_rejection() -> None:
@@ -44,13 +45,13 @@ def test_filter_proposals_counts_every_rejection() -> None:
         ("p2", "i", "I like apples."),  # no question
         ("p3", "i", "QUESTION: Why?"),  # too short
         ("p4", "i", "QUESTION: How many apples are in the big red basket?"),  # no number
-        ("p5", "i", DEMO := gd.DEMONSTRATIONS[1]),  # copy of a demonstration
+        ("p5", "i", DEMO := pr.DEMONSTRATIONS[1]),  # copy of a demonstration
         ("p6", "i", "QUESTION: What is 5 + 6? Give the final number at the end of your answer."),  # leak
         ("p7", "i", "QUESTION: Ana has 4 bags with 6 pens each. How many pens?"),
         ("p8", "i", "QUESTION: 45 + 27 = 72."),  # a statement with its answer
     ]
     assert DEMO.startswith("QUESTION")
-    out = gd.filter_proposals(
+    out = pr.filter_proposals(
         raws, forbidden=["What is 5 + 6? Give the final number at the end of your answer."]
     )
     reasons = [p.reason for p in out]
@@ -63,17 +64,17 @@ def test_filter_proposals_counts_every_rejection() -> None:
 
 
 def test_majority_vote() -> None:
-    assert gd.majority_vote([3.0, 3.0, 4.0, None]) == (3.0, 2, False)
-    assert gd.majority_vote([3.0, 4.0, None, None]) == (None, 1, True)  # tie
-    assert gd.majority_vote([None, None]) == (None, 0, True)
+    assert pr.majority_vote([3.0, 3.0, 4.0, None]) == (3.0, 2, False)
+    assert pr.majority_vote([3.0, 4.0, None, None]) == (None, 1, True)  # tie
+    assert pr.majority_vote([None, None]) == (None, 0, True)
 
 
-def _sol(pid: str, q: str, i: int, ans: float | None, text: str | None = None, **kw: object) -> gd.Solution:
-    return gd.Solution(proposal_id=pid, question=q, sample=i, response=text or f"so {ans}", answer=ans, **kw)
+def _sol(pid: str, q: str, i: int, ans: float | None, text: str | None = None, **kw: object) -> pr.Solution:
+    return pr.Solution(proposal_id=pid, question=q, sample=i, response=text or f"so {ans}", answer=ans, **kw)
 
 
 def test_build_examples_rules() -> None:
-    props = gd.filter_proposals(
+    props = pr.filter_proposals(
         [
             ("a", "inst a", "QUESTION: What is 2 + 2?"),
             ("b", "inst b", "QUESTION: Ann has 3 pens and 4 cups. Total?"),
@@ -92,10 +93,10 @@ def test_build_examples_rules() -> None:
         _sol("c", "What is 9 * 9?", 0, 81.0), _sol("c", "What is 9 * 9?", 1, 81.0),
         _sol("c", "What is 9 * 9?", 2, 80.0), _sol("c", "What is 9 * 9?", 3, 80.0),
     ]  # fmt: skip
-    by: dict[str, list[gd.Solution]] = {}
+    by: dict[str, list[pr.Solution]] = {}
     for s in sols:
         by.setdefault(s.proposal_id, []).append(s)
-    votes = [gd.vote(p, by[p.id]) for p in props]
+    votes = [pr.vote(p, by[p.id]) for p in props]
     assert [v.majority for v in votes] == [4.0, 7.0, None]
     assert votes[0].agreement == 0.75 and votes[0].majority_correct is True
     assert votes[2].no_majority and votes[2].majority_correct is False
@@ -131,7 +132,7 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
     from selflab.models import clear_cache, load_model
     from selflab.models.types import GenerationRequest
 
-    real_filter = gd.filter_proposals
+    real_filter = pr.filter_proposals
 
     def rewrite(raws, forbidden=()):  # type: ignore[no-untyped-def]
         fake = [
@@ -162,12 +163,12 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
     run = RunDir.open(tmp_path / "run")
     done = run.completed_stages()
     assert list(done) == ["iter-0.evaluate"] + [f"iter-1.{s}" for s in gd.GeneratedDataLoop.stages]
-    props = run.records("iter-1.propose").read(gd.Proposal)
+    props = run.records("iter-1.propose").read(pr.Proposal)
     valid = [p for p in props if p.valid]
     assert len(props) == 6 and valid and all(p.checkable for p in valid)
     assert done["iter-1.propose"].info["valid"] == len(valid)
-    assert len(run.records("iter-1.solve").read(gd.Solution)) == 3 * len(valid)
-    assert len(run.records("iter-1.vote").read(gd.Vote)) == len(valid)
+    assert len(run.records("iter-1.solve").read(pr.Solution)) == 3 * len(valid)
+    assert len(run.records("iter-1.vote").read(pr.Vote)) == len(valid)
     assert done["iter-1.build"].info["examples"] > 0 and done["iter-1.train"].info["steps"] == 1
     clear_cache()
     out = load_model(f"hf:{run.path / 'checkpoints' / 'iter-1'}").generate(
@@ -201,7 +202,7 @@ def test_tiny_budget_on_embedded_model(tmp_path: Path) -> None:
     )
     metrics = open_run(gd.GeneratedDataLoop, tmp_path / "run", cfg, resume=False).run_loop()
     run = RunDir.open(tmp_path / "run")
-    props = run.records("iter-1.propose").read(gd.Proposal)
+    props = run.records("iter-1.propose").read(pr.Proposal)
     assert len(props) == 6 and all(p.reason for p in props) and sum(len(p.raw) for p in props) > 30
     # a trained checkpoint (adapter or full weights), or the carried model when nothing was kept
     assert is_model_folder(run.path / "checkpoints" / "iter-1")

@@ -276,6 +276,7 @@ _NOT_LOOP_MODULES = {
     "evaluate",
     "evaluation",
     "game_data",
+    "proposals",
     "judging",
     "measures",
     "stats",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from selflab.loops import refinement as rf
 from selflab.loops import self_refine as sr
 from selflab.loops.base import get_loop, open_run
 from selflab.models.testing import tiny_llama
@@ -19,13 +20,13 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
 
 
-def _ref(i: int, first_ok: bool | None, second_ok: bool | None, **kw: object) -> sr.Refinement:
+def _ref(i: int, first_ok: bool | None, second_ok: bool | None, **kw: object) -> rf.Refinement:
     base: dict = dict(
         task_id=f"t{i}", prompt=f"What is {i} + 1?", first=f"first {i}", second=f"second {i}",
         critique="c", first_ok=first_ok, second_ok=second_ok,
     )  # fmt: skip
     base.update(kw)
-    return sr.Refinement.model_validate(base)
+    return rf.Refinement.model_validate(base)
 
 
 def test_outcomes() -> None:
@@ -50,7 +51,7 @@ def test_build_rules_verifier_selector() -> None:
         _ref(9, False, True, second_finish="length"),  # truncated -> dropped
         _ref(10, False, True, second="first 10"),  # "fixed" yet identical text -> dropped
     ]
-    d = sr.build_refine_data(refs, "self", "verifier", "both", keep_correct=True, max_kept_fraction=0.5)
+    d = rf.build_refine_data(refs, "self", "verifier", "both", keep_correct=True, max_kept_fraction=0.5)
     c = d.counts
     assert c["refinements"] == 11
     assert c["dropped_generation_error"] == 1
@@ -75,13 +76,13 @@ def test_build_rules_verifier_selector() -> None:
 
 def test_kept_cap_and_data_choice() -> None:
     refs = [_ref(0, False, True)] + [_ref(i, True, True) for i in range(1, 6)]
-    d = sr.build_refine_data(refs, "retry", data="self", keep_correct=True, max_kept_fraction=0.5)
+    d = rf.build_refine_data(refs, "retry", data="self", keep_correct=True, max_kept_fraction=0.5)
     # data=self: no transcripts at all, so nothing kept
     assert [e.source for e in d.sft] == ["self-refined"]
-    d = sr.build_refine_data(refs, "retry", data="transcript", keep_correct=True, max_kept_fraction=0.5)
+    d = rf.build_refine_data(refs, "retry", data="transcript", keep_correct=True, max_kept_fraction=0.5)
     # one fix transcript; kept capped at 1 (50% share); 4 dropped over the cap
     assert d.counts["dropped_kept_over_cap"] == 4 and len(d.sft) == 2
-    assert d.sft[0].prompt[-1].content == sr.SCORE_RETRY or d.sft[1].prompt[-1].content == sr.SCORE_RETRY
+    assert d.sft[0].prompt[-1].content == rf.SCORE_RETRY or d.sft[1].prompt[-1].content == rf.SCORE_RETRY
 
 
 def test_judge_selector_drops_ties_and_unparsable() -> None:
@@ -91,7 +92,7 @@ def test_judge_selector_drops_ties_and_unparsable() -> None:
         _ref(2, None, None, first_score=0.5, second_score=0.5),  # tie
         _ref(3, None, None, first_score=None, second_score=0.5),  # unparsable
     ]
-    d = sr.build_refine_data(refs, "self", "judge", "self")
+    d = rf.build_refine_data(refs, "self", "judge", "self")
     assert d.counts["verdict_better"] == 1 and d.counts["verdict_worse"] == 1
     assert d.counts["verdict_tie"] == 1 and d.counts["verdict_unparsable"] == 1
     assert len(d.sft) == 1 and len(d.pairs) == 2
@@ -150,7 +151,7 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path) -> None:
     run = RunDir.open(tmp_path / "run")
     done = run.completed_stages()
     assert list(done) == ["iter-0.evaluate"] + [f"iter-1.{s}" for s in sr.SelfRefineLoop.stages]
-    refs = run.records("iter-1.verify").read(sr.Refinement)
+    refs = run.records("iter-1.verify").read(rf.Refinement)
     assert len(refs) == 4 * 2 and all(r.critique and r.first_ok is not None for r in refs)
     assert done["iter-1.build"].info["examples"] == len(run.records("iter-1.build").read_dicts()) > 0
     assert done["iter-1.train"].info["steps"] == 1
@@ -206,5 +207,5 @@ def test_defaults_are_honest_about_what_they_train() -> None:
     old = sr.RefineConfig(mode="score", data="score")  # configs written before the rename
     assert (old.mode, old.data) == ("retry", "transcript")
     refs = [_ref(0, False, True), _ref(1, True, True)]
-    d = sr.build_refine_data(refs, "self")
+    d = rf.build_refine_data(refs, "self")
     assert [e.source for e in d.sft] == ["two-attempt"]  # the fix, as a transcript; nothing kept

@@ -277,6 +277,7 @@ _NOT_LOOP_MODULES = {
     "evaluation",
     "game_data",
     "proposals",
+    "refinement",
     "judging",
     "measures",
     "stats",

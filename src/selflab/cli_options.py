@@ -13,7 +13,9 @@ model (`field_help`), so the flag and the YAML key are documented by the same se
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -94,17 +96,7 @@ def read_yaml(path: Path | None) -> dict[str, Any]:
 
 def build_config(cls: type[C], config: Path | None = None, sets: list[str] | None = None, **flags: Any) -> C:
     """The command's config: YAML file, then `--set` overrides, then explicit (non-None) flags."""
-    from selflab.config import describe_validation_error
-
-    data = merge(
-        merge(read_yaml(config), parse_sets(sets)), {k: v for k, v in flags.items() if v is not None}
-    )
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(
-            f"invalid settings: {describe_validation_error(exc)}", "correct the values named above"
-        ) from exc
+    return ConfigInput(config, list(sets or []), flags).build(cls)
 
 
 def default_out(command: str, *parts: str) -> Path:
@@ -128,6 +120,41 @@ _SHARED_FLAGS: dict[str, tuple[list[str], str]] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class ConfigInput:
+    """What the user gave for a command's config, before it is built (`config_options(raw=True)`):
+    commands that resume a saved config, or add their own defaults, build it themselves."""
+
+    config: Path | None
+    sets: list[str]
+    flags: dict[str, Any]
+
+    @property
+    def given(self) -> bool:
+        """Whether anything was given at all (a resumed run then keeps its saved config)."""
+        return self.config is not None or bool(self.sets) or any(v is not None for v in self.flags.values())
+
+    def build(self, cls: type[C], defaults: dict[str, Any] | None = None, drop: tuple[str, ...] = ()) -> C:
+        """Command `defaults` < file < --set < flags; `drop` removes file keys that are not settings."""
+        data = merge(defaults or {}, {k: v for k, v in read_yaml(self.config).items() if k not in drop})
+        data = merge(
+            merge(data, parse_sets(self.sets)), {k: v for k, v in self.flags.items() if v is not None}
+        )
+        return validate(cls, data)
+
+
+def validate(cls: type[C], data: dict[str, Any]) -> C:
+    """`cls(**data)`, or a ConfigError naming each bad setting."""
+    from selflab.config import describe_validation_error
+
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"invalid settings: {describe_validation_error(exc)}", "correct the values named above"
+        ) from exc
+
+
 def _flag_type(annotation: Any) -> tuple[Any, bool] | None:
     """(CLI type, is_list) for a field type the command line can carry; None otherwise."""
     import types
@@ -138,47 +165,96 @@ def _flag_type(annotation: Any) -> tuple[Any, bool] | None:
         annotation = args[0]
     if annotation in (str, int, float, bool):
         return annotation, False
-    if typing.get_origin(annotation) is list and typing.get_args(annotation) in ((str,), (int,)):
+    if typing.get_origin(annotation) is typing.Literal and all(
+        isinstance(a, str) for a in typing.get_args(annotation)
+    ):
+        return str, False
+    if typing.get_origin(annotation) is list and typing.get_args(annotation) in ((str,), (int,), (float,)):
         return str, True
     return None
 
 
+def _names(name: str, typ: Any, flags: dict[str, list[str]], deprecated: dict[str, list[str]]) -> list[str]:
+    dashed = name.replace("_", "-")
+    names = list(flags.get(name) or _SHARED_FLAGS.get(name, ([f"--{dashed}"], ""))[0])
+    if typ is bool:
+        long = names[0].lstrip("-")
+        names = [f"--{long}/--no-{long}", *names[1:]]
+    return names + list(deprecated.get(name, []))
+
+
+def _field_param(
+    cls: type[BaseModel],
+    name: str,
+    flags: dict[str, list[str]],
+    deprecated: dict[str, list[str]],
+    argument: bool,
+) -> tuple[inspect.Parameter, bool] | None:
+    field = cls.model_fields[name]
+    kind = _flag_type(field.annotation)
+    if kind is None:
+        return None
+    typ, is_list = kind
+    help_ = field.description or _SHARED_FLAGS.get(name, ([], name.replace("_", " ")))[1]
+    if name in deprecated:
+        help_ += f" ({', '.join(deprecated[name])}: deprecated alias)"
+    if is_list:
+        help_ += " (comma-separated)"
+    metavar = name.upper()
+    if argument:
+        required = field.is_required()
+        info = typer.Argument(help=help_, metavar=metavar, show_default=False)
+        default: Any = inspect.Parameter.empty if required else None
+        return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                 annotation=Annotated[typ if required else typ | None, info]), is_list  # fmt: skip
+    value = None if field.is_required() else field.get_default(call_default_factory=True)
+    if value not in (None, [], ""):
+        help_ += f" (default: {','.join(map(str, value)) if isinstance(value, list) else value})"
+    option = typer.Option(*_names(name, typ, flags, deprecated), help=help_, show_default=False)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[typ | None, option]), is_list  # fmt: skip
+
+
 def config_options(
-    cls: type[BaseModel], skip: tuple[str, ...] = ()
+    cls: type[BaseModel],
+    skip: tuple[str, ...] = (),
+    *,
+    flags: dict[str, list[str]] | None = None,
+    deprecated: dict[str, list[str]] | None = None,
+    arguments: tuple[str, ...] = (),
+    raw: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator for a command `fn(config, out, resume)`: the command gets `--config`, `--set`,
-    `--out`, `--resume` and one flag per scalar (or list) field of `cls`, named after the field,
-    with the field's description as help and its default shown. Precedence: file < --set < flags.
-    Lists are given comma-separated."""
+    """Decorator for a command `fn(config, out, resume, **extra)`: the command gets `--config`,
+    `--set`, `--out`, `--resume` and one flag per scalar (or list) field of `cls`, named after the
+    field (or `flags[field]`, first name canonical), help = the field's description, default shown.
+    `deprecated[field]` lists old names still accepted (noted in help); `arguments` are fields
+    given positionally. Parameters of `fn` after the first three are its own flags, passed as is.
+    Precedence: file < --set < flags; lists are given comma-separated. With `raw=True`, `fn` gets
+    a ConfigInput to build itself (e.g. to keep a resumed run's saved config)."""
     import functools
-    import inspect
+    import typing
+
+    flags, deprecated = flags or {}, deprecated or {}
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(fn, include_extras=True)
+        own = [
+            p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in list(inspect.signature(fn).parameters.values())[3:]
+        ]
+        positional: list[inspect.Parameter] = []
         params: list[inspect.Parameter] = []
         lists: set[str] = set()
-        for name, field in cls.model_fields.items():
-            kind = _flag_type(field.annotation)
-            if name in skip or kind is None:
+        fields: list[str] = []
+        for name in [*arguments, *(n for n in cls.model_fields if n not in arguments)]:
+            made = None if name in skip else _field_param(cls, name, flags, deprecated, name in arguments)
+            if made is None:
                 continue
-            typ, is_list = kind
+            param, is_list = made
+            (positional if name in arguments else params).append(param)
+            fields.append(name)
             if is_list:
                 lists.add(name)
-            flags, help_ = _SHARED_FLAGS.get(name, ([f"--{name.replace('_', '-')}"], field.description or ""))
-            if typ is bool:
-                flags = [f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}"]
-            default = field.get_default(call_default_factory=True)
-            shown = ",".join(map(str, default)) if isinstance(default, list) else str(default)
-            option = typer.Option(
-                *flags, help=help_ + (" (comma-separated)" if is_list else ""), show_default=shown
-            )
-            params.append(
-                inspect.Parameter(
-                    name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    default=None,
-                    annotation=Annotated[typ | None, option],
-                )
-            )
         shared = [
             inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt),
             inspect.Parameter("set_", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SetOpt),
@@ -188,14 +264,16 @@ def config_options(
 
         @functools.wraps(fn)
         def command(**kw: Any) -> Any:
-            config, sets, out, resume = kw.pop("config"), kw.pop("set_"), kw.pop("out"), kw.pop("resume")
+            given = ConfigInput(kw.pop("config"), list(kw.pop("set_") or []), {n: kw.pop(n) for n in fields})
+            out, resume = kw.pop("out"), kw.pop("resume")
             for name in lists:
-                if kw.get(name) is not None:
-                    kw[name] = [x.strip() for x in str(kw[name]).split(",") if x.strip()]
-            return fn(build_config(cls, config, sets, **kw), out, resume)
+                if given.flags.get(name) is not None:
+                    given.flags[name] = [x.strip() for x in str(given.flags[name]).split(",") if x.strip()]
+            return fn(given if raw else given.build(cls), out, resume, **kw)
 
-        command.__signature__ = inspect.Signature(params + shared)  # type: ignore[attr-defined]
-        command.__annotations__ = {p.name: p.annotation for p in params + shared}
+        every = positional + params + shared + own
+        command.__signature__ = inspect.Signature(every)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in every}
         del command.__wrapped__  # typer must read the generated signature, not fn's
         return command
 

@@ -169,8 +169,13 @@ def _flag_type(annotation: Any) -> tuple[Any, bool] | None:
         isinstance(a, str) for a in typing.get_args(annotation)
     ):
         return str, False
-    if typing.get_origin(annotation) is list and typing.get_args(annotation) in ((str,), (int,), (float,)):
-        return str, True
+    if typing.get_origin(annotation) is list and len(typing.get_args(annotation)) == 1:
+        inner = typing.get_args(annotation)[0]
+        literal = typing.get_origin(inner) is typing.Literal
+        if inner in (str, int, float) or (
+            literal and all(isinstance(a, str) for a in typing.get_args(inner))
+        ):
+            return str, True
     return None
 
 
@@ -189,17 +194,22 @@ def _field_param(
     flags: dict[str, list[str]],
     deprecated: dict[str, list[str]],
     argument: bool,
+    repeat: bool = False,
 ) -> tuple[inspect.Parameter, bool] | None:
     field = cls.model_fields[name]
     kind = _flag_type(field.annotation)
     if kind is None:
         return None
     typ, is_list = kind
+    if repeat:
+        typ, is_list = list[str], False
     help_ = field.description or _SHARED_FLAGS.get(name, ([], name.replace("_", " ")))[1]
     if name in deprecated:
         help_ += f" ({', '.join(deprecated[name])}: deprecated alias)"
     if is_list:
         help_ += " (comma-separated)"
+    if repeat:
+        help_ += " (repeatable)"
     metavar = name.upper()
     if argument:
         required = field.is_required()
@@ -222,13 +232,15 @@ def config_options(
     flags: dict[str, list[str]] | None = None,
     deprecated: dict[str, list[str]] | None = None,
     arguments: tuple[str, ...] = (),
+    repeat: tuple[str, ...] = (),
     raw: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator for a command `fn(config, out, resume, **extra)`: the command gets `--config`,
     `--set`, `--out`, `--resume` and one flag per scalar (or list) field of `cls`, named after the
     field (or `flags[field]`, first name canonical), help = the field's description, default shown.
     `deprecated[field]` lists old names still accepted (noted in help); `arguments` are fields
-    given positionally. Parameters of `fn` after the first three are its own flags, passed as is.
+    given positionally; `repeat` fields are lists given by repeating the flag (their items may hold
+    commas). Parameters of `fn` after the first three are its own flags, passed as is.
     Precedence: file < --set < flags; lists are given comma-separated. With `raw=True`, `fn` gets
     a ConfigInput to build itself (e.g. to keep a resumed run's saved config)."""
     import functools
@@ -247,7 +259,11 @@ def config_options(
         lists: set[str] = set()
         fields: list[str] = []
         for name in [*arguments, *(n for n in cls.model_fields if n not in arguments)]:
-            made = None if name in skip else _field_param(cls, name, flags, deprecated, name in arguments)
+            made = (
+                None
+                if name in skip
+                else _field_param(cls, name, flags, deprecated, name in arguments, name in repeat)
+            )
             if made is None:
                 continue
             param, is_list = made

@@ -88,7 +88,12 @@ def read_yaml(path: Path | None) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML", "fix the YAML syntax") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"config file {path} is not valid YAML{where}",
+            "fix the YAML syntax (indentation, colons, quotes)",
+        ) from exc
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a mapping", "write it as key: value lines")
     return loaded
@@ -163,7 +168,7 @@ def _flag_type(annotation: Any) -> tuple[Any, bool] | None:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         annotation = args[0]
-    if annotation in (str, int, float, bool):
+    if annotation in (str, int, float, bool, Path):
         return annotation, False
     if typing.get_origin(annotation) is typing.Literal and all(
         isinstance(a, str) for a in typing.get_args(annotation)
@@ -195,6 +200,7 @@ def _field_param(
     deprecated: dict[str, list[str]],
     argument: bool,
     repeat: bool = False,
+    helps: dict[str, str] | None = None,
 ) -> tuple[inspect.Parameter, bool] | None:
     field = cls.model_fields[name]
     kind = _flag_type(field.annotation)
@@ -203,7 +209,11 @@ def _field_param(
     typ, is_list = kind
     if repeat:
         typ, is_list = list[str], False
-    help_ = field.description or _SHARED_FLAGS.get(name, ([], name.replace("_", " ")))[1]
+    help_ = (
+        field.description
+        or (helps or {}).get(name)
+        or _SHARED_FLAGS.get(name, ([], name.replace("_", " ")))[1]
+    )
     if name in deprecated:
         help_ += f" ({', '.join(deprecated[name])}: deprecated alias)"
     if is_list:
@@ -233,6 +243,8 @@ def config_options(
     deprecated: dict[str, list[str]] | None = None,
     arguments: tuple[str, ...] = (),
     repeat: tuple[str, ...] = (),
+    helps: dict[str, str] | None = None,
+    run_dir: bool = True,
     raw: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator for a command `fn(config, out, resume, **extra)`: the command gets `--config`,
@@ -242,7 +254,9 @@ def config_options(
     given positionally; `repeat` fields are lists given by repeating the flag (their items may hold
     commas). Parameters of `fn` after the first three are its own flags, passed as is.
     Precedence: file < --set < flags; lists are given comma-separated. With `raw=True`, `fn` gets
-    a ConfigInput to build itself (e.g. to keep a resumed run's saved config)."""
+    a ConfigInput to build itself (e.g. to keep a resumed run's saved config). `helps` documents
+    fields that have no description. A command that writes no run directory (`run_dir=False`) has
+    no --out/--resume and is called as `fn(config, **extra)`."""
     import functools
     import typing
 
@@ -252,7 +266,7 @@ def config_options(
         hints = typing.get_type_hints(fn, include_extras=True)
         own = [
             p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY)
-            for p in list(inspect.signature(fn).parameters.values())[3:]
+            for p in list(inspect.signature(fn).parameters.values())[3 if run_dir else 1 :]
         ]
         positional: list[inspect.Parameter] = []
         params: list[inspect.Parameter] = []
@@ -262,7 +276,7 @@ def config_options(
             made = (
                 None
                 if name in skip
-                else _field_param(cls, name, flags, deprecated, name in arguments, name in repeat)
+                else _field_param(cls, name, flags, deprecated, name in arguments, name in repeat, helps)
             )
             if made is None:
                 continue
@@ -276,16 +290,18 @@ def config_options(
             inspect.Parameter("set_", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SetOpt),
             inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=OutOpt),
             inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=ResumeOpt),
-        ]
+        ][: 4 if run_dir else 2]
 
         @functools.wraps(fn)
         def command(**kw: Any) -> Any:
             given = ConfigInput(kw.pop("config"), list(kw.pop("set_") or []), {n: kw.pop(n) for n in fields})
-            out, resume = kw.pop("out"), kw.pop("resume")
             for name in lists:
                 if given.flags.get(name) is not None:
                     given.flags[name] = [x.strip() for x in str(given.flags[name]).split(",") if x.strip()]
-            return fn(given if raw else given.build(cls), out, resume, **kw)
+            cfg = given if raw else given.build(cls)
+            if not run_dir:
+                return fn(cfg, **kw)
+            return fn(cfg, kw.pop("out"), kw.pop("resume"), **kw)
 
         every = positional + params + shared + own
         command.__signature__ = inspect.Signature(every)  # type: ignore[attr-defined]

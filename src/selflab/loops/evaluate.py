@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from selflab.console import log
 from selflab.loops.benchmark import bench_slice
 from selflab.loops.evaluation import Evaluation, GameWinRate, JudgeBench, Length, Scorer, SelfJudged, Verified
 from selflab.loops.stats import Estimate, PairedTest, bootstrap_ci, paired_compare
@@ -130,7 +131,7 @@ def compare_models(
     console.print(table)
     if plot is not None:
         plot_panel(results, plot)
-        console.print(f"plot: {plot}")
+        log.print(f"plot: {plot}")
     return results
 
 

@@ -13,10 +13,12 @@ model (`field_help`), so the flag and the YAML key are documented by the same se
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import datetime as dt
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -133,6 +135,7 @@ class ConfigInput:
     config: Path | None
     sets: list[str]
     flags: dict[str, Any]
+    drop: tuple[str, ...] = ()  # keys of the YAML file that are not settings (a loop file's `loop:`)
 
     @property
     def given(self) -> bool:
@@ -141,6 +144,7 @@ class ConfigInput:
 
     def build(self, cls: type[C], defaults: dict[str, Any] | None = None, drop: tuple[str, ...] = ()) -> C:
         """Command `defaults` < file < --set < flags; `drop` removes file keys that are not settings."""
+        drop = (*self.drop, *drop)
         data = merge(defaults or {}, {k: v for k, v in read_yaml(self.config).items() if k not in drop})
         data = merge(
             merge(data, parse_sets(self.sets)), {k: v for k, v in self.flags.items() if v is not None}
@@ -158,6 +162,22 @@ def validate(cls: type[C], data: dict[str, Any]) -> C:
         raise ConfigError(
             f"invalid settings: {describe_validation_error(exc)}", "correct the values named above"
         ) from exc
+
+
+_DRY: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("selflab_dry_run", default=None)
+
+
+@contextlib.contextmanager
+def dry_run() -> Iterator[list[Any]]:
+    """Commands made by `config_options` check their settings (file, --set, flags) and return
+    without running; the configs they built are collected in the yielded list. Used to check that
+    every documented command line still parses."""
+    seen: list[Any] = []
+    token = _DRY.set(seen)
+    try:
+        yield seen
+    finally:
+        _DRY.reset(token)
 
 
 def _flag_type(annotation: Any) -> tuple[Any, bool] | None:
@@ -246,6 +266,7 @@ def config_options(
     helps: dict[str, str] | None = None,
     run_dir: bool = True,
     raw: bool = False,
+    drop: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator for a command `fn(config, out, resume, **extra)`: the command gets `--config`,
     `--set`, `--out`, `--resume` and one flag per scalar (or list) field of `cls`, named after the
@@ -256,7 +277,8 @@ def config_options(
     Precedence: file < --set < flags; lists are given comma-separated. With `raw=True`, `fn` gets
     a ConfigInput to build itself (e.g. to keep a resumed run's saved config). `helps` documents
     fields that have no description. A command that writes no run directory (`run_dir=False`) has
-    no --out/--resume and is called as `fn(config, **extra)`."""
+    no --out/--resume and is called as `fn(config, **extra)`. `drop`: YAML keys that are no settings.
+    Under `dry_run()` the command builds its config and returns without running."""
     import functools
     import typing
 
@@ -294,16 +316,22 @@ def config_options(
 
         @functools.wraps(fn)
         def command(**kw: Any) -> Any:
-            given = ConfigInput(kw.pop("config"), list(kw.pop("set_") or []), {n: kw.pop(n) for n in fields})
+            sets = list(kw.pop("set_") or [])
+            given = ConfigInput(kw.pop("config"), sets, {n: kw.pop(n) for n in fields}, drop)
             for name in lists:
                 if given.flags.get(name) is not None:
                     given.flags[name] = [x.strip() for x in str(given.flags[name]).split(",") if x.strip()]
             cfg = given if raw else given.build(cls)
+            seen = _DRY.get()
+            if seen is not None:  # dry run: the settings are checked, nothing runs
+                seen.append(cfg.build(cls) if isinstance(cfg, ConfigInput) and cfg.given else cfg)
+                return None
             if not run_dir:
                 return fn(cfg, **kw)
             return fn(cfg, kw.pop("out"), kw.pop("resume"), **kw)
 
         every = positional + params + shared + own
+        command.selflab_config = cls  # type: ignore[attr-defined]
         command.__signature__ = inspect.Signature(every)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in every}
         del command.__wrapped__  # typer must read the generated signature, not fn's

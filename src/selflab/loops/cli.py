@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from pydantic import BaseModel, ConfigDict, Field
 from rich.table import Table
@@ -42,12 +41,12 @@ def loops_command() -> None:
         log.print(f"[red]loop module selflab.loops.{module} failed to import:[/red] {error}")
 
 
-def _loop_click_command(loop_cls: Any) -> click.Command:
+def _loop_click_command(loop_cls: Any) -> Any:  # typer's (vendored) click Command
     """`selflab loop NAME`: flags generated from the loop's config model (nested keys via --set)."""
     sub = typer.Typer()
 
     @sub.command(loop_cls.name, help=f"{loop_cls.description} (stages: {' → '.join(loop_cls.stages)})")
-    @config_options(loop_cls.Config, raw=True)
+    @config_options(loop_cls.Config, raw=True, drop=("loop",))
     def run(
         given: ConfigInput,
         out: Path | None,
@@ -59,7 +58,7 @@ def _loop_click_command(loop_cls: Any) -> click.Command:
         from selflab.loops.base import open_run
 
         out = out or Path("runs") / loop_cls.name
-        cfg = None if (resume and not given.given) else given.build(loop_cls.Config, drop=("loop",))
+        cfg = None if (resume and not given.given) else given.build(loop_cls.Config)
         command = " ".join(shlex.quote(a) for a in ["selflab", *sys.argv[1:]])
         if executor:  # overrides the config's `executor:`; records do not depend on it, so resume may differ
             ex_cfg = from_cli(executor, workers, ray_address)
@@ -78,12 +77,12 @@ class LoopGroup(TyperGroup):
     """One sub-command per registered loop, built when asked for (so `selflab --help` imports no
     loop); an unknown name is a SelflabError listing the loops."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         from selflab.loops.base import list_loops
 
         return list(list_loops())
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         from selflab.loops.base import get_loop
 
         return _loop_click_command(get_loop(cmd_name))

@@ -33,42 +33,42 @@ def _run(loop_cls: Any, default_out: str, given: ConfigInput, out: Path | None, 
     from selflab.loops.base import open_run
 
     out = out or Path("runs") / default_out
-    cfg = None if (resume and not given.given) else given.build(loop_cls.Config, defaults, drop=("loop",))
+    cfg = None if (resume and not given.given) else given.build(loop_cls.Config, defaults)
     command = " ".join(shlex.quote(a) for a in ["selflab", *sys.argv[1:]])
     loop = open_run(loop_cls, out, cfg, resume=resume, command=command, console=results)
     loop.run_loop()
 
 
 @app.command("atomic")
-@config_options(AtomicLoop.Config, raw=True)
+@config_options(AtomicLoop.Config, raw=True, drop=("loop",))
 def atomic_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Experiment 1: can one model patch its constitution against a known exploit? (single proposer)"""
     _run(AtomicLoop, "constitution-atomic", given, out, resume, defaults={"strategies": ["single"]})
 
 
 @app.command("debate")
-@config_options(AtomicLoop.Config, raw=True)
+@config_options(AtomicLoop.Config, raw=True, drop=("loop",))
 def debate_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Experiment 2: single model vs consortium vs debate (with meta-judge and vote) on the atomic cases."""
     _run(AtomicLoop, "constitution-debate", given, out, resume)
 
 
 @app.command("refine")
-@config_options(RefineLoop.Config, raw=True)
+@config_options(RefineLoop.Config, raw=True, drop=("loop",))
 def refine_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Experiment 3: N cycles of red-team, debate, vote; held-out evaluation and collapse checks."""
     _run(RefineLoop, "constitution-refine", given, out, resume)
 
 
 @app.command("train")
-@config_options(ConstitutionTrainLoop.Config, raw=True)
+@config_options(ConstitutionTrainLoop.Config, raw=True, drop=("loop",))
 def train_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Critique and revision under the constitution -> SFT on revisions / DPO revision-over-original."""
     _run(ConstitutionTrainLoop, "constitution-train", given, out, resume)
 
 
 @app.command("eval")
-@config_options(ConstitutionEvalLoop.Config, raw=True)
+@config_options(ConstitutionEvalLoop.Config, raw=True, drop=("loop",))
 def eval_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Held-out safety suite for one model under one constitution (or none: --set constitution=none)."""
     _run(ConstitutionEvalLoop, "constitution-eval", given, out, resume)

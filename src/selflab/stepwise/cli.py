@@ -35,14 +35,21 @@ def bench_steps(cfg: StepBenchConfig, out: Path | None, resume: bool) -> None:
 
 
 @stepwise_app.command("search")
-@config_options(SearchRunConfig, skip=("expand",), flags={"problems_per_family": ["--problems"]})
+@config_options(
+    SearchRunConfig,
+    skip=("expand",),
+    flags={"problems_per_family": ["--problems"], "n": ["--n-samples"]},
+    deprecated={"n": ["--n"]},
+)
 def search(cfg: SearchRunConfig, out: Path | None, resume: bool) -> None:
     """Best-of-N and step-level beam search guided by the step judge or the outcome judge, and
     majority vote, at equal sample budget on held-out problems (the beams use width * expand = n)."""
     from selflab.stepwise.search import run_search
 
     if cfg.n % cfg.width:
-        raise ConfigError(f"--n {cfg.n} is not a multiple of --width {cfg.width}", "pick n = width * expand")
+        raise ConfigError(
+            f"--n-samples {cfg.n} is not a multiple of --width {cfg.width}", "pick n-samples = width * expand"
+        )
     cfg = validate(SearchRunConfig, {**cfg.model_dump(), "expand": cfg.n // cfg.width})
     run_search(cfg, str(out or default_out("stepwise-search")), resume=resume, console=results)
 

@@ -152,10 +152,23 @@ class ConfigInput:
         return validate(cls, data)
 
 
+def check_keys(cls: type[BaseModel], data: dict[str, Any]) -> None:
+    """Unknown top-level keys are typos: name them and the nearest known settings."""
+    import difflib
+
+    known = sorted(cls.model_fields)
+    for key in data:
+        if key not in cls.model_fields:
+            near = difflib.get_close_matches(key, known, n=3)
+            hint = f"did you mean {' or '.join(near)}?" if near else f"known settings: {', '.join(known)}"
+            raise ConfigError(f"unknown setting {key!r} for {cls.__name__}", hint)
+
+
 def validate(cls: type[C], data: dict[str, Any]) -> C:
     """`cls(**data)`, or a ConfigError naming each bad setting."""
     from selflab.config import describe_validation_error
 
+    check_keys(cls, data)
     try:
         return cls.model_validate(data)
     except ValidationError as exc:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from selflab.cli_options import ModelOpt, VerboseOpt, config_options
-from selflab.console import quiet_third_party
+from selflab.console import fit, quiet_third_party
 from selflab.errors import SelflabError
 from selflab.generate import GenerateConfig
 
@@ -74,7 +74,7 @@ def models_list() -> None:
         "any OpenAI-compatible server (vLLM, llama.cpp, Ollama, hosted)",
         "key from $OPENAI_API_KEY or ?key_env=",
     )
-    Console().print(table)
+    Console().print(fit(table))
     Console().print(f"cache: {embedded.cache_root()} (set ${embedded.CACHE_ENV} to move it)")
 
 
@@ -153,7 +153,7 @@ def generate(
     summary.add_row(
         str(len(records)), str(tokens), f"{seconds:.1f}", f"{tokens / max(seconds, 1e-9):.1f}", str(errors)
     )
-    console.print(summary)
+    console.print(fit(summary))
     if output is not None:
         console.print(f"wrote {output}")
 

@@ -134,6 +134,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title="selflab games")
         for col in ("id", "description", "defaults", "agents"):
             table.add_column(col)
+        fit(table)
         for s in list_envs():
             defaults = ", ".join(f"{k}={v}" for k, v in s.kwargs.items())
             table.add_row(

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from selflab.cli_options import MODEL_HELP, parse_sets
+from selflab.console import fit
 from selflab.errors import ConfigError
 
 console = Console()
@@ -111,7 +112,7 @@ def judge_command(
     for j in judgments:
         value = f"{j.score:.2f}" if j.score is not None and j.kind == "pointwise" else str(j.verdict or "")
         table.add_row(j.item_id, value, j.parse_error or "", j.raw[-80:].replace("\n", " "))
-    console.print(table)
+    console.print(fit(table))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", encoding="utf-8") as f:

@@ -14,7 +14,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from selflab.cli_options import ConfigInput, config_options, default_out
-from selflab.console import log
+from selflab.console import fit, log
 from selflab.console import out as results
 from selflab.errors import ConfigError
 from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt
@@ -36,7 +36,7 @@ def loops_command() -> None:
     table.add_column("what it does")
     for name, cls in list_loops().items():
         table.add_row(name, " → ".join(cls.stages), cls.description)
-    results.print(table)
+    results.print(fit(table))
     for module, error in BROKEN_LOOP_MODULES.items():
         log.print(f"[red]loop module selflab.loops.{module} failed to import:[/red] {error}")
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
+from selflab.console import fit
 from selflab.models.types import GenerationRequest, LanguageModel, Message, SamplingParams
 from selflab.runs import RunDir
 from selflab.stepwise import FAMILIES, get_family
@@ -210,7 +211,7 @@ def run_step_bench(
             {"kind": "step_bench", "judge": kind, "model": cfg.model, "metrics": summary["judges"][kind]}
         )
     (run.path / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    console.print(summary_table(summary))
+    console.print(fit(summary_table(summary)))
     return summary
 
 

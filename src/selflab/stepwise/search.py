@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from selflab.console import fit
 from selflab.models.types import GenerationRequest, LanguageModel, SamplingParams
 from selflab.stepwise.family import StepFamily
 from selflab.stepwise.judges import LikelihoodStepJudge, OutcomeJudge, _p_correct, step_prompt
@@ -355,5 +356,5 @@ def run_search(
             f"{r['judge_calls_per_problem']:.1f}",
             f"{r['p_vs_majority']:.3f}" if "p_vs_majority" in r else "-",
         )
-    con.print(t)
+    con.print(fit(t))
     return rows

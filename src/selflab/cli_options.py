@@ -334,6 +334,10 @@ def config_options(
             for name in lists:
                 if given.flags.get(name) is not None:
                     given.flags[name] = [x.strip() for x in str(given.flags[name]).split(",") if x.strip()]
+            if run_dir and kw.get("resume") and kw.get("out") is None:
+                raise ConfigError(
+                    "--resume needs the run to continue", "pass its directory: --out DIR --resume"
+                )
             cfg = given if raw else given.build(cls)
             seen = _DRY.get()
             if seen is not None:  # dry run: the settings are checked, nothing runs

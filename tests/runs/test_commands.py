@@ -137,3 +137,9 @@ def test_usage_errors_print_no_traceback() -> None:
         [sys.executable, "-m", "selflab.cli", "play"], capture_output=True, text=True, timeout=120
     )
     assert res.returncode == 2 and "Missing argument" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("words", [c[0] for c in COMMANDS if c[0][0] != "generate"], ids=IDS[:-1])
+def test_resume_needs_the_run_directory(words: list[str]) -> None:
+    exc = failure([*words, "--resume"])
+    assert isinstance(exc, ConfigError) and "--out" in exc.fix

@@ -57,7 +57,7 @@ def _loop_click_command(loop_cls: Any) -> Any:  # typer's (vendored) click Comma
     ) -> None:
         from selflab.loops.base import open_run
 
-        out = out or Path("runs") / loop_cls.name
+        out = out or default_out(loop_cls.name)
         cfg = None if (resume and not given.given) else given.build(loop_cls.Config)
         command = " ".join(shlex.quote(a) for a in ["selflab", *sys.argv[1:]])
         if executor:  # overrides the config's `executor:`; records do not depend on it, so resume may differ

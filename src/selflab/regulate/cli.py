@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from selflab.cli_options import ConfigInput, config_options
+from selflab.cli_options import ConfigInput, config_options, default_out
 from selflab.console import out as results
 from selflab.regulate.atomic import AtomicLoop
 from selflab.regulate.refine import RefineLoop
@@ -26,13 +26,13 @@ app = typer.Typer(
 )
 
 
-def _run(loop_cls: Any, default_out: str, given: ConfigInput, out: Path | None, resume: bool,
+def _run(loop_cls: Any, name: str, given: ConfigInput, out: Path | None, resume: bool,
          defaults: dict[str, Any] | None = None) -> None:  # fmt: skip
     """Open (or resume) the loop's run and run it. `defaults`: this command's settings under the
     file, --set and flags; a resumed run given no settings keeps its saved config."""
     from selflab.loops.base import open_run
 
-    out = out or Path("runs") / default_out
+    out = out or default_out(name)
     cfg = None if (resume and not given.given) else given.build(loop_cls.Config, defaults)
     command = " ".join(shlex.quote(a) for a in ["selflab", *sys.argv[1:]])
     loop = open_run(loop_cls, out, cfg, resume=resume, command=command, console=results)

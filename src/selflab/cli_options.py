@@ -7,8 +7,9 @@
 - `--model SPEC`   the model: smollm2-135m, hf:/path, openai:MODEL@URL;
 - `--seed N`       the seed of every random choice.
 
-Precedence: config file < `--set` < explicit flags. Help texts for a field come from the config
-model (`field_help`), so the flag and the YAML key are documented by the same sentence.
+Precedence: config file < `--set` < explicit flags. `config_options(Model)` generates a command's
+flags from its config model, help = the field's description, so a flag, a `--set` key and a YAML
+key are one setting documented by one sentence. Unknown keys and bad values are ConfigErrors.
 """
 
 from __future__ import annotations
@@ -110,13 +111,6 @@ def default_out(command: str, *parts: str) -> Path:
     """`runs/<command>-<parts>-<YYYYmmdd-HHMMSS>`: a fresh run directory per invocation."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / "-".join([command, *[p for p in parts if p], stamp])
-
-
-def field_help(model: type[BaseModel], name: str) -> str:
-    """A config field's description and default, for the flag that sets it."""
-    f = model.model_fields[name]
-    default = "" if f.is_required() else f" [config key: {name}]"
-    return (f.description or name.replace("_", " ")) + default
 
 
 # --- commands generated from a config model ---------------------------------------------------
@@ -307,7 +301,8 @@ def config_options(
         params: list[inspect.Parameter] = []
         lists: set[str] = set()
         fields: list[str] = []
-        for name in [*arguments, *(n for n in cls.model_fields if n not in arguments)]:
+        rest = sorted((n for n in cls.model_fields if n not in arguments), key=lambda n: n != "model")
+        for name in [*arguments, *rest]:  # the shared --model first
             made = (
                 None
                 if name in skip

@@ -89,7 +89,8 @@ def test_model_and_seed_are_shared_flags(words: list[str]) -> None:
 
 
 def test_deprecated_aliases_still_work() -> None:
-    assert built(["baselines", "--llm", "hf:/a"]).model == "hf:/a"
+    assert built(["baselines", "--llm", "hf:/a", "-n", "7"]).model == "hf:/a"
+    assert built(["baselines", "-n", "7"]).episodes == 7
     assert built(["eval", "--models", "a,b"]).models == ["a", "b"]
     assert built(["bench", "judges", "--limit", "5"]).limit == 5
     assert built(["bench", "judges", "-n", "6"]).limit == 6

@@ -222,7 +222,9 @@ def register(app: typer.Typer) -> None:
         finish(run, game_rows("selflab tournament", result.episodes, wall_s=wall))
 
     @app.command("baselines")
-    @config_options(BaselinesConfig, deprecated={"model": ["--llm"]})
+    @config_options(
+        BaselinesConfig, flags={"episodes": ["--episodes", "-n"]}, deprecated={"model": ["--llm"]}
+    )
     def baselines_cmd(
         cfg: BaselinesConfig, out: Path | None, resume: bool, executor: ExecutorOpt = "local",
         workers: WorkersOpt = None, ray_address: RayAddressOpt = None,

@@ -211,6 +211,18 @@ def _flag_type(annotation: Any) -> tuple[Any, bool] | None:
     return None
 
 
+def _choices(annotation: Any) -> list[str]:
+    """The allowed values of a Literal field (or of a list of Literals), for its help text."""
+    import typing
+
+    for arg in [annotation, *typing.get_args(annotation)]:
+        if typing.get_origin(arg) is typing.Literal:
+            return [str(a) for a in typing.get_args(arg)]
+        if typing.get_origin(arg) is list:
+            return _choices(typing.get_args(arg)[0])
+    return []
+
+
 def _names(name: str, typ: Any, flags: dict[str, list[str]], deprecated: dict[str, list[str]]) -> list[str]:
     dashed = name.replace("_", "-")
     names = list(flags.get(name) or _SHARED_FLAGS.get(name, ([f"--{dashed}"], ""))[0])
@@ -241,6 +253,9 @@ def _field_param(
         or (helps or {}).get(name)
         or _SHARED_FLAGS.get(name, ([], name.replace("_", " ")))[1]
     )
+    choices = _choices(field.annotation)
+    if choices:
+        help_ += f" (one of: {', '.join(choices)})"
     if name in deprecated:
         help_ += f" ({', '.join(deprecated[name])}: deprecated alias)"
     if is_list:

@@ -20,6 +20,28 @@ from selflab.errors import ConfigError
 from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt
 from selflab.execution.config import from_cli, preflight
 
+# Help for settings many loop configs share but do not describe (the configs live in loops/).
+LOOP_HELPS = {
+    "iterations": "Iterations of the loop (each runs every stage once).",
+    "temperature": "Sampling temperature of the training samples.",
+    "top_p": "Nucleus sampling mass.",
+    "max_new_tokens": "Tokens per sampled answer.",
+    "eval_max_new_tokens": "Tokens per answer in the held-out evaluation (greedy).",
+    "judge_max_new_tokens": "Tokens per self-judgment.",
+    "heldout_topic_fraction": "Share of topics held out for evaluation (never trained on).",
+    "heldout_fraction": "Share of tasks held out for evaluation (never trained on).",
+    "objective": "Training objective.",
+    "eval_tasks": "Fixed held-out evaluation tasks.",
+    "control_tasks": "Tasks of the untrained control family.",
+    "judge_samples": "Judgments averaged per answer.",
+    "bench_items": "Judge-benchmark items in the evaluation.",
+    "families": "Task families.",
+    "samples_per_prompt": "Samples per prompt.",
+    "samples_per_task": "Samples per task.",
+    "samples_per_problem": "Samples per problem.",
+    "constitution": "Constitution YAML (default: the shipped starter).",
+}
+
 
 def load_loop_config(loop_cls: Any, path: Path | None, sets: list[str]) -> Any:
     """The loop's config from an optional YAML file (its `loop:` key ignored) plus `--set` overrides."""
@@ -46,7 +68,7 @@ def _loop_click_command(loop_cls: Any) -> Any:  # typer's (vendored) click Comma
     sub = typer.Typer()
 
     @sub.command(loop_cls.name, help=f"{loop_cls.description} (stages: {' → '.join(loop_cls.stages)})")
-    @config_options(loop_cls.Config, raw=True, drop=("loop",))
+    @config_options(loop_cls.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
     def run(
         given: ConfigInput,
         out: Path | None,

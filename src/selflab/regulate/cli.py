@@ -15,6 +15,7 @@ import typer
 
 from selflab.cli_options import ConfigInput, config_options, default_out
 from selflab.console import out as results
+from selflab.loops.cli import LOOP_HELPS
 from selflab.regulate.atomic import AtomicLoop
 from selflab.regulate.refine import RefineLoop
 from selflab.regulate.train import ConstitutionEvalLoop, ConstitutionTrainLoop
@@ -40,35 +41,35 @@ def _run(loop_cls: Any, name: str, given: ConfigInput, out: Path | None, resume:
 
 
 @app.command("atomic")
-@config_options(AtomicLoop.Config, raw=True, drop=("loop",))
+@config_options(AtomicLoop.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
 def atomic_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Experiment 1: can one model patch its constitution against a known exploit? (single proposer)"""
     _run(AtomicLoop, "constitution-atomic", given, out, resume, defaults={"strategies": ["single"]})
 
 
 @app.command("debate")
-@config_options(AtomicLoop.Config, raw=True, drop=("loop",))
+@config_options(AtomicLoop.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
 def debate_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Experiment 2: single model vs consortium vs debate (with meta-judge and vote) on the atomic cases."""
     _run(AtomicLoop, "constitution-debate", given, out, resume)
 
 
 @app.command("refine")
-@config_options(RefineLoop.Config, raw=True, drop=("loop",))
+@config_options(RefineLoop.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
 def refine_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Experiment 3: N cycles of red-team, debate, vote; held-out evaluation and collapse checks."""
     _run(RefineLoop, "constitution-refine", given, out, resume)
 
 
 @app.command("train")
-@config_options(ConstitutionTrainLoop.Config, raw=True, drop=("loop",))
+@config_options(ConstitutionTrainLoop.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
 def train_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Critique and revision under the constitution -> SFT on revisions / DPO revision-over-original."""
     _run(ConstitutionTrainLoop, "constitution-train", given, out, resume)
 
 
 @app.command("eval")
-@config_options(ConstitutionEvalLoop.Config, raw=True, drop=("loop",))
+@config_options(ConstitutionEvalLoop.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
 def eval_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Held-out safety suite for one model under one constitution (or none: --set constitution=none)."""
     _run(ConstitutionEvalLoop, "constitution-eval", given, out, resume)

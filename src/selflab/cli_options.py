@@ -166,9 +166,13 @@ def validate(cls: type[C], data: dict[str, Any]) -> C:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(
-            f"invalid settings: {describe_validation_error(exc)}", "correct the values named above"
-        ) from exc
+        missing = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing" and e["loc"]]
+        fix = (
+            f"give {', '.join(missing)}: as a flag (see --help), --set KEY=VALUE or in the --config file"
+            if missing
+            else "correct the values named above"
+        )
+        raise ConfigError(f"invalid settings: {describe_validation_error(exc)}", fix) from exc
 
 
 _DRY: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("selflab_dry_run", default=None)

@@ -144,3 +144,8 @@ def test_usage_errors_print_no_traceback() -> None:
 def test_resume_needs_the_run_directory(words: list[str]) -> None:
     exc = failure([*words, "--resume"])
     assert isinstance(exc, ConfigError) and "--out" in exc.fix
+
+
+def test_a_missing_required_setting_says_how_to_give_it() -> None:
+    exc = failure(["train", "sft"])
+    assert isinstance(exc, ConfigError) and "data" in exc.problem and "--set" in exc.fix

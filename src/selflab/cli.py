@@ -14,9 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from selflab.cli_options import ModelOpt, VerboseOpt
-from selflab.console import quiet_third_party
+from selflab.cli_options import ModelOpt, VerboseOpt, config_options
+from selflab.console import fit, quiet_third_party
 from selflab.errors import SelflabError
+from selflab.generate import GenerateConfig
 
 console = Console(stderr=True)
 app = typer.Typer(
@@ -73,7 +74,7 @@ def models_list() -> None:
         "any OpenAI-compatible server (vLLM, llama.cpp, Ollama, hosted)",
         "key from $OPENAI_API_KEY or ?key_env=",
     )
-    Console().print(table)
+    Console().print(fit(table))
     Console().print(f"cache: {embedded.cache_root()} (set ${embedded.CACHE_ENV} to move it)")
 
 
@@ -110,44 +111,23 @@ def models_check(
 
 
 @app.command()
+@config_options(GenerateConfig, repeat=("stop",), run_dir=False)
 def generate(
+    cfg: GenerateConfig,
     input: Annotated[
         str, typer.Argument(help="Prompt file (one prompt per line, or JSONL), or '-' for stdin.")
     ],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="JSONL output file (default: stdout).")
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec.")] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="YAML config (GenerateConfig fields); flags override it.")
-    ] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(help="Tokens to generate per prompt.")] = None,
-    temperature: Annotated[float | None, typer.Option(help="0 = greedy.")] = None,
-    top_p: Annotated[float | None, typer.Option()] = None,
-    top_k: Annotated[int | None, typer.Option()] = None,
-    seed: Annotated[int | None, typer.Option(help="Base seed; prompt i uses seed+i.")] = None,
-    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
 ) -> None:
-    """Generate completions for a file of prompts, with a progress bar and a throughput summary."""
+    """Generate completions for a file of prompts, with a progress bar and a throughput summary
+    (the JSONL records are the result: stdout unless --output; progress and summary on stderr)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from selflab.config import load_config
-    from selflab.generate import GenerateConfig, read_prompts, run_generation
+    from selflab.generate import read_prompts, run_generation
     from selflab.models import load_model
 
-    cfg = load_config(
-        GenerateConfig,
-        config,
-        {
-            "model": model,
-            "max_new_tokens": max_new_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "top_k": top_k,
-            "seed": seed,
-            "system": system,
-        },
-    )
     prompts = read_prompts(input)
     lm = load_model(cfg.model)
     with Progress(
@@ -173,7 +153,7 @@ def generate(
     summary.add_row(
         str(len(records)), str(tokens), f"{seconds:.1f}", f"{tokens / max(seconds, 1e-9):.1f}", str(errors)
     )
-    console.print(summary)
+    console.print(fit(summary))
     if output is not None:
         console.print(f"wrote {output}")
 
@@ -240,13 +220,12 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive as ClickException in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # usage errors (typer's own click) in standalone_mode=False
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(getattr(exc, "exit_code", 2))
 
 
 if __name__ == "__main__":

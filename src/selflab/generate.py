@@ -20,15 +20,15 @@ from selflab.models.types import Completion, GenerationRequest, LanguageModel, M
 
 
 class GenerateConfig(BaseModel):
-    model: str = "smollm2-135m"
-    temperature: float = Field(0.0, ge=0.0, le=10.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
-    max_new_tokens: int = Field(64, ge=1, le=32768)
-    stop: list[str] = []
-    seed: int = 0
-    system: str | None = None
-    chunk_size: int = Field(64, ge=1, description="requests submitted to the model per call")
+    model: str = Field("smollm2-135m", description="Model spec.")
+    temperature: float = Field(0.0, ge=0.0, le=10.0, description="Sampling temperature; 0 = greedy.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_k: int = Field(0, ge=0, description="Sample from the k likeliest tokens (0: all).")
+    max_new_tokens: int = Field(64, ge=1, le=32768, description="Tokens to generate per prompt.")
+    stop: list[str] = Field(default_factory=list, description="Stop strings.")
+    seed: int = Field(0, description="Base seed; prompt i uses seed + i.")
+    system: str | None = Field(None, description="System prompt.")
+    chunk_size: int = Field(64, ge=1, description="Requests submitted to the model per call.")
 
 
 class GenerationRecord(BaseModel):

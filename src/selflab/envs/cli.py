@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from selflab.cli_options import MODEL_HELP, parse_sets
+from selflab.cli_options import config_options, default_out, merge, parse_sets, validate
 from selflab.console import fit
+from selflab.envs.cli_config import BaselinesConfig, PlayConfig, TournamentConfig
 from selflab.errors import ConfigError, SelflabError
 from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt, check_flags, open_executor
 
@@ -33,17 +33,25 @@ def resolve_game(game: str) -> str:
     raise ConfigError(f"unknown game {game!r}", f"see `selflab games`; known: {', '.join(ids)}")
 
 
-def _parse_options(options: list[str]) -> dict[str, Any]:
-    """Game options `key=value` (values parsed as YAML), the same parser as every `--set`."""
-    return parse_sets(options, "--opt")
+FLAGS = {"agents": ["--agents", "-a"], "episodes": ["--episodes", "-n"]}
+OptOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--opt", help="Game option key=value (repeatable), e.g. dice=3; same as --set env_kwargs.KEY=V."
+    ),
+]
+
+G = TypeVar("G", PlayConfig, TournamentConfig)
 
 
-def _agents(agents: str, model: str | None) -> list[str]:
-    """Comma-separated agents; a bare `llm` is the LLM agent on `--model`."""
-    names = [a.strip() for a in agents.split(",") if a.strip()]
-    if "llm" in names and not model:
+def _resolved(cfg: G, opt: list[str] | None) -> G:
+    """The game id resolved, `--opt` merged into env_kwargs, a bare `llm` agent bound to --model."""
+    if "llm" in cfg.agents and not cfg.model:
         raise ConfigError("agent 'llm' needs a model", "pass --model SPEC, or write llm:SPEC")
-    return [f"llm:{model}" if a == "llm" else a for a in names]
+    agents = [f"llm:{cfg.model}" if a == "llm" else a for a in cfg.agents]
+    env_kwargs = merge(cfg.env_kwargs, parse_sets(opt, "--opt"))
+    data = {**cfg.model_dump(), "game": resolve_game(cfg.game), "agents": agents, "env_kwargs": env_kwargs}
+    return validate(type(cfg), data)
 
 
 def results_table(episodes: list, title: str) -> Table:
@@ -75,67 +83,30 @@ def register(app: typer.Typer) -> None:
     """Add the game commands to the main app."""
 
     @app.command("play")
+    @config_options(PlayConfig, arguments=("game",), flags=FLAGS)
     def play_cmd(
-        game: Annotated[
-            str, typer.Argument(help="Game id or name, e.g. perudo-v0 or perudo (see `selflab games`).")
-        ],
-        agents: Annotated[
-            str,
-            typer.Option(
-                "--agents",
-                "-a",
-                help="Comma-separated agent per seat: scripted, random, fuzz, llm (the --model), llm:<spec>.",
-            ),
-        ] = "scripted,random",
-        model: Annotated[
-            str | None, typer.Option("--model", "-m", help=MODEL_HELP + " Used by 'llm' agents.")
-        ] = None,
-        episodes: Annotated[int, typer.Option("--episodes", "-n", min=1)] = 10,
-        seed: Annotated[int, typer.Option("--seed")] = 0,
-        opt: Annotated[
-            list[str] | None, typer.Option("--opt", help="Game option key=value (repeatable), e.g. dice=3.")
-        ] = None,
-        concurrency: Annotated[
-            int, typer.Option("--concurrency", min=1, help="Episodes in flight at once.")
-        ] = 64,
-        max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 64,
-        temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.7,
-        out: Annotated[
-            Path | None, typer.Option("--out", help="Run directory (default runs/play-<game>-<time>).")
-        ] = None,
-        resume: Annotated[
-            bool, typer.Option("--resume", help="Continue a run directory; finished episodes are kept.")
-        ] = False,
-        no_rotate: Annotated[
-            bool, typer.Option("--no-rotate", help="Keep agents in their seats (no seat rotation).")
-        ] = False,
-        executor: ExecutorOpt = "local",
-        workers: WorkersOpt = None,
-        ray_address: RayAddressOpt = None,
-    ) -> None:
+        cfg: PlayConfig, out: Path | None, resume: bool, opt: OptOpt = None, executor: ExecutorOpt = "local",
+        workers: WorkersOpt = None, ray_address: RayAddressOpt = None,
+    ) -> None:  # fmt: skip
         """Play episodes and print wins per agent with 95% CIs, invalid-action rates and mean turns."""
         from selflab.envs.runner import play, schedule
         from selflab.envs.trajectories import to_dpo, to_sft
         from selflab.results import finish, game_rows
         from selflab.runs import RunDir
 
-        env_id = resolve_game(game)
-        names = _agents(agents, model)
+        cfg = _resolved(cfg, opt)
+        names, env_id, seed = cfg.agents, cfg.game, cfg.seed
         if not names:
             raise ConfigError("no agents given", "pass e.g. --agents scripted,random")
-        env_kwargs = _parse_options(opt or [])
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = out or Path("runs") / f"play-{env_id}-{stamp}"
-        config = {"game": env_id, "agents": names, "episodes": episodes, "seed": seed, "env_kwargs": env_kwargs,
-                  "max_new_tokens": max_new_tokens, "temperature": temperature, "rotate": not no_rotate}  # fmt: skip
         check_flags(executor, workers, ray_address)
-        run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab play")
-        specs = schedule(env_id, names, episodes, seed=seed, env_kwargs=env_kwargs, rotate=not no_rotate)
-        llm_opts = {"max_new_tokens": max_new_tokens, "temperature": temperature}
+        path = out or default_out("play", env_id)
+        run = RunDir.create(path, config=cfg, seed=seed, resume=resume, command="selflab play")
+        specs = schedule(env_id, names, cfg.episodes, seed=seed, env_kwargs=cfg.env_kwargs, rotate=cfg.rotate)
+        llm_opts = {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature}
         llm_specs = sorted({n[4:] for n in names if n.startswith("llm:")})
         with open_executor(executor, workers, ray_address, models=llm_specs) as ex:
-            result = play(specs, concurrency=concurrency, run=run, progress=True, agent_options={"llm": llm_opts},
-                          executor=ex)  # fmt: skip
+            result = play(specs, concurrency=cfg.concurrency, run=run, progress=True,
+                          agent_options={"llm": llm_opts}, executor=ex)  # fmt: skip
         eps = result.episodes
         console.print(results_table(eps, f"{env_id}: {len(eps)} episodes, seed {seed}"))
         st = result.stats
@@ -163,6 +134,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title="selflab games")
         for col in ("id", "description", "defaults", "agents"):
             table.add_column(col)
+        fit(table)
         for s in list_envs():
             defaults = ", ".join(f"{k}={v}" for k, v in s.kwargs.items())
             table.add_row(
@@ -210,53 +182,31 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command("tournament")
+    @config_options(TournamentConfig, arguments=("game",), flags=FLAGS)
     def tournament_cmd(
-        game: Annotated[str, typer.Argument(help="Game id or name.")],
-        agents: Annotated[
-            str,
-            typer.Option("--agents", "-a", help="Comma-separated agents (at least two); llm = the --model."),
-        ] = "scripted,random",
-        model: Annotated[
-            str | None, typer.Option("--model", "-m", help=MODEL_HELP + " Used by 'llm' agents.")
-        ] = None,
-        episodes: Annotated[int, typer.Option("--episodes", "-n", min=1, help="Episodes per pair.")] = 20,
-        seed: Annotated[int, typer.Option("--seed")] = 0,
-        opt: Annotated[
-            list[str] | None, typer.Option("--opt", help="Game option key=value (repeatable).")
-        ] = None,
-        max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 64,
-        out: Annotated[
-            Path | None, typer.Option("--out", help="Run directory (default runs/tournament-<game>-<time>).")
-        ] = None,
-        resume: Annotated[
-            bool, typer.Option("--resume", help="Continue a run directory; finished episodes are kept.")
-        ] = False,
-        executor: ExecutorOpt = "local",
-        workers: WorkersOpt = None,
-        ray_address: RayAddressOpt = None,
-    ) -> None:
+        cfg: TournamentConfig, out: Path | None, resume: bool, opt: OptOpt = None, executor: ExecutorOpt = "local",
+        workers: WorkersOpt = None, ray_address: RayAddressOpt = None,
+    ) -> None:  # fmt: skip
         """Round-robin between agents: win rates with CIs, Elo, TrueSkill and pairwise tests."""
         from selflab.envs.tournament import round_robin
         from selflab.results import finish, game_rows
         from selflab.runs import RunDir
 
-        env_id = resolve_game(game)
-        names = _agents(agents, model)
+        cfg = _resolved(cfg, opt)
+        names, env_id, seed, episodes = cfg.agents, cfg.game, cfg.seed, cfg.episodes
         if len(set(names)) < 2:
             raise ConfigError(
                 "a tournament needs at least two different agents",
                 "pass e.g. --agents scripted,random,bluffer",
             )
-        env_kwargs = _parse_options(opt or [])
-        path = out or Path("runs") / f"tournament-{env_id}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        config = {"game": env_id, "agents": names, "episodes_per_pair": episodes, "seed": seed,
-                  "env_kwargs": env_kwargs, "max_new_tokens": max_new_tokens}  # fmt: skip
         check_flags(executor, workers, ray_address)
-        run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab tournament")
+        path = out or default_out("tournament", env_id)
+        run = RunDir.create(path, config=cfg, seed=seed, resume=resume, command="selflab tournament")
         llm_specs = sorted({n[4:] for n in names if n.startswith("llm:")})
         with open_executor(executor, workers, ray_address, models=llm_specs) as ex:
-            result = round_robin(env_id, names, episodes, seed=seed, env_kwargs=env_kwargs, progress=True, run=run,
-                                 agent_options={"llm": {"max_new_tokens": max_new_tokens}}, executor=ex)  # fmt: skip
+            result = round_robin(env_id, names, episodes, seed=seed, env_kwargs=cfg.env_kwargs, progress=True,
+                                 run=run, agent_options={"llm": {"max_new_tokens": cfg.max_new_tokens}},
+                                 executor=ex)  # fmt: skip
         table = Table(title=f"{env_id} round-robin, {episodes} episodes per pair")
         for col in ("agent", "win rate [95% CI]", "invalid rate", "Elo", "TrueSkill mu±sigma"):
             table.add_column(col)
@@ -272,72 +222,30 @@ def register(app: typer.Typer) -> None:
         finish(run, game_rows("selflab tournament", result.episodes, wall_s=wall))
 
     @app.command("baselines")
+    @config_options(
+        BaselinesConfig, flags={"episodes": ["--episodes", "-n"]}, deprecated={"model": ["--llm"]}
+    )
     def baselines_cmd(
-        games: Annotated[
-            str, typer.Option("--games", help="Comma-separated games (default: all), e.g. perudo,spy.")
-        ] = "",
-        llm: Annotated[
-            str | None,
-            typer.Option(
-                "--model",
-                "-m",
-                "--llm",
-                help="Model spec to play against scripted (omit for scripted vs random only).",
-            ),
-        ] = None,
-        episodes: Annotated[
-            int, typer.Option("--episodes", "-n", min=1, help="Scripted-vs-random episodes per game.")
-        ] = 200,
-        llm_episodes: Annotated[
-            int, typer.Option("--llm-episodes", min=1, help="LLM-vs-scripted episodes per game.")
-        ] = 16,
-        seed: Annotated[int, typer.Option("--seed")] = 0,
-        max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 48,
-        temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.7,
-        context_tokens: Annotated[
-            int,
-            typer.Option("--context-tokens", min=256, help="LLM prompt budget; oldest turns are dropped."),
-        ] = 1024,
-        out: Annotated[
-            Path | None, typer.Option("--out", help="Run directory (default runs/baselines-<time>).")
-        ] = None,
-        resume: Annotated[
-            bool, typer.Option("--resume", help="Keep the episodes already recorded in --out.")
-        ] = False,
-        executor: ExecutorOpt = "local",
-        workers: WorkersOpt = None,
-        ray_address: RayAddressOpt = None,
-        constraints: Annotated[
-            bool,
-            typer.Option(
-                "--constraints/--no-constraints",
-                help="LLM moves decoded under each game's move grammar (default), or free text.",
-            ),
-        ] = True,
-        scripted_rows: Annotated[
-            bool, typer.Option("--scripted/--no-scripted", help="Include the scripted-vs-random rows.")
-        ] = True,
-    ) -> None:
-        """Per game: scripted vs random and (with --llm) the LLM vs scripted and vs random, with 95%
+        cfg: BaselinesConfig, out: Path | None, resume: bool, executor: ExecutorOpt = "local",
+        workers: WorkersOpt = None, ray_address: RayAddressOpt = None,
+    ) -> None:  # fmt: skip
+        """Per game: scripted vs random and (with --model) the LLM vs scripted and vs random, with 95%
         CIs, exact tests and invalid-action rates (parse errors and rule violations apart). Writes
         baselines.json and baselines.md to the run directory."""
         from selflab.envs.baselines import VARIANTS, matchups, run_baselines
         from selflab.runs import RunDir
 
-        chosen = [g.strip() for g in games.split(",") if g.strip()] or list(VARIANTS)
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = out or Path("runs") / f"baselines-{stamp}"
+        chosen, llm, seed = cfg.games or list(VARIANTS), cfg.model, cfg.seed
         llm_options = {
-            "max_new_tokens": max_new_tokens,
-            "temperature": temperature,
-            "context_tokens": context_tokens,
-            "constrained": constraints,
+            "max_new_tokens": cfg.max_new_tokens,
+            "temperature": cfg.temperature,
+            "context_tokens": cfg.context_tokens,
+            "constrained": cfg.constraints,
         }
-        config = {"games": chosen, "llm": llm, "episodes": episodes, "llm_episodes": llm_episodes, "seed": seed,
-                  "llm_options": llm_options, "scripted": scripted_rows}  # fmt: skip
-        todo = matchups(chosen, llm, episodes, llm_episodes, seed, scripted=scripted_rows)
+        todo = matchups(chosen, llm, cfg.episodes, cfg.llm_episodes, seed, scripted=cfg.scripted)
         check_flags(executor, workers, ray_address)
-        run = RunDir.create(path, config=config, seed=seed, resume=resume, command="selflab baselines")
+        run = RunDir.create(out or default_out("baselines"), config=cfg.model_copy(update={"games": chosen}),
+                            seed=seed, resume=resume, command="selflab baselines")  # fmt: skip
         with open_executor(executor, workers, ray_address, models=[llm] if llm else None) as ex:
             results, stats = run_baselines(todo, run=run, llm_options=llm_options, progress=True, executor=ex)
         table = Table(

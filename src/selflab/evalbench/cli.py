@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from selflab.cli_options import ModelOpt, OutOpt, default_out
+from selflab.cli_options import config_options, default_out
 from selflab.console import fit
-from selflab.evalbench.perturbations import ALL_NAMES
+from selflab.evalbench.runner import BenchConfig
 from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt, check_flags, open_executor
 
 bench_app = typer.Typer(
@@ -96,64 +97,24 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
     return tables
 
 
+@config_options(
+    BenchConfig,
+    flags={"judges": ["--judge", "-j"], "limit": ["--n", "-n"]},
+    deprecated={"limit": ["--limit"]},
+    repeat=("judges",),
+)
 def judges(
-    judge: Annotated[
-        list[str],
-        typer.Option(
-            "--judge",
-            "-j",
-            help="judge kind(s): rubric, pairwise, likelihood, "
-            "jury:seeds:N, jury:personas:N, debate, ... (repeatable); options in brackets, "
-            "e.g. 'pairwise[fence=none,constrain=false]' (see `selflab judge --list-options`)",
-        ),
-    ] = None,  # type: ignore[assignment]
-    model: ModelOpt = "smollm2-135m",
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", help="benchmark items (shipped: 320; more are generated)")
-    ] = 12,
-    seed: Annotated[int, typer.Option()] = 0,
-    out: OutOpt = None,
-    perturbations: Annotated[
-        str, typer.Option(help=f"comma list or 'all' or 'none': {', '.join(ALL_NAMES)}")
-    ] = "all",
-    per_perturbation: Annotated[int, typer.Option(help="units per perturbation and protocol")] = 6,
-    majority: Annotated[bool, typer.Option(help="run the majority-vote study")] = True,
-    majority_items: Annotated[int, typer.Option(help="items in the majority study")] = 4,
-    cot: Annotated[bool, typer.Option(help="let judges reason first (slower)")] = False,
-    resume: Annotated[bool, typer.Option(help="continue an interrupted run in --out")] = False,
-    ablate_defences: Annotated[
-        bool, typer.Option(help="also run each judge without verdict constraint and injection fence")
-    ] = False,
-    max_new_tokens: Annotated[
-        int | None, typer.Option(help="judges' token budget (default: 8 direct, 256 with --cot)")
-    ] = None,
+    config: BenchConfig,
+    out: Path | None,
+    resume: bool,
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = None,
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Measure judges against code-verified truth and under perturbations."""
-    from selflab.evalbench.runner import BenchConfig, run_bench
+    from selflab.evalbench.runner import run_bench
 
-    perts = (
-        list(ALL_NAMES)
-        if perturbations == "all"
-        else []
-        if perturbations == "none"
-        else [p.strip() for p in perturbations.split(",") if p.strip()]
-    )
-    config = BenchConfig(
-        model=model,
-        judges=judge or ["rubric", "pairwise"],
-        limit=limit,
-        seed=seed,
-        perturbations=perts,
-        per_perturbation=per_perturbation,
-        majority=majority,
-        majority_items=majority_items,
-        cot=cot,
-        ablate_defences=ablate_defences,
-        max_new_tokens=max_new_tokens,
-    )
+    model = config.model
     out = out or default_out("bench-judges")
     check_flags(executor, workers, ray_address)
     with open_executor(executor, workers, ray_address, models=[model]) as ex:

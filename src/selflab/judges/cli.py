@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from selflab.cli_options import MODEL_HELP, parse_sets
+from selflab.console import fit
 from selflab.errors import ConfigError
 
 console = Console()
-
-
-def _options(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"judge option {pair!r} is not key=value", "write e.g. --opt direct=true")
-        key, value = pair.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def _read_items(path: Path) -> list[dict]:
@@ -49,7 +38,9 @@ def judge_command(
         str,
         typer.Option("--judge", "-j", help="Judge kind, e.g. rubric, pairwise, likelihood, jury:personas:5."),
     ] = "rubric",
-    model: Annotated[str, typer.Option("--model", "-m", help="Model spec of the judge.")] = "smollm2-135m",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help=MODEL_HELP + " The judge's model.")
+    ] = "smollm2-135m",
     prompt: Annotated[str | None, typer.Option(help="The user's question.")] = None,
     response: Annotated[
         list[str] | None, typer.Option("--response", "-r", help="One response (graded) or two (compared).")
@@ -64,7 +55,10 @@ def judge_command(
     out: Annotated[Path | None, typer.Option(help="Write every judgment as JSONL here.")] = None,
     opt: Annotated[
         list[str] | None,
-        typer.Option("--opt", help="Judge option key=value, repeatable; --list-options shows each kind's."),
+        typer.Option(
+            "--opt",
+            help="Judge option key=value (YAML value, like --set), repeatable; --list-options shows each kind's.",
+        ),
     ] = None,
     list_options: Annotated[
         bool, typer.Option("--list-options", help="Print every judge kind's options and exit.")
@@ -101,7 +95,7 @@ def judge_command(
         raise ConfigError(
             f"an item is malformed: {exc}", "items need prompt and response (or response_a, response_b)"
         ) from exc
-    judge_obj = build_judge(judge, load_model(model), **_options(opt or []))
+    judge_obj = build_judge(judge, load_model(model), **parse_sets(opt, "--opt"))
     judgments = []
     for needed, protocol in ((point, "pointwise"), (pair, "pairwise")):
         if needed and protocol not in judge_obj.protocols:
@@ -118,7 +112,7 @@ def judge_command(
     for j in judgments:
         value = f"{j.score:.2f}" if j.score is not None and j.kind == "pointwise" else str(j.verdict or "")
         table.add_row(j.item_id, value, j.parse_error or "", j.raw[-80:].replace("\n", " "))
-    console.print(table)
+    console.print(fit(table))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", encoding="utf-8") as f:

@@ -43,6 +43,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
+from selflab.console import log as progress  # stage progress goes to stderr; results to self.console
 from selflab.errors import ConfigError, SelflabError
 from selflab.execution import Executor, ExecutorConfig, make_executor
 from selflab.loops.truth_meter import IterationMetrics, TruthMeter, read_metrics
@@ -234,11 +235,11 @@ class Loop(ABC):
         """Run every stage not yet complete, in order; then write the report."""
         start = time.perf_counter()
         done = self.run.completed_stages()
-        self.console.rule(f"[bold]{self.name}[/bold] → {self.run.path}")
+        progress.rule(f"[bold]{self.name}[/bold] → {self.run.path}")
         for iteration, stage in self.plan():
             key = stage_key(iteration, stage)
             if key in done:
-                self.console.print(f"[dim]skip {key} (completed earlier)[/dim]")
+                progress.print(f"[dim]skip {key} (completed earlier)[/dim]")
                 continue
             if self.before_stage is not None:
                 self.before_stage(key)
@@ -246,12 +247,12 @@ class Loop(ABC):
             if log.path.exists():  # partial output of an interrupted attempt
                 log.path.unlink()
             ctx = StageContext(self, iteration, stage)
-            self.console.print(f"[bold cyan]▶ {key}[/bold cyan]")
+            progress.print(f"[bold cyan]▶ {key}[/bold cyan]")
             t0 = time.perf_counter()
             getattr(self, f"stage_{stage}")(ctx)
             ctx.info["seconds"] = round(time.perf_counter() - t0, 2)
             self.run.mark_complete(key, **ctx.info)
-            self.console.print(f"[green]✓ {key}[/green] " + " ".join(f"{k}={v}" for k, v in ctx.info.items()))
+            progress.print(f"[green]✓ {key}[/green] " + " ".join(f"{k}={v}" for k, v in ctx.info.items()))
         if self._executor is not None:
             self._executor.close()
             self._executor = None
@@ -260,7 +261,7 @@ class Loop(ABC):
             from selflab.report import write_report
 
             path = write_report(self.run)
-            self.console.print(f"report: {path}")
+            progress.print(f"report: {path}")
         return read_metrics(self.run)
 
 

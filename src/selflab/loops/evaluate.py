@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from selflab.console import fit, log
 from selflab.loops.benchmark import bench_slice
 from selflab.loops.evaluation import Evaluation, GameWinRate, JudgeBench, Length, Scorer, SelfJudged, Verified
 from selflab.loops.stats import Estimate, PairedTest, bootstrap_ci, paired_compare
@@ -127,10 +128,10 @@ def compare_models(
             t = r.vs_first.get(k)
             p = f"{t.p_value:.3g} ({t.test})" if t and t.p_value is not None else "-"
             table.add_row(r.model, k, est.fmt(), t.delta.fmt() if t else "-", p)
-    console.print(table)
+    console.print(fit(table))
     if plot is not None:
         plot_panel(results, plot)
-        console.print(f"plot: {plot}")
+        log.print(f"plot: {plot}")
     return results
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from selflab.cli_options import OutOpt, config_options, default_out
+from selflab.cli_options import config_options, default_out
 from selflab.errors import ConfigError
+from selflab.probes.guided import GuidedConfig
 from selflab.probes.runner import ProbeConfig
 from selflab.results import finish
 from selflab.runs.metrics import ProbeMetrics
@@ -18,11 +18,6 @@ from selflab.runs.metrics import ProbeMetrics
 probe_app = typer.Typer(
     help="Probes on hidden states: layer sweeps, generalization, guided generation.", no_args_is_help=True
 )
-
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec (local: smollm2-135m or hf:PATH).")]
-PositionOpt = Annotated[str, typer.Option(help="Token position: last, answer_last, answer_mean.")]
-SeedOpt = Annotated[int, typer.Option(help="Seed for datasets, splits, probes and bootstrap.")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Reuse an existing run directory (and its cache).")]
 
 
 def _split(text: str) -> list[str]:
@@ -72,43 +67,17 @@ def generalize(cfg: ProbeConfig, out: Path | None, resume: bool) -> None:
 
 
 @probe_app.command("guided")
-def guided(
-    out: OutOpt = None,
-    model: ModelOpt = "smollm2-135m",
-    n_questions: Annotated[int, typer.Option(help="Verifiable questions (split into train/test).")] = 150,
-    n_samples: Annotated[int, typer.Option(help="Sampled answers per question (N of best-of-N).")] = 5,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
-    max_new_tokens: Annotated[int, typer.Option(help="Answer length limit.")] = 32,
-    probe: Annotated[str, typer.Option(help="Probe kind: logistic, mean_diff, mlp.")] = "logistic",
-    position: PositionOpt = "answer_mean",
-    judge: Annotated[bool, typer.Option("--judge/--no-judge", help="Also rank with the RubricJudge.")] = True,
-    seed: SeedOpt = 0,
-    resume: ResumeOpt = False,
-) -> None:
+@config_options(
+    GuidedConfig, flags={"n_questions": ["--n", "-n"]}, deprecated={"n_questions": ["--n-questions"]}
+)
+def guided(cfg: GuidedConfig, out: Path | None, resume: bool) -> None:
     """Best-of-N by a self-knowledge probe against plain sampling, majority, likelihood and the
     rubric judge, on verifiable questions (accuracy with 95% CIs)."""
-    from pydantic import ValidationError
-
-    from selflab.probes.guided import GuidedConfig, run_guided, self_knowledge_statements
+    from selflab.probes.guided import run_guided, self_knowledge_statements
     from selflab.probes.pipeline import load_target
     from selflab.probes.plots import guided_bars
 
-    try:
-        cfg = GuidedConfig(
-            model=model,
-            n_questions=n_questions,
-            n_samples=n_samples,
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            probe=probe,
-            position=position,
-            judge=judge,
-            seed=seed,
-        )
-    except ValidationError as exc:
-        raise ConfigError(
-            f"invalid options: {'; '.join(e['msg'] for e in exc.errors())}", "see --help"
-        ) from exc
+    seed, model, position = cfg.seed, cfg.model, cfg.position
     if position not in ("last", "answer_last", "answer_mean"):
         raise ConfigError(f"unknown position {position!r}", "use last, answer_last or answer_mean")
     run = _rundir(out, cfg, seed, resume, "probe guided")

@@ -40,18 +40,18 @@ METHODS = ("first_sample", "random_sample", "greedy", "majority", "likelihood", 
 
 
 class GuidedConfig(BaseModel):
-    model: str = "smollm2-135m"
-    n_questions: int = Field(150, ge=4)
-    test_fraction: float = Field(0.4, gt=0.0, lt=1.0)
-    n_samples: int = Field(5, ge=2)
-    temperature: float = Field(0.8, gt=0.0)
-    max_new_tokens: int = Field(32, ge=1)
-    position: str = "answer_mean"
-    probe: str = "logistic"
-    judge: bool = True
-    seed: int = 0
-    n_boot: int = Field(1000, ge=50)
-    batch_size: int = Field(16, ge=1)
+    model: str = Field("smollm2-135m", description="Model spec (local: smollm2-135m or hf:PATH).")
+    n_questions: int = Field(150, ge=4, description="Verifiable questions (split into train/test).")
+    test_fraction: float = Field(0.4, gt=0.0, lt=1.0, description="Share of the questions held out for test.")
+    n_samples: int = Field(5, ge=2, description="Sampled answers per question (N of best-of-N).")
+    temperature: float = Field(0.8, gt=0.0, description="Sampling temperature.")
+    max_new_tokens: int = Field(32, ge=1, description="Answer length limit.")
+    position: str = Field("answer_mean", description="Token position: last, answer_last, answer_mean.")
+    probe: str = Field("logistic", description="Probe kind: logistic, mean_diff, mlp.")
+    judge: bool = Field(True, description="Also rank with the RubricJudge.")
+    seed: int = Field(0, description="Seed for datasets, splits, probes and bootstrap.")
+    n_boot: int = Field(1000, ge=50, description="Bootstrap resamples of each interval.")
+    batch_size: int = Field(16, ge=1, description="Prompts per forward pass.")
 
 
 class SampleRecord(BaseModel):

@@ -8,6 +8,7 @@ test scores are kept (`ProbeGrid`) so adaptive selection and the generalization 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -99,7 +100,11 @@ def fit_grid(
                 grid.val_scores[key] = probe.score(d.val.layer(layer, d.layers))
                 grid.test_scores[key] = probe.score(d.test.layer(layer, d.layers))
             if progress:
-                print(f"  fitted {kind:9s} on {name:12s} in {time.perf_counter() - t_kind:5.1f}s", flush=True)
+                print(
+                    f"  fitted {kind:9s} on {name:12s} in {time.perf_counter() - t_kind:5.1f}s",
+                    file=sys.stderr,  # progress: stdout holds the command's JSON result
+                    flush=True,
+                )
     return grid
 
 

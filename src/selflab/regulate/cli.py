@@ -12,123 +12,67 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-console = Console()
+from selflab.cli_options import ConfigInput, config_options, default_out
+from selflab.console import out as results
+from selflab.loops.cli import LOOP_HELPS
+from selflab.regulate.atomic import AtomicLoop
+from selflab.regulate.refine import RefineLoop
+from selflab.regulate.train import ConstitutionEvalLoop, ConstitutionTrainLoop
+
+console = results
 app = typer.Typer(
     help="Self-regulation: constitutions that models amend, scored by objective measures.",
     no_args_is_help=True,
 )
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config (see configs/regulate*.yaml).")
-]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory.")]
-ResumeOpt = Annotated[
-    bool, typer.Option("--resume", help="Continue a killed run from its last completed stage.")
-]
-SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="Override a setting: key=value (nested: suite.harmful=20).")
-]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model spec (overrides the config).")]
 
-
-def _run(
-    loop_cls: Any,
-    default_out: str,
-    config: Path | None,
-    out: Path | None,
-    resume: bool,
-    sets: list[str] | None,
-    model: str | None,
-    extra: dict[str, Any] | None = None,
-) -> None:
+def _run(loop_cls: Any, name: str, given: ConfigInput, out: Path | None, resume: bool,
+         defaults: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Open (or resume) the loop's run and run it. `defaults`: this command's settings under the
+    file, --set and flags; a resumed run given no settings keeps its saved config."""
     from selflab.loops.base import open_run
-    from selflab.loops.cli import load_loop_config
 
-    sets = list(sets or [])
-    if model:
-        sets.append(f"model={model}")
-    for k, v in (extra or {}).items():  # command defaults; a resumed run keeps its saved config
-        if not resume and not any(s.startswith(f"{k}=") for s in sets):
-            sets.append(f"{k}={v}")
-    out = out or Path("runs") / default_out
-    cfg = None if (resume and config is None and not sets) else load_loop_config(loop_cls, config, sets)
+    out = out or default_out(name)
+    cfg = None if (resume and not given.given) else given.build(loop_cls.Config, defaults)
     command = " ".join(shlex.quote(a) for a in ["selflab", *sys.argv[1:]])
-    loop = open_run(loop_cls, out, cfg, resume=resume, command=command, console=console)
+    loop = open_run(loop_cls, out, cfg, resume=resume, command=command, console=results)
     loop.run_loop()
 
 
 @app.command("atomic")
-def atomic_cmd(
-    config: ConfigOpt = None,
-    out: OutOpt = None,
-    resume: ResumeOpt = False,
-    set_: SetOpt = None,
-    model: ModelOpt = None,
-) -> None:
+@config_options(AtomicLoop.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
+def atomic_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Experiment 1: can one model patch its constitution against a known exploit? (single proposer)"""
-    from selflab.regulate.atomic import AtomicLoop
-
-    _run(
-        AtomicLoop, "constitution-atomic", config, out, resume, set_, model, extra={"strategies": "[single]"}
-    )
+    _run(AtomicLoop, "constitution-atomic", given, out, resume, defaults={"strategies": ["single"]})
 
 
 @app.command("debate")
-def debate_cmd(
-    config: ConfigOpt = None,
-    out: OutOpt = None,
-    resume: ResumeOpt = False,
-    set_: SetOpt = None,
-    model: ModelOpt = None,
-) -> None:
+@config_options(AtomicLoop.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
+def debate_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Experiment 2: single model vs consortium vs debate (with meta-judge and vote) on the atomic cases."""
-    from selflab.regulate.atomic import AtomicLoop
-
-    _run(AtomicLoop, "constitution-debate", config, out, resume, set_, model)
+    _run(AtomicLoop, "constitution-debate", given, out, resume)
 
 
 @app.command("refine")
-def refine_cmd(
-    config: ConfigOpt = None,
-    out: OutOpt = None,
-    resume: ResumeOpt = False,
-    set_: SetOpt = None,
-    model: ModelOpt = None,
-) -> None:
+@config_options(RefineLoop.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
+def refine_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Experiment 3: N cycles of red-team, debate, vote; held-out evaluation and collapse checks."""
-    from selflab.regulate.refine import RefineLoop
-
-    _run(RefineLoop, "constitution-refine", config, out, resume, set_, model)
+    _run(RefineLoop, "constitution-refine", given, out, resume)
 
 
 @app.command("train")
-def train_cmd(
-    config: ConfigOpt = None,
-    out: OutOpt = None,
-    resume: ResumeOpt = False,
-    set_: SetOpt = None,
-    model: ModelOpt = None,
-) -> None:
+@config_options(ConstitutionTrainLoop.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
+def train_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Critique and revision under the constitution -> SFT on revisions / DPO revision-over-original."""
-    from selflab.regulate.train import ConstitutionTrainLoop
-
-    _run(ConstitutionTrainLoop, "constitution-train", config, out, resume, set_, model)
+    _run(ConstitutionTrainLoop, "constitution-train", given, out, resume)
 
 
 @app.command("eval")
-def eval_cmd(
-    config: ConfigOpt = None,
-    out: OutOpt = None,
-    resume: ResumeOpt = False,
-    set_: SetOpt = None,
-    model: ModelOpt = None,
-) -> None:
+@config_options(ConstitutionEvalLoop.Config, raw=True, drop=("loop",), helps=LOOP_HELPS)
+def eval_cmd(given: ConfigInput, out: Path | None, resume: bool) -> None:
     """Held-out safety suite for one model under one constitution (or none: --set constitution=none)."""
-    from selflab.regulate.train import ConstitutionEvalLoop
-
-    _run(ConstitutionEvalLoop, "constitution-eval", config, out, resume, set_, model)
+    _run(ConstitutionEvalLoop, "constitution-eval", given, out, resume)
 
 
 @app.command("show")

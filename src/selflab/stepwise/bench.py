@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
+from selflab.console import fit
 from selflab.models.types import GenerationRequest, LanguageModel, Message, SamplingParams
 from selflab.runs import RunDir
 from selflab.stepwise import FAMILIES, get_family
@@ -34,19 +35,23 @@ from selflab.stepwise.types import BenchSolution
 class StepBenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "smollm2-135m"
-    families: list[str] = Field(default_factory=lambda: sorted(FAMILIES))
+    model: str = Field("smollm2-135m", description="Model spec (judge and solution writer).")
+    families: list[str] = Field(default_factory=lambda: sorted(FAMILIES), description="Problem families.")
     injected_per_family: int = Field(
         20, ge=0, description="held-out problems with a code-made mistake (or none)"
     )
     correct_fraction: float = Field(0.3, ge=0.0, le=1.0, description="share of injected items left correct")
     model_written_per_family: int = Field(8, ge=0, description="held-out problems the model solves itself")
-    judges: list[Literal["llm", "likelihood"]] = Field(default_factory=lambda: ["llm", "likelihood"])
-    threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    temperature: float = Field(0.7, ge=0.0)
-    max_new_tokens: int = Field(120, ge=8)
+    judges: list[Literal["llm", "likelihood"]] = Field(
+        default_factory=lambda: ["llm", "likelihood"], description="Step judges: llm, likelihood."
+    )
+    threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Step score below which a step is called wrong."
+    )
+    temperature: float = Field(0.7, ge=0.0, description="Sampling temperature of model-written solutions.")
+    max_new_tokens: int = Field(120, ge=8, description="Tokens per model-written solution.")
     constrain: bool = Field(False, description="constrain the LLM judge's verdict (backends that honour it)")
-    seed: int = 0
+    seed: int = Field(0, description="Seed of every random choice (same seed, same result).")
 
 
 def generate_solutions(
@@ -206,7 +211,7 @@ def run_step_bench(
             {"kind": "step_bench", "judge": kind, "model": cfg.model, "metrics": summary["judges"][kind]}
         )
     (run.path / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    console.print(summary_table(summary))
+    console.print(fit(summary_table(summary)))
     return summary
 
 

@@ -8,80 +8,50 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from selflab.cli_options import config_options, default_out, validate
+from selflab.console import log
+from selflab.console import out as results
+from selflab.errors import ConfigError
+from selflab.stepwise.bench import StepBenchConfig
+from selflab.stepwise.search import SearchRunConfig
 
 stepwise_app = typer.Typer(
     help="Step-wise problems, labels from code, and step-guided search.", no_args_is_help=True
 )
 
 
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
-def bench_steps(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="Model spec (judge and solution writer).")
-    ] = "smollm2-135m",
-    families: Annotated[str | None, typer.Option(help="Comma-separated families (default: all).")] = None,
-    injected: Annotated[int, typer.Option(help="Items with code-made mistakes per family.")] = 20,
-    model_written: Annotated[int, typer.Option(help="Model-written solutions per family.")] = 8,
-    judges: Annotated[str, typer.Option(help="Comma-separated: llm, likelihood.")] = "llm,likelihood",
-    seed: Annotated[int, typer.Option()] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue a run in --out.")] = False,
-) -> None:
+@config_options(
+    StepBenchConfig,
+    flags={"injected_per_family": ["--injected"], "model_written_per_family": ["--model-written"]},
+)
+def bench_steps(cfg: StepBenchConfig, out: Path | None, resume: bool) -> None:
     """Step-level judge benchmark: first-error localisation (ProcessBench) and step F1, with CIs."""
-    from selflab.stepwise.bench import StepBenchConfig, run_step_bench
+    from selflab.stepwise.bench import run_step_bench
 
-    cfg = StepBenchConfig.model_validate(
-        {
-            "model": model,
-            "injected_per_family": injected,
-            "model_written_per_family": model_written,
-            "judges": _csv(judges),
-            "seed": seed,
-            **({"families": _csv(families)} if families else {}),
-        }
-    )
-    run_step_bench(cfg, out, resume=resume, console=Console())
-    Console().print(f"wrote {out}/summary.json")
+    out = out or default_out("bench-steps")
+    run_step_bench(cfg, out, resume=resume, console=results)
+    log.print(f"wrote {out}/summary.json")
 
 
 @stepwise_app.command("search")
-def search(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model spec.")] = "smollm2-135m",
-    families: Annotated[str | None, typer.Option(help="Comma-separated families (default: all).")] = None,
-    problems: Annotated[int, typer.Option(help="Held-out problems per family.")] = 10,
-    n: Annotated[int, typer.Option(help="Samples per problem (the budget); beams use width*expand=n.")] = 8,
-    width: Annotated[int, typer.Option(help="Beam width.")] = 2,
-    methods: Annotated[str | None, typer.Option(help="Comma-separated subset of the methods.")] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens per full solution.")] = 120,
-    seed: Annotated[int, typer.Option()] = 0,
-    resume: Annotated[bool, typer.Option("--resume")] = False,
-) -> None:
+@config_options(
+    SearchRunConfig,
+    skip=("expand",),
+    flags={"problems_per_family": ["--problems"], "n": ["--n-samples"]},
+    deprecated={"n": ["--n"]},
+)
+def search(cfg: SearchRunConfig, out: Path | None, resume: bool) -> None:
     """Best-of-N and step-level beam search guided by the step judge or the outcome judge, and
-    majority vote, at equal sample budget on held-out problems."""
-    from selflab.errors import ConfigError
-    from selflab.stepwise.search import SearchRunConfig, run_search
+    majority vote, at equal sample budget on held-out problems (the beams use width * expand = n)."""
+    from selflab.stepwise.search import run_search
 
-    if n % width:
-        raise ConfigError(f"--n {n} is not a multiple of --width {width}", "pick n = width * expand")
-    data: dict = {
-        "model": model,
-        "problems_per_family": problems,
-        "n": n,
-        "width": width,
-        "expand": n // width,
-        "max_new_tokens": max_new_tokens,
-        "seed": seed,
-    }
-    if families:
-        data["families"] = _csv(families)
-    if methods:
-        data["methods"] = _csv(methods)
-    run_search(SearchRunConfig.model_validate(data), str(out), resume=resume, console=Console())
+    if cfg.n % cfg.width:
+        raise ConfigError(
+            f"--n-samples {cfg.n} is not a multiple of --width {cfg.width}", "pick n-samples = width * expand"
+        )
+    cfg = validate(SearchRunConfig, {**cfg.model_dump(), "expand": cfg.n // cfg.width})
+    run_search(cfg, str(out or default_out("stepwise-search")), resume=resume, console=results)
 
 
 @stepwise_app.command("problems")

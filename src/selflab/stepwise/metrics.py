@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from pydantic import BaseModel
-from scipy import stats
 
 from selflab.stepwise.judges import StepJudgment
 from selflab.stepwise.types import BenchSolution
@@ -48,6 +47,8 @@ def proportion(hits: Sequence[bool | None]) -> Metric:
     if not xs:
         return Metric(value=None, n=0, missing=missing)
     k, n = sum(xs), len(xs)
+    from scipy import stats  # lazily: the CLI imports this module to build its flags
+
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
     return Metric(value=k / n, lo=float(ci.low), hi=float(ci.high), n=n, missing=missing)
 
@@ -147,6 +148,8 @@ def step_metrics(
         bad = [p for i in idx for w, p in rows[i] if w]
         if not good or not bad:
             return None
+        from scipy import stats
+
         u = stats.mannwhitneyu(good, bad, alternative="two-sided").statistic
         return float(u) / (len(good) * len(bad))
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from selflab.console import fit
 from selflab.models.types import GenerationRequest, LanguageModel, SamplingParams
 from selflab.stepwise.family import StepFamily
 from selflab.stepwise.judges import LikelihoodStepJudge, OutcomeJudge, _p_correct, step_prompt
@@ -36,14 +37,14 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n: int = Field(8, ge=2, description="samples per problem (the compute budget)")
-    width: int = Field(2, ge=1)
-    expand: int = Field(4, ge=1)
-    max_steps: int = Field(6, ge=1)
-    temperature: float = Field(0.8, gt=0.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(120, ge=8)
-    step_max_new_tokens: int = Field(32, ge=4)
-    seed: int = 0
+    width: int = Field(2, ge=1, description="Beam width.")
+    expand: int = Field(4, ge=1, description="Continuations per beam per step (width * expand = n).")
+    max_steps: int = Field(6, ge=1, description="Steps of the beam search.")
+    temperature: float = Field(0.8, gt=0.0, description="Sampling temperature.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(120, ge=8, description="Tokens per full solution.")
+    step_max_new_tokens: int = Field(32, ge=4, description="Tokens per step.")
+    seed: int = Field(0, description="Seed of every random choice (same seed, same result).")
 
 
 class SearchResult(BaseModel):
@@ -243,10 +244,14 @@ def beam_search(
 
 
 class SearchRunConfig(SearchConfig):
-    model: str = "smollm2-135m"
-    families: list[str] = Field(default_factory=lambda: ["arithmetic", "blocks", "dates"])
-    problems_per_family: int = Field(10, ge=1)
-    methods: list[str] = Field(default_factory=lambda: list(METHODS))
+    model: str = Field("smollm2-135m", description="Model spec.")
+    families: list[str] = Field(
+        default_factory=lambda: ["arithmetic", "blocks", "dates"], description="Problem families."
+    )
+    problems_per_family: int = Field(10, ge=1, description="Held-out problems per family.")
+    methods: list[str] = Field(
+        default_factory=lambda: list(METHODS), description="Search methods to compare."
+    )
 
 
 def mcnemar_p(a: Sequence[bool], b: Sequence[bool]) -> float:
@@ -351,5 +356,5 @@ def run_search(
             f"{r['judge_calls_per_problem']:.1f}",
             f"{r['p_vs_majority']:.3f}" if "p_vs_majority" in r else "-",
         )
-    con.print(t)
+    con.print(fit(t))
     return rows

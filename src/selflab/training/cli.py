@@ -1,4 +1,7 @@
-"""`selflab train sft|dpo|kto --data FILE --model SPEC --out DIR`: one TRL training run on a file."""
+"""`selflab train sft|dpo|kto --data FILE --model SPEC [--out DIR]`: one TRL training run on a file.
+
+The flags are generated from `TrainCommandConfig` (TrainConfig plus the data file and the model), so
+every training setting is a flag, a `--set key=value` and a YAML key under the same name."""
 
 from __future__ import annotations
 
@@ -6,46 +9,69 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from pydantic import Field
 
+from selflab.cli_options import config_options, default_out
+from selflab.console import log
+from selflab.errors import ConfigError
 from selflab.training.datasets import load_rows
 from selflab.training.trainers import Method, TrainConfig, train
 
-console = Console(stderr=True)
+
+class TrainCommandConfig(TrainConfig):
+    """What `selflab train METHOD` needs: the training settings, the data file and the model."""
+
+    data: Path = Field(description="Dataset: .jsonl, .json or .parquet (conversational rows).")
+    model: str = Field("smollm2-135m", description="Model spec to train.")
+
+
+# Help for TrainConfig fields that carry no description (TrainConfig lives in training/trainers.py).
+HELPS = {
+    "lora": "Train LoRA adapters (--no-lora or --full: full fine-tuning).",
+    "lora_r": "LoRA rank.",
+    "lora_alpha": "LoRA alpha (scale = alpha / r).",
+    "lora_dropout": "LoRA dropout.",
+    "epochs": "Passes over the data.",
+    "batch_size": "Examples per device step.",
+    "grad_accum": "Gradient accumulation steps.",
+    "max_length": "Tokens per example (longer ones are truncated).",
+    "lr_scheduler": "Learning-rate schedule (transformers' names: linear, cosine, constant, ...).",
+    "weight_decay": "AdamW weight decay.",
+    "dpo_loss": "DPO loss type (TRL's names: sigmoid, ipo, hinge, ...).",
+    "gradient_checkpointing": "Recompute activations to save memory.",
+    "seed": "Seed of every random choice (same seed, same result).",
+    "logging_steps": "Steps between loss records.",
+    "launcher": "Run in this process (local) or under accelerate launch (accelerate).",
+    "save": "LoRA runs: save the adapter, or merged full weights.",
+}
 
 
 def _make(method: Method):  # noqa: ANN202 - typer command factory
+    @config_options(
+        TrainCommandConfig,
+        skip=("lora_target_modules",),
+        flags={"learning_rate": ["--learning-rate", "--lr"]},
+        helps=HELPS,
+    )
     def command(
-        data: Annotated[Path, typer.Option("--data", help="Dataset: .jsonl, .json or .parquet.")],
-        out: Annotated[Path, typer.Option("--out", help="Checkpoint folder to write (merged safetensors).")],
-        model: Annotated[str, typer.Option("--model", "-m", help="Model spec to train.")] = "smollm2-135m",
-        config: Annotated[Path | None, typer.Option("--config", help="YAML with TrainConfig fields.")] = None,
+        cfg: TrainCommandConfig,
+        out: Path | None,
+        resume: bool,
         full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")] = False,
-        lr: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
-        epochs: Annotated[float | None, typer.Option("--epochs")] = None,
-        max_steps: Annotated[int | None, typer.Option("--max-steps")] = None,
-        batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
-        beta: Annotated[float | None, typer.Option("--beta", help="DPO/KTO beta.")] = None,
-        seed: Annotated[int | None, typer.Option("--seed")] = None,
     ) -> None:
-        from selflab.config import load_config
-
-        overrides = {
-            "lora": False if full else None,
-            "learning_rate": lr,
-            "epochs": epochs,
-            "max_steps": max_steps,
-            "batch_size": batch_size,
-            "beta": beta,
-            "seed": seed,
-        }
-        cfg = load_config(TrainConfig, config, overrides)
-        rows = load_rows(data)
-        console.print(
-            f"{method}: {len(rows)} examples, {'LoRA' if cfg.lora else 'full fine-tuning'}, lr={cfg.lr(method)}"
+        if resume:
+            raise ConfigError("selflab train does not resume", "start it again with a fresh --out")
+        settings = TrainConfig.model_validate(cfg.model_dump(exclude={"data", "model"}))
+        if full:
+            settings = settings.model_copy(update={"lora": False})
+        out = out or default_out("train", method)
+        rows = load_rows(cfg.data)
+        log.print(
+            f"{method}: {len(rows)} examples, {'LoRA' if settings.lora else 'full fine-tuning'}, "
+            f"lr={settings.lr(method)}"
         )
-        result = train(method, model, rows, out, cfg)
-        console.print(
+        result = train(method, cfg.model, rows, out, settings)
+        log.print(
             f"done: {result.steps} steps in {result.seconds:.1f}s, loss {result.train_loss}, "
             f"{result.tokens / max(result.seconds, 1e-9):.0f} tok/s"
         )

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from selflab.evalbench.items import load_items
 from selflab.loops import judge_distillation as jd
 from selflab.loops import self_refine, self_rewarding, spin
 from selflab.loops import verified_sft as vs
 from selflab.loops.base import open_run
-from selflab.loops.benchmark import sentences
+from selflab.loops.benchmark import heldout_content, sentences
 from selflab.loops.evaluation import heldout_sets
 from selflab.loops.generated_data import GeneratedDataConfig, GeneratedDataLoop
 from selflab.tasks import Task
@@ -119,5 +120,15 @@ def test_judge_distillation(tmp_path: Path) -> None:
     held, _ = loop.heldout()  # type: ignore[attr-defined]
     assert not {u.prompt for u in units} & {u.prompt for u in held}
     train_sents = {s for u in units for s in sentences(u.response)}
-    held_sents = {s for u in held for s in sentences(u.response)}
-    assert not train_sents & held_sents, sorted(train_sents & held_sents)[:3]
+    # no held-out content (held-out topics' sentences, held-out tasks' texts) in training ...
+    content = heldout_content(
+        cfg.heldout_topic_fraction, [it.task for it in load_items() if it.id in {u.item_id for u in held}]
+    )
+    assert not train_sents & content, sorted(train_sents & content)[:3]
+    # ... in particular none of the sentences of a correct held-out answer
+    held_right = {s for u in held if u.correct for s in sentences(u.response)}
+    assert not train_sents & held_right, sorted(train_sents & held_right)[:3]
+    # and more held-out items no longer starve training (every item used to be banned from ~30 on)
+    big = jd.JudgeDistillationConfig(train_items=24, bench_items=64)
+    units64, _ = _loop(jd.JudgeDistillationLoop, big, tmp_path / "b").training_units(1)  # type: ignore[attr-defined]
+    assert len({u.item_id for u in units64}) == 24

@@ -11,7 +11,8 @@ from pydantic import BaseModel
 from selflab.judges.fence import FenceMode
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import LanguageModel, SamplingParams
-from selflab.tasks.splits import side
+from selflab.tasks import Task
+from selflab.tasks.splits import content_sentences, entity_heldout, side
 
 
 class BenchUnit(BaseModel):
@@ -69,15 +70,35 @@ def sentences(text: str) -> set[str]:
     return {p.strip(" -:,").lower() for p in parts if len(p.split()) >= 5}
 
 
+def heldout_content(fraction: float, heldout_tasks: Sequence[Task] = ()) -> set[str]:
+    """The held-out content training must never quote (as `sentences` writes it): every sentence
+    of the held-out instruction topics, in every language, and the content sentences of the
+    held-out tasks themselves (fact and word-problem texts)."""
+    from selflab.tasks.instructions import all_topics
+
+    out: set[str] = set()
+    for name, data in all_topics().items():
+        if entity_heldout(name, fraction):
+            for lang in ("en", "fr", "es", "de"):
+                out |= {s for text in data.get(lang, []) for s in sentences(text)}
+    for task in heldout_tasks:
+        out |= {s for text in content_sentences(task) for s in sentences(text)}
+    return out
+
+
 def train_bench(
     n_items: int, seed: int, fraction: float = 0.3, heldout: Sequence[BenchUnit] = ()
 ) -> tuple[list[BenchUnit], list[BenchPair]]:
     """Freshly generated benchmark items on the TRAINING side of the entity split (no topic,
     country, person or item kind in common with `bench_slice`), minus any item with a candidate
-    sentence that a `heldout` unit also contains (an off-topic candidate can quote any topic)."""
-    from selflab.evalbench.items import generate_items
+    that quotes held-out content (`heldout_content`: the held-out topics' sentences and the texts
+    of the `heldout` units' tasks). Banning every sentence of every held-out candidate was too
+    much: a held-out item's off-topic candidate quotes some training topic, so from about 30
+    held-out items on every training item was banned and judge distillation had no data."""
+    from selflab.evalbench.items import generate_items, load_items
 
-    banned = {s for u in heldout for s in sentences(u.response)}
+    held_ids = {u.item_id for u in heldout}
+    banned = heldout_content(fraction, [it.task for it in load_items() if it.id in held_ids])
     items = [
         it
         for it in generate_items(n_items * 4 + 8, seed=seed)

@@ -46,6 +46,11 @@ def _unit(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") / 2**32
 
 
+def entity_heldout(entity: str, fraction: float) -> bool:
+    """Is this entity (a topic name, `country:X`, `person:X`, ...) on the held-out side?"""
+    return _unit(entity) < fraction
+
+
 def side(task: Task, fraction: float) -> Side | None:
     """ "heldout" when every entity of the task is held out, "train" when none is, else None."""
     held = [_unit(e) < fraction for e in entities(task)]

@@ -1,6 +1,7 @@
 """Generation throughput of the embedded model: naive HF `generate` vs the batching engine.
 
 Run: python benchmarks/generation.py [--requests 64] [--naive-subset 8] [--c1-subset 8] [--dtypes float32,bfloat16]
+A variant may add the weight-only int8 option: --dtypes float32,bfloat16+int8 (`hf:...?dtype=bfloat16&quant=int8`).
 
 One workload of chat requests with mixed prompt lengths and max_new_tokens (16..128, seeded), half
 greedy and half sampled with per-request seeds. Measured in one run, so ratios are comparable even on a
@@ -164,8 +165,10 @@ def bf16_native() -> bool:
 def measure(
     dtype: str, requests: list[GenerationRequest], args: argparse.Namespace, console: Console
 ) -> dict:
-    """Naive and engine throughput for one dtype; returns table rows and tokens/s per setting."""
-    lm = HFModel(embedded.prepare(), name=embedded.EMBEDDED_NAME, dtype=dtype)
+    """Naive and engine throughput for one variant ("dtype" or "dtype+int8"); returns table rows and
+    tokens/s per setting."""
+    base, _, quant = dtype.partition("+")
+    lm = HFModel(embedded.prepare(), name=embedded.EMBEDDED_NAME, dtype=base, quant=quant or "none")
     lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])  # first-call overheads
     rows = []
     tok, sec = naive(lm, requests[: args.naive_subset])
@@ -236,9 +239,9 @@ def main() -> None:
     args.levels = sorted({int(x) for x in args.levels.split(",")})
     console = Console(width=150)
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
-    if "bfloat16" in dtypes and not bf16_native():
+    if any(d.startswith("bfloat16") for d in dtypes) and not bf16_native():
         console.print("this CPU has no native bf16 matmul: measuring float32 only", style="yellow")
-        dtypes.remove("bfloat16")
+        dtypes = [d for d in dtypes if not d.startswith("bfloat16")]
     requests = workload(args.requests, args.seed)
     peers = [] if args.no_peer else llamacpp_peer.peers(args.llama_server)
     if not args.no_peer and not peers:
@@ -246,7 +249,7 @@ def main() -> None:
     peer_results = [measure_peer(kind, requests, args, console) for kind in peers]
     results = {dtype: measure(dtype, requests, args, console) for dtype in dtypes}
     torch_dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-    gflops = {d: matmul_gflops(torch_dtypes[d]) for d in {"float32", *dtypes}}
+    gflops = {d: matmul_gflops(torch_dtypes[d]) for d in {"float32", *(v.partition("+")[0] for v in dtypes)}}
     n_params = next(iter(results.values()))["n_params"]
     ceilings = {d: g * 1e9 / (2 * n_params) for d, g in gflops.items()}
 
@@ -273,7 +276,7 @@ def main() -> None:
                 f"{sec:.1f}",
                 f"{tps:.1f}",
                 f"{tps / ceilings['float32']:.3f}",
-                f"{tps / ceilings[dtype]:.3f}",
+                f"{tps / ceilings[dtype.partition('+')[0]]:.3f}",
             )
     for dtype, g in gflops.items():
         table.add_row(
@@ -322,6 +325,12 @@ def main() -> None:
         extra = f" engine_vs_llamacpp={t[top] / p[top]:.2f}"
         if 1 in p and 1 in t:
             extra += f" engine_vs_llamacpp_c1={t[1] / p[1]:.2f}"
+        for variant, res in results.items():  # every other variant (bf16, int8) against the same peer
+            if variant != main_dtype:
+                v = res["tps"]
+                extra += f" {variant}_vs_llamacpp={v[top] / p[top]:.2f}"
+                if 1 in p and 1 in v:
+                    extra += f" {variant}_vs_llamacpp_c1={v[1] / p[1]:.2f}"
     print(
         f"RESULT engine_vs_naive={t[top] / t['naive']:.2f} ceiling_fraction={t[top] / ceilings['float32']:.3f} "
         f"tokens_per_s={t[top]:.1f}{extra}"

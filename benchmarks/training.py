@@ -71,8 +71,11 @@ def _rows(method: str, n: int, seq: int, seed: int) -> list[dict]:
     return rows
 
 
-def _worker(method: str, lora: bool, steps: int, batch: int, seq: int, queue: mp.Queue) -> None:
+def _worker(method: str, lora: bool, steps: int, batch: int, seq: int, threads: int, queue: mp.Queue) -> None:
     import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
     from transformers import TrainerCallback
 
     from selflab.models import embedded
@@ -84,11 +87,16 @@ def _worker(method: str, lora: bool, steps: int, batch: int, seq: int, queue: mp
             self.tokens: list[int] = []
             self._t = 0.0
 
+            self.cpu: list[float] = []
+            self._c = 0.0
+
         def on_step_begin(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
             self._t = time.perf_counter()
+            self._c = time.process_time()
 
         def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
             self.times.append(time.perf_counter() - self._t)
+            self.cpu.append(time.process_time() - self._c)
 
     timer = Timer()
     rows = _rows(method, steps * batch, seq, seed=0)
@@ -104,6 +112,8 @@ def _worker(method: str, lora: bool, steps: int, batch: int, seq: int, queue: mp
             "method": method,
             "lora": lora,
             "step_seconds": timer.times,
+            "step_cpu_seconds": timer.cpu,
+            "gradient_checkpointing": result.extra.get("gradient_checkpointing"),
             "tokens_per_epoch": result.tokens,
             "examples": result.examples,
             "total_params": result.total_params if not lora else None,
@@ -117,10 +127,10 @@ def _worker(method: str, lora: bool, steps: int, batch: int, seq: int, queue: mp
     )
 
 
-def run_config(method: str, lora: bool, steps: int, batch: int, seq: int) -> dict:
+def run_config(method: str, lora: bool, steps: int, batch: int, seq: int, threads: int = 0) -> dict:
     ctx = mp.get_context("spawn")
     q: mp.Queue = ctx.Queue()
-    p = ctx.Process(target=_worker, args=(method, lora, steps, batch, seq, q))
+    p = ctx.Process(target=_worker, args=(method, lora, steps, batch, seq, threads, q))
     p.start()
     out = q.get()
     p.join()
@@ -134,6 +144,9 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=256, help="tokens per sequence (prompt + answer)")
     ap.add_argument("--methods", default="sft,dpo", help="comma-separated subset of sft,dpo")
     ap.add_argument("--modes", default="lora,full", help="comma-separated subset of lora,full")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads in the trainers (0: torch's default)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if args.steps < 2:
@@ -143,6 +156,10 @@ def main() -> None:
 
     from selflab.models import embedded
 
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     gflops = matmul_gflops()
     m = AutoModelForCausalLM.from_pretrained(embedded.prepare())
     n_params = sum(p.numel() for p in m.parameters())
@@ -154,7 +171,7 @@ def main() -> None:
     modes = [m == "lora" for m in args.modes.split(",") if m in ("lora", "full")]
     for method in methods:
         for lora in modes:
-            r = run_config(method, lora, args.steps, args.batch, args.seq)
+            r = run_config(method, lora, args.steps, args.batch, args.seq, args.threads)
             # Every timed step sees batch examples; tokens per example from the processed dataset.
             tok_per_example = r["tokens_per_epoch"] / max(1, r["examples"])
             timed = r["step_seconds"][1:]
@@ -177,7 +194,8 @@ def main() -> None:
             print(
                 f"{method.upper():3s} {mode:4s}: {tok_s:7.1f} tok/s  ceiling {ceiling:7.1f} tok/s  "
                 f"fraction {tok_s / ceiling:.3f}  step {sum(timed) / len(timed):.2f}s  "
-                f"peak RSS {r['peak_rss_gb']:.2f} GB  trainable {r['trainable_params'] / 1e6:.2f}M"
+                f"peak RSS {r['peak_rss_gb']:.2f} GB  trainable {r['trainable_params'] / 1e6:.2f}M  "
+                f"checkpointing {r['gradient_checkpointing']}  cpu {sum(r['step_cpu_seconds'][1:]) / len(timed):.2f} s/step"
             )
     if args.json:
         args.json.write_text(json.dumps({"gflops": gflops, "results": results}, indent=2))

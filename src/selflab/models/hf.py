@@ -54,6 +54,7 @@ class HFModel:
         prefix_reuse: bool = True,
         threads: int | str | None = "auto",
         prefix_cache_mb: int = 2048,
+        quant: str = "none",
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -80,6 +81,7 @@ class HFModel:
                 f"could not load the model in '{folder}': {exc}", "check the folder's files"
             ) from exc
         self.model.to(self.device).eval()
+        self.quant = _quantize(self.model, quant, self.device)
         self.engine = BatchingEngine(
             self.model,
             self.tokenizer,
@@ -318,6 +320,22 @@ class HFModel:
                     offsets=[tuple(o) for o in encoded[i]["offset_mapping"]],
                 )
         return [r for r in results if r is not None]
+
+
+def _quantize(model: torch.nn.Module, quant: str, device: torch.device) -> str:
+    """Apply the `quant=` option (see `selflab.models.quant`); returns it."""
+    from selflab.models.quant import QUANT_CHOICES, int8_available, quantize_int8
+
+    if quant not in QUANT_CHOICES:
+        raise ModelSpecError(f"unknown quant '{quant}'", f"use one of {', '.join(QUANT_CHOICES)}")
+    if quant == "int8":
+        if device.type != "cpu" or not int8_available():
+            raise ModelSpecError(
+                "quant=int8 is the CPU weight-only int8 kernel of PyTorch, not available here",
+                "drop quant=int8 (on GPUs use the vllm: backend's quantisation)",
+            )
+        quantize_int8(model)
+    return quant
 
 
 def _length_batches(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from selflab.errors import SelflabError
 from selflab.models.adapters import adapter_base, is_adapter, is_model_folder, load_causal_lm
 from selflab.training.datasets import normalise_rows
+from selflab.training.memory import cpu_logprob_tiles, wants_checkpointing
 
 
 def has_weights(rows: list[dict[str, Any]]) -> bool:
@@ -65,7 +66,10 @@ class TrainConfig(BaseModel):
     weight_decay: float = 0.0
     beta: float = Field(0.1, gt=0.0, description="DPO/KTO KL strength")
     dpo_loss: str = "sigmoid"
-    gradient_checkpointing: bool = False
+    # "auto": on when one batch's saved activations would exceed `activation_budget_mb` (it costs one
+    # more forward pass of the trained model per step, and saves most activation memory; see memory.py)
+    gradient_checkpointing: bool | Literal["auto"] = "auto"
+    activation_budget_mb: int = Field(1024, ge=0)
     bf16: bool | None = Field(None, description="None: on only where the device supports bf16")
     seed: int = 0
     logging_steps: int = Field(5, ge=1)
@@ -134,7 +138,9 @@ def _device_supports_bf16() -> bool:
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
-def _trl_kwargs(method: Method, cfg: TrainConfig, work_dir: Path, n_examples: int) -> dict[str, Any]:
+def _trl_kwargs(
+    method: Method, cfg: TrainConfig, work_dir: Path, n_examples: int, checkpointing: bool
+) -> dict[str, Any]:
     import torch
 
     bf16 = _device_supports_bf16() if cfg.bf16 is None else cfg.bf16
@@ -155,7 +161,7 @@ def _trl_kwargs(method: Method, cfg: TrainConfig, work_dir: Path, n_examples: in
         lr_scheduler_type=cfg.lr_scheduler,
         weight_decay=cfg.weight_decay,
         max_length=cfg.max_length,
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing=checkpointing,
         bf16=bf16,
         fp16=False,
         use_cpu=not torch.cuda.is_available(),
@@ -228,7 +234,17 @@ def train(
         tokenizer.pad_token = tokenizer.eos_token
     torch_model = load_causal_lm(src, dtype=torch.float32)  # an adapter folder: base + adapter merged
     dataset = Dataset.from_list(rows)
-    kwargs = _trl_kwargs(method, cfg, work / "trainer", len(rows))
+    checkpointing = wants_checkpointing(
+        cfg.gradient_checkpointing,
+        rows,
+        tokenizer,
+        torch_model.config,
+        batch_size=max(cfg.batch_size, 2) if method == "kto" else cfg.batch_size,
+        max_length=cfg.max_length,
+        rows_per_example=2 if method == "dpo" else 1,  # DPO runs chosen and rejected side by side
+        budget_mb=cfg.activation_budget_mb,
+    )
+    kwargs = _trl_kwargs(method, cfg, work / "trainer", len(rows), checkpointing)
     peft_config = _peft_config(cfg) if cfg.lora else None
 
     if method == "sft" and has_weights(rows):
@@ -285,7 +301,8 @@ def train(
     except Exception:  # noqa: BLE001 - throughput accounting must never stop training
         tokens = 0
     start = time.perf_counter()
-    output = trainer.train()
+    with cpu_logprob_tiles(trainer.args.device.type == "cpu"):
+        output = trainer.train()
     seconds = time.perf_counter() - start
     losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
 
@@ -332,6 +349,7 @@ def train(
         trainable_params=trainable,
         total_params=total,
         lora=cfg.lora,
+        extra={"gradient_checkpointing": checkpointing},
     )
 
 

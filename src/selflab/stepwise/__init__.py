@@ -24,7 +24,9 @@ from selflab.stepwise.detective import DetectiveFamily
 from selflab.stepwise.family import StepFamily
 from selflab.stepwise.types import BenchSolution, LabelledSolution, Split, StepLabel, StepProblem
 
-FAMILIES: dict[str, StepFamily] = {f.name: f for f in (ArithmeticFamily(), BlocksFamily(), DatesFamily(), DetectiveFamily())}
+FAMILIES: dict[str, StepFamily] = {
+    f.name: f for f in (ArithmeticFamily(), BlocksFamily(), DatesFamily(), DetectiveFamily())
+}
 
 
 def get_family(name: str) -> StepFamily:

@@ -10,9 +10,13 @@ Methods (N = the sample budget per problem):
   the new step, beam score = weakest step) or the outcome judge (P(correct) of the partial
   solution).
 
-Each step is one line (generation stops at a newline), so the step format is enforced by the
-decoder's stop string; the prompt shows the format. Tokens generated and judge calls are
-recorded per problem and method, so "equal compute" is measured, not assumed.
+Equal compute means equal generated tokens: a beam search on a problem may generate at most the
+tokens the N sampled solutions of that problem generated (`beam_budgets`; or a fixed
+`token_budget`), summed over all its beams and candidates; near the end of the budget it samples
+fewer, shorter candidates, then stops (an unfinished beam has no answer, like a sampled solution
+cut at max_new_tokens). Each step is one line (generation stops at a newline), so the step format
+is enforced by the decoder's stop string; the prompt shows the format. Tokens generated and judge
+calls are recorded per problem and method, so the equality is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from selflab.models.types import GenerationRequest, LanguageModel, SamplingParams
 from selflab.stepwise.family import StepFamily
-from selflab.stepwise.judges import LikelihoodStepJudge, OutcomeJudge, _p_correct, step_prompt
+from selflab.stepwise.judges import (
+    LikelihoodStepJudge,
+    OutcomeJudge,
+    outcome_prompt,
+    p_correct_many,
+    step_prompt,
+)
 from selflab.stepwise.splitter import split_solution
 from selflab.stepwise.types import StepProblem
 
@@ -43,6 +53,12 @@ class SearchConfig(BaseModel):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_new_tokens: int = Field(120, ge=8)
     step_max_new_tokens: int = Field(32, ge=4)
+    token_budget: int | None = Field(
+        None,
+        ge=8,
+        description="generated tokens per problem a beam search may spend, over all its beams and "
+        "candidates; None: what the sampled methods spent on that problem when known, else n * max_new_tokens",
+    )
     seed: int = 0
 
 
@@ -138,7 +154,7 @@ def sampled_methods(
         calls = sum(len(j.steps) for j in js)
         best = max(range(len(texts)), key=lambda k: -1.0 if step_scores[k] is None else step_scores[k])
         out.append(_result(family, p, "bon_step", texts[best], tokens, calls, step_scores[best]))
-        o_scores = [outcome.score(family, p, _steps(t)) for t in texts]
+        o_scores = outcome.score_many(family, [(p, _steps(t)) for t in texts])
         best = max(range(len(texts)), key=lambda k: -1.0 if o_scores[k] is None else o_scores[k])
         out.append(_result(family, p, "bon_outcome", texts[best], tokens, len(texts), o_scores[best]))
     return out
@@ -161,41 +177,60 @@ class _Beam(BaseModel):
         return min(self.scores) if self.scores else 1.0
 
 
+MIN_STEP_TOKENS = 4  # a candidate step shorter than this cannot hold a step of any family
+
+
+def _plan(live: list[_Beam], want: int, left: int, step_cap: int) -> list[tuple[_Beam, int, int]]:
+    """(beam, candidate index, max new tokens) for the next depth: `want` candidates spread over
+    the live beams (best first), fewer and shorter when only `left` tokens remain, so the
+    tokens generated never exceed the budget."""
+    if not live or left < MIN_STEP_TOKENS:
+        return []
+    n = min(want, left // MIN_STEP_TOKENS)
+    cap = min(step_cap, left // n)
+    return [(live[k % len(live)], k // len(live), cap) for k in range(n)]
+
+
 def beam_search(
     model: LanguageModel,
     family: StepFamily,
     problems: Sequence[StepProblem],
     cfg: SearchConfig,
     guide: str,
+    budgets: Sequence[int] | None = None,
 ) -> list[SearchResult]:
-    """Step-level beam search for all problems at once (one generate call per depth)."""
-    outcome = OutcomeJudge(model)
+    """Step-level beam search for all problems at once (one generate call and one batched judge
+    call per depth). Problem i generates at most `budgets[i]` tokens in all (default
+    `cfg.token_budget`, else n * max_new_tokens): equal generated tokens with the sampled methods."""
+    default = cfg.token_budget or cfg.n * cfg.max_new_tokens
+    budget = list(budgets) if budgets is not None else [default] * len(problems)
     beams = [[_Beam()] for _ in problems]
     tokens = [0] * len(problems)
     calls = [0] * len(problems)
     for depth in range(cfg.max_steps):
         reqs, where = [], []
         for i, p in enumerate(problems):
-            live = [b for b in beams[i] if not b.done]
-            for bi, b in enumerate(live):
-                for e in range(-(-cfg.width * cfg.expand // len(live))):
-                    prefix = "".join(step + "\n" for step in b.steps)
-                    sp = SamplingParams(
-                        temperature=cfg.temperature,
-                        top_p=cfg.top_p,
-                        max_new_tokens=cfg.step_max_new_tokens,
-                        stop=("\n",),
-                        seed=_seed(cfg.seed, p.id, guide, depth, bi, e),
-                    )
-                    reqs.append(
-                        GenerationRequest(messages=family.messages(p), sampling=sp, assistant_prefix=prefix)
-                    )
-                    where.append((i, b))
+            live = sorted((b for b in beams[i] if not b.done), key=lambda b: -b.value(guide))
+            for b, e, cap in _plan(
+                live, cfg.width * cfg.expand, budget[i] - tokens[i], cfg.step_max_new_tokens
+            ):
+                sp = SamplingParams(
+                    temperature=cfg.temperature,
+                    top_p=cfg.top_p,
+                    max_new_tokens=cap,
+                    stop=("\n",),
+                    seed=_seed(cfg.seed, p.id, guide, depth, b.text(), e),
+                )
+                prefix = "".join(step + "\n" for step in b.steps)
+                reqs.append(
+                    GenerationRequest(messages=family.messages(p), sampling=sp, assistant_prefix=prefix)
+                )
+                where.append((i, b))
         if not reqs:
             break
         outs = model.generate(reqs)
         cands: list[list[_Beam]] = [[b for b in bs if b.done] for bs in beams]
-        seen: dict[tuple[int, tuple[str, ...]], tuple[float | None, float | None]] = {}
+        to_judge: dict[tuple[int, tuple[str, ...]], list[_Beam]] = {}
         for (i, b), o in zip(where, outs, strict=True):
             tokens[i] += o.completion_tokens
             line = (o.text or "").split("\n")[0].strip()
@@ -207,23 +242,21 @@ def beam_search(
                 child.answer, child.done = parts.answer, True
             else:
                 child.steps.append(parts.steps[0])
-                p, key = problems[i], (i, tuple(child.steps))
-                if key not in seen:  # the same partial solution sampled twice is judged once
-                    if guide == "step":
-                        pc, _ = _p_correct(model, step_prompt(family, p, child.steps, len(child.steps) - 1))
-                        seen[key] = (pc, None)
-                    else:
-                        seen[key] = (None, outcome.score(family, p, child.steps))
-                    calls[i] += 1
-                pc, oc = seen[key]
+                # the same partial solution sampled twice is judged once
+                to_judge.setdefault((i, tuple(child.steps)), []).append(child)
+            cands[i].append(child)
+        keys = list(to_judge)
+        if guide == "step":
+            prompts = [step_prompt(family, problems[i], list(st), len(st) - 1) for i, st in keys]
+        else:
+            prompts = [outcome_prompt(family, problems[i], list(st)) for i, st in keys]
+        for (i, st), (pc, _err) in zip(keys, p_correct_many(model, prompts), strict=True):
+            calls[i] += 1
+            for child in to_judge[(i, st)]:
                 if guide == "step":
                     child.scores.append(0.0 if pc is None else pc)  # no verdict: ranked last
                 else:
-                    child.outcome = oc
-            if guide == "outcome" and child.outcome is None and child.steps:
-                child.outcome = outcome.score(family, problems[i], child.steps)
-                calls[i] += 1
-            cands[i].append(child)
+                    child.outcome = pc
         for i in range(len(problems)):
             uniq: dict[str, _Beam] = {}
             for c in cands[i]:
@@ -278,6 +311,10 @@ def summarise(
             "accuracy": proportion([r.correct for r in rs]).model_dump(),
             "tokens_per_problem": sum(r.tokens for r in rs) / len(rs),
             "judge_calls_per_problem": sum(r.judge_calls for r in rs) / len(rs),
+            "tokens_per_problem_by_family": {
+                f: sum(r.tokens for r in rs if r.family == f) / sum(1 for r in rs if r.family == f)
+                for f in sorted({r.family for r in rs})
+            },
             "per_family": {
                 f: sum(r.correct for r in rs if r.family == f) for f in sorted({r.family for r in rs})
             },
@@ -286,6 +323,15 @@ def summarise(
             row[f"p_vs_{reference}"] = mcnemar_p([r.correct for r in ref], [r.correct for r in rs])
         rows.append(row)
     return rows
+
+
+def beam_budgets(problems: Sequence[StepProblem], spent: dict[str, int], cfg: SearchConfig) -> list[int]:
+    """Per problem the tokens a beam search may generate: `cfg.token_budget` when set, else what
+    the N sampled solutions of that problem generated (equal tokens), else n * max_new_tokens."""
+    default = cfg.n * cfg.max_new_tokens
+    if cfg.token_budget:
+        return [cfg.token_budget] * len(problems)
+    return [max(spent.get(p.id, default), MIN_STEP_TOKENS) for p in problems]
 
 
 def run_search(
@@ -320,27 +366,38 @@ def run_search(
             else []
         )
         groups += [(f"beam_{g}", g) for g in ("step", "outcome") if f"beam_{g}" in cfg.methods]
+        spent: dict[str, int] = {}  # tokens the sampled methods generated per problem
         for name, guide in groups:
             log = run.records(f"{f}.{name}")
             with run.stage(f"{f}.{name}") as st:
                 if not st.done:
                     log.path.unlink(missing_ok=True)
                     model = model or load_model(cfg.model)
-                    rs = (
-                        sampled_methods(model, fam, problems, search)
-                        if guide is None
-                        else beam_search(model, fam, problems, search, guide)
-                    )
+                    if guide is None:
+                        rs = sampled_methods(model, fam, problems, search)
+                    else:
+                        budgets = beam_budgets(problems, spent, search)
+                        rs = beam_search(model, fam, problems, search, guide, budgets)
+                        st.info["token_budgets"] = budgets
                     log.extend(rs)
                     st.info["results"] = len(rs)
-            results += [r for r in log.read(SearchResult) if r.method in cfg.methods]
+            done = log.read(SearchResult)
+            spent.update({r.problem_id: r.tokens for r in done if r.method == "majority"})
+            results += [r for r in done if r.method in cfg.methods]
     rows = summarise(results, cfg.methods)
     (run.path / "summary.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     run.metrics.append({"kind": "step_search", "model": cfg.model, "rows": rows})
     t = Table(
         title=f"guided search · {cfg.model} · N={cfg.n} · {len(cfg.families)} families × {cfg.problems_per_family}"
     )
-    for col in ("method", "accuracy [95% CI]", "tokens/problem", "judge calls/problem", "p vs majority"):
+    cols = (
+        "method",
+        "accuracy [95% CI]",
+        "tokens/problem",
+        "tokens/problem by family",
+        "judge calls/problem",
+    )
+    for col in (*cols, "p vs majority"):
         t.add_column(col)
     for r in rows:
         a = r["accuracy"]
@@ -348,6 +405,7 @@ def run_search(
             r["method"],
             f"{a['value']:.2f} [{a['lo']:.2f}, {a['hi']:.2f}] (n={a['n']})",
             f"{r['tokens_per_problem']:.0f}",
+            " ".join(f"{k}={v:.0f}" for k, v in r["tokens_per_problem_by_family"].items()),
             f"{r['judge_calls_per_problem']:.1f}",
             f"{r['p_vs_majority']:.3f}" if "p_vs_majority" in r else "-",
         )

@@ -12,16 +12,8 @@ import pytest
 
 from selflab.stepwise import get_family, step_problems
 from selflab.stepwise.judges import _p_correct, p_correct_many, step_prompt
-from selflab.stepwise.search import (
-    MIN_STEP_TOKENS,
-    SearchConfig,
-    SearchRunConfig,
-    _Beam,
-    _plan,
-    beam_budgets,
-    beam_search,
-    run_search,
-)
+from selflab.stepwise.search import MIN_STEP_TOKENS, SearchConfig, _Beam, _plan, beam_search
+from selflab.stepwise.search_run import SearchRunConfig, beam_budgets, run_search
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ from selflab.training import PreferencePair, TrainConfig, dpo_rows, kto_rows, sa
 class StepwiseConfig(LoopConfig):
     """Defaults fit a short run of the embedded model on a shared 2-core CPU."""
 
-    families: list[str] = Field(default_factory=lambda: ["arithmetic", "blocks", "dates"])
+    families: list[str] = Field(default_factory=lambda: ["arithmetic", "blocks", "dates", "detective"])
     train_problems: int = Field(8, ge=1, description="fresh training problems per family per iteration")
     eval_problems: int = Field(10, ge=1, description="fixed held-out problems per family")
     bench_items: int = Field(8, ge=0, description="held-out code-made-mistake items per family for the judge")

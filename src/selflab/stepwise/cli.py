@@ -58,13 +58,20 @@ def search(
     width: Annotated[int, typer.Option(help="Beam width.")] = 2,
     methods: Annotated[str | None, typer.Option(help="Comma-separated subset of the methods.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per full solution.")] = 120,
+    max_steps: Annotated[int, typer.Option(help="Beam search depth (steps).")] = 6,
+    token_budget: Annotated[
+        int | None,
+        typer.Option(
+            help="Tokens a beam search may generate per problem (default: what the N samples spent)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option("--resume")] = False,
 ) -> None:
     """Best-of-N and step-level beam search guided by the step judge or the outcome judge, and
-    majority vote, at equal sample budget on held-out problems."""
+    majority vote, at equal generated tokens on held-out problems."""
     from selflab.errors import ConfigError
-    from selflab.stepwise.search import SearchRunConfig, run_search
+    from selflab.stepwise.search_run import SearchRunConfig, run_search
 
     if n % width:
         raise ConfigError(f"--n {n} is not a multiple of --width {width}", "pick n = width * expand")
@@ -75,6 +82,8 @@ def search(
         "width": width,
         "expand": n // width,
         "max_new_tokens": max_new_tokens,
+        "max_steps": max_steps,
+        "token_budget": token_budget,
         "seed": seed,
     }
     if families:
@@ -86,7 +95,7 @@ def search(
 
 @stepwise_app.command("problems")
 def show_problems(
-    family: Annotated[str, typer.Argument(help="arithmetic, blocks or dates.")],
+    family: Annotated[str, typer.Argument(help="arithmetic, blocks, dates or detective.")],
     n: Annotated[int, typer.Option(help="How many.")] = 3,
     split: Annotated[str, typer.Option(help="train or heldout.")] = "train",
     seed: Annotated[int, typer.Option()] = 0,
@@ -100,7 +109,7 @@ def show_problems(
 
 @stepwise_app.command("label")
 def label(
-    family: Annotated[str, typer.Argument(help="arithmetic, blocks or dates.")],
+    family: Annotated[str, typer.Argument(help="arithmetic, blocks, dates or detective.")],
     problems_file: Annotated[Path, typer.Argument(help="JSONL of problems (from `stepwise problems`).")],
     solution: Annotated[str, typer.Argument(help="A solution text, or '-' to read it from stdin.")],
 ) -> None:

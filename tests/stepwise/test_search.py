@@ -107,3 +107,25 @@ def test_run_compares_methods_at_equal_tokens(tiny: Path, tmp_path: Path) -> Non
     assert summary == rows
     # resume: nothing is redone, same table
     assert run_search(cfg, str(tmp_path / "run"), resume=True) == rows
+
+
+@pytest.mark.parametrize("family", ["detective", "blocks", "dates"])
+def test_constrained_decoding_writes_steps_the_verifier_reads(model, family: str) -> None:  # type: ignore[no-untyped-def]
+    from selflab.stepwise.search import sample_full
+
+    fam = get_family(family)
+    ps = step_problems(family, 2, seed=0, split="heldout")
+    cfg = SearchConfig(
+        n=2, width=1, expand=2, max_steps=3, step_max_new_tokens=48, max_new_tokens=160, constrain=True
+    )
+    for p, group in zip(ps, sample_full(model, fam, ps, cfg), strict=True):
+        for text, _ in group:
+            finished = text.split("\n")[:-1]  # the last line may be cut off by max_new_tokens
+            steps = [line for line in finished if line and not line.startswith("Answer:")]
+            lab = fam.label(p, "\n".join(steps))
+            assert all(s.ok is not None or "calendar date" in s.reason for s in lab.steps), text
+    for r in beam_search(model, fam, ps, cfg, "step", [96, 96]):
+        p = next(q for q in ps if q.id == r.problem_id)
+        lab = fam.label(p, r.text)
+        read = lab.steps if "Answer:" in r.text else lab.steps[:-1]  # the last line may be cut off
+        assert all(s.ok is not None or "calendar date" in s.reason for s in read), (r.text, lab.steps)

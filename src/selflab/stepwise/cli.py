@@ -65,6 +65,9 @@ def search(
             help="Tokens a beam search may generate per problem (default: what the N samples spent)."
         ),
     ] = None,
+    constrain: Annotated[
+        bool, typer.Option("--constrain", help="Constrain decoding to the family's step format.")
+    ] = False,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option("--resume")] = False,
 ) -> None:
@@ -84,6 +87,7 @@ def search(
         "max_new_tokens": max_new_tokens,
         "max_steps": max_steps,
         "token_budget": token_budget,
+        "constrain": constrain,
         "seed": seed,
     }
     if families:

@@ -274,6 +274,26 @@ class DetectiveFamily(StepFamily):
                 )
         return f"rule out {x}: the statements clear {x}"
 
+    # -- step format for constrained decoding ---------------------------------------------------
+    def step_regex(self, problem: StepProblem) -> str:
+        """`rule out <suspect>: ` and a reason in one of the forms the code's own solutions use: a
+        trait (`, but the murderer <trait>`), a statement placing the suspect elsewhere, the
+        murderer's lie exposed, or `the statements clear <suspect>` (names: letters and spaces)."""
+        n = "(?:" + "|".join(case_of(problem).names) + ")"
+        hair = "(?:black|brown|blonde|red|grey) hair"
+        own = f"(?:(?:left|right)-handed|{hair}|smokes|does not smoke|(?:muddy|clean) shoes)"
+        mur = f"(?:is (?:left|right)-handed|has {hair}|smokes|does not smoke|has (?:muddy|clean) shoes)"
+        room, time = "[a-z]+(?: [a-z]+)?", "[0-9]{2}:[0-9]{2}"
+        said = f"{n} says {n} was with them in the {room} at {time}"
+        lie = (
+            f"{n} claims to have been alone in the {room} at {time}, but {n} says {n} was there, "
+            f"so {n} lies and the statements clear {n}"
+        )
+        return f"rule out {n}: (?:{own}(?:, but the murderer {mur})?|{said}|{lie}|the statements clear {n})"
+
+    def answer_regex(self, problem: StepProblem) -> str:
+        return "Answer: (?:" + "|".join(case_of(problem).names) + ")"
+
     # -- verification ---------------------------------------------------------------------------
     def initial_state(self, problem: StepProblem) -> tuple[str, ...]:
         return ()

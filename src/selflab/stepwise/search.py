@@ -15,7 +15,9 @@ tokens the N sampled solutions of that problem generated (`beam_budgets`; or a f
 `token_budget`), summed over all its beams and candidates; near the end of the budget it samples
 fewer, shorter candidates, then stops (an unfinished beam has no answer, like a sampled solution
 cut at max_new_tokens). Each step is one line (generation stops at a newline), so the step format
-is enforced by the decoder's stop string; the prompt shows the format. Tokens generated and judge
+is enforced by the decoder's stop string; the prompt shows the format. With `constrain`, the family's step regex
+constrains decoding (llguidance in the engine): whole solutions for the sampled methods, one line
+per beam step, so every finished line is a step the verifier can read. Tokens generated and judge
 calls are recorded per problem and method, so the equality is measured, not assumed.
 """
 
@@ -27,7 +29,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from selflab.models.types import GenerationRequest, LanguageModel, SamplingParams
+from selflab.models.types import Constraint, GenerationRequest, LanguageModel, SamplingParams
 from selflab.stepwise.family import StepFamily
 from selflab.stepwise.judges import (
     LikelihoodStepJudge,
@@ -52,12 +54,19 @@ class SearchConfig(BaseModel):
     temperature: float = Field(0.8, gt=0.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_new_tokens: int = Field(120, ge=8)
-    step_max_new_tokens: int = Field(32, ge=4)
+    step_max_new_tokens: int = Field(
+        48, ge=4, description="tokens per beam step (a detective step takes ~45)"
+    )
     token_budget: int | None = Field(
         None,
         ge=8,
         description="generated tokens per problem a beam search may spend, over all its beams and "
         "candidates; None: what the sampled methods spent on that problem when known, else n * max_new_tokens",
+    )
+    constrain: bool = Field(
+        False,
+        description="constrained decoding of the step format (the family's step regex): whole "
+        "solutions for the sampled methods, one line per beam step",
     )
     seed: int = 0
 
@@ -82,6 +91,10 @@ def _steps(text: str) -> list[str]:
     return split_solution(text).steps
 
 
+def _whole(family: StepFamily, p: StepProblem, cfg: SearchConfig) -> Constraint | None:
+    return family.solution_constraint(p, cfg.max_steps) if cfg.constrain else None
+
+
 def sample_full(
     model: LanguageModel, family: StepFamily, problems: Sequence[StepProblem], cfg: SearchConfig
 ) -> list[list[tuple[str, int]]]:
@@ -94,6 +107,7 @@ def sample_full(
                 top_p=cfg.top_p,
                 max_new_tokens=cfg.max_new_tokens,
                 seed=_seed(cfg.seed, p.id, "full", k),
+                constraint=_whole(family, p, cfg),
             )
             reqs.append(GenerationRequest(messages=family.messages(p), sampling=s))
     outs = model.generate(reqs) if reqs else []
@@ -136,7 +150,8 @@ def sampled_methods(
     greedy = model.generate(
         [
             GenerationRequest(
-                messages=family.messages(p), sampling=SamplingParams(max_new_tokens=cfg.max_new_tokens)
+                messages=family.messages(p),
+                sampling=SamplingParams(max_new_tokens=cfg.max_new_tokens, constraint=_whole(family, p, cfg)),
             )
             for p in problems
         ]
@@ -220,6 +235,7 @@ def beam_search(
                     max_new_tokens=cap,
                     stop=("\n",),
                     seed=_seed(cfg.seed, p.id, guide, depth, b.text(), e),
+                    constraint=family.line_constraint(p) if cfg.constrain else None,
                 )
                 prefix = "".join(step + "\n" for step in b.steps)
                 reqs.append(
@@ -242,6 +258,8 @@ def beam_search(
                 child.answer, child.done = parts.answer, True
             else:
                 child.steps.append(parts.steps[0])
+                # a line cut off by the token cap is kept (and labelled as written), but ends the beam
+                child.done = o.finish_reason == "length"
                 # the same partial solution sampled twice is judged once
                 to_judge.setdefault((i, tuple(child.steps)), []).append(child)
             cands[i].append(child)

@@ -113,22 +113,31 @@ def run_search(
         groups += [(f"beam_{g}", g) for g in ("step", "outcome") if f"beam_{g}" in cfg.methods]
         spent: dict[str, int] = {}  # tokens the sampled methods generated per problem
         for name, guide in groups:
-            log = run.records(f"{f}.{name}")
-            with run.stage(f"{f}.{name}") as st:
-                if not st.done:
-                    log.path.unlink(missing_ok=True)
-                    model = model or load_model(cfg.model)
-                    if guide is None:
-                        rs = sampled_methods(model, fam, problems, search)
-                    else:
-                        budgets = beam_budgets(problems, spent, search)
-                        rs = beam_search(model, fam, problems, search, guide, budgets)
-                        st.info["token_budgets"] = budgets
-                    log.extend(rs)
-                    st.info["results"] = len(rs)
-            done = log.read(SearchResult)
-            spent.update({r.problem_id: r.tokens for r in done if r.method == "majority"})
-            results += [r for r in done if r.method in cfg.methods]
+            # sampled methods: one stage per family (batched); beams: one stage per problem, so a
+            # killed run loses at most one problem's beam (a finished whole-family stage counts too)
+            whole = guide is None or f"{f}.{name}" in run.completed_stages()
+            parts = (
+                [(f"{f}.{name}", problems)]
+                if whole
+                else [(f"{f}.{name}.p{i}", [p]) for i, p in enumerate(problems)]
+            )
+            for stage, group in parts:
+                log = run.records(stage)
+                with run.stage(stage) as st:
+                    if not st.done:
+                        log.path.unlink(missing_ok=True)
+                        model = model or load_model(cfg.model)
+                        if guide is None:
+                            rs = sampled_methods(model, fam, group, search)
+                        else:
+                            budgets = beam_budgets(group, spent, search)
+                            rs = beam_search(model, fam, group, search, guide, budgets)
+                            st.info["token_budgets"] = budgets
+                        log.extend(rs)
+                        st.info["results"] = len(rs)
+                done = log.read(SearchResult)
+                spent.update({r.problem_id: r.tokens for r in done if r.method == "majority"})
+                results += [r for r in done if r.method in cfg.methods]
     rows = summarise(results, cfg.methods)
     (run.path / "summary.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     run.metrics.append({"kind": "step_search", "model": cfg.model, "rows": rows})

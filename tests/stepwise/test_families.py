@@ -145,3 +145,19 @@ def test_arithmetic_steps_with_prose_parse_only_when_unambiguous() -> None:
     assert parse_step("3 * 4 = 12 = 12") == ("3 * 4", 12.0)
     for bad in ("4 days x 2 = 8", "2 * 3 = 6 and 6 + 1 = 7", "twelve = 12", "3 * 4 is 12", "3 * 4 = twelve"):
         assert isinstance(parse_step(bad), str), bad
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_step_format_constraints_accept_gold_and_reject_prose(name: str) -> None:
+    from selflab.models.constraints import text_matches
+
+    fam = get_family(name)
+    for p in step_problems(name, 6, seed=0, split="heldout"):
+        whole = fam.solution_constraint(p, max_steps=8)
+        line = fam.line_constraint(p)
+        assert whole is not None and line is not None
+        assert text_matches(whole, fam.gold_text(p) + "\n"), fam.gold_text(p)
+        for step in p.gold_steps:
+            assert text_matches(line, step + "\n"), step
+        assert text_matches(line, f"Answer: {p.answer}\n")
+        assert not text_matches(line, "Let me think about this.\n")

@@ -7,6 +7,7 @@ import pytest
 
 from selflab.stepwise import get_family
 from selflab.stepwise.bench import injected_items, judge_items
+from selflab.stepwise.detective import case_of
 from selflab.stepwise.judges import LikelihoodStepJudge, LLMStepJudge
 
 pytestmark = pytest.mark.integration
@@ -26,3 +27,23 @@ def test_step_judges_on_the_embedded_model() -> None:
                 assert s.p_correct is None or 0.0 <= s.p_correct <= 1.0
     fam = get_family("dates")
     assert fam.label(items[0].problem, fam.gold_text(items[0].problem)).first_error == -1
+
+
+def test_constrained_detective_steps_parse_on_the_embedded_model() -> None:
+    """With the step format constrained, every finished line the real model writes for a detective
+    case is a step the verifier reads (right or wrong), and the answer names a suspect."""
+    from selflab.models import load_model
+    from selflab.stepwise import step_problems
+    from selflab.stepwise.search import SearchConfig, sample_full
+
+    model = load_model("smollm2-135m")
+    fam = get_family("detective")
+    ps = step_problems("detective", 2, seed=0, split="heldout")
+    cfg = SearchConfig(n=2, max_steps=4, max_new_tokens=160, constrain=True)
+    for p, group in zip(ps, sample_full(model, fam, ps, cfg), strict=True):
+        for text, _ in group:
+            lab = fam.label(p, text)
+            done = lab.steps if lab.answer_text is not None else lab.steps[:-1]
+            assert all(s.ok is not None for s in done), text
+            if lab.answer_text is not None:
+                assert fam.answer_key(p, text) in case_of(p).names

@@ -27,7 +27,7 @@ from selflab.stepwise.types import BenchSolution
 
 def _items() -> list[BenchSolution]:
     out = []
-    for fam in ("arithmetic", "blocks", "dates"):
+    for fam in ("arithmetic", "blocks", "dates", "detective"):
         out += injected_items(fam, 8, seed=0, correct_fraction=0.3)
     return out
 

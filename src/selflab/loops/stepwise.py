@@ -26,22 +26,29 @@ from __future__ import annotations
 import random
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
 from selflab.loops.truth_meter import Measurement
-from selflab.models.types import GenerationRequest, SamplingParams, user
+from selflab.models.types import GenerationRequest, SamplingParams
 from selflab.stepwise import get_family, step_problems
-from selflab.stepwise.judges import VERDICT_PREFIX, LikelihoodStepJudge, LLMStepJudge, step_prompt
-from selflab.stepwise.splitter import join_steps
-from selflab.stepwise.types import BenchSolution, LabelledSolution, StepProblem
-from selflab.training import KTOExample, PreferencePair, TrainConfig, dpo_rows, kto_rows, save_parquet
+from selflab.stepwise.judges import LikelihoodStepJudge, LLMStepJudge
+from selflab.stepwise.pairs import (
+    Rollout,
+    Sample,
+    judge_pairs,
+    kto_examples,
+    prefix_text,
+    step_pairs,
+)
+from selflab.stepwise.types import BenchSolution, StepProblem
+from selflab.training import PreferencePair, TrainConfig, dpo_rows, kto_rows, save_parquet
 
 
 class StepwiseConfig(LoopConfig):
     """Defaults fit a short run of the embedded model on a shared 2-core CPU."""
 
-    families: list[str] = Field(default_factory=lambda: ["arithmetic", "blocks", "dates"])
+    families: list[str] = Field(default_factory=lambda: ["arithmetic", "blocks", "dates", "detective"])
     train_problems: int = Field(8, ge=1, description="fresh training problems per family per iteration")
     eval_problems: int = Field(10, ge=1, description="fixed held-out problems per family")
     bench_items: int = Field(8, ge=0, description="held-out code-made-mistake items per family for the judge")
@@ -62,31 +69,6 @@ class StepwiseConfig(LoopConfig):
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(lora=True, learning_rate=5e-5, epochs=1, batch_size=4)
     )
-
-
-class Sample(BaseModel):
-    problem: StepProblem
-    sample: int
-    text: str
-    tokens: int = 0
-    labelled: LabelledSolution | None = None
-
-
-class Rollout(BaseModel):
-    problem_id: str
-    sample: int
-    at: int  # first error of the original solution: the continuation starts here
-    k: int
-    continuation: str
-    labelled: LabelledSolution
-
-
-def _prefix_text(steps: list[str]) -> str:
-    return "".join(s + "\n" for s in steps)
-
-
-def _continuation(lab: LabelledSolution, at: int) -> str:
-    return join_steps([s.text for s in lab.steps[at:]], lab.answer_text)
 
 
 @register_loop
@@ -194,7 +176,7 @@ class StepwiseLoop(Loop):
         for s in bad:
             assert s.labelled is not None
             at = s.labelled.first_error
-            prefix = _prefix_text([x.text for x in s.labelled.steps[:at]])
+            prefix = prefix_text([x.text for x in s.labelled.steps[:at]])
             fam = get_family(s.problem.family)
             for k in range(c.rollouts):
                 sp = SamplingParams(
@@ -223,76 +205,13 @@ class StepwiseLoop(Loop):
         )
 
     def _pairs(self, iteration: int) -> tuple[list[PreferencePair], dict[str, int]]:
-        c = self.config
-        rolls = self.read(iteration, "rollout", Rollout) if c.rollouts else []
-        by_sample: dict[tuple[str, int], list[Rollout]] = {}
-        for r in rolls:
-            by_sample.setdefault((r.problem_id, r.sample), []).append(r)
-        counts = {"from_rollout_correct": 0, "from_rollout_step": 0, "from_code": 0, "no_chosen": 0}
-        pairs, seen = [], set()
-        for s in self._erroneous(iteration):
-            lab = s.labelled
-            assert lab is not None
-            at, fam = lab.first_error, get_family(s.problem.family)
-            prefix_steps = [x.text for x in lab.steps[:at]]
-            prefix = _prefix_text(prefix_steps)
-            rs = by_sample.get((s.problem.id, s.sample), [])
-            full = [r for r in rs if r.labelled.first_error == -1 and r.labelled.answer_ok]
-            step_ok = [r for r in rs if r.labelled.first_error > at]
-            if full:
-                chosen, source = _continuation(full[0].labelled, at), "rollout_correct"
-            elif step_ok:
-                chosen, source = _continuation(step_ok[0].labelled, at), "rollout_step"
-            elif c.code_fallback and (made := fam.continue_from(s.problem, prefix_steps)) is not None:
-                chosen, source = join_steps(made[0], made[1]), "code"
-            else:
-                counts["no_chosen"] += 1
-                continue
-            rejected = _continuation(lab, at)
-            key = (s.problem.id, chosen, rejected)
-            if chosen.strip() == rejected.strip() or key in seen:
-                continue
-            seen.add(key)
-            counts[f"from_{source}"] += 1
-            pairs.append(
-                PreferencePair(
-                    prompt=list(fam.messages(s.problem)),
-                    chosen=prefix + chosen,
-                    rejected=prefix + rejected,
-                    source=f"step-{source}",
-                    id=f"{s.problem.id}#{s.sample}@{at}",
-                )
-            )
-        return pairs, counts
+        rolls = self.read(iteration, "rollout", Rollout) if self.config.rollouts else []
+        return step_pairs(self._erroneous(iteration), rolls, self.config.code_fallback)
 
     def _judge_pairs(self, iteration: int) -> list[PreferencePair]:
         """Balanced step-verdict pairs from code labels of this iteration's samples."""
-        c = self.config
-        good, bad = [], []
-        for s in self.read(iteration, "label", Sample):
-            lab = s.labelled
-            if not lab:
-                continue
-            steps = [x.text for x in lab.steps]
-            fam = get_family(s.problem.family)
-            for x in lab.steps[: lab.first_error + 1 if lab.first_error >= 0 else len(lab.steps)]:
-                if x.ok is None:
-                    continue
-                prompt = [user(step_prompt(fam, s.problem, steps, x.index))]
-                yes, no = f"{VERDICT_PREFIX} correct", f"{VERDICT_PREFIX} incorrect"
-                pair = PreferencePair(
-                    prompt=prompt,
-                    chosen=yes if x.ok else no,
-                    rejected=no if x.ok else yes,
-                    source="judge-step",
-                    id=f"{s.problem.id}#{s.sample}:judge{x.index}",
-                )
-                (good if x.ok else bad).append(pair)
         rng = random.Random(self.seed_for("judge-pairs", iteration))
-        rng.shuffle(good)
-        rng.shuffle(bad)
-        half = c.judge_examples // 2
-        return good[:half] + bad[: c.judge_examples - min(half, len(good))]
+        return judge_pairs(self.read(iteration, "label", Sample), self.config.judge_examples, rng)
 
     def stage_build(self, ctx: StageContext) -> None:
         c = self.config
@@ -303,29 +222,8 @@ class StepwiseLoop(Loop):
         rng.shuffle(everything)
         ctx.out.extend(everything)
         ctx.info.update(step_pairs=len(pairs), judge_pairs=len(judge), **counts)
-        if c.objective == "dpo":
-            rows = dpo_rows(everything)
-        else:
-            kto: list[KTOExample] = []
-            for p in everything:
-                # single labelled steps: the chosen/rejected text ends at the diverging step
-                kto.append(
-                    KTOExample(
-                        prompt=p.prompt,
-                        response=_first_new_step(p.chosen, p.rejected, True),
-                        label=True,
-                        id=p.id + ":c",
-                    )
-                )
-                kto.append(
-                    KTOExample(
-                        prompt=p.prompt,
-                        response=_first_new_step(p.chosen, p.rejected, False),
-                        label=False,
-                        id=p.id + ":r",
-                    )
-                )
-            rows = kto_rows(kto)
+        # KTO alternative: single labelled steps (each pair's diverging step, either side)
+        rows = dpo_rows(everything) if c.objective == "dpo" else kto_rows(kto_examples(everything))
         ctx.info["examples"] = len(rows)
         if rows:
             save_parquet(rows, ctx.data_path(c.objective))
@@ -423,16 +321,6 @@ class StepwiseLoop(Loop):
                         info[f"{stage}.{k}"] = v
         ctx.info["heldout_correct"] = sum(acc)
         self.meter.record(ctx.iteration, spec, ms, info=info, gap=("self_reward", "heldout_accuracy"))
-
-
-def _first_new_step(chosen: str, rejected: str, take_chosen: bool) -> str:
-    """The shared prefix plus the first line where chosen and rejected differ (one labelled step)."""
-    a, b = chosen.split("\n"), rejected.split("\n")
-    i = 0
-    while i < min(len(a), len(b)) and a[i] == b[i]:
-        i += 1
-    lines = a if take_chosen else b
-    return "\n".join(lines[: i + 1])
 
 
 __all__ = ["Rollout", "Sample", "StepwiseConfig", "StepwiseLoop"]

@@ -1,8 +1,9 @@
 """Step-wise labelling, judging and training: problems whose every step code can check.
 
 Families (`FAMILIES`): multi-step arithmetic word problems (`expression = value`), blocks-world
-plans (`move X onto Y`, legal and on a shortest way to the goal), and calendar shifts
-(`date + N days = date`). Each ships a seeded generator with a train / held-out split by template
+plans (`move X onto Y`, legal and on a shortest way to the goal), calendar shifts
+(`date + N days = date`) and detective deductions (`rule out <suspect>: <reason>`, consistent with
+the clues and statements). Each ships a seeded generator with a train / held-out split by template
 and entity, a step splitter and a step verifier.
 
 ```python
@@ -19,10 +20,13 @@ from selflab.errors import ConfigError
 from selflab.stepwise.arithmetic import ArithmeticFamily
 from selflab.stepwise.blocks import BlocksFamily
 from selflab.stepwise.dates import DatesFamily
+from selflab.stepwise.detective import DetectiveFamily
 from selflab.stepwise.family import StepFamily
 from selflab.stepwise.types import BenchSolution, LabelledSolution, Split, StepLabel, StepProblem
 
-FAMILIES: dict[str, StepFamily] = {f.name: f for f in (ArithmeticFamily(), BlocksFamily(), DatesFamily())}
+FAMILIES: dict[str, StepFamily] = {
+    f.name: f for f in (ArithmeticFamily(), BlocksFamily(), DatesFamily(), DetectiveFamily())
+}
 
 
 def get_family(name: str) -> StepFamily:

@@ -260,6 +260,12 @@ class ArithmeticFamily(StepFamily):
     def _plan(problem: StepProblem) -> Plan:
         return [tuple(p) for p in problem.state["plan"]]  # type: ignore[misc]
 
+    def step_regex(self, problem: StepProblem) -> str:
+        return r"[0-9(][0-9 ()+*/.-]{0,40} = -?[0-9]+(?:\.[0-9]+)?"
+
+    def answer_regex(self, problem: StepProblem) -> str:
+        return r"Answer: -?[0-9]+(?:\.[0-9]+)?"
+
     def initial_state(self, problem: StepProblem) -> set[float]:
         return set(problem.state["numbers"])
 

@@ -110,6 +110,10 @@ class BlocksFamily(StepFamily):
             state={"initial": [list(s) for s in initial], "goal": [list(s) for s in goal]},
         )
 
+    def step_regex(self, problem: StepProblem) -> str:
+        blocks = "|".join(problem.entities)
+        return f"move (?:{blocks}) onto (?:{blocks}|table)"
+
     def initial_state(self, problem: StepProblem) -> Stacks:
         return canonical(problem.state["initial"])
 

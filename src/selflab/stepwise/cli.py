@@ -14,7 +14,7 @@ from selflab.console import log
 from selflab.console import out as results
 from selflab.errors import ConfigError
 from selflab.stepwise.bench import StepBenchConfig
-from selflab.stepwise.search import SearchRunConfig
+from selflab.stepwise.search_run import SearchRunConfig
 
 stepwise_app = typer.Typer(
     help="Step-wise problems, labels from code, and step-guided search.", no_args_is_help=True
@@ -44,7 +44,7 @@ def bench_steps(cfg: StepBenchConfig, out: Path | None, resume: bool) -> None:
 def search(cfg: SearchRunConfig, out: Path | None, resume: bool) -> None:
     """Best-of-N and step-level beam search guided by the step judge or the outcome judge, and
     majority vote, at equal sample budget on held-out problems (the beams use width * expand = n)."""
-    from selflab.stepwise.search import run_search
+    from selflab.stepwise.search_run import run_search
 
     if cfg.n % cfg.width:
         raise ConfigError(
@@ -56,7 +56,7 @@ def search(cfg: SearchRunConfig, out: Path | None, resume: bool) -> None:
 
 @stepwise_app.command("problems")
 def show_problems(
-    family: Annotated[str, typer.Argument(help="arithmetic, blocks or dates.")],
+    family: Annotated[str, typer.Argument(help="arithmetic, blocks, dates or detective.")],
     n: Annotated[int, typer.Option(help="How many.")] = 3,
     split: Annotated[str, typer.Option(help="train or heldout.")] = "train",
     seed: Annotated[int, typer.Option()] = 0,
@@ -70,7 +70,7 @@ def show_problems(
 
 @stepwise_app.command("label")
 def label(
-    family: Annotated[str, typer.Argument(help="arithmetic, blocks or dates.")],
+    family: Annotated[str, typer.Argument(help="arithmetic, blocks, dates or detective.")],
     problems_file: Annotated[Path, typer.Argument(help="JSONL of problems (from `stepwise problems`).")],
     solution: Annotated[str, typer.Argument(help="A solution text, or '-' to read it from stdin.")],
 ) -> None:

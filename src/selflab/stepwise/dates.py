@@ -37,6 +37,8 @@ _STEP = re.compile(
     r"(?P<end>\d{4}-\d{1,2}-\d{1,2})",
     re.IGNORECASE,
 )
+# A date of the right shape (a 30 February still passes: the verifier records it as unparsable).
+_DATE_RE = "20[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
 _DATE_FORMATS = ("%Y-%m-%d", "%d %B %Y", "%B %d, %Y", "%B %d %Y", "%d %b %Y", "%b %d, %Y")
 
 
@@ -125,6 +127,12 @@ class DatesFamily(StepFamily):
             entities=[event, who],
             state={"start": iso(start), "shifts": shifts},
         )
+
+    def step_regex(self, problem: StepProblem) -> str:
+        return f"{_DATE_RE} [+-] [0-9]{{1,3}} (?:days?|weeks?) = {_DATE_RE}"
+
+    def answer_regex(self, problem: StepProblem) -> str:
+        return f"Answer: {_DATE_RE}"
 
     @staticmethod
     def _sums(shifts: list[int]) -> set[int]:

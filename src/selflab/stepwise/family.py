@@ -12,7 +12,7 @@ import random
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from selflab.models.types import Message, assistant, user
+from selflab.models.types import Constraint, Message, assistant, user
 from selflab.stepwise.splitter import join_steps, split_solution
 from selflab.stepwise.types import LabelledSolution, Split, StepLabel, StepProblem
 
@@ -63,6 +63,27 @@ class StepFamily(ABC):
             assistant(ex),
             user(f"Problem: {problem.question}"),
         )
+
+    # -- step format for constrained decoding ---------------------------------------------------
+    def step_regex(self, problem: StepProblem) -> str | None:
+        """A regular expression (llguidance / Rust syntax, no newline) for one step line of this
+        problem in the format the prompt asks for; None: no constraint for this family."""
+        return None
+
+    def answer_regex(self, problem: StepProblem) -> str:
+        return "Answer: done" if not self.answer_required else r"Answer: [^\n]{1,40}"
+
+    def line_constraint(self, problem: StepProblem) -> Constraint | None:
+        """One line, a step or the answer line, ended by a newline (the decoder stops there)."""
+        step = self.step_regex(problem)
+        return None if step is None else Constraint.regex(f"(?:{step}|{self.answer_regex(problem)})\n")
+
+    def solution_constraint(self, problem: StepProblem, max_steps: int = 8) -> Constraint | None:
+        """A whole solution: 1..max_steps step lines, then the answer line."""
+        step = self.step_regex(problem)
+        if step is None:
+            return None
+        return Constraint.regex(f"(?:(?:{step})\n){{1,{max_steps}}}{self.answer_regex(problem)}\n?")
 
     def gold_text(self, problem: StepProblem) -> str:
         return join_steps(problem.gold_steps, problem.answer)

@@ -155,19 +155,39 @@ class LLMStepJudge:
         return judgments
 
 
+_VERDICT_LINES = [f"{VERDICT_PREFIX} correct", f"{VERDICT_PREFIX} incorrect"]
+
+
+def _normalised(lp: Sequence[float]) -> tuple[float | None, str | None]:
+    if len(lp) != 2 or not all(math.isfinite(x) for x in lp):
+        return None, f"non-finite log-probabilities {list(lp)}"
+    top = max(lp)
+    a, b = math.exp(lp[0] - top), math.exp(lp[1] - top)
+    return a / (a + b), None
+
+
 def _p_correct(model: LanguageModel, prompt: str) -> tuple[float | None, str | None]:
-    conts = [f"{VERDICT_PREFIX} correct", f"{VERDICT_PREFIX} incorrect"]
+    """P(correct) of one verdict from the two verdict lines' log-probabilities."""
     try:
-        lp = model.score([Message(role="user", content=prompt)], conts)
+        lp = model.score([Message(role="user", content=prompt)], list(_VERDICT_LINES))
     except BackendError as exc:
         return None, f"model error: {exc.problem}"
     except ValueError as exc:
         return None, f"model error: {exc}"
-    if not all(math.isfinite(x) for x in lp):
-        return None, f"non-finite log-probabilities {lp}"
-    top = max(lp)
-    a, b = math.exp(lp[0] - top), math.exp(lp[1] - top)
-    return a / (a + b), None
+    return _normalised(lp)
+
+
+def p_correct_many(model: LanguageModel, prompts: Sequence[str]) -> list[tuple[float | None, str | None]]:
+    """`_p_correct` for many prompts: one batched call when the backend has `score_batch` (shared
+    prompt parts run once, prompts batched), else (or when the batch fails) one by one."""
+    batch = getattr(model, "score_batch", None)
+    if callable(batch) and prompts:
+        try:
+            reqs = [([Message(role="user", content=p)], list(_VERDICT_LINES)) for p in prompts]
+            return [_normalised(lp) for lp in batch(reqs)]
+        except (BackendError, ValueError):
+            pass  # find out which prompt fails, one by one
+    return [_p_correct(model, p) for p in prompts]
 
 
 class LikelihoodStepJudge:
@@ -180,11 +200,13 @@ class LikelihoodStepJudge:
     def judge(
         self, family: StepFamily, items: Sequence[tuple[str, StepProblem, list[str]]]
     ) -> list[StepJudgment]:
+        prompts = [step_prompt(family, p, steps, k) for _, p, steps in items for k in range(len(steps))]
+        scores = iter(p_correct_many(self.model, prompts))
         out = []
-        for item_id, problem, steps in items:
+        for item_id, _, steps in items:
             j = StepJudgment(item_id=item_id, judge=self.name)
             for k in range(len(steps)):
-                p, err = _p_correct(self.model, step_prompt(family, problem, steps, k))
+                p, err = next(scores)
                 j.steps.append(
                     StepScore(index=k, p_correct=p, raw="" if p is None else f"P={p:.3f}", parse_error=err)
                 )
@@ -201,6 +223,12 @@ class OutcomeJudge:
 
     def score(self, family: StepFamily, problem: StepProblem, steps: Sequence[str]) -> float | None:
         return _p_correct(self.model, outcome_prompt(family, problem, steps))[0]
+
+    def score_many(
+        self, family: StepFamily, items: Sequence[tuple[StepProblem, Sequence[str]]]
+    ) -> list[float | None]:
+        """`score` for many (problem, steps) at once (batched where the backend can)."""
+        return [p for p, _ in p_correct_many(self.model, [outcome_prompt(family, q, s) for q, s in items])]
 
 
 def make_step_judge(kind: str, model: LanguageModel, constrain: bool = False) -> StepJudge:

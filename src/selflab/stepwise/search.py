@@ -10,9 +10,15 @@ Methods (N = the sample budget per problem):
   the new step, beam score = weakest step) or the outcome judge (P(correct) of the partial
   solution).
 
-Each step is one line (generation stops at a newline), so the step format is enforced by the
-decoder's stop string; the prompt shows the format. Tokens generated and judge calls are
-recorded per problem and method, so "equal compute" is measured, not assumed.
+Equal compute means equal generated tokens: a beam search on a problem may generate at most the
+tokens the N sampled solutions of that problem generated (`beam_budgets`; or a fixed
+`token_budget`), summed over all its beams and candidates; near the end of the budget it samples
+fewer, shorter candidates, then stops (an unfinished beam has no answer, like a sampled solution
+cut at max_new_tokens). Each step is one line (generation stops at a newline), so the step format
+is enforced by the decoder's stop string; the prompt shows the format. With `constrain`, the family's step regex
+constrains decoding (llguidance in the engine): whole solutions for the sampled methods, one line
+per beam step, so every finished line is a step the verifier can read. Tokens generated and judge
+calls are recorded per problem and method, so the equality is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -23,10 +29,15 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from selflab.console import fit
-from selflab.models.types import GenerationRequest, LanguageModel, SamplingParams
+from selflab.models.types import Constraint, GenerationRequest, LanguageModel, SamplingParams
 from selflab.stepwise.family import StepFamily
-from selflab.stepwise.judges import LikelihoodStepJudge, OutcomeJudge, _p_correct, step_prompt
+from selflab.stepwise.judges import (
+    LikelihoodStepJudge,
+    OutcomeJudge,
+    outcome_prompt,
+    p_correct_many,
+    step_prompt,
+)
 from selflab.stepwise.splitter import split_solution
 from selflab.stepwise.types import StepProblem
 
@@ -43,7 +54,20 @@ class SearchConfig(BaseModel):
     temperature: float = Field(0.8, gt=0.0, description="Sampling temperature.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(120, ge=8, description="Tokens per full solution.")
-    step_max_new_tokens: int = Field(32, ge=4, description="Tokens per step.")
+    step_max_new_tokens: int = Field(
+        48, ge=4, description="Tokens per beam step (a detective step takes ~45)."
+    )
+    token_budget: int | None = Field(
+        None,
+        ge=8,
+        description="Generated tokens per problem a beam search may spend, over all its beams and "
+        "candidates; None: what the sampled methods spent on that problem when known, else n * max_new_tokens.",
+    )
+    constrain: bool = Field(
+        False,
+        description="Constrained decoding of the step format (the family's step regex): whole "
+        "solutions for the sampled methods, one line per beam step.",
+    )
     seed: int = Field(0, description="Seed of every random choice (same seed, same result).")
 
 
@@ -67,6 +91,10 @@ def _steps(text: str) -> list[str]:
     return split_solution(text).steps
 
 
+def _whole(family: StepFamily, p: StepProblem, cfg: SearchConfig) -> Constraint | None:
+    return family.solution_constraint(p, cfg.max_steps) if cfg.constrain else None
+
+
 def sample_full(
     model: LanguageModel, family: StepFamily, problems: Sequence[StepProblem], cfg: SearchConfig
 ) -> list[list[tuple[str, int]]]:
@@ -79,6 +107,7 @@ def sample_full(
                 top_p=cfg.top_p,
                 max_new_tokens=cfg.max_new_tokens,
                 seed=_seed(cfg.seed, p.id, "full", k),
+                constraint=_whole(family, p, cfg),
             )
             reqs.append(GenerationRequest(messages=family.messages(p), sampling=s))
     outs = model.generate(reqs) if reqs else []
@@ -121,7 +150,8 @@ def sampled_methods(
     greedy = model.generate(
         [
             GenerationRequest(
-                messages=family.messages(p), sampling=SamplingParams(max_new_tokens=cfg.max_new_tokens)
+                messages=family.messages(p),
+                sampling=SamplingParams(max_new_tokens=cfg.max_new_tokens, constraint=_whole(family, p, cfg)),
             )
             for p in problems
         ]
@@ -139,7 +169,7 @@ def sampled_methods(
         calls = sum(len(j.steps) for j in js)
         best = max(range(len(texts)), key=lambda k: -1.0 if step_scores[k] is None else step_scores[k])
         out.append(_result(family, p, "bon_step", texts[best], tokens, calls, step_scores[best]))
-        o_scores = [outcome.score(family, p, _steps(t)) for t in texts]
+        o_scores = outcome.score_many(family, [(p, _steps(t)) for t in texts])
         best = max(range(len(texts)), key=lambda k: -1.0 if o_scores[k] is None else o_scores[k])
         out.append(_result(family, p, "bon_outcome", texts[best], tokens, len(texts), o_scores[best]))
     return out
@@ -162,41 +192,61 @@ class _Beam(BaseModel):
         return min(self.scores) if self.scores else 1.0
 
 
+MIN_STEP_TOKENS = 4  # a candidate step shorter than this cannot hold a step of any family
+
+
+def _plan(live: list[_Beam], want: int, left: int, step_cap: int) -> list[tuple[_Beam, int, int]]:
+    """(beam, candidate index, max new tokens) for the next depth: `want` candidates spread over
+    the live beams (best first), fewer and shorter when only `left` tokens remain, so the
+    tokens generated never exceed the budget."""
+    if not live or left < MIN_STEP_TOKENS:
+        return []
+    n = min(want, left // MIN_STEP_TOKENS)
+    cap = min(step_cap, left // n)
+    return [(live[k % len(live)], k // len(live), cap) for k in range(n)]
+
+
 def beam_search(
     model: LanguageModel,
     family: StepFamily,
     problems: Sequence[StepProblem],
     cfg: SearchConfig,
     guide: str,
+    budgets: Sequence[int] | None = None,
 ) -> list[SearchResult]:
-    """Step-level beam search for all problems at once (one generate call per depth)."""
-    outcome = OutcomeJudge(model)
+    """Step-level beam search for all problems at once (one generate call and one batched judge
+    call per depth). Problem i generates at most `budgets[i]` tokens in all (default
+    `cfg.token_budget`, else n * max_new_tokens): equal generated tokens with the sampled methods."""
+    default = cfg.token_budget or cfg.n * cfg.max_new_tokens
+    budget = list(budgets) if budgets is not None else [default] * len(problems)
     beams = [[_Beam()] for _ in problems]
     tokens = [0] * len(problems)
     calls = [0] * len(problems)
     for depth in range(cfg.max_steps):
         reqs, where = [], []
         for i, p in enumerate(problems):
-            live = [b for b in beams[i] if not b.done]
-            for bi, b in enumerate(live):
-                for e in range(-(-cfg.width * cfg.expand // len(live))):
-                    prefix = "".join(step + "\n" for step in b.steps)
-                    sp = SamplingParams(
-                        temperature=cfg.temperature,
-                        top_p=cfg.top_p,
-                        max_new_tokens=cfg.step_max_new_tokens,
-                        stop=("\n",),
-                        seed=_seed(cfg.seed, p.id, guide, depth, bi, e),
-                    )
-                    reqs.append(
-                        GenerationRequest(messages=family.messages(p), sampling=sp, assistant_prefix=prefix)
-                    )
-                    where.append((i, b))
+            live = sorted((b for b in beams[i] if not b.done), key=lambda b: -b.value(guide))
+            for b, e, cap in _plan(
+                live, cfg.width * cfg.expand, budget[i] - tokens[i], cfg.step_max_new_tokens
+            ):
+                sp = SamplingParams(
+                    temperature=cfg.temperature,
+                    top_p=cfg.top_p,
+                    max_new_tokens=cap,
+                    stop=("\n",),
+                    seed=_seed(cfg.seed, p.id, guide, depth, b.text(), e),
+                    constraint=family.line_constraint(p) if cfg.constrain else None,
+                )
+                prefix = "".join(step + "\n" for step in b.steps)
+                reqs.append(
+                    GenerationRequest(messages=family.messages(p), sampling=sp, assistant_prefix=prefix)
+                )
+                where.append((i, b))
         if not reqs:
             break
         outs = model.generate(reqs)
         cands: list[list[_Beam]] = [[b for b in bs if b.done] for bs in beams]
-        seen: dict[tuple[int, tuple[str, ...]], tuple[float | None, float | None]] = {}
+        to_judge: dict[tuple[int, tuple[str, ...]], list[_Beam]] = {}
         for (i, b), o in zip(where, outs, strict=True):
             tokens[i] += o.completion_tokens
             line = (o.text or "").split("\n")[0].strip()
@@ -208,23 +258,23 @@ def beam_search(
                 child.answer, child.done = parts.answer, True
             else:
                 child.steps.append(parts.steps[0])
-                p, key = problems[i], (i, tuple(child.steps))
-                if key not in seen:  # the same partial solution sampled twice is judged once
-                    if guide == "step":
-                        pc, _ = _p_correct(model, step_prompt(family, p, child.steps, len(child.steps) - 1))
-                        seen[key] = (pc, None)
-                    else:
-                        seen[key] = (None, outcome.score(family, p, child.steps))
-                    calls[i] += 1
-                pc, oc = seen[key]
+                # a line cut off by the token cap is kept (and labelled as written), but ends the beam
+                child.done = o.finish_reason == "length"
+                # the same partial solution sampled twice is judged once
+                to_judge.setdefault((i, tuple(child.steps)), []).append(child)
+            cands[i].append(child)
+        keys = list(to_judge)
+        if guide == "step":
+            prompts = [step_prompt(family, problems[i], list(st), len(st) - 1) for i, st in keys]
+        else:
+            prompts = [outcome_prompt(family, problems[i], list(st)) for i, st in keys]
+        for (i, st), (pc, _err) in zip(keys, p_correct_many(model, prompts), strict=True):
+            calls[i] += 1
+            for child in to_judge[(i, st)]:
                 if guide == "step":
                     child.scores.append(0.0 if pc is None else pc)  # no verdict: ranked last
                 else:
-                    child.outcome = oc
-            if guide == "outcome" and child.outcome is None and child.steps:
-                child.outcome = outcome.score(family, problems[i], child.steps)
-                calls[i] += 1
-            cands[i].append(child)
+                    child.outcome = pc
         for i in range(len(problems)):
             uniq: dict[str, _Beam] = {}
             for c in cands[i]:
@@ -238,123 +288,3 @@ def beam_search(
         best = max(finished, key=lambda c: c.value(guide))
         out.append(_result(family, p, f"beam_{guide}", best.text(), tokens[i], calls[i], best.value(guide)))
     return out
-
-
-# -- the comparison as a run ---------------------------------------------------------------------
-
-
-class SearchRunConfig(SearchConfig):
-    model: str = Field("smollm2-135m", description="Model spec.")
-    families: list[str] = Field(
-        default_factory=lambda: ["arithmetic", "blocks", "dates"], description="Problem families."
-    )
-    problems_per_family: int = Field(10, ge=1, description="Held-out problems per family.")
-    methods: list[str] = Field(
-        default_factory=lambda: list(METHODS), description="Search methods to compare."
-    )
-
-
-def mcnemar_p(a: Sequence[bool], b: Sequence[bool]) -> float:
-    """Exact two-sided McNemar p-value (binomial test on discordant pairs)."""
-    from scipy import stats
-
-    x = sum(1 for p, q in zip(a, b, strict=True) if p and not q)
-    y = sum(1 for p, q in zip(a, b, strict=True) if q and not p)
-    return 1.0 if x + y == 0 else float(stats.binomtest(x, x + y, 0.5).pvalue)
-
-
-def summarise(
-    results: Sequence[SearchResult], methods: Sequence[str], reference: str = "majority"
-) -> list[dict]:
-    """Per method: accuracy with a Wilson CI, compute per problem, and McNemar p vs `reference`."""
-    from selflab.stepwise.metrics import proportion
-
-    by = {
-        m: sorted((r for r in results if r.method == m), key=lambda r: (r.family, r.problem_id))
-        for m in methods
-    }
-    rows = []
-    for m, rs in by.items():
-        if not rs:
-            continue
-        ref = by.get(reference) or []
-        row = {
-            "method": m,
-            "accuracy": proportion([r.correct for r in rs]).model_dump(),
-            "tokens_per_problem": sum(r.tokens for r in rs) / len(rs),
-            "judge_calls_per_problem": sum(r.judge_calls for r in rs) / len(rs),
-            "per_family": {
-                f: sum(r.correct for r in rs if r.family == f) for f in sorted({r.family for r in rs})
-            },
-        }
-        if ref and m != reference and len(ref) == len(rs):
-            row[f"p_vs_{reference}"] = mcnemar_p([r.correct for r in ref], [r.correct for r in rs])
-        rows.append(row)
-    return rows
-
-
-def run_search(
-    cfg: SearchRunConfig, out: str, resume: bool = False, console: object | None = None
-) -> list[dict]:
-    """Every method on held-out problems of every family; a run directory with one stage per
-    (family, method group), resumable; summary.json holds the table."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from selflab.errors import ConfigError
-    from selflab.models import load_model
-    from selflab.runs import RunDir
-    from selflab.stepwise import get_family, step_problems
-
-    bad = [m for m in cfg.methods if m not in METHODS]
-    if bad:
-        raise ConfigError(f"unknown search methods {bad}", f"choose from {', '.join(METHODS)}")
-    con = console if isinstance(console, Console) else Console()
-    run = RunDir.create(out, config=cfg, seed=cfg.seed, resume=resume, command="selflab stepwise search")
-    model = None
-    results: list[SearchResult] = []
-    search = cfg.model_copy(update={"seed": cfg.seed})
-    for f in cfg.families:
-        fam = get_family(f)
-        problems = step_problems(f, cfg.problems_per_family, cfg.seed, "heldout")
-        groups = (
-            [("sampled", None)]
-            if set(cfg.methods) & {"greedy", "majority", "bon_step", "bon_outcome"}
-            else []
-        )
-        groups += [(f"beam_{g}", g) for g in ("step", "outcome") if f"beam_{g}" in cfg.methods]
-        for name, guide in groups:
-            log = run.records(f"{f}.{name}")
-            with run.stage(f"{f}.{name}") as st:
-                if not st.done:
-                    log.path.unlink(missing_ok=True)
-                    model = model or load_model(cfg.model)
-                    rs = (
-                        sampled_methods(model, fam, problems, search)
-                        if guide is None
-                        else beam_search(model, fam, problems, search, guide)
-                    )
-                    log.extend(rs)
-                    st.info["results"] = len(rs)
-            results += [r for r in log.read(SearchResult) if r.method in cfg.methods]
-    rows = summarise(results, cfg.methods)
-    (run.path / "summary.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    run.metrics.append({"kind": "step_search", "model": cfg.model, "rows": rows})
-    t = Table(
-        title=f"guided search · {cfg.model} · N={cfg.n} · {len(cfg.families)} families × {cfg.problems_per_family}"
-    )
-    for col in ("method", "accuracy [95% CI]", "tokens/problem", "judge calls/problem", "p vs majority"):
-        t.add_column(col)
-    for r in rows:
-        a = r["accuracy"]
-        t.add_row(
-            r["method"],
-            f"{a['value']:.2f} [{a['lo']:.2f}, {a['hi']:.2f}] (n={a['n']})",
-            f"{r['tokens_per_problem']:.0f}",
-            f"{r['judge_calls_per_problem']:.1f}",
-            f"{r['p_vs_majority']:.3f}" if "p_vs_majority" in r else "-",
-        )
-    con.print(fit(t))
-    return rows

@@ -27,6 +27,7 @@ import typer
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from selflab.config import read_yaml
 from selflab.errors import ConfigError
 
 C = TypeVar("C", bound=BaseModel)
@@ -81,25 +82,6 @@ def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     for k, v in b.items():
         out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
-
-def read_yaml(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist", "check the --config path")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(
-            f"config file {path} is not valid YAML{where}",
-            "fix the YAML syntax (indentation, colons, quotes)",
-        ) from exc
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a mapping", "write it as key: value lines")
-    return loaded
 
 
 def build_config(cls: type[C], config: Path | None = None, sets: list[str] | None = None, **flags: Any) -> C:

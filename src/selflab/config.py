@@ -21,30 +21,36 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def read_yaml(path: str | Path | None) -> dict[str, Any]:
+    """The settings mapping of a YAML config file ({} for no file); a missing file, bad YAML (with
+    its line and column) or a non-mapping is a ConfigError that says how to fix it."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist", "check the --config path")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"config file {path} is not valid YAML{where}",
+            "fix the YAML syntax (indentation, colons, quotes)",
+        ) from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping of settings, not {type(loaded).__name__}",
+            "write it as key: value lines",
+        )
+    return loaded
+
+
 def load_config(model: type[C], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> C:
     """Build `model` from an optional YAML file, then apply non-None `overrides` (CLI flags)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist", "check the --config path")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(
-                f"config file {path} is not valid YAML{where}",
-                "fix the YAML syntax (indentation, colons, quotes)",
-            ) from exc
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                f"config file {path} must hold a mapping of settings, not {type(loaded).__name__}",
-                "write it as key: value lines",
-            )
-        data.update(loaded)
+    data: dict[str, Any] = read_yaml(path)
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return model.model_validate(data)

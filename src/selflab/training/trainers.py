@@ -66,6 +66,18 @@ class TrainConfig(BaseModel):
     weight_decay: float = 0.0
     beta: float = Field(0.1, gt=0.0, description="DPO/KTO KL strength")
     dpo_loss: str = "sigmoid"
+    dpo_sft_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="DPO: weight of an NLL term on the chosen answer added to the preference loss "
+        "(RPO, Pang et al. 2024; TRL's loss 'sft'): keeps the chosen likely, against length drift",
+    )
+    ld_alpha: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="DPO: LD-DPO's weight of the tokens beyond the pair's shared length (None: plain DPO)",
+    )
     # "auto": on when one batch's saved activations would exceed `activation_budget_mb` (it costs one
     # more forward pass of the trained model per step, and saves most activation memory; see memory.py)
     gradient_checkpointing: bool | Literal["auto"] = "auto"
@@ -85,6 +97,13 @@ class TrainConfig(BaseModel):
 
     def lr(self, method: Method) -> float:
         return self.learning_rate if self.learning_rate is not None else _DEFAULT_LR[(method, self.lora)]
+
+
+def _dpo_losses(cfg: TrainConfig) -> dict[str, Any]:
+    """TRL's loss list: the preference loss, plus the NLL of the chosen answer when weighted (RPO)."""
+    if cfg.dpo_sft_weight <= 0:
+        return {"loss_type": [cfg.dpo_loss]}
+    return {"loss_type": [cfg.dpo_loss, "sft"], "loss_weights": [1.0, cfg.dpo_sft_weight]}
 
 
 class TrainResult(BaseModel):
@@ -272,7 +291,7 @@ def train(
         trainer = DPOTrainer(
             model=torch_model,
             ref_model=None,  # LoRA: the adapter-off base is the reference; full FT: TRL copies the model
-            args=DPOConfig(beta=cfg.beta, loss_type=[cfg.dpo_loss], **kwargs),
+            args=DPOConfig(beta=cfg.beta, ld_alpha=cfg.ld_alpha, **_dpo_losses(cfg), **kwargs),
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=peft_config,

@@ -228,3 +228,42 @@ def test_sft_then_dpo_on_tiny(tiny: Path, tmp_path: Path, monkeypatch: pytest.Mo
         assert name in m2, name
     assert m2["pairwise_judge_accuracy"].vs_previous is not None
     assert len(run.records("iter-0.evaluate").read_dicts()) > 0
+
+
+def test_without_teacher_eval_the_jury_labels_training_items_only(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`teacher_eval: false` skips the jury pass over the held-out benchmark: the jury judges only
+    the label stage's training items, and no teacher-agreement metric is recorded."""
+    from selflab.judges.jury import Jury
+
+    calls: list[int] = []
+    real_judge = Jury.judge
+
+    def counting_judge(self, items):  # type: ignore[no-untyped-def]
+        calls.append(len(items))
+        return real_judge(self, items)
+
+    monkeypatch.setattr(Jury, "judge", counting_judge)
+    cfg = jd.JudgeDistillationConfig.model_validate(
+        dict(
+            model=f"hf:{tiny}",
+            iterations=1,
+            phases=["sft"],
+            labels="verified",
+            teacher_eval=False,
+            train_items=2,
+            jury="jury:personas:2",
+            bench_items=1,
+            eval_tasks=2,
+            control_tasks=0,
+            eval_max_new_tokens=8,
+            judge_max_new_tokens=3,
+            sft_train={"lora": True, "max_steps": 1, "batch_size": 2, "learning_rate": 1e-3},
+            report=False,
+        )
+    )
+    metrics = open_run(jd.JudgeDistillationLoop, tmp_path / "run", cfg, resume=False).run_loop()
+    assert len(calls) == 1  # the label stage only
+    assert all("teacher_agreement" not in m.metrics for m in metrics)
+    assert "pairwise_judge_accuracy" in metrics[-1].metrics

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from selflab.errors import SelflabError
 from selflab.models.adapters import adapter_base, is_adapter, is_model_folder, load_causal_lm
 from selflab.training.datasets import normalise_rows
-from selflab.training.memory import cpu_logprob_tiles, wants_checkpointing
+from selflab.training.memory import cpu_logprob_tiles, model_shape, wants_checkpointing
 
 
 def has_weights(rows: list[dict[str, Any]]) -> bool:
@@ -55,6 +55,12 @@ class TrainConfig(BaseModel):
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     lora_target_modules: list[str] | str = "all-linear"
+    lora_layers: int | None = Field(
+        None,
+        ge=1,
+        description="LoRA on the top N transformer layers only: backward stops below them, so a step on "
+        "long prompts (judge rubrics) costs about half; None: every layer",
+    )
     learning_rate: float | None = Field(None, gt=0.0, description="None: a per-method, per-mode default")
     epochs: float = Field(1.0, gt=0.0)
     max_steps: int = Field(-1, description="> 0 overrides epochs")
@@ -196,15 +202,32 @@ def _trl_kwargs(
     )
 
 
-def _peft_config(cfg: TrainConfig) -> Any:
+def _peft_config(cfg: TrainConfig, model: Any) -> Any:
+    """PEFT's LoRA config; with `lora_layers`, adapters on the model's top layers only (PEFT needs
+    module names then, so "all-linear" becomes the linear layers' names)."""
+    import torch
     from peft import LoraConfig
 
+    targets: list[str] | str = cfg.lora_target_modules
+    top: dict[str, Any] = {}
+    layers = model_shape(model.config)[2]
+    if cfg.lora_layers is not None and layers:
+        top = {"layers_to_transform": list(range(max(0, layers - cfg.lora_layers), layers))}
+        if targets == "all-linear":
+            targets = sorted(
+                {
+                    name.rsplit(".", 1)[-1]
+                    for name, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and ".layers." in name
+                }
+            )
     return LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.lora_target_modules,
+        target_modules=targets,
         task_type="CAUSAL_LM",
+        **top,
     )
 
 
@@ -264,7 +287,7 @@ def train(
         budget_mb=cfg.activation_budget_mb,
     )
     kwargs = _trl_kwargs(method, cfg, work / "trainer", len(rows), checkpointing)
-    peft_config = _peft_config(cfg) if cfg.lora else None
+    peft_config = _peft_config(cfg, torch_model) if cfg.lora else None
 
     if method == "sft" and has_weights(rows):
         from trl import SFTConfig

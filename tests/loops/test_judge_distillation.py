@@ -267,3 +267,23 @@ def test_without_teacher_eval_the_jury_labels_training_items_only(
     assert len(calls) == 1  # the label stage only
     assert all("teacher_agreement" not in m.metrics for m in metrics)
     assert "pairwise_judge_accuracy" in metrics[-1].metrics
+
+
+def test_balance_pointwise_keeps_equal_high_and_low_scores() -> None:
+    import random
+
+    def rec(i: int, score: float | None, mode: str = "pointwise") -> jd.LabelRecord:
+        return jd.LabelRecord(unit_id=str(i), mode=mode, prompt="q", response="r", jury_score=score)  # type: ignore[arg-type]
+
+    labels = [rec(i, 0.0) for i in range(6)] + [
+        rec(10, 5.0),
+        rec(11, 4.0),
+        rec(12, None),
+        rec(13, None, "pairwise"),
+    ]
+    kept, dropped = jd.balance_pointwise(labels, (0.0, 5.0), random.Random(0))
+    scores = [r.jury_score for r in kept if r.mode == "pointwise" and r.jury_score is not None]
+    assert dropped == 4 and sorted(scores) == [0.0, 0.0, 4.0, 5.0]
+    assert {r.unit_id for r in kept} >= {"12", "13"}  # unlabeled and pairwise records untouched
+    again, _ = jd.balance_pointwise(labels, (0.0, 5.0), random.Random(0))
+    assert [r.unit_id for r in again] == [r.unit_id for r in kept]  # seeded

@@ -67,6 +67,11 @@ class JudgeDistillationConfig(EvalConfig):
         "verifies them, the verified truth where the majority is wrong, tied or unparsable",
     )
     pairwise: bool = Field(True, description="also distil pairwise verdicts (trained in both orders)")
+    balance_labels: bool = Field(
+        True,
+        description="pointwise demonstrations balanced between high and low scores (the larger class "
+        "downsampled, seeded): on unbalanced labels the judge learns the base rate (every score 0)",
+    )
     teacher_eval: bool = Field(
         True,
         description="also run the teacher on the held-out units once, to meter agreement with it (the "
@@ -189,6 +194,20 @@ def sft_examples(
             )
             counts["sft_pairwise"] += 1
     return out, counts
+
+
+def balance_pointwise(
+    labels: Sequence[LabelRecord], scale: tuple[float, float], rng: random.Random
+) -> tuple[list[LabelRecord], int]:
+    """Pointwise labels above and at-or-below the scale's middle in equal numbers (the larger side
+    downsampled at random); pairwise and unlabeled records untouched. Returns (kept, dropped)."""
+    mid = (scale[0] + scale[1]) / 2
+    high = [r for r in labels if r.mode == "pointwise" and r.jury_score is not None and r.jury_score > mid]
+    low = [r for r in labels if r.mode == "pointwise" and r.jury_score is not None and r.jury_score <= mid]
+    n = min(len(high), len(low))
+    keep = {id(r) for side in (high, low) for r in rng.sample(side, n)}
+    dropped = {id(r) for r in high + low} - keep
+    return [r for r in labels if id(r) not in dropped], len(dropped)
 
 
 def verified_labels(labels: Sequence[LabelRecord], scale: tuple[float, float]) -> list[LabelRecord]:
@@ -454,7 +473,11 @@ class JudgeDistillationLoop(Loop):
         rng = random.Random(self.seed_for("build", ctx.iteration))
         if self.phase(ctx.iteration) == "sft":
             labels = self.read(ctx.iteration, "label", LabelRecord)
+            dropped = 0
+            if c.balance_labels:
+                labels, dropped = balance_pointwise(labels, (0.0, 5.0), rng)
             examples, counts = sft_examples(labels, (0.0, 5.0), c.judge_max_new_tokens, c.judge_template)
+            counts["sft_dropped_for_balance"] = dropped
             rng.shuffle(examples)
             ctx.out.extend(examples)
             ctx.info.update(counts, examples=len(examples))
@@ -497,7 +520,12 @@ class JudgeDistillationLoop(Loop):
                 for d in self.stage_log(0, "evaluate").read_dicts()
                 if "unit_id" in d and "score" in d and "correct" not in d
             ]
-        ms = evaluate_standard(self, ctx, c)
+        # the judge's headline measures: balanced pointwise accuracy (a constant verdict scores 0.5,
+        # whatever the base rate) and pairwise accuracy in both orders
+        ms = [
+            m.model_copy(update={"primary": True}) if m.name == "judge_bench_balanced_accuracy" else m
+            for m in evaluate_standard(self, ctx, c)
+        ]
         model = self.load(spec)
         ms += pairwise_bench(model, units, pairs, c.judge_max_new_tokens)
         if teacher:

@@ -403,6 +403,8 @@ class BatchingEngine:
         tokens, logprobs = self._choose(out.logits[:, -1, :], self._rows, banned)
         self.stats.decode_steps += 1
         self.stats.decode_row_steps += len(self._rows)
+        self.stats.decode_columns_read += span * len(self._rows)
+        self.stats.decode_columns_cached += sum(cache.lengths)
         tokens_list = tokens.tolist()
         lps = logprobs.tolist() if logprobs is not None else None
         dead = [

@@ -50,6 +50,10 @@ class EngineStats:
     prefix_reused_tokens: int = 0
     prefix_cached_tokens: int = 0
     rebuilds: int = 0  # cache reallocations (more rows or columns than reserved)
+    # Decode attention: key columns read (rows x longest row) and those holding a row's own tokens;
+    # 1 - cached / read is the share of attention spent on padding.
+    decode_columns_read: int = 0
+    decode_columns_cached: int = 0
     busy_s: float = 0.0
     mask_row_steps: int = 0
     mask_s: float = 0.0  # computing masks (mostly on the mask thread, overlapping forward passes)

@@ -110,3 +110,42 @@ def test_rows_leaving_and_joining_every_step_decode_like_generate(lm) -> None:
         cut = next((i for i, t in enumerate(new) if t in lm.engine.eos_ids), len(new))
         assert g.text == lm.tokenizer.decode(new[:cut], skip_special_tokens=True)
     assert lm.engine.stats.decode_row_steps > 0
+
+
+def test_plan_groups_splits_only_where_it_saves_reads() -> None:
+    from selflab.models.engine_attention import MIN_SAVING, plan_groups
+
+    assert plan_groups([50] * 8) == [(0, 8, 51)]  # equal rows: nothing to save
+    assert plan_groups([400, 390, 380, 20, 10, 12]) == [(0, 3, 401), (3, 6, 21)]
+    few = [10 + MIN_SAVING // 4, 10, 10, 10]  # saving below MIN_SAVING: one group
+    assert plan_groups(few) == [(0, 4, max(few) + 1)]
+    groups = plan_groups([900, 800, 700, 600, 500, 400, 300, 200, 100, 50], max_groups=3)
+    assert len(groups) == 3 and groups[0][0] == 0 and groups[-1][1] == 10
+
+
+def test_grouped_attention_decodes_like_one_padded_group(tmp_path) -> None:
+    """Rows of very different lengths decode the same tokens and log-probs with attention in
+    groups as with one padded group, and the groups really cut the columns read."""
+    folder = lively_tiny_llama(tmp_path)
+    long = "word " * 150
+    requests = [
+        GenerationRequest(prompt=p, sampling=SamplingParams(max_new_tokens=12, logprobs=True))
+        for p in [long + "end", long + "stop here", "hi", "a b", "The cat", "1 2 3 4"]
+    ]
+    results = {}
+    for groups in (1, 4):
+        model = HFModel(folder, device="cpu", max_batch_size=8)
+        model.engine.attention_groups = groups
+        model.engine._grouped = groups > 1 and model.engine._grouped
+        try:
+            results[groups] = model.generate(requests)
+            stats = model.engine.stats
+            share = 1 - stats.decode_columns_cached / stats.decode_columns_read
+        finally:
+            model.close()
+        if groups == 4:
+            assert model.model.config._attn_implementation == "selflab_grouped_sdpa"
+            assert share < 0.2  # one padded group would read ~60% padding here
+    for a, b in zip(results[1], results[4], strict=True):
+        assert a.text == b.text
+        assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-4)

@@ -36,6 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import torch
 
 from selflab.models.constraints import TokenMasks
+from selflab.models.engine_attention import plan_groups, use_grouped_attention
 from selflab.models.engine_cache import KVBuffer, cache_kwargs
 from selflab.models.engine_jobs import EngineStats, Job, completion, error_completion, record_token
 from selflab.models.engine_prefill import PrefillRow, packed_prefill
@@ -72,6 +73,8 @@ class BatchingEngine:
     generator that gives unseeded sampled requests their own seeds (so a run is reproducible).
     `prefix_cache_mb` bounds the keys/values kept from finished requests for later prompts that start
     the same way (0 turns the cache off); call `clear_prefix_cache()` after changing weights in place.
+    `attention_groups` > 1 splits decode attention into groups of rows of similar length
+    (`engine_attention`; it switches an "sdpa" model to the equivalent grouped function).
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class BatchingEngine:
         seed: int = 0,
         threads: int | str | None = "auto",
         prefix_cache_mb: int = 2048,
+        attention_groups: int = 4,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -92,6 +96,9 @@ class BatchingEngine:
         self.max_prefill_tokens = max_prefill_tokens
         self.prefix_reuse = prefix_reuse
         self.min_prefix_tokens = min_prefix_tokens
+        # Decode attention in up to this many groups of rows of similar length (1: one padded group).
+        self.attention_groups = attention_groups
+        self._grouped = attention_groups > 1 and use_grouped_attention(model)
         self.device = next(model.parameters()).device
         config = model.config.get_text_config()
         self.num_layers = int(config.num_hidden_layers)
@@ -253,24 +260,27 @@ class BatchingEngine:
                 chunks[-1].append(job)
             else:
                 chunks.append([job])
+        joining: list[tuple[Job, list[torch.Tensor], int]] = []
         for chunk in chunks:
             pieces, logits = self._prefill(chunk)
             tokens, logprobs = self._choose(logits, chunk)
-            keep, kvs, new_pos, new_last = [], [], [], []
             for r, job in enumerate(chunk):
                 lp = float(logprobs[r]) if logprobs is not None else None
                 if not self._advance(job, int(tokens[r]), lp):
-                    keep.append(job)
-                    kvs.append(pieces[r])
-                    new_pos.append(len(job.prompt_ids))
-                    new_last.append(int(tokens[r]))
-            if keep:
-                before = self._cache.reallocations
-                self._cache.add(kvs, self.max_batch_size)
-                self.stats.rebuilds += self._cache.reallocations - before
-                self._rows.extend(keep)
-                self._next_pos = torch.cat([self._next_pos, torch.tensor(new_pos, device=self.device)])
-                self._last = torch.cat([self._last, torch.tensor(new_last, device=self.device)])
+                    joining.append((job, pieces[r], int(tokens[r])))
+        if not joining:
+            return
+        # Longest first: new rows go after the running ones (which are usually longer), so the
+        # batch stays roughly sorted by length and attention groups (`engine_attention`) pay off.
+        joining.sort(key=lambda item: -len(item[0].prompt_ids))
+        before = self._cache.reallocations
+        self._cache.add([kv for _, kv, _ in joining], self.max_batch_size)
+        self.stats.rebuilds += self._cache.reallocations - before
+        self._rows.extend(job for job, _, _ in joining)
+        new_pos = torch.tensor([len(job.prompt_ids) for job, _, _ in joining], device=self.device)
+        new_last = torch.tensor([token for _, _, token in joining], device=self.device)
+        self._next_pos = torch.cat([self._next_pos, new_pos])
+        self._last = torch.cat([self._last, new_last])
 
     def _prefill(self, jobs: list[Job]) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
         """Run the prompts of `jobs` in one packed forward pass (`engine_prefill`). A row may start
@@ -390,6 +400,12 @@ class BatchingEngine:
         positions = self._next_pos
         span = max(cache.lengths) + 1
         mask = torch.arange(span, device=self.device)[None, :] <= positions[:, None]
+        groups = [(0, len(self._rows), span)]
+        extra = {}
+        if self._grouped:
+            groups = plan_groups(cache.lengths, self.attention_groups)
+            if len(groups) > 1:
+                extra["selflab_groups"] = groups
         out = self.model(
             input_ids=self._last.unsqueeze(1),
             position_ids=positions.unsqueeze(1),
@@ -397,13 +413,14 @@ class BatchingEngine:
             **cache_kwargs(self.model, cache.decode_writer(positions)),
             use_cache=True,
             logits_to_keep=1,
+            **extra,
         )
         cache.advance()
         self._next_pos = positions + 1
         tokens, logprobs = self._choose(out.logits[:, -1, :], self._rows, banned)
         self.stats.decode_steps += 1
         self.stats.decode_row_steps += len(self._rows)
-        self.stats.decode_columns_read += span * len(self._rows)
+        self.stats.decode_columns_read += sum((r1 - r0) * cols for r0, r1, cols in groups)
         self.stats.decode_columns_cached += sum(cache.lengths)
         tokens_list = tokens.tolist()
         lps = logprobs.tolist() if logprobs is not None else None

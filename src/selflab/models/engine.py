@@ -3,14 +3,16 @@
 Many callers (threads, or asyncio tasks through `agenerate`) submit requests; one background worker
 thread keeps a running batch on the device:
 
-- waiting requests are prefilled (padded, only the last position goes through the LM head) and merged
-  into the running batch, whose KV cache is right-aligned (see `engine_cache`);
+- waiting requests are prefilled, packed without padding into short sequences (`engine_prefill`;
+  only each prompt's last position goes through the LM head), and join the running batch, whose
+  KV cache keeps one slot per row (`engine_slots`);
 - every decode step advances all running rows by one token, each row with its own sampling settings
-  and its own random generator (`engine_sampling`);
-- a finished row leaves the batch (its KV rows are dropped at the next rebuild) and its future is
-  resolved at once; waiting requests take the free slots;
+  and its own random generator (`engine_sampling`); attention runs in groups of rows of similar
+  length, so a short row does not read a long row's padding (`engine_attention`);
+- a finished row leaves the batch at once (the last row moves into its slot) and its future is
+  resolved; waiting requests take the free slots;
 - when the requests of one prefill share a long token prefix (a judge rubric, a system prompt), the
-  prefix is run once and its keys/values are copied to every row;
+  prefix is run once and every row attends to its keys/values;
 - across calls, the keys/values of finished requests are kept (`engine_prefix.PrefixCache`), so a
   prompt that extends an earlier conversation (a game agent's next turn) only computes its new tokens;
 - a request with a constraint (regex, grammar, JSON schema) gets an llguidance matcher: at each step
@@ -39,7 +41,7 @@ from selflab.models.constraints import TokenMasks
 from selflab.models.engine_attention import plan_groups, use_grouped_attention
 from selflab.models.engine_cache import KVBuffer, cache_kwargs
 from selflab.models.engine_jobs import EngineStats, Job, completion, error_completion, record_token
-from selflab.models.engine_prefill import PrefillRow, packed_prefill
+from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, packed_prefill
 from selflab.models.engine_prefix import PrefixCache
 from selflab.models.engine_sampling import choose_tokens
 from selflab.models.engine_slots import SlotCache
@@ -68,7 +70,7 @@ class BatchingEngine:
 
     `threads`: "auto" re-measures whether 1 CPU thread beats torch's default under the current load
     (see `engine_threads`), an int pins torch's thread count, None leaves it alone.
-    `max_batch_size` bounds the running batch; `max_prefill_tokens` bounds padded tokens per prefill
+    `max_batch_size` bounds the running batch; `max_prefill_tokens` bounds new tokens per prefill
     forward; `min_prefix_tokens` is the shortest shared prefix worth computing once; `seed` seeds the
     generator that gives unseeded sampled requests their own seeds (so a run is reproducible).
     `prefix_cache_mb` bounds the keys/values kept from finished requests for later prompts that start
@@ -236,8 +238,8 @@ class BatchingEngine:
         self._last = self._last[:0]
 
     def _admit(self, jobs: list[Job]) -> None:
-        """Prefill new requests (packed, in chunks of at most `max_prefill_tokens` new tokens) and
-        append them to the running batch."""
+        """Prefill new requests (packed, in chunks of at most `PACK_TOKENS` new tokens, or
+        `max_prefill_tokens` if smaller) and append them to the running batch."""
         ready = []
         for job in jobs:
             if not job.future.set_running_or_notify_cancel():
@@ -255,8 +257,9 @@ class BatchingEngine:
                     job.hit = self.prefix_cache.lookup(job.prompt_ids)
         ready.sort(key=lambda job: job.new_tokens)
         chunks: list[list[Job]] = []
+        limit = min(self.max_prefill_tokens, PACK_TOKENS)
         for job in ready:
-            if chunks and sum(j.new_tokens for j in chunks[-1]) + job.new_tokens <= self.max_prefill_tokens:
+            if chunks and sum(j.new_tokens for j in chunks[-1]) + job.new_tokens <= limit:
                 chunks[-1].append(job)
             else:
                 chunks.append([job])

@@ -228,3 +228,62 @@ def test_sft_then_dpo_on_tiny(tiny: Path, tmp_path: Path, monkeypatch: pytest.Mo
         assert name in m2, name
     assert m2["pairwise_judge_accuracy"].vs_previous is not None
     assert len(run.records("iter-0.evaluate").read_dicts()) > 0
+
+
+def test_without_teacher_eval_the_jury_labels_training_items_only(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`teacher_eval: false` skips the jury pass over the held-out benchmark: the jury judges only
+    the label stage's training items, and no teacher-agreement metric is recorded."""
+    from selflab.judges.jury import Jury
+
+    calls: list[int] = []
+    real_judge = Jury.judge
+
+    def counting_judge(self, items):  # type: ignore[no-untyped-def]
+        calls.append(len(items))
+        return real_judge(self, items)
+
+    monkeypatch.setattr(Jury, "judge", counting_judge)
+    cfg = jd.JudgeDistillationConfig.model_validate(
+        dict(
+            model=f"hf:{tiny}",
+            iterations=1,
+            phases=["sft"],
+            labels="verified",
+            teacher_eval=False,
+            train_items=2,
+            jury="jury:personas:2",
+            bench_items=1,
+            eval_tasks=2,
+            control_tasks=0,
+            eval_max_new_tokens=8,
+            judge_max_new_tokens=3,
+            sft_train={"lora": True, "max_steps": 1, "batch_size": 2, "learning_rate": 1e-3},
+            report=False,
+        )
+    )
+    metrics = open_run(jd.JudgeDistillationLoop, tmp_path / "run", cfg, resume=False).run_loop()
+    assert len(calls) == 1  # the label stage only
+    assert all("teacher_agreement" not in m.metrics for m in metrics)
+    assert "pairwise_judge_accuracy" in metrics[-1].metrics
+
+
+def test_balance_pointwise_keeps_equal_high_and_low_scores() -> None:
+    import random
+
+    def rec(i: int, score: float | None, mode: str = "pointwise") -> jd.LabelRecord:
+        return jd.LabelRecord(unit_id=str(i), mode=mode, prompt="q", response="r", jury_score=score)  # type: ignore[arg-type]
+
+    labels = [rec(i, 0.0) for i in range(6)] + [
+        rec(10, 5.0),
+        rec(11, 4.0),
+        rec(12, None),
+        rec(13, None, "pairwise"),
+    ]
+    kept, dropped = jd.balance_pointwise(labels, (0.0, 5.0), random.Random(0))
+    scores = [r.jury_score for r in kept if r.mode == "pointwise" and r.jury_score is not None]
+    assert dropped == 4 and sorted(scores) == [0.0, 0.0, 4.0, 5.0]
+    assert {r.unit_id for r in kept} >= {"12", "13"}  # unlabeled and pairwise records untouched
+    again, _ = jd.balance_pointwise(labels, (0.0, 5.0), random.Random(0))
+    assert [r.unit_id for r in again] == [r.unit_id for r in kept]  # seeded

@@ -112,9 +112,21 @@ def test_bench_measures_by_hand() -> None:
         bm.BenchPair(id="p0", a="s", b="c", better="B"),  # 0.8 > 0.6 -> 1
         bm.BenchPair(id="p1", a="c", b="o", better="A"),  # missing
     ]
-    acc, pair = bm.bench_measures(judged, pairs)
+    acc, balanced, pair = bm.bench_measures(judged, pairs)
     assert acc.values == [True, False, None]
+    assert balanced.values == [1.0, 0.0, None]  # one parsable item per class: weight 2 / (2 x 1)
     assert pair.values == [1.0, None]
+
+
+def test_balanced_accuracy_sees_through_a_constant_judge() -> None:
+    """A judge that calls every candidate wrong scores the base rate on plain accuracy (2/3 here)
+    but 0.5 on balanced accuracy, whose per-item mean is the mean of the two classes' recalls."""
+    judged = [bm.BenchJudgment(unit_id=str(i), correct=i % 3 == 0, score=0.0) for i in range(9)]
+    acc, balanced = bm.bench_measures(judged, [])
+    assert sum(bool(v) for v in acc.values) / 9 == pytest.approx(2 / 3)
+    assert sum(float(v or 0) for v in balanced.values) / 9 == pytest.approx(0.5)
+    good = [j.model_copy(update={"score": 1.0 if j.correct else 0.0}) for j in judged]
+    assert sum(float(v or 0) for v in bm.bench_measures(good, [])[1].values) / 9 == pytest.approx(1.0)
 
 
 def test_bench_slice_is_heldout_and_stable() -> None:

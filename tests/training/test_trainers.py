@@ -180,3 +180,31 @@ def test_quiet_runs_drop_the_trainer_log_printer() -> None:
         assert quiet.callbacks == []
     finally:
         hf_logging.set_verbosity(before)
+
+
+def test_dpo_nll_term_adds_the_chosen_answers_loss(tiny: Path, tmp_path: Path) -> None:
+    """`dpo_sft_weight` (RPO) adds the chosen answer's NLL to the preference loss: the first step's
+    loss (same weights, same batch) grows by that weight times a positive NLL; LD-DPO is accepted."""
+    cfg = TrainConfig(max_steps=1, learning_rate=1e-3, batch_size=2, logging_steps=1)
+    plain = train("dpo", f"hf:{tiny}", ROWS["dpo"], tmp_path / "plain", cfg)
+    rpo = train(
+        "dpo", f"hf:{tiny}", ROWS["dpo"], tmp_path / "rpo", cfg.model_copy(update={"dpo_sft_weight": 1.0})
+    )
+    assert plain.losses and rpo.losses
+    assert rpo.losses[0] > plain.losses[0] + 1.0  # a random tiny model's NLL is several nats
+    ld = train("dpo", f"hf:{tiny}", ROWS["dpo"], tmp_path / "ld", cfg.model_copy(update={"ld_alpha": 0.5}))
+    assert ld.steps == 1
+
+
+def test_lora_layers_puts_adapters_on_the_top_layers_only(tiny: Path, tmp_path: Path) -> None:
+    """`lora_layers: 1` trains adapters on the last transformer layer and nothing below it."""
+    import re
+
+    from transformers import AutoConfig
+
+    layers = AutoConfig.from_pretrained(tiny).num_hidden_layers
+    cfg = TrainConfig(max_steps=1, learning_rate=1e-3, batch_size=2, lora_layers=1)
+    train("sft", f"hf:{tiny}", ROWS["sft"], tmp_path / "top", cfg)
+    keys = load_file(str(tmp_path / "top" / "adapter_model.safetensors")).keys()
+    indices = {int(m.group(1)) for k in keys if (m := re.search(r"\.layers\.(\d+)\.", k))}
+    assert keys and indices == {layers - 1}

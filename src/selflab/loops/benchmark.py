@@ -181,6 +181,25 @@ def bench_measures(
             description="model as rubric judge on held-out benchmark candidates of verified correctness",
         )
     ]
+    # balanced accuracy as a per-item mean: item weight parsable / (2 x parsable items of its class)
+    parsable = [j.correct for a, j in zip(acc, judged, strict=True) if a is not None]
+    n_class = {c: parsable.count(c) for c in (True, False)}
+    balanced: list[float | bool | None] = [
+        None
+        if a is None or not all(n_class.values())
+        else float(a) * len(parsable) / (2 * n_class[j.correct])
+        for a, j in zip(acc, judged, strict=True)
+    ]
+    out.append(
+        Measurement(
+            name=f"{prefix}_balanced_accuracy",
+            kind="objective",
+            values=balanced,
+            ids=[j.unit_id for j in judged],
+            description="pointwise accuracy with each class (correct / incorrect candidates) weighted equally: "
+            "a judge that gives every candidate the same verdict scores 0.5, whatever the base rate",
+        )
+    )
     if pair_vals:
         out.append(
             Measurement(

@@ -143,7 +143,9 @@ class JudgeBench(Scorer):
     def metrics(self) -> list[str]:
         if not self.units:
             return []
-        return ["judge_bench_accuracy"] + (["judge_bench_pair_accuracy"] if self.pairs else [])
+        return ["judge_bench_accuracy", "judge_bench_balanced_accuracy"] + (
+            ["judge_bench_pair_accuracy"] if self.pairs else []
+        )
 
     def score(self, model: LanguageModel, answers: list[Answer], seed: int) -> ScoreOutput:
         judged = judge_bench(

@@ -67,6 +67,16 @@ class JudgeDistillationConfig(EvalConfig):
         "verifies them, the verified truth where the majority is wrong, tied or unparsable",
     )
     pairwise: bool = Field(True, description="also distil pairwise verdicts (trained in both orders)")
+    balance_labels: bool = Field(
+        True,
+        description="pointwise demonstrations balanced between high and low scores (the larger class "
+        "downsampled, seeded): on unbalanced labels the judge learns the base rate (every score 0)",
+    )
+    teacher_eval: bool = Field(
+        True,
+        description="also run the teacher on the held-out units once, to meter agreement with it (the "
+        "proxy of labels: jury); costs one jury pass over the benchmark",
+    )
     dpo_judgments: int = Field(2, ge=2, description="sampled judgments per candidate in a DPO phase")
     dpo_temperature: float = Field(1.0, gt=0.0)
     judge_samples: int = Field(1, ge=1)
@@ -184,6 +194,20 @@ def sft_examples(
             )
             counts["sft_pairwise"] += 1
     return out, counts
+
+
+def balance_pointwise(
+    labels: Sequence[LabelRecord], scale: tuple[float, float], rng: random.Random
+) -> tuple[list[LabelRecord], int]:
+    """Pointwise labels above and at-or-below the scale's middle in equal numbers (the larger side
+    downsampled at random); pairwise and unlabeled records untouched. Returns (kept, dropped)."""
+    mid = (scale[0] + scale[1]) / 2
+    high = [r for r in labels if r.mode == "pointwise" and r.jury_score is not None and r.jury_score > mid]
+    low = [r for r in labels if r.mode == "pointwise" and r.jury_score is not None and r.jury_score <= mid]
+    n = min(len(high), len(low))
+    keep = {id(r) for side in (high, low) for r in rng.sample(side, n)}
+    dropped = {id(r) for r in high + low} - keep
+    return [r for r in labels if id(r) not in dropped], len(dropped)
 
 
 def verified_labels(labels: Sequence[LabelRecord], scale: tuple[float, float]) -> list[LabelRecord]:
@@ -449,7 +473,11 @@ class JudgeDistillationLoop(Loop):
         rng = random.Random(self.seed_for("build", ctx.iteration))
         if self.phase(ctx.iteration) == "sft":
             labels = self.read(ctx.iteration, "label", LabelRecord)
+            dropped = 0
+            if c.balance_labels:
+                labels, dropped = balance_pointwise(labels, (0.0, 5.0), rng)
             examples, counts = sft_examples(labels, (0.0, 5.0), c.judge_max_new_tokens, c.judge_template)
+            counts["sft_dropped_for_balance"] = dropped
             rng.shuffle(examples)
             ctx.out.extend(examples)
             ctx.info.update(counts, examples=len(examples))
@@ -473,7 +501,10 @@ class JudgeDistillationLoop(Loop):
         c = self.config
         spec = self.model_after(ctx.iteration)
         units, pairs = self.heldout()
-        if ctx.iteration == 0:  # the teacher's labels on the held-out units: fixed, computed once
+        teacher: list[TeacherLabel] = []
+        if (
+            c.teacher_eval and ctx.iteration == 0
+        ):  # the teacher's labels on the held-out units: fixed, computed once
             from selflab.judges.types import PointwiseItem
 
             jury = self._teacher()
@@ -483,45 +514,22 @@ class JudgeDistillationLoop(Loop):
                 TeacherLabel(unit_id=u.id, score=None if j.score is None else (j.score - lo) / (hi - lo))
                 for u, j in zip(units, js, strict=True)
             ]
-        else:
+        elif c.teacher_eval:
             teacher = [
                 TeacherLabel.model_validate(d)
                 for d in self.stage_log(0, "evaluate").read_dicts()
                 if "unit_id" in d and "score" in d and "correct" not in d
             ]
-        ms = evaluate_standard(self, ctx, c)
+        # the judge's headline measures: balanced pointwise accuracy (a constant verdict scores 0.5,
+        # whatever the base rate) and pairwise accuracy in both orders
+        ms = [
+            m.model_copy(update={"primary": True}) if m.name == "judge_bench_balanced_accuracy" else m
+            for m in evaluate_standard(self, ctx, c)
+        ]
         model = self.load(spec)
         ms += pairwise_bench(model, units, pairs, c.judge_max_new_tokens)
-        records = self.stage_log(ctx.iteration, "evaluate").read_dicts()
-        own = {r["unit_id"]: r["score"] for r in records if "unit_id" in r and "correct" in r}
-        t_by = {t.unit_id: t.score for t in teacher}
-        agree: list[float | bool | None] = []
-        for u in units:
-            s, t = own.get(u.id), t_by.get(u.id)
-            agree.append(None if s is None or t is None else (s > 0.5) == (t > 0.5))
-        ms.append(
-            Measurement(
-                name="teacher_agreement",
-                kind="self_reward",
-                values=agree,
-                optimised=True,
-                description="judge agrees with the teacher jury on held-out units (the proxy the SFT phase optimises)",
-            )
-        )
-        truth = next((m for m in ms if m.name == "judge_bench_accuracy"), None)
-        if truth is not None:
-            ms.append(
-                Measurement(
-                    name="gap_teacher_agreement_minus_truth",
-                    kind="drift",
-                    values=[
-                        None if a is None or b is None else float(a) - float(b)
-                        for a, b in zip(agree, truth.values, strict=True)
-                    ],
-                    higher_is_better=False,
-                    description="agreement with the teacher minus agreement with the truth, per unit",
-                )
-            )
+        if teacher:
+            ms += self._teacher_measures(ctx, teacher, ms, units)
         if ctx.iteration == 0:
             ctx.out.extend(teacher)
         info = self.stage_infos(
@@ -547,3 +555,45 @@ class JudgeDistillationLoop(Loop):
             ),
         )
         self.meter.record(ctx.iteration, spec, ms, info=info, gap=("self_reward", "heldout_pass_rate"))
+
+    def _teacher_measures(
+        self,
+        ctx: StageContext,
+        teacher: list[TeacherLabel],
+        ms: list[Measurement],
+        units: Sequence[BenchUnit],
+    ) -> list[Measurement]:
+        """Agreement with the teacher on held-out units (the proxy the jury labels optimise) and its
+        gap to agreement with the truth."""
+        out: list[Measurement] = []
+        records = self.stage_log(ctx.iteration, "evaluate").read_dicts()
+        own = {r["unit_id"]: r["score"] for r in records if "unit_id" in r and "correct" in r}
+        t_by = {t.unit_id: t.score for t in teacher}
+        agree: list[float | bool | None] = []
+        for u in units:
+            s, t = own.get(u.id), t_by.get(u.id)
+            agree.append(None if s is None or t is None else (s > 0.5) == (t > 0.5))
+        out.append(
+            Measurement(
+                name="teacher_agreement",
+                kind="self_reward",
+                values=agree,
+                optimised=True,
+                description="judge agrees with the teacher jury on held-out units (the proxy the SFT phase optimises)",
+            )
+        )
+        truth = next((m for m in ms if m.name == "judge_bench_accuracy"), None)
+        if truth is not None:
+            out.append(
+                Measurement(
+                    name="gap_teacher_agreement_minus_truth",
+                    kind="drift",
+                    values=[
+                        None if a is None or b is None else float(a) - float(b)
+                        for a, b in zip(agree, truth.values, strict=True)
+                    ],
+                    higher_is_better=False,
+                    description="agreement with the teacher minus agreement with the truth, per unit",
+                )
+            )
+        return out

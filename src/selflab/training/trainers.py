@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from selflab.errors import SelflabError
 from selflab.models.adapters import adapter_base, is_adapter, is_model_folder, load_causal_lm
 from selflab.training.datasets import normalise_rows
-from selflab.training.memory import cpu_logprob_tiles, wants_checkpointing
+from selflab.training.memory import cpu_logprob_tiles, model_shape, wants_checkpointing
 
 
 def has_weights(rows: list[dict[str, Any]]) -> bool:
@@ -55,6 +55,12 @@ class TrainConfig(BaseModel):
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     lora_target_modules: list[str] | str = "all-linear"
+    lora_layers: int | None = Field(
+        None,
+        ge=1,
+        description="LoRA on the top N transformer layers only: backward stops below them, so a step on "
+        "long prompts (judge rubrics) costs about half; None: every layer",
+    )
     learning_rate: float | None = Field(None, gt=0.0, description="None: a per-method, per-mode default")
     epochs: float = Field(1.0, gt=0.0)
     max_steps: int = Field(-1, description="> 0 overrides epochs")
@@ -66,6 +72,18 @@ class TrainConfig(BaseModel):
     weight_decay: float = 0.0
     beta: float = Field(0.1, gt=0.0, description="DPO/KTO KL strength")
     dpo_loss: str = "sigmoid"
+    dpo_sft_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="DPO: weight of an NLL term on the chosen answer added to the preference loss "
+        "(RPO, Pang et al. 2024; TRL's loss 'sft'): keeps the chosen likely, against length drift",
+    )
+    ld_alpha: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="DPO: LD-DPO's weight of the tokens beyond the pair's shared length (None: plain DPO)",
+    )
     # "auto": on when one batch's saved activations would exceed `activation_budget_mb` (it costs one
     # more forward pass of the trained model per step, and saves most activation memory; see memory.py)
     gradient_checkpointing: bool | Literal["auto"] = "auto"
@@ -85,6 +103,13 @@ class TrainConfig(BaseModel):
 
     def lr(self, method: Method) -> float:
         return self.learning_rate if self.learning_rate is not None else _DEFAULT_LR[(method, self.lora)]
+
+
+def _dpo_losses(cfg: TrainConfig) -> dict[str, Any]:
+    """TRL's loss list: the preference loss, plus the NLL of the chosen answer when weighted (RPO)."""
+    if cfg.dpo_sft_weight <= 0:
+        return {"loss_type": [cfg.dpo_loss]}
+    return {"loss_type": [cfg.dpo_loss, "sft"], "loss_weights": [1.0, cfg.dpo_sft_weight]}
 
 
 class TrainResult(BaseModel):
@@ -177,15 +202,32 @@ def _trl_kwargs(
     )
 
 
-def _peft_config(cfg: TrainConfig) -> Any:
+def _peft_config(cfg: TrainConfig, model: Any) -> Any:
+    """PEFT's LoRA config; with `lora_layers`, adapters on the model's top layers only (PEFT needs
+    module names then, so "all-linear" becomes the linear layers' names)."""
+    import torch
     from peft import LoraConfig
 
+    targets: list[str] | str = cfg.lora_target_modules
+    top: dict[str, Any] = {}
+    layers = model_shape(model.config)[2]
+    if cfg.lora_layers is not None and layers:
+        top = {"layers_to_transform": list(range(max(0, layers - cfg.lora_layers), layers))}
+        if targets == "all-linear":
+            targets = sorted(
+                {
+                    name.rsplit(".", 1)[-1]
+                    for name, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and ".layers." in name
+                }
+            )
     return LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.lora_target_modules,
+        target_modules=targets,
         task_type="CAUSAL_LM",
+        **top,
     )
 
 
@@ -245,7 +287,7 @@ def train(
         budget_mb=cfg.activation_budget_mb,
     )
     kwargs = _trl_kwargs(method, cfg, work / "trainer", len(rows), checkpointing)
-    peft_config = _peft_config(cfg) if cfg.lora else None
+    peft_config = _peft_config(cfg, torch_model) if cfg.lora else None
 
     if method == "sft" and has_weights(rows):
         from trl import SFTConfig
@@ -272,7 +314,7 @@ def train(
         trainer = DPOTrainer(
             model=torch_model,
             ref_model=None,  # LoRA: the adapter-off base is the reference; full FT: TRL copies the model
-            args=DPOConfig(beta=cfg.beta, loss_type=[cfg.dpo_loss], **kwargs),
+            args=DPOConfig(beta=cfg.beta, ld_alpha=cfg.ld_alpha, **_dpo_losses(cfg), **kwargs),
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=peft_config,

@@ -171,22 +171,30 @@ def measure(
     lm = HFModel(embedded.prepare(), name=embedded.EMBEDDED_NAME, dtype=base, quant=quant or "none")
     lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])  # first-call overheads
     rows = []
+    cpu = time.process_time()
     tok, sec = naive(lm, requests[: args.naive_subset])
-    console.print(f"{dtype} naive: {tok} tokens in {sec:.1f} s", style="dim")
-    rows.append((f"naive HF generate, 1 at a time ({args.naive_subset} req)", tok, sec))
+    cpu = time.process_time() - cpu
+    console.print(f"{dtype} naive: {tok} tokens in {sec:.1f} s ({cpu:.1f} s process CPU)", style="dim")
+    rows.append((f"naive HF generate, 1 at a time ({args.naive_subset} req)", tok, sec, cpu))
     tps = {"naive": tok / sec}
     greedy: dict[int, str] = {}
     for conc in args.levels:
         subset = args.c1_subset if conc == 1 else args.requests
         before = lm.engine.stats.decode_row_steps, lm.engine.stats.decode_steps
+        cpu = time.process_time()
         tok, sec, texts = engine(lm, requests[:subset], conc)
+        cpu = time.process_time() - cpu
         greedy.update(texts)
         rows_per_step = (lm.engine.stats.decode_row_steps - before[0]) / max(
             1, lm.engine.stats.decode_steps - before[1]
         )
-        rows.append((f"engine, concurrency {conc} ({subset} req, mean batch {rows_per_step:.1f})", tok, sec))
+        rows.append(
+            (f"engine, concurrency {conc} ({subset} req, mean batch {rows_per_step:.1f})", tok, sec, cpu)
+        )
         tps[conc] = tok / sec
-        console.print(f"{dtype} engine c={conc}: {tok} tokens in {sec:.1f} s", style="dim")
+        console.print(
+            f"{dtype} engine c={conc}: {tok} tokens in {sec:.1f} s ({cpu:.1f} s process CPU)", style="dim"
+        )
     tuner = lm.engine.tuner
     console.print(
         f"{dtype} thread choices (s for 24 matmuls at 1 thread, at {TORCH_DEFAULT_THREADS}, chosen): "
@@ -214,7 +222,9 @@ def measure_peer(
             subset = args.c1_subset if conc == 1 else args.requests
             tok, sec, texts = engine(lm, requests[:subset], conc)
             greedy.update(texts)
-            rows.append((f"llama.cpp {label}, concurrency {conc} ({subset} req, {slots} slots)", tok, sec))
+            rows.append(
+                (f"llama.cpp {label}, concurrency {conc} ({subset} req, {slots} slots)", tok, sec, None)
+            )
             tps[conc] = tok / sec
             console.print(f"{label} c={conc}: {tok} tokens in {sec:.1f} s", style="dim")
         lm.close()
@@ -262,12 +272,13 @@ def main() -> None:
         "tokens",
         "seconds",
         "tokens/s",
+        "process CPU s",
         "of fp32 ceiling",
         "of own-dtype ceiling",
     ]:
         table.add_column(column, justify="left" if column in ("dtype", "setting") else "right")
     for dtype, res in results.items():
-        for name, tok, sec in res["rows"]:
+        for name, tok, sec, cpu in res["rows"]:
             tps = tok / sec
             table.add_row(
                 dtype,
@@ -275,6 +286,7 @@ def main() -> None:
                 str(tok),
                 f"{sec:.1f}",
                 f"{tps:.1f}",
+                f"{cpu:.1f}",
                 f"{tps / ceilings['float32']:.3f}",
                 f"{tps / ceilings[dtype.partition('+')[0]]:.3f}",
             )
@@ -286,13 +298,21 @@ def main() -> None:
             "",
             f"{ceilings[dtype]:.0f}",
             "",
+            "",
             f"{g:.0f} GF/s",
         )
     for peer in peer_results:
-        for name, tok, sec in peer["rows"]:
+        for name, tok, sec, _ in peer["rows"]:
             tps = tok / sec
             table.add_row(
-                "gguf", name, str(tok), f"{sec:.1f}", f"{tps:.1f}", f"{tps / ceilings['float32']:.3f}", ""
+                "gguf",
+                name,
+                str(tok),
+                f"{sec:.1f}",
+                f"{tps:.1f}",
+                "(server)",
+                f"{tps / ceilings['float32']:.3f}",
+                "",
             )
     console.print(table)
     if "bfloat16" in results:

@@ -336,3 +336,29 @@ def test_engine_uses_the_supported_cache_keyword(lm):
         lm.engine.clear_prefix_cache()
         assert lm.generate([raw(PROMPTS[3], max_new_tokens=3)])[0].completion_tokens >= 1
         lm.score(PROMPTS[3], [" a b c", " d e"])  # the shared-prefix path
+
+
+def test_batched_top_p_equals_row_by_row_and_ignores_batch_mates():
+    """All top-p rows of a step are sampled in one batched computation; each row's token must be the
+    one the exact row-by-row sampler picks from the same uniform draw, whoever shares the batch, and
+    a nucleus wider than the candidate window must still be exact (widened to the whole vocabulary)."""
+    from selflab.models.engine_sampling import _filtered_sorted, _pick
+
+    g = torch.Generator().manual_seed(1)
+    vocab = 600
+    logits = torch.randn(5, vocab, generator=g) * 3
+    logits[4] = 0.0  # flat: the 0.95 nucleus needs 570 tokens, more than the 256-token window
+    params = [SamplingParams(temperature=t, top_p=p) for t, p in [(0.7, 0.95), (1.0, 0.5), (1.3, 0.9)]]
+    params += [SamplingParams(temperature=0.7, top_p=0.95), SamplingParams(temperature=1.0, top_p=0.95)]
+    for seed in range(20):
+        gens = [torch.Generator().manual_seed(seed * 10 + r) for r in range(5)]
+        got, _ = choose_tokens(logits.clone(), list(params), gens, want_logprobs=False)
+        for r in range(5):
+            u = torch.rand(1, generator=torch.Generator().manual_seed(seed * 10 + r), dtype=torch.float64)
+            probs, ids = _filtered_sorted(logits[r] / params[r].temperature, 0, params[r].top_p)
+            assert int(got[r]) == int(ids[_pick(probs.unsqueeze(0), u)[0]])
+        # The same row alone (no batch mates) draws the same token.
+        alone, _ = choose_tokens(
+            logits[2:3].clone(), [params[2]], [torch.Generator().manual_seed(seed * 10 + 2)], False
+        )
+        assert int(alone[0]) == int(got[2])

@@ -3,14 +3,16 @@
 Many callers (threads, or asyncio tasks through `agenerate`) submit requests; one background worker
 thread keeps a running batch on the device:
 
-- waiting requests are prefilled (padded, only the last position goes through the LM head) and merged
-  into the running batch, whose KV cache is right-aligned (see `engine_cache`);
+- waiting requests are prefilled, packed without padding into short sequences (`engine_prefill`;
+  only each prompt's last position goes through the LM head), and join the running batch, whose
+  KV cache keeps one slot per row (`engine_slots`);
 - every decode step advances all running rows by one token, each row with its own sampling settings
-  and its own random generator (`engine_sampling`);
-- a finished row leaves the batch (its KV rows are dropped at the next rebuild) and its future is
-  resolved at once; waiting requests take the free slots;
+  and its own random generator (`engine_sampling`); attention runs in groups of rows of similar
+  length, so a short row does not read a long row's padding (`engine_attention`);
+- a finished row leaves the batch at once (the last row moves into its slot) and its future is
+  resolved; waiting requests take the free slots;
 - when the requests of one prefill share a long token prefix (a judge rubric, a system prompt), the
-  prefix is run once and its keys/values are copied to every row;
+  prefix is run once and every row attends to its keys/values;
 - across calls, the keys/values of finished requests are kept (`engine_prefix.PrefixCache`), so a
   prompt that extends an earlier conversation (a game agent's next turn) only computes its new tokens;
 - a request with a constraint (regex, grammar, JSON schema) gets an llguidance matcher: at each step
@@ -32,56 +34,21 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import torch
 
-from selflab.models.constraints import RowMatcher, TokenMasks
-from selflab.models.engine_cache import KVBuffer, cache_kwargs, merge
-from selflab.models.engine_prefix import PrefixCache, PrefixHit
+from selflab.models.constraints import TokenMasks
+from selflab.models.engine_attention import plan_groups, use_grouped_attention
+from selflab.models.engine_cache import KVBuffer, cache_kwargs
+from selflab.models.engine_jobs import EngineStats, Job, completion, error_completion, record_token
+from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, packed_prefill
+from selflab.models.engine_prefix import PrefixCache
 from selflab.models.engine_sampling import choose_tokens
+from selflab.models.engine_slots import SlotCache
 from selflab.models.engine_threads import ThreadTuner
 from selflab.models.types import Completion, SamplingParams
 
-# Extra KV columns reserved when a batch is rebuilt, so decode steps rarely reallocate.
-_HEADROOM = 64
-
-
-@dataclass
-class _Job:
-    """One request in flight."""
-
-    prompt_ids: list[int]
-    sampling: SamplingParams
-    future: Future
-    generator: torch.Generator | None = None
-    out_ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    scanned_chars: int = 0
-    stop_at: int | None = None
-    finish: str | None = None
-    hit: PrefixHit | None = None  # leading prompt tokens served from the prefix cache
-    matcher: RowMatcher | None = None  # grammar state when the request has a constraint
-    error: str | None = None  # why a constrained row had to stop (no allowed token)
-    on_tokens: Callable[[list[int]], None] | None = None  # streaming: told each new token list
-
-
-@dataclass
-class EngineStats:
-    """Counters for benchmarks and debugging (read them, do not rely on exact values)."""
-
-    requests: int = 0
-    decode_steps: int = 0
-    decode_row_steps: int = 0
-    prefill_calls: int = 0
-    prefill_tokens: int = 0
-    prefix_reused_tokens: int = 0
-    prefix_cached_tokens: int = 0
-    rebuilds: int = 0
-    busy_s: float = 0.0
-    mask_row_steps: int = 0
-    mask_s: float = 0.0  # computing masks (mostly on the mask thread, overlapping forward passes)
-    mask_wait_s: float = 0.0  # the engine thread waiting for masks after a forward pass
+__all__ = ["BatchingEngine", "EngineStats", "common_prefix_len"]
 
 
 def common_prefix_len(seqs: list[list[int]]) -> int:
@@ -103,11 +70,13 @@ class BatchingEngine:
 
     `threads`: "auto" re-measures whether 1 CPU thread beats torch's default under the current load
     (see `engine_threads`), an int pins torch's thread count, None leaves it alone.
-    `max_batch_size` bounds the running batch; `max_prefill_tokens` bounds padded tokens per prefill
+    `max_batch_size` bounds the running batch; `max_prefill_tokens` bounds new tokens per prefill
     forward; `min_prefix_tokens` is the shortest shared prefix worth computing once; `seed` seeds the
     generator that gives unseeded sampled requests their own seeds (so a run is reproducible).
     `prefix_cache_mb` bounds the keys/values kept from finished requests for later prompts that start
     the same way (0 turns the cache off); call `clear_prefix_cache()` after changing weights in place.
+    `attention_groups` > 1 splits decode attention into groups of rows of similar length
+    (`engine_attention`; it switches an "sdpa" model to the equivalent grouped function).
     """
 
     def __init__(
@@ -121,6 +90,7 @@ class BatchingEngine:
         seed: int = 0,
         threads: int | str | None = "auto",
         prefix_cache_mb: int = 2048,
+        attention_groups: int = 4,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -128,6 +98,9 @@ class BatchingEngine:
         self.max_prefill_tokens = max_prefill_tokens
         self.prefix_reuse = prefix_reuse
         self.min_prefix_tokens = min_prefix_tokens
+        # Decode attention in up to this many groups of rows of similar length (1: one padded group).
+        self.attention_groups = attention_groups
+        self._grouped = attention_groups > 1 and use_grouped_attention(model)
         self.device = next(model.parameters()).device
         config = model.config.get_text_config()
         self.num_layers = int(config.num_hidden_layers)
@@ -156,12 +129,12 @@ class BatchingEngine:
         self._masks: TokenMasks | None = None
         self._mask_pool: ThreadPoolExecutor | None = None
         self._masks_lock = threading.Lock()
-        self._waiting: deque[_Job] = deque()
+        self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
         self._stopped = False
         # Running batch (only touched by the worker thread).
-        self._buf: KVBuffer | None = None
-        self._rows: list[_Job | None] = []
+        self._cache = SlotCache(self.num_layers, self.device)
+        self._rows: list[Job] = []
         self._next_pos = torch.zeros(0, dtype=torch.long, device=self.device)
         self._last = torch.zeros(0, dtype=torch.long, device=self.device)
         self._worker = threading.Thread(target=self._run, name="selflab-engine", daemon=True)
@@ -188,7 +161,7 @@ class BatchingEngine:
         streaming, is called on the engine thread with a copy of the generated ids after each new
         token (it must return quickly, e.g. put them on a queue)."""
         future: Future = Future()
-        job = _Job(prompt_ids=list(prompt_ids), sampling=sampling, future=future, on_tokens=on_tokens)
+        job = Job(prompt_ids=list(prompt_ids), sampling=sampling, future=future, on_tokens=on_tokens)
         if sampling.constraint is not None:
             job.matcher = self.token_masks().matcher(sampling.constraint)
         with self._cond:
@@ -229,17 +202,14 @@ class BatchingEngine:
 
     # ---------------------------------------------------------------- worker
 
-    def _live(self) -> list[int]:
-        return [i for i, job in enumerate(self._rows) if job is not None]
-
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopped and not self._waiting and not self._live():
+                while not self._stopped and not self._waiting and not self._rows:
                     self._cond.wait()
                 if self._stopped:
                     break
-                free = self.max_batch_size - len(self._live())
+                free = self.max_batch_size - len(self._rows)
                 admit = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
             started = time.perf_counter()
             if self.tuner is not None:
@@ -248,7 +218,7 @@ class BatchingEngine:
                 with torch.inference_mode():
                     if admit:
                         self._admit(admit)
-                    if self._live():
+                    if self._rows:
                         self._step()
             except Exception as exc:  # a failed forward must not hang every caller
                 self._fail([*admit, *self._rows], f"{type(exc).__name__}: {exc}")
@@ -258,106 +228,75 @@ class BatchingEngine:
             self._waiting.clear()
         self._fail([*leftover, *self._rows], "the engine was closed")
 
-    def _fail(self, jobs: list[_Job | None], message: str) -> None:
+    def _fail(self, jobs: list[Job], message: str) -> None:
         for job in jobs:
-            if job is not None and not job.future.done():
-                job.future.set_result(
-                    Completion(
-                        text="", prompt_tokens=len(job.prompt_ids), finish_reason="error", error=message
-                    )
-                )
-        self._buf, self._rows = None, []
+            if not job.future.done():
+                job.future.set_result(error_completion(job, message))
+        self._cache = SlotCache(self.num_layers, self.device)
+        self._rows = []
         self._next_pos = self._next_pos[:0]
         self._last = self._last[:0]
 
-    def _admit(self, jobs: list[_Job]) -> None:
-        """Prefill new requests (in chunks of similar length) and merge them into the running batch."""
+    def _admit(self, jobs: list[Job]) -> None:
+        """Prefill new requests (packed, in chunks of at most `PACK_TOKENS` new tokens, or
+        `max_prefill_tokens` if smaller) and append them to the running batch."""
         ready = []
         for job in jobs:
             if not job.future.set_running_or_notify_cancel():
                 continue  # the caller cancelled it
             if not job.prompt_ids:
-                self._fail_one(job, "empty prompt: nothing to condition on")
+                job.future.set_result(error_completion(job, "empty prompt: nothing to condition on"))
             elif len(job.prompt_ids) >= self.max_len:
-                self._fail_one(
-                    job, f"prompt has {len(job.prompt_ids)} tokens; the model's context is {self.max_len}"
-                )
+                message = f"prompt has {len(job.prompt_ids)} tokens; the model's context is {self.max_len}"
+                job.future.set_result(error_completion(job, message))
             else:
                 ready.append(job)
         if self.prefix_cache is not None:
             with self._cond:  # `clear_prefix_cache` may run on another thread
                 for job in ready:
                     job.hit = self.prefix_cache.lookup(job.prompt_ids)
-        ready.sort(key=_new_tokens)
-        chunks: list[list[_Job]] = []
+        ready.sort(key=lambda job: job.new_tokens)
+        chunks: list[list[Job]] = []
+        limit = min(self.max_prefill_tokens, PACK_TOKENS)
         for job in ready:
-            if chunks and (len(chunks[-1]) + 1) * _new_tokens(job) <= self.max_prefill_tokens:
+            if chunks and sum(j.new_tokens for j in chunks[-1]) + job.new_tokens <= limit:
                 chunks[-1].append(job)
             else:
                 chunks.append([job])
-        parts: list[tuple[KVBuffer, torch.Tensor]] = []
-        new_rows: list[_Job] = []
-        new_pos: list[int] = []
-        new_last: list[int] = []
-        live = self._live()
-        if self._buf is not None and live:
-            parts.append((self._buf, torch.tensor(live, device=self.device)))
+        joining: list[tuple[Job, list[torch.Tensor], int]] = []
         for chunk in chunks:
-            buf, logits = self._prefill(chunk)
+            pieces, logits = self._prefill(chunk)
             tokens, logprobs = self._choose(logits, chunk)
-            keep = []
             for r, job in enumerate(chunk):
                 lp = float(logprobs[r]) if logprobs is not None else None
                 if not self._advance(job, int(tokens[r]), lp):
-                    keep.append(r)
-                    new_rows.append(job)
-                    new_pos.append(len(job.prompt_ids))
-                    new_last.append(int(tokens[r]))
-            if keep:
-                parts.append((buf, torch.tensor(keep, device=self.device)))
-        if not new_rows:
+                    joining.append((job, pieces[r], int(tokens[r])))
+        if not joining:
             return
-        self._rebuild(parts, new_rows, new_pos, new_last)
+        # Longest first: new rows go after the running ones (which are usually longer), so the
+        # batch stays roughly sorted by length and attention groups (`engine_attention`) pay off.
+        joining.sort(key=lambda item: -len(item[0].prompt_ids))
+        before = self._cache.reallocations
+        self._cache.add([kv for _, kv, _ in joining], self.max_batch_size)
+        self.stats.rebuilds += self._cache.reallocations - before
+        self._rows.extend(job for job, _, _ in joining)
+        new_pos = torch.tensor([len(job.prompt_ids) for job, _, _ in joining], device=self.device)
+        new_last = torch.tensor([token for _, _, token in joining], device=self.device)
+        self._next_pos = torch.cat([self._next_pos, new_pos])
+        self._last = torch.cat([self._last, new_last])
 
-    def _fail_one(self, job: _Job, message: str) -> None:
-        job.future.set_result(
-            Completion(text="", prompt_tokens=len(job.prompt_ids), finish_reason="error", error=message)
-        )
-
-    def _rebuild(
-        self,
-        parts: list[tuple[KVBuffer, torch.Tensor]],
-        new_rows: list[_Job] | None = None,
-        new_pos: list[int] | None = None,
-        new_last: list[int] | None = None,
-    ) -> None:
-        """Drop finished rows, append new ones, right-align everything into one fresh buffer."""
-        live = self._live()
-        rows = [self._rows[i] for i in live] + (new_rows or [])
-        idx = torch.tensor(live, dtype=torch.long, device=self.device)
-        pos = torch.cat(
-            [self._next_pos[idx], torch.tensor(new_pos or [], dtype=torch.long, device=self.device)]
-        )
-        last = torch.cat(
-            [self._last[idx], torch.tensor(new_last or [], dtype=torch.long, device=self.device)]
-        )
-        if not rows:
-            self._buf, self._rows, self._next_pos, self._last = None, [], pos, last
-            return
-        self._buf = merge(parts, _HEADROOM)
-        self._rows, self._next_pos, self._last = rows, pos, last
-        self.stats.rebuilds += 1
-
-    def _prefill(self, jobs: list[_Job]) -> tuple[KVBuffer, torch.Tensor]:
-        """Run the prompts of `jobs`. A row may start from keys/values it already has: a prefix-cache
-        hit, or a prefix every row shares, computed here once. Row r's known tokens sit just left of
-        column `width` (the longest known length), its remaining tokens right-aligned after it.
-        Returns the KV buffer and the logits of each prompt's last position."""
+    def _prefill(self, jobs: list[Job]) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
+        """Run the prompts of `jobs` in one packed forward pass (`engine_prefill`). A row may start
+        from keys/values it already has: a prefix-cache hit, or a prefix every row shares, computed
+        here once. Returns each row's keys/values (as pieces) and its last position's logits."""
         n = len(jobs)
-        starts: list[tuple[int, torch.Tensor | None]] = [
-            (job.hit.length, job.hit.kv) if job.hit is not None else (0, None) for job in jobs
+        rows = [
+            PrefillRow(job.prompt_ids[job.hit.length :], job.hit.length, job.hit.kv)
+            if job.hit is not None
+            else PrefillRow(job.prompt_ids)
+            for job in jobs
         ]
-        if self.prefix_reuse and n >= 2 and all(kv is None for _, kv in starts):
+        if self.prefix_reuse and n >= 2 and all(job.hit is None for job in jobs):
             ids = [job.prompt_ids for job in jobs]
             prefix = min(common_prefix_len(ids), min(len(x) for x in ids) - 1)
             if prefix >= self.min_prefix_tokens:
@@ -368,65 +307,42 @@ class BatchingEngine:
                     torch.tensor([ids[0][:prefix]], device=self.device),
                     torch.arange(prefix, device=self.device).unsqueeze(0),
                 )
-                starts = [(prefix, head.data[:, :, 0, :, :prefix])] * n
+                assert head.data is not None
+                kv = head.data[:, :, 0, :, :prefix]
+                rows = [PrefillRow(job.prompt_ids[prefix:], prefix, kv) for job in jobs]
                 self.stats.prefix_reused_tokens += prefix * (n - 1)
                 self.stats.prefill_tokens += prefix
-        width = max(c for c, _ in starts)
-        rests = [job.prompt_ids[c:] for job, (c, _) in zip(jobs, starts, strict=True)]
-        span = max(len(rest) for rest in rests)
-        buf = KVBuffer(self.num_layers, n, width + span, self.device)
-        input_ids = torch.full((n, span), self.pad_id, dtype=torch.long)
-        positions = torch.zeros((n, span), dtype=torch.long)
-        for r, ((c, kv), rest) in enumerate(zip(starts, rests, strict=True)):
-            if kv is not None:
-                if buf.data is None:
-                    buf.allocate(kv.shape[2], kv.shape[4], kv.dtype)
-                buf.data[:, :, r, :, width - c : width] = kv
-                buf.valid[r, width - c : width] = True
-            pad = span - len(rest)
-            input_ids[r, pad:] = torch.tensor(rest, dtype=torch.long)
-            positions[r, pad:] = torch.arange(c, c + len(rest))
-            buf.valid[r, width + pad : width + span] = True
-        buf.length = width
-        logits = self._forward(buf, input_ids.to(self.device), positions.to(self.device))
+        result = packed_prefill(self.model, self.num_layers, rows, self.device)
         self.stats.prefill_calls += 1
-        self.stats.prefill_tokens += sum(len(rest) for rest in rests)
+        self.stats.prefill_tokens += sum(len(row.ids) for row in rows)
         self.stats.prefix_cached_tokens += sum(job.hit.length for job in jobs if job.hit is not None)
-        return buf, logits
+        return result.pieces, result.logits
 
-    def _remember(self, buf: KVBuffer, row: int, job: _Job) -> None:
+    def _remember(self, row: int, job: Job) -> None:
         """Keep a finished row's keys/values (the tokens fed so far) in the prefix cache."""
         if self.prefix_cache is None:
             return
-        cols = buf.valid[row, : buf.length].nonzero().squeeze(1)
-        seq = (job.prompt_ids + job.out_ids)[: cols.numel()]
-        if len(seq) != cols.numel() or len(seq) < self.prefix_cache.min_tokens:
+        kv = self._cache.row(row)
+        seq = (job.prompt_ids + job.out_ids)[: kv.shape[3]]
+        if len(seq) != kv.shape[3] or len(seq) < self.prefix_cache.min_tokens:
             return
-        kv = buf.data[:, :, row].index_select(3, cols)  # a copy: the batch buffer is reused
-        with self._cond:
-            self.prefix_cache.put(seq, kv, extends=job.hit.entry if job.hit is not None else None)
+        with self._cond:  # a copy: the slot is reused
+            self.prefix_cache.put(seq, kv.clone(), extends=job.hit.entry if job.hit is not None else None)
         job.hit = None  # drop the reference to the cached tensor
 
     def _forward(self, buf: KVBuffer, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """One forward over new columns [length, length + q) of `buf` (whose `valid` is already set
-        for them). Returns the last position's logits (rows, vocab); advances `buf.length`."""
+        """One causal forward over new columns [length, length + q) of `buf` (all rows see all
+        earlier valid columns). Returns the last position's logits; advances `buf.length`."""
         q = input_ids.shape[1]
         start = buf.length
         end = start + q
-        if q == 1:
-            mask = buf.valid[:, :end][:, None, None, :]
-        else:
-            cols = torch.arange(end, device=self.device)
-            qcols = torch.arange(start, end, device=self.device)
-            causal = cols[None, :] <= qcols[:, None]
-            mask = causal[None] & buf.valid[:, None, :end]
-            # A padding query sees itself, so no softmax row is empty (an empty row gives NaN keys/values).
-            mask |= (cols[None, :] == qcols[:, None])[None]
-            mask = mask[:, None]
+        cols = torch.arange(end, device=self.device)
+        qcols = torch.arange(start, end, device=self.device)
+        mask = (cols[None, :] <= qcols[:, None])[None] & buf.valid[:, None, :end]
         out = self.model(
             input_ids=input_ids,
             position_ids=positions,
-            attention_mask=mask,
+            attention_mask=mask[:, None],
             **cache_kwargs(self.model, buf.writer()),
             use_cache=True,
             logits_to_keep=1,
@@ -435,13 +351,13 @@ class BatchingEngine:
         return out.logits[:, -1, :]
 
     def _choose(
-        self, logits: torch.Tensor, jobs: list[_Job | None], banned: Future | None = None
+        self, logits: torch.Tensor, jobs: list[Job], banned: Future | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Next tokens for `jobs` (the rows of `logits`). `banned`: the constrained rows' masks,
         already being computed (see `_step`); computed here when it is None and a row needs one."""
-        params = [job.sampling if job is not None else None for job in jobs]
-        gens = [job.generator if job is not None else None for job in jobs]
-        want = any(job is not None and job.sampling.logprobs for job in jobs)
+        params: list[SamplingParams | None] = [job.sampling for job in jobs]
+        gens = [job.generator for job in jobs]
+        want = any(job.sampling.logprobs for job in jobs)
         if banned is not None:
             started = time.perf_counter()
             mask = banned.result()
@@ -450,19 +366,21 @@ class BatchingEngine:
             mask = self._banned(jobs)
         return choose_tokens(logits, params, gens, want, mask)
 
-    def _banned(self, jobs: list[_Job | None]) -> torch.Tensor | None:
+    def _banned(self, jobs: list[Job]) -> torch.Tensor | None:
         """Masks of disallowed tokens for every row (None when no row is constrained), all
         constrained rows in one llguidance call. A row whose grammar allows no token at all (a
         matcher error) is marked to end with an error; its mask is cleared so sampling stays finite."""
-        rows = [(job.matcher, r) for r, job in enumerate(jobs) if job is not None and job.matcher is not None]
+        rows = [(job.matcher, r) for r, job in enumerate(jobs) if job.matcher is not None]
         if not rows:
             return None
         started = time.perf_counter()
         banned, dead = self.token_masks().banned(rows, len(jobs))
         for r in dead:
             job = jobs[r]
+            matcher = job.matcher
+            assert matcher is not None
             job.error = "the constraint allows no next token" + (
-                f": {job.matcher.error}" if job.matcher.error else ""
+                f": {matcher.error}" if matcher.error else ""
             )
             banned[r] = False
         self.stats.mask_row_steps += len(rows)
@@ -472,132 +390,72 @@ class BatchingEngine:
     def _banned_soon(self) -> Future | None:
         """Start computing the running batch's masks on the mask thread, so that llguidance (which
         releases the GIL) overlaps the forward pass: a mask needs only the tokens already chosen."""
-        if self._mask_pool is None or not any(
-            job is not None and job.matcher is not None for job in self._rows
-        ):
+        if self._mask_pool is None or not any(job.matcher is not None for job in self._rows):
             return None
         return self._mask_pool.submit(self._banned, list(self._rows))
 
     def _step(self) -> None:
-        """One decode step for every row of the running batch."""
-        buf = self._buf
-        assert buf is not None
-        buf.ensure_capacity(1)
-        buf.valid[:, buf.length] = True
+        """One decode step for every row of the running batch; finished rows leave it at once."""
+        cache = self._cache
+        before = cache.reallocations
+        cache.ensure_columns()
         banned = self._banned_soon()
-        logits = self._forward(buf, self._last.unsqueeze(1), self._next_pos.unsqueeze(1))
-        self._next_pos += 1
-        tokens, logprobs = self._choose(logits, self._rows, banned)
+        positions = self._next_pos
+        span = max(cache.lengths) + 1
+        mask = torch.arange(span, device=self.device)[None, :] <= positions[:, None]
+        groups = [(0, len(self._rows), span)]
+        extra = {}
+        if self._grouped:
+            groups = plan_groups(cache.lengths, self.attention_groups)
+            if len(groups) > 1:
+                extra["selflab_groups"] = groups
+        out = self.model(
+            input_ids=self._last.unsqueeze(1),
+            position_ids=positions.unsqueeze(1),
+            attention_mask=mask[:, None, None, :],
+            **cache_kwargs(self.model, cache.decode_writer(positions)),
+            use_cache=True,
+            logits_to_keep=1,
+            **extra,
+        )
+        cache.advance()
+        self._next_pos = positions + 1
+        tokens, logprobs = self._choose(out.logits[:, -1, :], self._rows, banned)
         self.stats.decode_steps += 1
+        self.stats.decode_row_steps += len(self._rows)
+        self.stats.decode_columns_read += sum((r1 - r0) * cols for r0, r1, cols in groups)
+        self.stats.decode_columns_cached += sum(cache.lengths)
         tokens_list = tokens.tolist()
         lps = logprobs.tolist() if logprobs is not None else None
-        dead = 0
-        for r, job in enumerate(self._rows):
-            if job is None:
-                dead += 1
-                continue
-            self.stats.decode_row_steps += 1
-            if self._advance(job, tokens_list[r], lps[r] if lps is not None else None, kv=(buf, r)):
-                self._rows[r] = None
-                dead += 1
+        dead = [
+            r
+            for r, job in enumerate(self._rows)
+            if self._advance(job, tokens_list[r], lps[r] if lps is not None else None, row=r)
+        ]
         self._last = tokens
-        if dead == len(self._rows):
-            self._rebuild([])
-        elif dead and (dead * 4 >= len(self._rows) or self._has_waiting()):
-            self._rebuild([(buf, torch.tensor(self._live(), device=self.device))])
+        if dead:
+            order = cache.remove(dead)
+            self._rows = [self._rows[i] for i in order]
+            index = torch.tensor(order, dtype=torch.long, device=self.device)
+            self._next_pos = self._next_pos[index]
+            self._last = self._last[index]
+            if not self._rows:
+                self._cache = SlotCache(self.num_layers, self.device)  # free the memory
+        self.stats.rebuilds += cache.reallocations - before
 
-    def _has_waiting(self) -> bool:
-        with self._cond:
-            return bool(self._waiting)
-
-    def _advance(
-        self, job: _Job, token: int, logprob: float | None, kv: tuple[KVBuffer, int] | None = None
-    ) -> bool:
-        """Record a new token for `job`; when it is finished, keep its keys/values (`kv`: its buffer
-        and row) in the prefix cache, then resolve its future (so a caller's next prompt can hit the
-        cache) and return True."""
-        s = job.sampling
-        if job.error is not None:
-            job.finish = "error"
-        elif token in self.eos_ids:
-            job.finish = "stop"  # under a constraint, EOS is only allowed where the grammar accepts
-            if job.matcher is not None and not job.matcher.accepting:
-                job.error, job.finish = "the constraint cannot be completed (its language is empty)", "error"
-        else:
-            job.out_ids.append(token)
-            if logprob is not None and s.logprobs:
-                job.logprobs.append(logprob)
-            if job.matcher is not None:
-                if not job.matcher.consume(token):
-                    job.error, job.finish = f"the constraint rejected a token: {job.matcher.error}", "error"
-                elif job.matcher.complete:  # nothing else may follow
-                    job.finish = "stop"
-                    if not job.matcher.accepting:
-                        job.error, job.finish = "the constraint cannot be completed", "error"
-            if s.stop and job.finish is None:
-                self._check_stop(job)
-            if job.on_tokens is not None and job.finish is None:
-                try:
-                    job.on_tokens(list(job.out_ids))
-                except Exception:  # a broken listener must not stop the engine
-                    job.on_tokens = None
-            if job.finish is None and (
-                len(job.out_ids) >= s.max_new_tokens or len(job.prompt_ids) + len(job.out_ids) >= self.max_len
-            ):
-                job.finish = "length"
-        if job.finish is None:
+    def _advance(self, job: Job, token: int, logprob: float | None, row: int | None = None) -> bool:
+        """Record a new token for `job`; when it is finished, keep its keys/values (`row`: its row in
+        the running batch) in the prefix cache, then resolve its future (so a caller's next prompt
+        can hit the cache) and return True."""
+        if not record_token(job, token, logprob, self.eos_ids, self.max_len, self._decode):
             return False
-        if kv is not None:
-            self._remember(*kv, job)
-        job.future.set_result(self._completion(job))
+        if row is not None:
+            self._remember(row, job)
+        job.future.set_result(completion(job, self.tokenizer))
         return True
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-    def _check_stop(self, job: _Job) -> None:
-        text = self._decode(job.out_ids)
-        longest = max(len(x) for x in job.sampling.stop)
-        # Rescan a margin: the newest token may complete a stop string begun earlier (or fix a partial byte).
-        start = max(0, job.scanned_chars - longest - 4)
-        hits = [i for i in (text.find(stop, start) for stop in job.sampling.stop if stop) if i >= 0]
-        if hits:
-            job.stop_at = min(hits)
-            job.finish = "stop"
-        job.scanned_chars = len(text)
-
-    def _completion(self, job: _Job) -> Completion:
-        if job.error is not None:
-            return Completion(
-                text="",
-                prompt_tokens=len(job.prompt_ids),
-                completion_tokens=len(job.out_ids),
-                finish_reason="error",
-                error=job.error,
-            )
-        ids = job.out_ids
-        text = self._decode(ids)
-        if job.stop_at is not None:
-            text = text[: job.stop_at]
-            # Keep the fewest tokens that still cover the returned text.
-            keep = len(ids)
-            while keep > 0 and len(self._decode(ids[: keep - 1])) >= job.stop_at:
-                keep -= 1
-            ids = ids[:keep]
-        want = job.sampling.logprobs
-        return Completion(
-            text=text,
-            prompt_tokens=len(job.prompt_ids),
-            completion_tokens=len(ids),
-            finish_reason=job.finish or "stop",
-            token_logprobs=job.logprobs[: len(ids)] if want else None,
-            tokens=self.tokenizer.convert_ids_to_tokens(ids) if want else None,
-        )
-
-
-def _new_tokens(job: _Job) -> int:
-    """Prompt tokens a prefill must still compute for `job`."""
-    return len(job.prompt_ids) - (job.hit.length if job.hit is not None else 0)
 
 
 def _eos_ids(model: torch.nn.Module, tokenizer) -> set[int]:

@@ -57,6 +57,25 @@ def _filtered_sorted(scaled: torch.Tensor, top_k: int, top_p: float) -> tuple[to
     return torch.softmax(values, dim=-1), ids
 
 
+def _nucleus_rows(
+    scaled: torch.Tensor, top_p: torch.Tensor, u: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-p sampling for many rows at once (top_k 0): the same arithmetic as `_filtered_sorted` +
+    `_pick` row by row, batched over the rows whose nucleus fits in the `_NUCLEUS_WINDOW` most
+    likely tokens. Returns (tokens, fits); rows with `fits` False must be redone one by one."""
+    probs_all = torch.softmax(scaled, dim=-1)
+    window = min(_NUCLEUS_WINDOW, scaled.shape[-1])
+    _, ids = torch.topk(scaled, window)
+    probs = probs_all.gather(1, ids)
+    fits = (probs.sum(dim=-1) >= top_p) | (window >= scaled.shape[-1])
+    cum = probs.cumsum(dim=-1)
+    keep = (cum - probs) < top_p.unsqueeze(1)  # a prefix of the sorted tokens (first always kept)
+    keep[:, 0] = True
+    kept = probs.masked_fill(~keep, 0.0)
+    idx = torch.minimum(_pick(kept, u), keep.sum(dim=-1) - 1)  # never past the nucleus
+    return ids.gather(1, idx.unsqueeze(1)).squeeze(1), fits
+
+
 def choose_tokens(
     logits: torch.Tensor,
     params: list[SamplingParams | None],
@@ -87,8 +106,23 @@ def choose_tokens(
             probs = torch.softmax(logits[rows] / temps, dim=-1)
             u = _uniforms([generators[i] for i in plain])
             tokens[rows] = _pick(probs, u)
+        # Top-p alone (the usual sampled request): all such rows at once, whatever the batch.
+        nucleus = [i for i in filtered if params[i].top_k == 0]
+        if nucleus:
+            rows = torch.tensor(nucleus, device=logits.device)
+            temps = torch.tensor([params[i].temperature for i in nucleus], dtype=logits.dtype)
+            top_p = torch.tensor([params[i].top_p for i in nucleus], dtype=logits.dtype)
+            u = _uniforms([generators[i] for i in nucleus])
+            scaled = logits[rows] / temps.unsqueeze(1).to(logits.device)
+            picked, fits = _nucleus_rows(scaled, top_p.to(logits.device), u)
+            tokens[rows] = picked
+            for j in (~fits).nonzero().flatten().tolist():  # nucleus wider than the window: exact
+                probs, ids = _filtered_sorted(scaled[j], 0, params[nucleus[j]].top_p)
+                tokens[nucleus[j]] = ids[_pick(probs.unsqueeze(0), u[j : j + 1])[0]]
         for i in filtered:
             p = params[i]
+            if p.top_k == 0:
+                continue
             probs, ids = _filtered_sorted(logits[i] / p.temperature, p.top_k, p.top_p)
             u = _uniforms([generators[i]])
             tokens[i] = ids[_pick(probs.unsqueeze(0), u)[0]]

@@ -114,6 +114,27 @@ def test_registry() -> None:
     assert get_loop("judge-distillation") is jd.JudgeDistillationLoop
 
 
+def _tiny_config(tiny: Path, **overrides: object) -> jd.JudgeDistillationConfig:
+    """The smallest judge-distillation run on the tiny model: one optimiser step per phase."""
+    step = {"lora": True, "max_steps": 1, "batch_size": 2, "learning_rate": 1e-3}
+    return jd.JudgeDistillationConfig.model_validate(
+        dict(
+            model=f"hf:{tiny}",
+            train_items=2,
+            jury="jury:personas:2",
+            bench_items=1,
+            eval_tasks=2,
+            control_tasks=0,
+            eval_max_new_tokens=8,
+            judge_max_new_tokens=3,
+            sft_train=step,
+            dpo_train=step,
+            report=False,
+            **overrides,
+        )
+    )
+
+
 def test_sft_then_dpo_on_tiny(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from selflab.judges.jury import Jury
 
@@ -169,22 +190,7 @@ def test_sft_then_dpo_on_tiny(tiny: Path, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(Jury, "compare", jury_compare)
     monkeypatch.setattr(judging, "judge_answers", judge_each)
     monkeypatch.setattr(MetaJudge, "compare_judgments", meta)
-    cfg = jd.JudgeDistillationConfig.model_validate(
-        dict(
-            model=f"hf:{tiny}",
-            iterations=2,
-            train_items=2,
-            jury="jury:personas:2",
-            bench_items=1,
-            eval_tasks=2,
-            control_tasks=0,
-            eval_max_new_tokens=8,
-            judge_max_new_tokens=3,
-            sft_train={"lora": True, "max_steps": 1, "batch_size": 2, "learning_rate": 1e-3},
-            dpo_train={"lora": True, "max_steps": 1, "batch_size": 2, "learning_rate": 1e-3},
-            report=False,
-        )
-    )
+    cfg = _tiny_config(tiny, iterations=2)
     metrics = open_run(jd.JudgeDistillationLoop, tmp_path / "run", cfg, resume=False).run_loop()
     run = RunDir.open(tmp_path / "run")
     done = run.completed_stages()
@@ -245,24 +251,7 @@ def test_without_teacher_eval_the_jury_labels_training_items_only(
         return real_judge(self, items)
 
     monkeypatch.setattr(Jury, "judge", counting_judge)
-    cfg = jd.JudgeDistillationConfig.model_validate(
-        dict(
-            model=f"hf:{tiny}",
-            iterations=1,
-            phases=["sft"],
-            labels="verified",
-            teacher_eval=False,
-            train_items=2,
-            jury="jury:personas:2",
-            bench_items=1,
-            eval_tasks=2,
-            control_tasks=0,
-            eval_max_new_tokens=8,
-            judge_max_new_tokens=3,
-            sft_train={"lora": True, "max_steps": 1, "batch_size": 2, "learning_rate": 1e-3},
-            report=False,
-        )
-    )
+    cfg = _tiny_config(tiny, iterations=1, phases=["sft"], labels="verified", teacher_eval=False)
     metrics = open_run(jd.JudgeDistillationLoop, tmp_path / "run", cfg, resume=False).run_loop()
     assert len(calls) == 1  # the label stage only
     assert all("teacher_agreement" not in m.metrics for m in metrics)

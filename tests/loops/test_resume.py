@@ -13,6 +13,7 @@ import pytest
 
 from selflab.loops import game_selfplay as gs
 from selflab.loops import generated_data as gd
+from selflab.loops import generated_instructions as gi
 from selflab.loops import judge_distillation as jd
 from selflab.loops import meta_rewarding as mr
 from selflab.loops import self_refine as rf
@@ -72,6 +73,12 @@ def _configs(tiny: Path) -> dict[str, tuple[type[Loop], dict[str, Any], str, str
                  eval_max_new_tokens=8, consistency_samples=2, train=TRAIN),
             "solve", "vote",
         ),
+        "generated-instructions": (
+            gi.GeneratedInstructionsLoop,
+            dict(model=m, requests=3, samples=2, max_new_tokens=8, propose_max_new_tokens=8, eval_tasks=2,
+                 control_tasks=1, eval_max_new_tokens=8, train=TRAIN),
+            "solve", "verify",
+        ),
         "game-selfplay": (
             gs.GameSelfPlayLoop,
             dict(model=m, episodes=2, opponents=["self", "random"], eval_opponents=["scripted"], eval_episodes=2,
@@ -107,7 +114,7 @@ def _snapshot(run_dir: Path) -> dict[str, object]:
 @pytest.mark.parametrize(
     "name",
     ["verified-sft", "self-rewarding", "meta-rewarding", "spin", "judge-distillation", "self-refine",
-     "generated-data", "game-selfplay"],
+     "generated-data", "generated-instructions", "game-selfplay"],
 )  # fmt: skip
 def test_kill_between_and_within_stages_then_resume(
     name: str, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -11,6 +11,7 @@ from selflab.execution import Executor
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import Completion, GenerationRequest, LanguageModel, SamplingParams, user
 from selflab.tasks import Task
+from selflab.training import SFTExample
 
 
 class Answer(BaseModel):
@@ -155,6 +156,33 @@ def verify_answers(tasks: Sequence[Task], answers: list[Answer]) -> list[Answer]
         v = by_id[a.task_id].verify(a.response)
         out.append(a.model_copy(update={"verified": v.ok, "reason": v.reason}))
     return out
+
+
+def verified_examples(
+    answers: Sequence[Answer], keep_per_task: int, drop_truncated: bool = True
+) -> list[SFTExample]:
+    """Rejection-sampling SFT data: per task (in first-seen order), the distinct answers the
+    verifier passed, never an empty or (with `drop_truncated`) cut-off one, the self-judge's
+    favourites first (ties keep sample order), at most `keep_per_task`."""
+    by_task: dict[str, list[Answer]] = {}
+    for a in answers:
+        by_task.setdefault(a.task_id, []).append(a)
+    examples = []
+    for task_id, group in by_task.items():
+        good = [
+            a
+            for a in group
+            if a.verified and a.response.strip() and not (drop_truncated and a.finish_reason == "length")
+        ]
+        unique = list({a.response.strip(): a for a in good}.values())
+        unique.sort(key=lambda a: -(a.self_score if a.self_score is not None else 0.0))
+        examples += [
+            SFTExample(
+                prompt=[user(a.prompt)], response=a.response, source="verified", id=f"{task_id}#{a.sample}"
+            )
+            for a in unique[:keep_per_task]
+        ]
+    return examples
 
 
 # -- measurements -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pydantic import Field
 from selflab.judges.fence import FenceMode
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
 from selflab.loops.evaluation import Evaluation, Length, Scorer, SelfJudged, Verified
-from selflab.loops.measures import Answer, sample_answers_on, verify_answers
+from selflab.loops.measures import Answer, sample_answers_on, verified_examples, verify_answers
 from selflab.models.types import SamplingParams, user
 from selflab.tasks import Task
 from selflab.tasks.splits import FamilyName, TopicPool, split_tasks
@@ -34,7 +34,6 @@ from selflab.training import (
     KTOExample,
     PreferencePair,
     ScoredResponse,
-    SFTExample,
     TrainConfig,
     build_pairs,
     dpo_rows,
@@ -179,27 +178,7 @@ class VerifiedSFTLoop(Loop):
         rng = random.Random(self.seed_for("build", ctx.iteration))
         rows: list[dict] = []
         if c.objective == "sft":
-            examples = []
-            for task_id, group in by_task.items():
-                good = [
-                    a
-                    for a in group
-                    if a.verified
-                    and a.response.strip()
-                    and not (c.drop_truncated and a.finish_reason == "length")
-                ]
-                unique = list({a.response.strip(): a for a in good}.values())
-                # Prefer what the self-judge liked (ties keep sample order); the verifier already admitted them.
-                unique.sort(key=lambda a: -(a.self_score if a.self_score is not None else 0.0))
-                for a in unique[: c.keep_per_task]:
-                    examples.append(
-                        SFTExample(
-                            prompt=[user(a.prompt)],
-                            response=a.response,
-                            source="verified",
-                            id=f"{task_id}#{a.sample}",
-                        )
-                    )
+            examples = verified_examples(answers, c.keep_per_task, c.drop_truncated)
             rng.shuffle(examples)
             ctx.out.extend(examples)
             rows = sft_rows(examples)

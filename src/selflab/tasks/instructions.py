@@ -296,6 +296,23 @@ def _draw(kind: str, rng: random.Random, names: Sequence[str], task_id: str) -> 
     return task.model_copy(update={"reference": reference})
 
 
+def attach_constraint(task_id: str, request: str, kind: str, topic: str, seed: int) -> Task:
+    """A task from someone else's writing request (a model-written one, in the generated-data
+    loop): the request, then one seeded constraint of `kind` drawn as for the shipped tasks
+    (keywords come from `topic`). No reference is built: the request may ask for anything, so
+    only the verifier can say what passes."""
+    c = _constraint(kind, topic, random.Random(seed))
+    return Task(
+        id=task_id,
+        kind="instruction",
+        prompt=f"{request.strip()} {describe(c)}",
+        reference="",
+        verifier="instructions",
+        params={"constraints": [c]},
+        meta={"topic": topic, "constraint": kind, "generated": True},
+    )
+
+
 def instruction_task(kind: str, seed: int, pool: str | Sequence[str] | None = "v1") -> Task | None:
     """One seeded draw of an instruction task of `kind` (None: see `_draw`)."""
     return _draw(kind, random.Random(seed), topic_pool(pool), f"instr-{seed}-0")

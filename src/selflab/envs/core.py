@@ -1,249 +1,58 @@
-"""The multi-agent, pull-based environment protocol every game speaks, and a base class with the
-machinery games share (message channels, error budget, turn limit, one RNG per episode).
+"""`TextEnv`, the base class every game subclasses: it implements the `Env` protocol
+(`selflab.envs.protocol`) around five game hooks, with the machinery games share (message
+channels, error budget, turn limit, one RNG per episode).
 
-The loop, as in TextArena: the env decides who acts next.
-
-    env.reset(seed=7)
-    while not env.done:
-        player, observation = env.observe()
-        result = env.step(agents[player].act(observation))
-    env.rewards  # {player: reward}
-
-An action that cannot be parsed (`ParseError`) and one that parses but breaks a rule
-(`RuleViolation`) are different errors. Neither advances the game: the same player is asked
-again, and its next observation says why, until its per-turn error budget runs out; then the
+A refused action (`ParseError` or `RuleViolation`) does not advance the game: the same player is
+asked again, and its next observation says why, until its per-turn error budget runs out; then the
 game applies its documented default move (`TextEnv.default_action`) so every episode ends.
 
 How a game is written (see games/perudo for a complete one): subclass `TextEnv`, set `rules`
 (the rules text shown to LLM players, with the ONE action format) and implement `setup`,
 `current_player`, `state_text`, `apply` and `default_action`; optionally `state` (a structured
 view for scripted agents), `legal_actions` (used by random agents) and `on_turn_limit`.
+
+The protocol's names and `extract_action` are re-exported here, where games import them from.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from selflab.envs.protocol import (
+    GAME,
+    ActionError,
+    ChannelMessage,
+    Env,
+    EpisodeOutcome,
+    Hidden,
+    Observation,
+    ParseError,
+    RuleViolation,
+    StepResult,
+)
+from selflab.envs.reader import extract_action
 
 if TYPE_CHECKING:
     from selflab.models.types import Constraint
 
-GAME = -1
-"""Sender id of the game master (the rule engine itself)."""
-
-
-class ActionError(Exception):
-    """An action the env refused. `kind` tells parse errors from rule violations."""
-
-    kind: ClassVar[str] = "error"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-    def to_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "reason": self.reason}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.reason!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.reason == self.reason  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((self.kind, self.reason))
-
-
-class ParseError(ActionError):
-    """The text does not match the game's action format ("bid three fives please")."""
-
-    kind: ClassVar[str] = "parse"
-
-
-class RuleViolation(ActionError):
-    """The action parses but the rules forbid it (a bid that does not rise, a move onto a covered block)."""
-
-    kind: ClassVar[str] = "rule"
-
-
-@dataclass(frozen=True)
-class ChannelMessage:
-    """One message on the table. `recipients` None means everyone; otherwise only those players
-    (and the log) see it, which is how dice, locations and clues stay private."""
-
-    sender: int
-    recipients: frozenset[int] | None
-    type: str
-    text: str
-    turn: int = 0
-
-    def visible_to(self, player: int) -> bool:
-        return self.recipients is None or player in self.recipients
-
-    def render(self, player: int | None = None) -> str:
-        who = "Game" if self.sender == GAME else f"Player {self.sender}"
-        if self.recipients is not None and player is not None and len(self.recipients) < 2:
-            who += " (private)"
-        elif self.recipients is not None and player is None:
-            who += " -> " + ",".join(str(p) for p in sorted(self.recipients))
-        return f"[{who}] {self.text}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sender": self.sender,
-            "recipients": None if self.recipients is None else sorted(self.recipients),
-            "type": self.type,
-            "text": self.text,
-            "turn": self.turn,
-        }
-
-
-class Observation(str):
-    """What one player sees when asked to act: the text an LLM reads (it *is* a str), plus a
-    structured view for scripted agents, so no heuristic ever parses prose.
-
-    `state` holds the game-specific private view (own dice, current bid, ...); `legal_actions`
-    lists legal action strings where the game can enumerate them (random agents use it);
-    `messages` are the messages new to this player since its last action; `error` is the reason
-    its previous attempt was refused, with `attempts_left` tries before the default move;
-    `grammar` is the grammar of a legal reply at this turn (`TextEnv.action_grammar`), for
-    constrained decoding, or None where the game declares none.
-    """
-
-    player: int
-    state: dict[str, Any]
-    legal_actions: list[str] | None
-    messages: tuple[ChannelMessage, ...]
-    error: ActionError | None
-    attempts_left: int
-    turn: int
-    grammar: Constraint | None
-
-    def __new__(
-        cls,
-        text: str = "",
-        *,
-        player: int = 0,
-        state: dict[str, Any] | None = None,
-        legal_actions: list[str] | None = None,
-        messages: tuple[ChannelMessage, ...] = (),
-        error: ActionError | None = None,
-        attempts_left: int = 0,
-        turn: int = 0,
-        grammar: Constraint | None = None,
-    ) -> Observation:
-        obs = super().__new__(cls, text)
-        obs.player = player
-        obs.state = dict(state or {})
-        obs.legal_actions = None if legal_actions is None else list(legal_actions)
-        obs.messages = tuple(messages)
-        obs.error = error
-        obs.attempts_left = attempts_left
-        obs.turn = turn
-        obs.grammar = grammar
-        return obs
-
-    @property
-    def text(self) -> str:
-        return str.__str__(self)
-
-
-@dataclass(frozen=True)
-class Hidden:
-    """A value one player must not learn, declared by the game for the leak checker
-    (`selflab.envs.leaks`).
-
-    `value` is looked for in the player's structured state (deep equality; a value listed among
-    other alternatives, like the true location in the list of possible locations, is a candidate
-    list and not a leak); with `text`, its rendering (`str(value)`, a list as space-separated items)
-    is looked for, as a whole phrase, in every message the player can see (from message index
-    `since` on: the value may be new, like this round's dice) and in its observation text; `keys` are
-    dictionary keys that must not carry it in the state at all (e.g. "culprit"). `anywhere=False`
-    checks the state by `keys` only, for values that are public as names (the culprit is one of
-    the listed suspects).
-    """
-
-    name: str
-    value: Any
-    text: bool = True
-    keys: tuple[str, ...] = ()
-    anywhere: bool = True
-    since: int = 0
-
-
-@dataclass
-class StepResult:
-    """What one `step` did. `error` is None when the action was applied; `action` is the
-    canonical text of the move applied (the default move when the budget ran out), None when
-    nothing was applied; `defaulted` says the default move was used."""
-
-    player: int
-    done: bool
-    rewards: dict[int, float]
-    info: dict[str, Any]
-    error: ActionError | None = None
-    action: str | None = None
-    defaulted: bool = False
-
-
-@runtime_checkable
-class Env(Protocol):
-    """A multi-agent, pull-based text game."""
-
-    env_id: str
-    num_players: int
-    rules: str
-
-    @property
-    def done(self) -> bool: ...
-
-    @property
-    def rewards(self) -> dict[int, float]: ...
-
-    @property
-    def info(self) -> dict[str, Any]: ...
-
-    def reset(self, seed: int | None = None) -> None: ...
-
-    def observe(self) -> tuple[int, Observation]: ...
-
-    def step(self, action: str) -> StepResult: ...
-
-    def action_grammar(self, player: int) -> Constraint | None: ...
-
-
-_NOISE = "[ \\t>*_#`\"']*"
-# Linear by construction: the value is a greedy `(.*)` to the end of the line and its trailing
-# markdown is stripped in Python (a lazy group before an optional class and `$` was quadratic).
-_ACTION_TEMPLATE = r"^{noise}{kw}[ \t*_`\"']*[:=\-]{noise}(.*)$"
-_TRAILING_NOISE = " \t*_`\"'."
-
-
-def _action_re(keyword: str) -> re.Pattern[str]:
-    return re.compile(
-        _ACTION_TEMPLATE.format(noise=_NOISE, kw=re.escape(keyword)), re.IGNORECASE | re.MULTILINE
-    )
-
-
-_ACTION_RE = _action_re("action")
-
-
-def extract_action(text: str, keyword: str = "ACTION") -> str:
-    """The action from free text: the last line `ACTION: ...` (any case, markdown noise
-    tolerated); without one, the last non-empty line, so the game's parser can still try and
-    name what is wrong. Never raises."""
-    if not isinstance(text, str):
-        return ""
-    pattern = _ACTION_RE if keyword.lower() == "action" else _action_re(keyword)
-    matches = [m.group(1).rstrip(_TRAILING_NOISE).strip() for m in pattern.finditer(text)]
-    matches = [m for m in matches if m]
-    if matches:
-        return matches[-1]
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+__all__ = [  # the protocol's names are re-exported: games and tests import them from here
+    "GAME",
+    "ActionError",
+    "ChannelMessage",
+    "Env",
+    "EpisodeOutcome",
+    "ErrorCounts",
+    "Hidden",
+    "Observation",
+    "ParseError",
+    "RuleViolation",
+    "StepResult",
+    "TextEnv",
+    "extract_action",
+]
 
 
 @dataclass
@@ -536,14 +345,3 @@ class TextEnv(ABC):
         if player is None:
             return list(self.messages)
         return [m for m in self.messages if m.visible_to(player)]
-
-
-@dataclass
-class EpisodeOutcome:
-    """Summary of a finished episode, shared by runner and tournaments."""
-
-    rewards: dict[int, float]
-    winners: list[int]
-    turns: int
-    errors: dict[int, dict[str, int]] = field(default_factory=dict)
-    outcome: str = ""

@@ -9,7 +9,8 @@ sign with the punctuation. This module removes them at the mechanism:
   runs (a clear `ParseError` names the limit); `check_length` caps a field inside an action;
 - `read_int` reads one integer with its sign, ASCII digits only, at most `MAX_DIGITS` digits,
   within `[lo, hi]` (out of range is a `RuleViolation` naming the range);
-- games find number tokens with `[+-]?[0-9]+` (sign kept, ASCII digits) and read them here.
+- games find number tokens with `[+-]?[0-9]+` (sign kept, ASCII digits) and read them here;
+- `extract_action` finds the `ACTION: ...` line in a free-text reply.
 
 Every pattern here is linear: no nested quantifiers, no lazy group followed by an optional class
 before `$` (the shape that made `extract_action` quadratic).
@@ -17,7 +18,9 @@ before `$` (the shape that made `extract_action` quadratic).
 
 from __future__ import annotations
 
-from selflab.envs.core import ParseError, RuleViolation
+import re
+
+from selflab.envs.protocol import ParseError, RuleViolation
 
 MAX_DIGITS = 9
 """Integers with more digits are refused: no game has a quantity anywhere near 10**9."""
@@ -47,3 +50,34 @@ def read_int(token: str, lo: int, hi: int, what: str = "number") -> int:
     if not lo <= value <= hi:
         raise RuleViolation(f"the {what} {value} is out of range; it must be {lo} to {hi}")
     return value
+
+
+_NOISE = "[ \\t>*_#`\"']*"
+# Linear by construction: the value is a greedy `(.*)` to the end of the line and its trailing
+# markdown is stripped in Python (a lazy group before an optional class and `$` was quadratic).
+_ACTION_TEMPLATE = r"^{noise}{kw}[ \t*_`\"']*[:=\-]{noise}(.*)$"
+_TRAILING_NOISE = " \t*_`\"'."
+
+
+def _action_re(keyword: str) -> re.Pattern[str]:
+    return re.compile(
+        _ACTION_TEMPLATE.format(noise=_NOISE, kw=re.escape(keyword)), re.IGNORECASE | re.MULTILINE
+    )
+
+
+_ACTION_RE = _action_re("action")
+
+
+def extract_action(text: str, keyword: str = "ACTION") -> str:
+    """The action from free text: the last line `ACTION: ...` (any case, markdown noise
+    tolerated); without one, the last non-empty line, so the game's parser can still try and
+    name what is wrong. Never raises."""
+    if not isinstance(text, str):
+        return ""
+    pattern = _ACTION_RE if keyword.lower() == "action" else _action_re(keyword)
+    matches = [m.group(1).rstrip(_TRAILING_NOISE).strip() for m in pattern.finditer(text)]
+    matches = [m for m in matches if m]
+    if matches:
+        return matches[-1]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""

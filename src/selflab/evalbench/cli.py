@@ -12,7 +12,7 @@ from rich.table import Table
 
 from selflab.cli_options import config_options, default_out
 from selflab.console import fit
-from selflab.evalbench.runner import BenchConfig
+from selflab.evalbench.config import BenchConfig
 from selflab.execution.cli import ExecutorOpt, RayAddressOpt, WorkersOpt, check_flags, open_executor
 
 bench_app = typer.Typer(

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from selflab.evalbench.runner import BenchConfig, JudgmentRecord, Unit, make_judge, run_judge
+from selflab.evalbench.config import BenchConfig
+from selflab.evalbench.judging import JudgmentRecord, make_judge, run_judge
+from selflab.evalbench.units import Unit
 from selflab.execution import Executor, map_units
 
 

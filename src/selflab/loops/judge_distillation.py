@@ -27,25 +27,33 @@ paired tests against iteration 0 and the previous iteration):
                               with the teacher jury (the proxy the SFT phase optimises: the gap
                               proxy minus truth is the drift signal), plus the shared meter
                               (held-out verifier accuracy, self-reward, length).
+
+The labels and SFT demonstrations are built in `judge_labels`; the judge's own held-out measures
+(pairwise accuracy, agreement with the teacher) are in `judge_measures`.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from selflab.loops.base import Loop, StageContext, register_loop
 from selflab.loops.benchmark import BenchPair, BenchUnit, bench_slice, train_bench
 from selflab.loops.evaluation import EvalConfig, evaluate_standard
+from selflab.loops.judge_labels import (
+    LabelRecord,
+    balance_pointwise,
+    sft_examples,
+    teacher_accuracy,
+    unbiased_majority,
+    verified_labels,
+)
+from selflab.loops.judge_measures import TeacherLabel, pairwise_bench, teacher_measures
 from selflab.loops.judging import JudgedAnswer, MetaRecord, judge_pairs
 from selflab.loops.measures import Answer
-from selflab.loops.stats import bootstrap_ci
-from selflab.loops.truth_meter import Measurement
-from selflab.models.types import SamplingParams
-from selflab.training import SFTExample, TrainConfig, dpo_rows, save_parquet, sft_rows
+from selflab.training import TrainConfig, dpo_rows, save_parquet, sft_rows
 
 Phase = Literal["sft", "dpo"]
 
@@ -89,226 +97,6 @@ class JudgeDistillationConfig(EvalConfig):
     dpo_train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(lora=True, learning_rate=5e-5, epochs=2, batch_size=4)
     )
-
-
-class LabelRecord(BaseModel):
-    """The jury's label for one training unit, next to the truth it never saw."""
-
-    unit_id: str
-    mode: Literal["pointwise", "pairwise"]
-    prompt: str
-    response: str
-    response_b: str = ""
-    jury_score: float | None = None  # raw scale
-    jury_verdict: str | None = None
-    n_valid: int = 0
-    tie_broken: bool = False
-    correct: bool | None = None  # pointwise truth
-    better: str | None = None  # pairwise truth
-    corrected_from: str | None = None  # labels="verified": the jury's wrong decision, replaced by the truth
-
-
-class TeacherLabel(BaseModel):
-    """The teacher's decision on one held-out benchmark unit (computed once, at iteration 0)."""
-
-    unit_id: str
-    score: float | None  # normalised to [0, 1]
-
-
-def unbiased_majority(scores: Sequence[float], seed: int) -> tuple[float | None, bool]:
-    """The most common score; a tie between several is broken uniformly at random (seeded),
-    not toward the lower or higher score. Returns (label, whether a tie was broken)."""
-    if not scores:
-        return None, False
-    counts: dict[float, int] = {}
-    for x in scores:
-        counts[x] = counts.get(x, 0) + 1
-    top = max(counts.values())
-    best = sorted(x for x, c in counts.items() if c == top)
-    return (best[0] if len(best) == 1 else random.Random(seed).choice(best)), len(best) > 1
-
-
-def _pointwise_judge(model: object, max_new_tokens: int, template: str) -> object:
-    from selflab.judges.rubric import RubricJudge
-
-    return RubricJudge(
-        model, template=template, sampling=SamplingParams(max_new_tokens=max_new_tokens), direct=True
-    )  # type: ignore[arg-type]
-
-
-def _pairwise_judge(model: object, max_new_tokens: int) -> object:
-    from selflab.judges.pairwise import PairwiseLLMJudge
-
-    return PairwiseLLMJudge(
-        model, sampling=SamplingParams(max_new_tokens=max_new_tokens), direct=True, on_disagree="tie"
-    )  # type: ignore[arg-type]
-
-
-def sft_examples(
-    labels: Sequence[LabelRecord], scale: tuple[float, float], max_new_tokens: int, template: str
-) -> tuple[list[SFTExample], dict[str, int]]:
-    """Jury labels -> SFT demonstrations in the exact prompt format the judge is evaluated with.
-    Pointwise: "Score: n" (the rounded majority score); pairwise: "Verdict: [[X]]" in both orders.
-    Unlabeled units and tied pairs are dropped and counted."""
-    from selflab.judges.types import PairwiseItem, PointwiseItem
-
-    point = _pointwise_judge(None, max_new_tokens, template)
-    pair = _pairwise_judge(None, max_new_tokens)
-    out: list[SFTExample] = []
-    counts = {"sft_unlabeled": 0, "sft_ties": 0, "sft_pointwise": 0, "sft_pairwise": 0}
-    lo, hi = scale
-    for r in labels:
-        if r.mode == "pointwise":
-            if r.jury_score is None:
-                counts["sft_unlabeled"] += 1
-                continue
-            score = int(min(hi, max(lo, round(r.jury_score))))
-            text = point.prompt_text(PointwiseItem(prompt=r.prompt, response=r.response))  # type: ignore[attr-defined]
-            out.append(
-                SFTExample(
-                    prompt=[{"role": "user", "content": text}],
-                    response=f"Score: {score}",
-                    source="verifier" if r.corrected_from is not None else "jury",
-                    id=r.unit_id,
-                )
-            )  # type: ignore[list-item]
-            counts["sft_pointwise"] += 1
-            continue
-        if r.jury_verdict is None:
-            counts["sft_unlabeled"] += 1
-            continue
-        if r.jury_verdict not in ("A", "B"):
-            counts["sft_ties"] += 1
-            continue
-        item = PairwiseItem(prompt=r.prompt, response_a=r.response, response_b=r.response_b)
-        for swapped in (False, True):
-            v = r.jury_verdict if not swapped else {"A": "B", "B": "A"}[r.jury_verdict]
-            text = pair.prompt_text(item, swapped)  # type: ignore[attr-defined]
-            out.append(
-                SFTExample(
-                    prompt=[{"role": "user", "content": text}],
-                    response=f"Verdict: [[{v}]]",
-                    source="verifier" if r.corrected_from is not None else "jury",
-                    id=f"{r.unit_id}:{'BA' if swapped else 'AB'}",
-                )  # type: ignore[list-item]
-            )
-            counts["sft_pairwise"] += 1
-    return out, counts
-
-
-def balance_pointwise(
-    labels: Sequence[LabelRecord], scale: tuple[float, float], rng: random.Random
-) -> tuple[list[LabelRecord], int]:
-    """Pointwise labels above and at-or-below the scale's middle in equal numbers (the larger side
-    downsampled at random); pairwise and unlabeled records untouched. Returns (kept, dropped)."""
-    mid = (scale[0] + scale[1]) / 2
-    high = [r for r in labels if r.mode == "pointwise" and r.jury_score is not None and r.jury_score > mid]
-    low = [r for r in labels if r.mode == "pointwise" and r.jury_score is not None and r.jury_score <= mid]
-    n = min(len(high), len(low))
-    keep = {id(r) for side in (high, low) for r in rng.sample(side, n)}
-    dropped = {id(r) for r in high + low} - keep
-    return [r for r in labels if id(r) not in dropped], len(dropped)
-
-
-def verified_labels(labels: Sequence[LabelRecord], scale: tuple[float, float]) -> list[LabelRecord]:
-    """Labels the code verifier agrees with are kept; where the jury's majority is wrong, tied or
-    missing, the verified truth replaces it (a passing answer gets the top score, a failing one
-    the bottom; a pair goes to its better side) and the jury's decision is kept in
-    `corrected_from`. Distillation then moves the judge toward code truth where its jury errs."""
-    lo, hi = scale
-    mid = (lo + hi) / 2
-    out = []
-    for r in labels:
-        if r.mode == "pointwise" and r.correct is not None:
-            if r.jury_score is None or (r.jury_score > mid) != r.correct:
-                r = r.model_copy(
-                    update={"jury_score": hi if r.correct else lo, "corrected_from": str(r.jury_score)}
-                )
-        elif r.mode == "pairwise" and r.better in ("A", "B") and r.jury_verdict != r.better:
-            r = r.model_copy(update={"jury_verdict": r.better, "corrected_from": str(r.jury_verdict)})
-        out.append(r)
-    return out
-
-
-def teacher_accuracy(
-    labels: Sequence[LabelRecord], scale: tuple[float, float]
-) -> dict[str, float | int | str | None]:
-    """How good the teacher was: its decisions against the verified truth (with bootstrap CIs)."""
-    lo, hi = scale
-    mid = (lo + hi) / 2
-    point = [
-        None if r.jury_score is None else (r.jury_score > mid) == r.correct
-        for r in labels
-        if r.mode == "pointwise"
-    ]
-    pair = [
-        None
-        if r.jury_verdict is None
-        else 1.0
-        if r.jury_verdict == r.better
-        else 0.5
-        if r.jury_verdict == "tie"
-        else 0.0
-        for r in labels
-        if r.mode == "pairwise"
-    ]
-    out: dict[str, float | int | str | None] = {}
-    for name, vals in (("teacher_pointwise_accuracy", point), ("teacher_pair_accuracy", pair)):
-        if vals:
-            est = bootstrap_ci(vals, seed=0)
-            out[name] = None if est.mean is None else round(est.mean, 4)
-            out[f"{name}_ci"] = est.fmt()
-            out[f"{name}_missing"] = sum(1 for v in vals if v is None)
-    return out
-
-
-def pairwise_bench(
-    model: object, units: Sequence[BenchUnit], pairs: Sequence[BenchPair], max_new_tokens: int
-) -> list[Measurement]:
-    """The model as a pairwise judge (both orders) on held-out pairs: accuracy (tie = 0.5) and
-    position consistency (the two orders agree); unparsable = missing."""
-    from selflab.judges.types import PairwiseItem
-
-    if not pairs:
-        return []
-    by_id = {u.id: u for u in units}
-    judge = _pairwise_judge(model, max_new_tokens)
-    items = [
-        PairwiseItem(
-            prompt=by_id[p.a].prompt, response_a=by_id[p.a].response, response_b=by_id[p.b].response, id=p.id
-        )
-        for p in pairs
-    ]
-    js = judge.compare(items)  # type: ignore[attr-defined]
-    acc: list[float | bool | None] = []
-    cons: list[float | bool | None] = []
-    for p, j in zip(pairs, js, strict=True):
-        acc.append(
-            None
-            if j.verdict is None
-            else 1.0
-            if j.verdict == p.better
-            else 0.5
-            if j.verdict == "tie"
-            else 0.0
-        )
-        orders = [o.get("verdict_original") for o in j.details.get("orders", [])]
-        cons.append(None if len(orders) != 2 or None in orders else orders[0] == orders[1])
-    return [
-        Measurement(
-            name="pairwise_judge_accuracy",
-            kind="objective",
-            values=acc,
-            description="pairwise judge, both orders, held-out benchmark pairs (tie = 0.5)",
-            primary=True,
-        ),
-        Measurement(
-            name="position_consistency",
-            kind="objective",
-            values=cons,
-            description="pairwise verdicts agree when the two replies are swapped",
-        ),
-    ]
 
 
 @register_loop
@@ -529,7 +317,7 @@ class JudgeDistillationLoop(Loop):
         model = self.load(spec)
         ms += pairwise_bench(model, units, pairs, c.judge_max_new_tokens)
         if teacher:
-            ms += self._teacher_measures(ctx, teacher, ms, units)
+            ms += teacher_measures(self.stage_log(ctx.iteration, "evaluate").read_dicts(), teacher, ms, units)
         if ctx.iteration == 0:
             ctx.out.extend(teacher)
         info = self.stage_infos(
@@ -555,45 +343,3 @@ class JudgeDistillationLoop(Loop):
             ),
         )
         self.meter.record(ctx.iteration, spec, ms, info=info, gap=("self_reward", "heldout_pass_rate"))
-
-    def _teacher_measures(
-        self,
-        ctx: StageContext,
-        teacher: list[TeacherLabel],
-        ms: list[Measurement],
-        units: Sequence[BenchUnit],
-    ) -> list[Measurement]:
-        """Agreement with the teacher on held-out units (the proxy the jury labels optimise) and its
-        gap to agreement with the truth."""
-        out: list[Measurement] = []
-        records = self.stage_log(ctx.iteration, "evaluate").read_dicts()
-        own = {r["unit_id"]: r["score"] for r in records if "unit_id" in r and "correct" in r}
-        t_by = {t.unit_id: t.score for t in teacher}
-        agree: list[float | bool | None] = []
-        for u in units:
-            s, t = own.get(u.id), t_by.get(u.id)
-            agree.append(None if s is None or t is None else (s > 0.5) == (t > 0.5))
-        out.append(
-            Measurement(
-                name="teacher_agreement",
-                kind="self_reward",
-                values=agree,
-                optimised=True,
-                description="judge agrees with the teacher jury on held-out units (the proxy the SFT phase optimises)",
-            )
-        )
-        truth = next((m for m in ms if m.name == "judge_bench_accuracy"), None)
-        if truth is not None:
-            out.append(
-                Measurement(
-                    name="gap_teacher_agreement_minus_truth",
-                    kind="drift",
-                    values=[
-                        None if a is None or b is None else float(a) - float(b)
-                        for a, b in zip(agree, truth.values, strict=True)
-                    ],
-                    higher_is_better=False,
-                    description="agreement with the teacher minus agreement with the truth, per unit",
-                )
-            )
-        return out

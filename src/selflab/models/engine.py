@@ -12,13 +12,13 @@ thread keeps a running batch on the device:
 - a finished row leaves the batch at once (the last row moves into its slot) and its future is
   resolved; waiting requests take the free slots;
 - when the requests of one prefill share a long token prefix (a judge rubric, a system prompt), the
-  prefix is run once and every row attends to its keys/values;
+  prefix is run once (`engine_prefill.shared_prefix`) and every row attends to its keys/values;
 - across calls, the keys/values of finished requests are kept (`engine_prefix.PrefixCache`), so a
   prompt that extends an earlier conversation (a game agent's next turn) only computes its new tokens;
 - a request with a constraint (regex, grammar, JSON schema) gets an llguidance matcher: at each step
   the masks of all constrained rows are computed in one batched call, disallowed tokens get -inf, EOS
   is allowed only where the grammar accepts, and the row finishes ("stop") as soon as its grammar is
-  complete (`constraints.TokenMasks`). Unconstrained rows never touch this path.
+  complete (`engine_masks`, `constraints.TokenMasks`). Unconstrained rows never touch this path.
 
 Why hand-written: transformers 5.23's own continuous batching (`generate_batch` /
 `init_continuous_batching`) samples with one global RNG and a batch-wide `do_sample`, so a seeded
@@ -33,15 +33,22 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import torch
 
 from selflab.models.constraints import TokenMasks
 from selflab.models.engine_attention import plan_groups, use_grouped_attention
-from selflab.models.engine_cache import KVBuffer, cache_kwargs
+from selflab.models.engine_cache import cache_kwargs
 from selflab.models.engine_jobs import EngineStats, Job, completion, error_completion, record_token
-from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, packed_prefill
+from selflab.models.engine_masks import EngineMasks
+from selflab.models.engine_prefill import (
+    PACK_TOKENS,
+    PrefillRow,
+    common_prefix_len,
+    packed_prefill,
+    shared_prefix,
+)
 from selflab.models.engine_prefix import PrefixCache
 from selflab.models.engine_sampling import choose_tokens
 from selflab.models.engine_slots import SlotCache
@@ -49,20 +56,6 @@ from selflab.models.engine_threads import ThreadTuner
 from selflab.models.types import Completion, SamplingParams
 
 __all__ = ["BatchingEngine", "EngineStats", "common_prefix_len"]
-
-
-def common_prefix_len(seqs: list[list[int]]) -> int:
-    """Length of the longest token prefix shared by all sequences."""
-    if not seqs:
-        return 0
-    first = seqs[0]
-    n = min(len(s) for s in seqs)
-    for s in seqs[1:]:
-        i = 0
-        while i < n and s[i] == first[i]:
-            i += 1
-        n = i
-    return n
 
 
 class BatchingEngine:
@@ -126,9 +119,7 @@ class BatchingEngine:
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         # The width of the logits (masks must match it), which may exceed the tokenizer's vocabulary.
         self.vocab_size = int(head.weight.shape[0]) if head is not None else int(config.vocab_size)
-        self._masks: TokenMasks | None = None
-        self._mask_pool: ThreadPoolExecutor | None = None
-        self._masks_lock = threading.Lock()
+        self.masks = EngineMasks(tokenizer, self.vocab_size, self.eos_ids)
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
         self._stopped = False
@@ -144,11 +135,7 @@ class BatchingEngine:
 
     def token_masks(self) -> TokenMasks:
         """llguidance bound to this model's tokenizer (built on first use, about 0.5 s)."""
-        with self._masks_lock:
-            if self._masks is None:
-                self._masks = TokenMasks(self.tokenizer, self.vocab_size, sorted(self.eos_ids))
-                self._mask_pool = ThreadPoolExecutor(1, thread_name_prefix="selflab-masks")
-            return self._masks
+        return self.masks.token_masks()
 
     def submit(
         self,
@@ -197,8 +184,7 @@ class BatchingEngine:
             self._cond.notify_all()
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join(timeout=30)
-        if self._mask_pool is not None:
-            self._mask_pool.shutdown(wait=False)
+        self.masks.close()
 
     # ---------------------------------------------------------------- worker
 
@@ -298,17 +284,9 @@ class BatchingEngine:
         ]
         if self.prefix_reuse and n >= 2 and all(job.hit is None for job in jobs):
             ids = [job.prompt_ids for job in jobs]
-            prefix = min(common_prefix_len(ids), min(len(x) for x in ids) - 1)
-            if prefix >= self.min_prefix_tokens:
-                head = KVBuffer(self.num_layers, 1, prefix, self.device)
-                head.valid[:, :prefix] = True
-                self._forward(
-                    head,
-                    torch.tensor([ids[0][:prefix]], device=self.device),
-                    torch.arange(prefix, device=self.device).unsqueeze(0),
-                )
-                assert head.data is not None
-                kv = head.data[:, :, 0, :, :prefix]
+            shared = shared_prefix(self.model, self.num_layers, ids, self.min_prefix_tokens, self.device)
+            if shared is not None:
+                prefix, kv = shared
                 rows = [PrefillRow(job.prompt_ids[prefix:], prefix, kv) for job in jobs]
                 self.stats.prefix_reused_tokens += prefix * (n - 1)
                 self.stats.prefill_tokens += prefix
@@ -330,31 +308,12 @@ class BatchingEngine:
             self.prefix_cache.put(seq, kv.clone(), extends=job.hit.entry if job.hit is not None else None)
         job.hit = None  # drop the reference to the cached tensor
 
-    def _forward(self, buf: KVBuffer, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """One causal forward over new columns [length, length + q) of `buf` (all rows see all
-        earlier valid columns). Returns the last position's logits; advances `buf.length`."""
-        q = input_ids.shape[1]
-        start = buf.length
-        end = start + q
-        cols = torch.arange(end, device=self.device)
-        qcols = torch.arange(start, end, device=self.device)
-        mask = (cols[None, :] <= qcols[:, None])[None] & buf.valid[:, None, :end]
-        out = self.model(
-            input_ids=input_ids,
-            position_ids=positions,
-            attention_mask=mask[:, None],
-            **cache_kwargs(self.model, buf.writer()),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        buf.length = end
-        return out.logits[:, -1, :]
-
     def _choose(
         self, logits: torch.Tensor, jobs: list[Job], banned: Future | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Next tokens for `jobs` (the rows of `logits`). `banned`: the constrained rows' masks,
-        already being computed (see `_step`); computed here when it is None and a row needs one."""
+        already being computed (`engine_masks`, see `_step`); computed here when it is None and a
+        row needs one."""
         params: list[SamplingParams | None] = [job.sampling for job in jobs]
         gens = [job.generator for job in jobs]
         want = any(job.sampling.logprobs for job in jobs)
@@ -363,43 +322,15 @@ class BatchingEngine:
             mask = banned.result()
             self.stats.mask_wait_s += time.perf_counter() - started
         else:
-            mask = self._banned(jobs)
+            mask = self.masks.banned(jobs, self.stats)
         return choose_tokens(logits, params, gens, want, mask)
-
-    def _banned(self, jobs: list[Job]) -> torch.Tensor | None:
-        """Masks of disallowed tokens for every row (None when no row is constrained), all
-        constrained rows in one llguidance call. A row whose grammar allows no token at all (a
-        matcher error) is marked to end with an error; its mask is cleared so sampling stays finite."""
-        rows = [(job.matcher, r) for r, job in enumerate(jobs) if job.matcher is not None]
-        if not rows:
-            return None
-        started = time.perf_counter()
-        banned, dead = self.token_masks().banned(rows, len(jobs))
-        for r in dead:
-            job = jobs[r]
-            matcher = job.matcher
-            assert matcher is not None
-            job.error = "the constraint allows no next token" + (
-                f": {matcher.error}" if matcher.error else ""
-            )
-            banned[r] = False
-        self.stats.mask_row_steps += len(rows)
-        self.stats.mask_s += time.perf_counter() - started
-        return banned
-
-    def _banned_soon(self) -> Future | None:
-        """Start computing the running batch's masks on the mask thread, so that llguidance (which
-        releases the GIL) overlaps the forward pass: a mask needs only the tokens already chosen."""
-        if self._mask_pool is None or not any(job.matcher is not None for job in self._rows):
-            return None
-        return self._mask_pool.submit(self._banned, list(self._rows))
 
     def _step(self) -> None:
         """One decode step for every row of the running batch; finished rows leave it at once."""
         cache = self._cache
         before = cache.reallocations
         cache.ensure_columns()
-        banned = self._banned_soon()
+        banned = self.masks.banned_soon(self._rows, self.stats)
         positions = self._next_pos
         span = max(cache.lengths) + 1
         mask = torch.arange(span, device=self.device)[None, :] <= positions[:, None]

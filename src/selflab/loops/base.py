@@ -280,6 +280,8 @@ _NOT_LOOP_MODULES = {
     "proposals",
     "refinement",
     "judging",
+    "judge_labels",
+    "judge_measures",
     "measures",
     "stats",
     "truth_meter",

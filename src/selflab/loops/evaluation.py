@@ -266,6 +266,19 @@ class Evaluation:
         return EvalResult(measurements=ms, records=records + extra, answers=by_set)
 
 
+def verified_panel(
+    heldout: list[Task], control: list[Task], control_metric: str, heldout_description: str
+) -> tuple[dict[str, list[Task]], list[Scorer]]:
+    """The datasets and scorers of a verifier-trained loop's truth meter: held-out pass rate
+    (primary) and, when there are control tasks, the untrained family's accuracy."""
+    sets = {"heldout": heldout}
+    scorers: list[Scorer] = [Verified("heldout", "heldout_pass_rate", heldout_description, primary=True)]
+    if control:
+        sets["control"] = control
+        scorers.append(Verified("control", control_metric, "untrained task family (regressions)"))
+    return sets, scorers
+
+
 # -- the standard held-out panel of the self-judging loops ---------------------------------------
 
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field, field_validator
 
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
-from selflab.loops.evaluation import Evaluation, Length, Scorer, Verified
+from selflab.loops.evaluation import Evaluation, Length, verified_panel
 from selflab.loops.measures import Answer, sample_answers_on, verified_examples, verify_answers
 from selflab.models.types import GenerationRequest, SamplingParams, user
 from selflab.tasks import Task
@@ -257,21 +257,12 @@ class GeneratedInstructionsLoop(Loop):
 
     def evaluation(self) -> Evaluation:
         c = self.config
-        sets = {"heldout": self.eval_tasks()}
-        scorers: list[Scorer] = [
-            Verified(
-                "heldout",
-                "heldout_pass_rate",
-                "verifier pass rate, greedy, template instructions on held-out topics (never proposed)",
-                primary=True,
-            )
-        ]
-        control = self.control_tasks()
-        if control:
-            sets["control"] = control
-            scorers.append(
-                Verified("control", "control_arithmetic_accuracy", "untrained task family (regressions)")
-            )
+        sets, scorers = verified_panel(
+            self.eval_tasks(),
+            self.control_tasks(),
+            "control_arithmetic_accuracy",
+            "verifier pass rate, greedy, template instructions on held-out topics (never proposed)",
+        )
         scorers.append(Length("heldout"))
         greedy = SamplingParams(temperature=0.0, max_new_tokens=c.eval_max_new_tokens)
         return Evaluation("generated-instructions", sets, greedy, scorers)

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from selflab.judges.fence import FenceMode
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
-from selflab.loops.evaluation import Evaluation, Length, Scorer, SelfJudged, Verified
+from selflab.loops.evaluation import Evaluation, Length, SelfJudged, verified_panel
 from selflab.loops.measures import Answer, sample_answers_on, verified_examples, verify_answers
 from selflab.models.types import SamplingParams, user
 from selflab.tasks import Task
@@ -215,23 +215,12 @@ class VerifiedSFTLoop(Loop):
     def evaluation(self) -> Evaluation:
         """Held-out tasks (held-out topics) and the untrained control family, greedy."""
         c = self.config
-        sets = {"heldout": self.eval_tasks()}
-        scorers: list[Scorer] = [
-            Verified(
-                "heldout",
-                "heldout_pass_rate",
-                "verifier pass rate, greedy, on held-out topics (training used the same verifier family)",
-                primary=True,
-            )
-        ]
-        control = self.control_tasks()
-        if control:
-            sets["control"] = control
-            scorers.append(
-                Verified(
-                    "control", f"control_{c.control_family}_accuracy", "untrained task family (regressions)"
-                )
-            )
+        sets, scorers = verified_panel(
+            self.eval_tasks(),
+            self.control_tasks(),
+            f"control_{c.control_family}_accuracy",
+            "verifier pass rate, greedy, on held-out topics (training used the same verifier family)",
+        )
         if c.self_judge:
             scorers.append(
                 SelfJudged("heldout", c.judge_samples, c.judge_max_new_tokens, fence=c.judge_fence)

@@ -10,6 +10,7 @@ import pytest
 from selflab.judges.meta import MetaJudge
 from selflab.loops import judging
 from selflab.loops import meta_rewarding as mr
+from selflab.loops import self_rewarding as sr
 from selflab.loops.base import get_loop, open_run
 from selflab.models.testing import tiny_llama
 from selflab.runs import RunDir
@@ -38,20 +39,21 @@ def _a(
 
 
 def test_length_control_picks_shortest_in_the_top_band() -> None:
+    """One pair rule for both loops: self-rewarding takes `length_control` too."""
     group = [
         _a("t", 0, "a very long winded top answer here", 1.0),
         _a("t", 1, "short good", 0.9),
         _a("t", 2, "mid answer with words", 0.5),
         _a("t", 3, "bad", 0.0),
     ]
-    (p,), counts = mr.length_controlled_pairs(group, rho=0.0)
+    (p,), counts, _ = sr.self_reward_pairs(group, length_control=0.0)
     assert p.chosen == "a very long winded top answer here" and p.rejected == "bad"
-    (p,), _ = mr.length_controlled_pairs(group, rho=0.2)  # band: score >= 0.8
+    (p,), _, _ = sr.self_reward_pairs(group, length_control=0.2)  # band: score >= 0.8
     assert p.chosen == "short good" and p.chosen_score == 0.9 and p.rejected == "bad"
-    (p,), _ = mr.length_controlled_pairs(group, rho=0.6)  # band >= 0.4: "short good" still shortest
+    (p,), _, _ = sr.self_reward_pairs(group, length_control=0.6)  # band >= 0.4: "short good" still shortest
     assert p.chosen == "short good"
     tie = [_a("u", 0, "x", 0.4), _a("u", 1, "y", 0.4), _a("v", 0, "z", None)]
-    pairs, counts = mr.length_controlled_pairs(tie, rho=0.5)
+    pairs, counts, _ = sr.self_reward_pairs(tie, length_control=0.5)
     assert pairs == [] and counts.dropped_ties == 1 and counts.dropped_too_few_scored == 1
 
 

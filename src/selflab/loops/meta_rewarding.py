@@ -22,20 +22,14 @@ reasoning before the score, as in the paper):
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 
 from pydantic import Field
 
 from selflab.loops.base import StageContext, register_loop
 from selflab.loops.evaluation import evaluate_standard
 from selflab.loops.judging import JudgedAnswer, MetaRecord, judge_pairs
-from selflab.loops.self_rewarding import SelfRewardingConfig, SelfRewardingLoop, group_by_task
-from selflab.models.types import user
+from selflab.loops.self_rewarding import SelfRewardingConfig, SelfRewardingLoop, self_reward_pairs
 from selflab.training import (
-    PairCounts,
-    PreferencePair,
-    ScoredResponse,
-    best_vs_worst_pairs,
     dpo_rows,
     save_parquet,
 )
@@ -48,34 +42,6 @@ class MetaRewardingConfig(SelfRewardingConfig):
     meta_items: int = Field(48, ge=0, description="most responses whose judgments are meta-judged")
     meta_max_new_tokens: int = Field(4, ge=1)
     meta_reasoning: bool = Field(False, description="let the meta-judge explain first (slow)")
-    length_control: float = Field(
-        0.0, ge=0.0, lt=1.0, description="rho: chosen = shortest response scoring >= top - rho*(top - bottom)"
-    )
-
-
-def length_controlled_pairs(
-    answers: Sequence[JudgedAnswer], rho: float, min_margin: float = 0.0
-) -> tuple[list[PreferencePair], PairCounts]:
-    """Best-vs-worst actor pairs (same drop rules and counts as self-rewarding), where with rho > 0
-    the chosen side is the shortest (in words) of the responses scoring at least
-    top - rho * (top - bottom): the paper's length control against verbosity drift."""
-    counts = PairCounts()
-    pairs = []
-    for task_id, group in group_by_task(answers).items():
-        scored = [ScoredResponse(response=a.response, score=None if a.error else a.self_score) for a in group]
-        p = best_vs_worst_pairs(
-            [user(group[0].prompt)], scored, counts, min_margin=min_margin, source="actor", pair_id=task_id
-        )
-        if p is None:
-            continue
-        if rho > 0:
-            assert p.chosen_score is not None and p.rejected_score is not None
-            floor = p.chosen_score - rho * (p.chosen_score - p.rejected_score)
-            band = [r for r in scored if r.score is not None and r.score >= floor]
-            short = min(band, key=lambda r: len(r.response.split()))  # first among equals
-            p = p.model_copy(update={"chosen": short.response, "chosen_score": short.score})
-        pairs.append(p)
-    return pairs, counts
 
 
 @register_loop
@@ -108,7 +74,9 @@ class MetaRewardingLoop(SelfRewardingLoop):
     def stage_build(self, ctx: StageContext) -> None:
         c = self.config
         judged = self.read(ctx.iteration, "judge", JudgedAnswer)
-        actor, counts = length_controlled_pairs(judged, c.length_control, c.min_margin)
+        actor, counts, truncated = self_reward_pairs(
+            judged, c.min_margin, c.drop_truncated, source="actor", length_control=c.length_control
+        )
         jpairs, jcounts = (
             judge_pairs(self.read(ctx.iteration, "meta_judge", MetaRecord)) if c.train_judge else ([], {})
         )
@@ -118,6 +86,7 @@ class MetaRewardingLoop(SelfRewardingLoop):
         ctx.info.update(counts.model_dump())
         ctx.info.update(jcounts)
         ctx.info["actor_pairs"] = len(actor)
+        ctx.info["dropped_truncated_answers"] = truncated
         if pairs:
             save_parquet(dpo_rows(pairs), ctx.data_path("dpo"))
 

@@ -71,6 +71,13 @@ class SelfRewardingConfig(JudgedLoopConfig):
     max_new_tokens: int = Field(64, ge=8)
     min_margin: float = Field(0.0, ge=0.0, description="best - worst score must exceed this (else a tie)")
     drop_truncated: bool = Field(False, description="leave answers cut off by max_new_tokens out of pairs")
+    length_control: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="rho (Meta-Rewarding's length control): chosen = shortest response scoring "
+        ">= top - rho*(top - bottom); 0 = plain best vs worst",
+    )
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(lora=True, learning_rate=5e-5, epochs=1, batch_size=4)
     )
@@ -186,10 +193,13 @@ def self_reward_pairs(
     min_margin: float = 0.0,
     drop_truncated: bool = False,
     source: str = "self-reward",
+    length_control: float = 0.0,
 ) -> tuple[list[PreferencePair], PairCounts, int]:
     """Self-Rewarding's pair rule on self-scored answers grouped by prompt: highest vs lowest mean
     score; unparsable, ties and duplicate texts dropped and counted (`best_vs_worst_pairs`).
-    Returns (pairs, counts, truncated answers left out)."""
+    With `length_control` = rho > 0 the chosen side is the shortest (in words) response scoring at
+    least top - rho * (top - bottom): Meta-Rewarding's guard against the verbosity drift a
+    self-judge rewards. Returns (pairs, counts, truncated answers left out)."""
     counts = PairCounts()
     pairs: list[PreferencePair] = []
     truncated = 0
@@ -204,8 +214,15 @@ def self_reward_pairs(
         p = best_vs_worst_pairs(
             [user(group[0].prompt)], responses, counts, min_margin=min_margin, source=source, pair_id=task_id
         )
-        if p is not None:
-            pairs.append(p)
+        if p is None:
+            continue
+        if length_control > 0:
+            assert p.chosen_score is not None and p.rejected_score is not None
+            floor = p.chosen_score - length_control * (p.chosen_score - p.rejected_score)
+            band = [r for r in responses if r.score is not None and r.score >= floor]
+            short = min(band, key=lambda r: len(r.response.split()))  # first among equals
+            p = p.model_copy(update={"chosen": short.response, "chosen_score": short.score})
+        pairs.append(p)
     return pairs, counts, truncated
 
 
@@ -340,7 +357,9 @@ class SelfRewardingLoop(Loop):
     def stage_build(self, ctx: StageContext) -> None:
         c = self.config
         judged = self.read(ctx.iteration, "judge", JudgedAnswer)
-        pairs, counts, truncated = self_reward_pairs(judged, c.min_margin, c.drop_truncated)
+        pairs, counts, truncated = self_reward_pairs(
+            judged, c.min_margin, c.drop_truncated, length_control=c.length_control
+        )
         rng = random.Random(self.seed_for("build", ctx.iteration))
         rng.shuffle(pairs)
         ctx.out.extend(pairs)

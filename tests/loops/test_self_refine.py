@@ -85,6 +85,27 @@ def test_kept_cap_and_data_choice() -> None:
     assert d.sft[0].prompt[-1].content == rf.SCORE_RETRY or d.sft[1].prompt[-1].content == rf.SCORE_RETRY
 
 
+def test_best_of_n_revisions_give_one_fix_and_one_break_per_first_attempt() -> None:
+    """RISE's best-of-N: several revisions of one first attempt -> at most one fix (the first in
+    revision order) and one keep-over-broken pair; the extras are counted, never silently lost."""
+    refs = [
+        _ref(0, False, False, revision=0),  # stuck
+        _ref(0, False, True, revision=1, second="fix a"),  # first fix: used
+        _ref(0, False, True, revision=2, second="fix b"),  # second fix: extra
+        _ref(1, True, False, revision=0, second="broken a"),
+        _ref(1, True, False, revision=1, second="broken b"),
+        _ref(2, False, True, sample=1, revision=0),  # another first attempt's fix: used
+    ]
+    d = rf.build_refine_data(refs, "retry", data="transcript")
+    assert sorted(e.response for e in d.sft) == ["fix a", "second 2"]
+    assert d.counts["dropped_extra_better_revision"] == 1 and d.counts["dropped_extra_worse_revision"] == 1
+    assert sorted((p.source, p.rejected) for p in d.pairs) == [
+        ("fixed-over-unchanged", "first 0"),
+        ("fixed-over-unchanged", "first 2"),
+        ("keep-over-broken", "broken a"),
+    ]
+
+
 def test_judge_selector_drops_ties_and_unparsable() -> None:
     refs = [
         _ref(0, None, None, first_score=0.2, second_score=0.8),  # better
@@ -165,6 +186,15 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path) -> None:
             "response_tokens", "gap_self_minus_objective"}  # fmt: skip
     assert want <= set(m1)
     assert m1["second_attempt_accuracy"].vs_baseline is not None and m1["fixed_rate"].estimate.n == 4
+
+
+def test_several_revisions_per_attempt_are_sampled_and_numbered(tiny: Path, tmp_path: Path) -> None:
+    cfg = _config(tiny, report=False, mode="retry", revisions_per_attempt=3, self_judge_eval=False)
+    open_run(sr.SelfRefineLoop, tmp_path / "run", cfg, resume=False).run_loop()
+    refs = RunDir.open(tmp_path / "run").records("iter-1.revise").read(rf.Refinement)
+    assert len(refs) == 4 * 2 * 3
+    assert [r.revision for r in refs[:6]] == [0, 1, 2, 0, 1, 2]
+    assert len({(r.task_id, r.sample, r.revision) for r in refs}) == len(refs)
 
 
 def _snapshot(run_dir: Path) -> dict[str, object]:

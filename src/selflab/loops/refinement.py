@@ -34,6 +34,7 @@ class Refinement(BaseModel):
     task_id: str
     prompt: str
     sample: int = 0
+    revision: int = 0
     first: str
     first_tokens: int = 0
     first_finish: str = "stop"
@@ -118,12 +119,15 @@ def build_refine_data(
     - `worse` (verifier: right -> wrong) -> a DPO pair: the first attempt repeated over the revision;
     - `same` with both right (verifier) -> with `keep_correct`, a SCoRe transcript that keeps the
       answer, capped at `max_kept_fraction` of the SFT data;
-    - ties and unparsable judgments (judge selector) are dropped and counted.
+    - ties and unparsable judgments (judge selector) are dropped and counted;
+    - with several revisions of one first attempt (RISE's best-of-N self-distillation), at most one
+      `better` and one `worse` item per first attempt: the first in revision order.
     """
     c: Counter[str] = Counter()
     sft: list[SFTExample] = []
     kept: list[SFTExample] = []
     pairs: list[PreferencePair] = []
+    used: set[tuple[str, str]] = set()  # (first attempt id, verdict) already turned into data
     for r in refs:
         c["refinements"] += 1
         c[f"outcome_{r.outcome}"] += 1
@@ -140,10 +144,15 @@ def build_refine_data(
         c[f"verdict_{verdict}"] += 1
         rid = f"{r.task_id}#{r.sample}"
         transcript = revise_messages(r, mode)
-        if verdict == "better":
-            if r.second.strip() == r.first.strip():
-                c["dropped_identical_revision"] += 1
+        if verdict in ("better", "worse") and r.second.strip() == r.first.strip():
+            c["dropped_identical_revision"] += 1
+            continue
+        if verdict in ("better", "worse"):
+            if (rid, verdict) in used:
+                c[f"dropped_extra_{verdict}_revision"] += 1
                 continue
+            used.add((rid, verdict))
+        if verdict == "better":
             if data in ("self", "both"):
                 sft.append(
                     SFTExample(prompt=[user(r.prompt)], response=r.second, source="self-refined", id=rid)
@@ -164,9 +173,6 @@ def build_refine_data(
                 )
             )
         elif verdict == "worse":
-            if r.second.strip() == r.first.strip():
-                c["dropped_identical_revision"] += 1
-                continue
             pairs.append(
                 PreferencePair(
                     prompt=transcript,

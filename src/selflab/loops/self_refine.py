@@ -17,6 +17,8 @@ Per iteration:
   critique  the model reviews its own attempt (critique template; skipped in `score` mode, where the
             second turn is SCoRe's bare "there may be a mistake, try again" instruction)
   revise    the model writes a second attempt after its critique (one batched call)
+            (`revisions_per_attempt` > 1: several sampled revisions per first attempt, one verified
+            fix kept per first attempt: RISE's best-of-N self-distillation, Qu et al. 2024)
   verify    the task verifier checks both attempts; with `selector: judge` the model also
             self-judges both and "better" means a higher self-score (ties/unparsable dropped, counted)
   build     data from the outcome of each (first, second) attempt:
@@ -66,6 +68,12 @@ class RefineConfig(LoopConfig):
     eval_tasks: int = Field(40, ge=2, description="fixed held-out tasks (split across families)")
     heldout_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     attempts_per_task: int = Field(2, ge=1, description="sampled first attempts per training task")
+    revisions_per_attempt: int = Field(
+        1,
+        ge=1,
+        description="sampled second attempts per first attempt; > 1 is RISE's best-of-N "
+        "self-distillation (one verified fix per first attempt becomes data)",
+    )
     temperature: float = Field(0.8, ge=0.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_new_tokens: int = Field(64, ge=8)
@@ -320,6 +328,9 @@ class SelfRefineLoop(Loop):
     def stage_revise(self, ctx: StageContext) -> None:
         c = self.config
         refs = self.read(ctx.iteration, "critique", Refinement)
+        n = c.revisions_per_attempt
+        if n > 1:  # n second attempts per (first attempt, critique), numbered in `revision`
+            refs = [r.model_copy(update={"revision": k}) for r in refs for k in range(n)]
         model = self.load(self.policy_spec(ctx.iteration))
         refs = run_revision(
             model, refs, c.mode, self._sampling(c.max_new_tokens), self.seed_for("revise", ctx.iteration)

@@ -31,6 +31,17 @@ from typing import Any
 
 from selflab.envs.games.detective.instances import generate
 from selflab.envs.games.detective.mystery import Claim, Mystery, consistent_suspects, hypothesis_consistent
+from selflab.stepwise.detective_text import (
+    CONCLUDE,
+    MURDERER_SEGMENT,
+    RULE_OUT,
+    STATEMENT,
+    cited_traits,
+    first_suspect,
+    murderer_phrase,
+    trait_phrase,
+    trait_values,
+)
 from selflab.stepwise.family import StepFamily
 from selflab.stepwise.splitter import split_solution
 from selflab.stepwise.types import Split, StepProblem
@@ -46,92 +57,6 @@ ENTITIES: dict[str, dict[str, tuple[str, ...]]] = {
         "victims": ("Judge Mayhew", "Mrs Thorne", "Duke Ormond"),
     },
 }  # fmt: skip
-HAIR = ("black", "brown", "blonde", "red", "grey")
-_MURDERER_SEGMENT = re.compile(  # "the murderer is left-handed" up to a comma, ';' or a conjunction
-    r"\b(?:murderer|killer|culprit|clues?)\b.*?(?=[,;]|\b(?:and|but|while|whereas|however)\b|$)",
-    re.IGNORECASE | re.DOTALL,
-)
-_STATEMENT = re.compile(
-    r"\b(?:says?|said|alibi|statements?|vouch\w*|saw|seen|claims?|claimed|witness\w*|with|together|testif\w*)\b",
-    re.IGNORECASE,
-)
-_RULE_OUT = re.compile(  # the verb within the first few words, so a reason's "clear" is no verb
-    r"^\W*(?:[\w']+\s+){0,3}?(?:rules?\s+out|ruled\s+out|clear(?:s|ed)?|eliminat\w*|exclud\w*)\b\s*(?P<rest>.*)$",
-    re.IGNORECASE | re.DOTALL,
-)
-_CONCLUDE = re.compile(
-    r"(?:^(?P<a>.+?)\s+(?:is|must\s+be)\s+the\s+(?:murderer|killer|culprit)\b)"
-    r"|(?:\bthe\s+(?:murderer|killer|culprit)\s+(?:is|must\s+be)\s+(?P<b>.+)$)",
-    re.IGNORECASE,
-)
-_NO_SMOKE = re.compile(
-    r"\bnon[- ]?smok\w*|\b(?:does\s*not|doesn'?t|do\s*not|don'?t|never|not\s+a)\s+smok\w*", re.IGNORECASE
-)
-_TRAIT_RES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
-    ("handedness", "left", re.compile(r"\bleft[- ]?hand(?:ed)?\b", re.IGNORECASE)),
-    ("handedness", "right", re.compile(r"\bright[- ]?hand(?:ed)?\b", re.IGNORECASE)),
-    ("shoes", "muddy", re.compile(r"\bmud(?:dy)?\b", re.IGNORECASE)),
-    ("shoes", "clean", re.compile(r"\bclean\b", re.IGNORECASE)),
-    *(
-        (
-            "hair",
-            v,
-            re.compile(rf"\b{alt}[- ]?(?:hair(?:ed)?)\b|\bhair\s+(?:is\s+|was\s+)?{alt}\b", re.IGNORECASE),
-        )
-        for v, alt in (
-            ("black", "black"),
-            ("brown", "brown"),
-            ("blonde", "blonde?"),
-            ("red", "red"),
-            ("grey", "gr[ae]y"),
-        )
-    ),
-)
-
-
-def cited_traits(text: str) -> dict[str, set[str]]:
-    """trait -> the values `text` names for it ("does not smoke" is smokes=no)."""
-    out: dict[str, set[str]] = {}
-    if _NO_SMOKE.search(text):
-        out.setdefault("smokes", set()).add("no")
-    if re.search(r"\bsmok\w*", _NO_SMOKE.sub(" ", text), re.IGNORECASE):
-        out.setdefault("smokes", set()).add("yes")
-    for trait, value, pat in _TRAIT_RES:
-        if pat.search(text):
-            out.setdefault(trait, set()).add(value)
-    return out
-
-
-def trait_phrase(trait: str, value: str) -> str:
-    """How a suspect's trait is written in a step ("right-handed", "red hair")."""
-    if trait == "handedness":
-        return f"{value}-handed"
-    if trait == "smokes":
-        return "smokes" if value == "yes" else "does not smoke"
-    return f"{value} {'hair' if trait == 'hair' else 'shoes'}"
-
-
-def murderer_phrase(trait: str, value: str) -> str:
-    if trait == "handedness":
-        return f"is {value}-handed"
-    if trait == "smokes":
-        return "smokes" if value == "yes" else "does not smoke"
-    return f"has {trait_phrase(trait, value)}"
-
-
-def _norm(text: str) -> str:
-    return " ".join(re.findall(r"[a-z]+", text.lower()))
-
-
-def first_suspect(text: str, names: list[str]) -> tuple[str, int] | None:
-    """The suspect `text` names first (full name or surname, whole words) and where the name ends."""
-    best: tuple[int, int, str] | None = None
-    for n in names:
-        for form in (n, n.split()[-1]):
-            m = re.search(rf"\b{re.escape(form)}\b", text, re.IGNORECASE)
-            if m and (best is None or m.start() < best[0] or (m.start() == best[0] and m.end() > best[1])):
-                best = (m.start(), m.end(), n)
-    return None if best is None else (best[2], best[1])
 
 
 @lru_cache(maxsize=4096)
@@ -301,9 +226,9 @@ class DetectiveFamily(StepFamily):
     def check_step(self, problem: StepProblem, state: Any, step: str) -> tuple[bool | None, str, Any]:
         m = case_of(problem)
         ruled: tuple[str, ...] = state
-        rule = _RULE_OUT.search(step)
+        rule = RULE_OUT.search(step)
         if rule is None:
-            conclude = _CONCLUDE.search(step)
+            conclude = CONCLUDE.search(step)
             if conclude is None:
                 return None, "no 'rule out <suspect>: <reason>' in the step", state
             who = first_suspect(conclude.group("a") or conclude.group("b") or "", m.names)
@@ -332,8 +257,8 @@ class DetectiveFamily(StepFamily):
     def _check_reason(m: Mystery, x: str, reason: str) -> tuple[bool | None, str]:
         """Whether `reason` shows innocent `x` is not the murderer (None: no reason to read)."""
         # what the reason says of the murderer (or a clue) must be a clue; the rest is about X
-        about = " ".join(seg.group(0) for seg in _MURDERER_SEGMENT.finditer(reason))
-        own = _MURDERER_SEGMENT.sub(" ", reason)
+        about = " ".join(seg.group(0) for seg in MURDERER_SEGMENT.finditer(reason))
+        own = MURDERER_SEGMENT.sub(" ", reason)
         said_x, said_m = cited_traits(own), cited_traits(about)
         tr = traits_of(m)[x]
         clues = {c.trait: c.value for c in m.clues}
@@ -349,7 +274,7 @@ class DetectiveFamily(StepFamily):
             if not any(t in clues and clues[t] != tr[t] for t in cited):
                 return False, f"no clue sets the murderer apart from {x} by {', '.join(sorted(cited))}"
             return True, "correct"
-        if _STATEMENT.search(reason):
+        if STATEMENT.search(reason):
             if statements_clear(m, x):
                 return True, "correct"
             return False, f"the statements do not clear {x}"
@@ -379,7 +304,7 @@ class DetectiveFamily(StepFamily):
         options: list[tuple[str, str]] = []
         # the murderer ruled out by misreading one of its traits that matches a clue
         for t, v in clues.items():
-            other = next(o for o in _values(t) if o != v)
+            other = next(o for o in trait_values(t) if o != v)
             options.append(
                 (
                     "culprit_cleared",
@@ -389,7 +314,7 @@ class DetectiveFamily(StepFamily):
         # an innocent ruled out for a trait it does not have
         for t, v in clues.items():
             if tr[x][t] == v:
-                other = next(o for o in _values(t) if o != v)
+                other = next(o for o in trait_values(t) if o != v)
                 options.append(
                     (
                         "misread",
@@ -421,9 +346,3 @@ class DetectiveFamily(StepFamily):
                 return None
         todo = [n for n in m.names if n != m.culprit and n not in state]
         return [self._gold_step(m, n) for n in todo], m.culprit
-
-
-def _values(trait: str) -> tuple[str, ...]:
-    return {"handedness": ("left", "right"), "smokes": ("yes", "no"), "shoes": ("muddy", "clean")}.get(
-        trait, HAIR
-    )

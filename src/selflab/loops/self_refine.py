@@ -45,8 +45,13 @@ from pydantic import Field, ValidationInfo, field_validator
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
 from selflab.loops.judging import judge_answers
 from selflab.loops.measures import Answer, sample_answers, sample_answers_on
-from selflab.loops.refinement import Refinement, build_refine_data, critique_messages, revise_messages
-from selflab.loops.truth_meter import Measurement
+from selflab.loops.refinement import (
+    Refinement,
+    build_refine_data,
+    critique_messages,
+    refine_measures,
+    revise_messages,
+)
 from selflab.models.types import GenerationRequest, LanguageModel, Message, SamplingParams
 from selflab.tasks import Task
 from selflab.tasks.splits import family_tasks
@@ -193,81 +198,6 @@ def judge_refinements(
         )
         for i, r in enumerate(refs)
     ]
-
-
-def refine_measures(refs: Sequence[Refinement], with_self_reward: bool) -> list[Measurement]:
-    """The truth meter's view of a held-out evaluation (items paired by task id across iterations)."""
-    ids = [f"{r.task_id}#{r.sample}" for r in refs]
-    ms = [
-        Measurement(
-            name="first_attempt_accuracy",
-            kind="objective",
-            values=[bool(r.first_ok) for r in refs],
-            ids=ids,
-            description="verifier accuracy of the first attempt, greedy, held-out tasks",
-        ),
-        Measurement(
-            name="second_attempt_accuracy",
-            kind="objective",
-            values=[bool(r.second_ok) for r in refs],
-            ids=ids,
-            description="verifier accuracy after self-critique and revision",
-            primary=True,
-        ),
-        Measurement(
-            name="fixed_rate",
-            kind="objective",
-            values=[r.outcome == "fixed" for r in refs],
-            ids=ids,
-            description="wrong first attempt made right by the revision (share of all tasks)",
-        ),
-        Measurement(
-            name="broke_rate",
-            kind="objective",
-            values=[r.outcome == "broke" for r in refs],
-            ids=ids,
-            higher_is_better=False,
-            description="right first attempt made wrong by the revision (share of all tasks)",
-        ),
-        Measurement(
-            name="delta_t1_t2",
-            kind="objective",
-            values=[float(bool(r.second_ok)) - float(bool(r.first_ok)) for r in refs],
-            ids=ids,
-            description="per task: second-attempt minus first-attempt correctness (SCoRe's Δ(t1,t2))",
-        ),
-    ]
-    if with_self_reward:
-        ms.append(
-            Measurement(
-                name="self_reward",
-                kind="self_reward",
-                values=[r.second_score for r in refs],
-                ids=ids,
-                description="own rubric score of the final (revised) answer, [0, 1]; unparsable = missing",
-            )
-        )
-    ms.append(
-        Measurement(
-            name="response_tokens",
-            kind="drift",
-            values=[float(r.second_tokens) for r in refs],
-            ids=ids,
-            higher_is_better=False,
-            description="tokens of the final (revised) answer (length drift)",
-        )
-    )
-    ms.append(
-        Measurement(
-            name="first_response_tokens",
-            kind="drift",
-            values=[float(r.first_tokens) for r in refs],
-            ids=ids,
-            higher_is_better=False,
-            description="tokens of the first attempt",
-        )
-    )
-    return ms
 
 
 # -- the loop ------------------------------------------------------------------------------------

@@ -191,10 +191,33 @@ def test_one_full_iteration(tiny: Path, tmp_path: Path) -> None:
 def test_several_revisions_per_attempt_are_sampled_and_numbered(tiny: Path, tmp_path: Path) -> None:
     cfg = _config(tiny, report=False, mode="retry", revisions_per_attempt=3, self_judge_eval=False)
     open_run(sr.SelfRefineLoop, tmp_path / "run", cfg, resume=False).run_loop()
-    refs = RunDir.open(tmp_path / "run").records("iter-1.revise").read(rf.Refinement)
-    assert len(refs) == 4 * 2 * 3
-    assert [r.revision for r in refs[:6]] == [0, 1, 2, 0, 1, 2]
-    assert len({(r.task_id, r.sample, r.revision) for r in refs}) == len(refs)
+    run = RunDir.open(tmp_path / "run")
+    firsts = run.records("iter-1.attempt").read(rf.Refinement)
+    refs = run.records("iter-1.revise").read(rf.Refinement)
+    assert len(firsts) == 4 * 2 and len({(r.task_id, r.sample, r.revision) for r in refs}) == len(refs)
+    per_first: dict[tuple[str, int], list[int]] = {}
+    for r in refs:
+        per_first.setdefault((r.task_id, r.sample), []).append(r.revision)
+    assert len(per_first) == len(firsts)
+    assert all(v in ([0], [0, 1, 2]) for v in per_first.values())
+
+
+def test_a_first_attempt_the_verifier_passes_gets_one_revision() -> None:
+    from selflab.tasks import Task
+
+    class _T:
+        def __init__(self, tid: str) -> None:
+            self.id = tid
+
+        def verify(self, text: str) -> object:
+            return type("V", (), {"ok": text == "right"})()
+
+    refs = [_ref(0, None, None, first="right"), _ref(1, None, None, first="wrong")]
+    loop = sr.SelfRefineLoop.__new__(sr.SelfRefineLoop)
+    loop.config = sr.RefineConfig(revisions_per_attempt=4)
+    tasks: list[Task] = [_T("t0"), _T("t1")]  # type: ignore[list-item]
+    out = loop._best_of_n(refs, tasks)
+    assert [(r.task_id, r.revision) for r in out] == [("t0", 0), ("t1", 0), ("t1", 1), ("t1", 2), ("t1", 3)]
 
 
 def _snapshot(run_dir: Path) -> dict[str, object]:

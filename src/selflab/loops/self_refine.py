@@ -258,15 +258,26 @@ class SelfRefineLoop(Loop):
     def stage_revise(self, ctx: StageContext) -> None:
         c = self.config
         refs = self.read(ctx.iteration, "critique", Refinement)
-        n = c.revisions_per_attempt
-        if n > 1:  # n second attempts per (first attempt, critique), numbered in `revision`
-            refs = [r.model_copy(update={"revision": k}) for r in refs for k in range(n)]
+        if c.revisions_per_attempt > 1:
+            refs = self._best_of_n(refs, self.train_tasks(ctx.iteration))
         model = self.load(self.policy_spec(ctx.iteration))
         refs = run_revision(
             model, refs, c.mode, self._sampling(c.max_new_tokens), self.seed_for("revise", ctx.iteration)
         )
         ctx.out.extend(refs)
         ctx.info["tokens"] = sum(r.second_tokens for r in refs)
+
+    def _best_of_n(self, refs: list[Refinement], tasks: Sequence[Task]) -> list[Refinement]:
+        """`revisions_per_attempt` second attempts per first attempt, numbered in `revision`. With
+        the verifier as selector, a first attempt it already passes gets one: more revisions of
+        it can break it but never fix it (RISE rolls on only after a wrong turn)."""
+        by_id = {t.id: t for t in tasks}
+        out: list[Refinement] = []
+        for r in refs:
+            right = self.config.selector == "verifier" and not r.error and by_id[r.task_id].verify(r.first).ok
+            n = 1 if right else self.config.revisions_per_attempt
+            out.extend(r.model_copy(update={"revision": k}) for k in range(n))
+        return out
 
     def stage_verify(self, ctx: StageContext) -> None:
         c = self.config

@@ -91,6 +91,13 @@ class TextEnv(ABC):
     """An extracted action longer than this is refused; free-text games raise it."""
     min_players: ClassVar[int] = 2
     max_players: ClassVar[int] = 2
+    complete_observations: ClassVar[bool] = False
+    """True when `state_text` carries all of the past a player needs (the game's own summary: e.g.
+    this round's moves and one line per earlier round). The observation is then that state alone,
+    without the log of messages since the player's last move, and is marked
+    `Observation.complete`, so LLM agents keep the rules and the latest observation rather than a
+    growing conversation. Why a game-level switch: only the game knows which past is relevant;
+    cutting the oldest turns to fit a token budget drops whatever happens to be oldest."""
 
     def __init__(self, players: int = 2, *, error_budget: int = 3, max_turns: int = 200) -> None:
         from selflab.errors import ConfigError
@@ -256,7 +263,7 @@ class TextEnv(ABC):
             raise RuntimeError("the episode is over; call reset()")
         player = self.current_player()
         new = tuple(m for m in self.messages[self._cursor.get(player, 0) :] if m.visible_to(player))
-        parts = [m.render(player) for m in new]
+        parts = [] if self.complete_observations else [m.render(player) for m in new]
         parts.append(self.state_text(player).strip())
         error = self._turn_state.error
         attempts_left = self.error_budget - self._turn_state.attempts
@@ -280,6 +287,7 @@ class TextEnv(ABC):
             attempts_left=attempts_left,
             turn=self.turn,
             grammar=self.action_grammar(player),
+            complete=self.complete_observations,
         )
 
     def step(self, action: str) -> StepResult:

@@ -13,8 +13,9 @@ per move, because playing all N one by one would take long on a CPU; the report 
         --temperature 0.8 --episodes 16 --sequential 0   # the game self-play loop's setting, one side
 
 Both sides use the engine's prefix cache (a turn's prompt shares its start with earlier prompts);
-the default model spec gives it 8 GB and pins one torch thread, so process CPU seconds measure the
-work even when other processes share the machine.
+the default model spec gives it 2 GB (least recently used entries go first; the rules and a seat's
+previous prompt are what later prompts reuse) and pins one torch thread, so process CPU seconds
+measure the work even when other processes share the machine.
 
 Besides wall-clock figures it prints contention-robust ones: prompt tokens per move (what the
 model reads), prefill tokens per move (what it computes: prompt tokens minus those served from the
@@ -77,9 +78,9 @@ def measure(model, specs: list[EpisodeSpec], concurrency: int, options: dict) ->
         st = getattr(engine, "stats", None)
         return [
             getattr(st, "prefill_tokens", 0),
-            cache.hits if cache else 0,
-            cache.misses if cache else 0,
-            cache.hit_tokens if cache else 0,
+            cache.hits if cache is not None else 0,
+            cache.misses if cache is not None else 0,
+            cache.hit_tokens if cache is not None else 0,
             getattr(st, "decode_columns_read", 0),
             getattr(st, "decode_columns_cached", 0),
         ]
@@ -93,7 +94,7 @@ def measure(model, specs: list[EpisodeSpec], concurrency: int, options: dict) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="smollm2-135m?prefix_cache_mb=8192&threads=1")
+    ap.add_argument("--model", default="smollm2-135m?prefix_cache_mb=2048&threads=1")
     ap.add_argument("--env", default="perudo-v0")
     ap.add_argument("--episodes", type=int, default=64)
     ap.add_argument(

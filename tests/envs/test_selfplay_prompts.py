@@ -27,7 +27,7 @@ def test_complete_observation_holds_what_a_player_needs() -> None:
     assert "Your dice: 2 2 3." in obs and "You are Player 0" in obs
     assert "Dice left: Player 0 has 3, Player 1 has 3, Player 2 has 3 (9 in play)." in obs
     assert "No bid yet this round" in obs and "Current bid" not in obs
-    assert "Moves left (turn limit): 50." in obs
+    assert "Turn limit in 50 moves." in obs
     assert "ACTION: bid <quantity> <face>" in obs  # the action format, every turn
 
     env.step("bid 2 6")
@@ -36,7 +36,7 @@ def test_complete_observation_holds_what_a_player_needs() -> None:
     assert player == 2 and "Your dice: 3 6 6." in obs
     assert "Bids this round: Player 0 bid 2 6, Player 1 bid 3 6." in obs
     assert "Current bid: at least 3 dice show 6 (Player 1)." in obs
-    assert "Moves left (turn limit): 48." in obs
+    assert "Turn limit in 48 moves." in obs
     for hand in DICE[:2]:  # the others' dice never reach this player
         assert " ".join(map(str, hand)) not in obs
 
@@ -159,3 +159,40 @@ def test_embedded_model_plays_perudo_small_with_no_invalid_move() -> None:
     assert all(s.error is None for s in steps), [s.raw_output for s in steps if s.error]
     assert all(len(s.prompt) == 2 for s in steps)
     assert max(s.prompt_tokens for s in steps) < 400
+
+
+def test_runner_sends_one_leader_per_new_system_prompt_first() -> None:
+    """A batch of fresh games shares the rules: one request goes first so the others can read
+    the rules from the model's prefix cache; afterwards batches go whole."""
+    from selflab.envs.runner import _leaders
+    from selflab.models.types import GenerationRequest, Message
+
+    def req(system: str, user: str = "u") -> GenerationRequest:
+        return GenerationRequest(
+            messages=(Message(role="system", content=system), Message(role="user", content=user))
+        )
+
+    seen: set[str] = set()
+    batch = [
+        req("rules A"),
+        req("rules A", "v"),
+        req("rules B"),
+        req("rules A", "w"),
+        req("rules C"),
+        req("rules C"),
+    ]
+    assert _leaders(batch, seen) == [0, 4]  # B appears once: nothing to share
+    assert seen == {"rules A", "rules B", "rules C"}
+    assert _leaders(batch, seen) == []
+    assert _leaders([GenerationRequest.chat("no system"), GenerationRequest.chat("no system")], set()) == []
+
+
+def test_play_batches_every_move_after_the_leader(tiny_model_spec: str) -> None:
+    from selflab.envs.runner import EpisodeSpec, play
+
+    llm = f"llm:{tiny_model_spec}"
+    specs = [EpisodeSpec(f"e{i}", "perudo-small-v0", [llm, "scripted"], seed=i) for i in range(4)]
+    result = play(specs, agent_options={"llm": {"max_new_tokens": 8}})
+    sizes = result.stats.batch_sizes
+    assert sizes[:2] == [1, 3] and max(sizes) == 4  # the leader, then the rest of the first tick
+    assert result.stats.requests == sum(sizes) and all(e.outcome for e in result.episodes)

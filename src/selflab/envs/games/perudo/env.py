@@ -200,17 +200,12 @@ class PerudoEnv(TextEnv):
         }
 
     def state_text(self, player: int) -> str:
-        """The whole state a player needs, as one short block (`complete_observations`): own dice,
-        dice left per player, a line per recent earlier round (dice are rolled again each round, so
-        only outcomes matter), this round's bids, the current bid and the moves left. Stable parts
-        come first, so a seat's next prompt shares a long start with its previous one (prefix cache)."""
-        lines = [f"Round {self.round}. Your dice: {' '.join(map(str, self.hands[player]))}."]
-        counts = ", ".join(
-            f"Player {p} has {n}" if n else f"Player {p} is out" for p, n in self.counts.items()
-        )
-        lines.append(
-            f"Dice left: {counts} ({self.total_dice} in play).{' Ones are wild.' if self.ones_wild else ''}"
-        )
+        """The whole state a player needs, as one short block (`complete_observations`): a line per
+        recent earlier round (dice are rolled again each round, so only outcomes matter), dice left
+        per player, own dice, this round's bids, the current bid and the moves left. Ordered from
+        the least to the most often changing, so a seat's next prompt shares a long start with its
+        previous one (the engine's prefix cache serves it)."""
+        lines = []
         earlier = self.challenges[-SUMMARY_ROUNDS:]
         if len(self.challenges) > len(earlier):
             lines.append(f"({len(self.challenges) - len(earlier)} earlier rounds not shown.)")
@@ -220,6 +215,12 @@ class PerudoEnv(TextEnv):
                 f"Round {c['round']}: Player {c['challenger']} challenged Player {c['bidder']}'s bid {q} {f}; "
                 f"there were {c['actual']}, so Player {c['loser']} lost a die."
             )
+        counts = ", ".join(
+            f"Player {p} has {n}" if n else f"Player {p} is out" for p, n in self.counts.items()
+        )
+        wild = " Ones are wild." if self.ones_wild else ""
+        lines.append(f"Dice left: {counts} ({self.total_dice} in play).{wild}")
+        lines.append(f"Round {self.round}. Your dice: {' '.join(map(str, self.hands[player]))}.")
         if self.round_bids:
             shown = self.round_bids[-ROUND_BIDS_SHOWN:]
             skipped = len(self.round_bids) - len(shown)
@@ -227,12 +228,11 @@ class PerudoEnv(TextEnv):
             lines.append(f"Bids this round: {f'({skipped} earlier) ' if skipped else ''}{bids}.")
         if self.bid is not None:
             lines.append(
-                f"Current bid: at least {self.bid[0]} dice show {self.bid[1]} (Player {self.bidder}). "
-                "Raise it or challenge."
+                f"Current bid: at least {self.bid[0]} dice show {self.bid[1]} (Player {self.bidder})."
             )
         else:
             lines.append("No bid yet this round: you must open with a bid.")
-        lines.append(f"Moves left (turn limit): {self.max_turns - self.turn}.")
+        lines.append(f"Turn limit in {self.max_turns - self.turn} moves.")
         return "\n".join(lines)
 
     def hidden_values(self, player: int) -> list[Hidden]:

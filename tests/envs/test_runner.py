@@ -83,8 +83,9 @@ def test_llm_agent_prompt_history_and_truncation(tiny_model_spec: str) -> None:
     from selflab.models.types import Completion
 
     env = make("perudo-small-v0")
+    env.complete_observations = False  # the incremental path (a game without the history hook)
     env.reset(seed=0)
-    agent = LLMAgent(load_model(tiny_model_spec), seed=0, context_tokens=800, max_new_tokens=16)
+    agent = LLMAgent(load_model(tiny_model_spec), seed=0, context_tokens=500, max_new_tokens=16)
     agent.begin(env.rules, 0)
     for _ in range(6):
         _, obs = env.observe()
@@ -95,7 +96,7 @@ def test_llm_agent_prompt_history_and_truncation(tiny_model_spec: str) -> None:
         if env.observe()[0] != 0:
             break
     assert req.messages[0].role == "system" and "PERUDO" in req.messages[0].content
-    assert agent.dropped_messages > 0, "an 800-token budget must drop old turns"
+    assert agent.dropped_messages > 0, "a 500-token budget must drop old turns"
     assert "breaks the rules" in req.messages[-1].content
 
 

@@ -91,6 +91,15 @@ class TextEnv(ABC):
     """An extracted action longer than this is refused; free-text games raise it."""
     min_players: ClassVar[int] = 2
     max_players: ClassVar[int] = 2
+    complete_observations: ClassVar[bool] = False
+    """True when `state_text` carries all of the past a player needs (the game's own summary: e.g.
+    this round's moves and one line per earlier round). The observation is then that state alone,
+    without the log of messages since the player's last move, and is marked
+    `Observation.complete`, so LLM agents keep the rules and the latest observation rather than a
+    growing conversation. Why a game-level switch: only the game knows which past is relevant;
+    cutting the oldest turns to fit a token budget drops whatever happens to be oldest. Such an
+    observation starts with who the player is and the action format and ends with "Your move.",
+    so consecutive prompts of a seat share a long start (the engine's prefix cache serves it)."""
 
     def __init__(self, players: int = 2, *, error_budget: int = 3, max_turns: int = 200) -> None:
         from selflab.errors import ConfigError
@@ -256,7 +265,13 @@ class TextEnv(ABC):
             raise RuntimeError("the episode is over; call reset()")
         player = self.current_player()
         new = tuple(m for m in self.messages[self._cursor.get(player, 0) :] if m.visible_to(player))
-        parts = [m.render(player) for m in new]
+        prompt = f"You are Player {player}. Your move. End your reply with one line: {self.action_format}"
+        if self.complete_observations:
+            # Laid out for prefix reuse: the lines that stay the same from move to move come first.
+            parts = [f"You are Player {player}. End your reply with one line: {self.action_format}"]
+            prompt = "Your move."
+        else:
+            parts = [m.render(player) for m in new]
         parts.append(self.state_text(player).strip())
         error = self._turn_state.error
         attempts_left = self.error_budget - self._turn_state.attempts
@@ -266,9 +281,7 @@ class TextEnv(ABC):
                 f"Your last action {what}: {error.reason}\n"
                 f"Try again ({attempts_left} attempt(s) left before the default move)."
             )
-        parts.append(
-            f"You are Player {player}. Your move. End your reply with one line: {self.action_format}"
-        )
+        parts.append(prompt)
         text = "\n".join(p for p in parts if p)
         return player, Observation(
             text,
@@ -280,6 +293,7 @@ class TextEnv(ABC):
             attempts_left=attempts_left,
             turn=self.turn,
             grammar=self.action_grammar(player),
+            complete=self.complete_observations,
         )
 
     def step(self, action: str) -> StepResult:

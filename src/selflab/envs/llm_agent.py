@@ -14,9 +14,17 @@ sends free text, to measure raw format-following. After a refused move the next 
 the reason and the action format, not the whole observation again (the state is already in the
 history).
 
-Context overflow: the oldest observation/reply pairs are dropped until the prompt fits
-`context_tokens - max_new_tokens`; the rules and the latest observation always stay (the latter
-cut from the front if it alone is too long).
+History, decided by the game: when an observation is marked complete (`Observation.complete`,
+set by games with `TextEnv.complete_observations`), it already holds all of the past the game
+considers relevant (Perudo: this round's bids and one line per earlier round), so the agent forgets
+its earlier turns and the prompt is the rules plus that one observation. A refused move keeps the
+turn's observation and reply in the prompt, followed by the short re-prompt. Why here: the prompt
+stays short and of near-constant length however long the game runs, and its start (the rules) is
+the same for every seat and episode, which the engine's prefix cache serves once for all.
+
+Context overflow (games with incremental observations): the oldest observation/reply pairs are
+dropped until the prompt fits `context_tokens - max_new_tokens`; the rules and the latest
+observation always stay (the latter cut from the front if it alone is too long).
 """
 
 from __future__ import annotations
@@ -32,8 +40,7 @@ INSTRUCTIONS = (
     "sentences of reasoning followed by your move on the last line, exactly in the action format."
 )
 CONSTRAINED_INSTRUCTIONS = (
-    "You are a player in a text game. Read the rules, then on each turn reply with your move only: "
-    "one line in the action format, ACTION: <your move>."
+    "You play a text game. On each turn reply with your move only, one line: ACTION: <move>."
 )
 
 
@@ -149,6 +156,8 @@ class LLMAgent(BaseAgent):
 
     def prepare(self, observation: Observation) -> GenerationRequest:
         """The request for this turn; the runner batches it with other agents' requests."""
+        if getattr(observation, "complete", False) and getattr(observation, "error", None) is None:
+            self.history = []  # the game's observation carries the relevant past
         text = self.user_text(observation)
         messages = self.messages_for(text)
         self.history.append(Message(role="user", content=text))

@@ -101,6 +101,13 @@ class Observation(str):
     its previous attempt was refused, with `attempts_left` tries before the default move;
     `grammar` is the grammar of a legal reply at this turn (`TextEnv.action_grammar`), for
     constrained decoding, or None where the game declares none.
+
+    `complete`: the text carries everything of the past that the game considers relevant to this
+    move (e.g. this round's bids and a line per earlier round), so a reader may forget earlier
+    observations. The game, not a token budget, decides what history matters: an LLM agent then
+    keeps only the rules and this observation (`selflab.envs.llm_agent`), instead of the whole
+    conversation cut to fit its context. False (the default) means the text is what is new since
+    the player's last move, and the history is needed.
     """
 
     player: int
@@ -111,6 +118,7 @@ class Observation(str):
     attempts_left: int
     turn: int
     grammar: Constraint | None
+    complete: bool
 
     def __new__(
         cls,
@@ -124,6 +132,7 @@ class Observation(str):
         attempts_left: int = 0,
         turn: int = 0,
         grammar: Constraint | None = None,
+        complete: bool = False,
     ) -> Observation:
         obs = super().__new__(cls, text)
         obs.player = player
@@ -134,6 +143,7 @@ class Observation(str):
         obs.attempts_left = attempts_left
         obs.turn = turn
         obs.grammar = grammar
+        obs.complete = complete
         return obs
 
     @property

@@ -207,6 +207,7 @@ def play(
     stats = RunStats()
     queue = deque(episodes)
     live: list[_Live] = []
+    seen: dict[int, set[str]] = {}  # system prompts each model was sent (see `_leaders`)
     t0 = time.perf_counter()
     bar = _Progress(len(episodes), enabled=progress)
     try:
@@ -225,7 +226,7 @@ def play(
             for game in live:
                 _advance_unbatched(game, pending, models)
             if pending:
-                _generate_all(pending, models, stats)
+                _generate_all(pending, models, stats, seen)
             still = []
             for game in live:
                 if game.env.done:
@@ -282,13 +283,47 @@ def _advance_unbatched(
         game.record(player, obs, action, game.env.step(action))
 
 
+def _system_of(request: GenerationRequest) -> str | None:
+    first = request.messages[0] if request.messages else None
+    return first.content if first is not None and first.role == "system" else None
+
+
+def _leaders(requests: list[GenerationRequest], seen: set[str]) -> list[int]:
+    """One request per system prompt this model has not been sent yet, when other requests of the
+    batch share it (else none).
+
+    Why: a batch of fresh games all start with the same long rules text, and a model that caches
+    prompt prefixes (our engine, vLLM, llama.cpp) computes it only for requests that arrive after
+    one carrying it has been served; within one batch every row computes it again (the engine packs
+    prompts of over 256 new tokens alone). Sending one leader first costs one small call per rules
+    text; the rest of the batch then reads the rules from the cache."""
+    first: dict[str, int] = {}
+    shared: set[str] = set()
+    for i, request in enumerate(requests):
+        system = _system_of(request)
+        if system is None or system in seen:
+            continue
+        if system in first:
+            shared.add(system)
+        else:
+            first[system] = i
+    seen.update(first)
+    return [i for system, i in first.items() if system in shared]
+
+
 def _generate_all(
     pending: dict[int, list[tuple[_Live, int, Observation, GenerationRequest]]],
     models: dict[int, Any],
     stats: RunStats,
+    seen: dict[int, set[str]] | None = None,
 ) -> None:
-    def call(key: int) -> list[Completion]:
-        requests = [r for _, _, _, r in pending[key]]
+    """One batched call per model (different models in parallel threads); `seen` holds the system
+    prompts each model was already sent (see `_leaders`)."""
+    seen = seen if seen is not None else {}
+    sizes: dict[int, list[int]] = {}
+
+    def generate(key: int, requests: list[GenerationRequest]) -> list[Completion]:
+        sizes[key].append(len(requests))
         try:
             out = list(models[key].generate(requests))
         except Exception as err:  # noqa: BLE001 - recorded as failed moves; the episodes go on
@@ -301,7 +336,18 @@ def _generate_all(
             failure = "backend returned too few completions"
         while len(out) < len(requests):
             out.append(Completion(text="", finish_reason="error", error=failure))
-        return out
+        return out[: len(requests)]
+
+    def call(key: int) -> list[Completion]:
+        requests = [r for _, _, _, r in pending[key]]
+        sizes[key] = []
+        lead = _leaders(requests, seen.setdefault(key, set()))
+        if not lead:
+            return generate(key, requests)
+        rest = [i for i in range(len(requests)) if i not in set(lead)]
+        out: dict[int, Completion] = dict(zip(lead, generate(key, [requests[i] for i in lead]), strict=True))
+        out.update(zip(rest, generate(key, [requests[i] for i in rest]), strict=True))
+        return [out[i] for i in range(len(requests))]
 
     keys = list(pending)
     if len(keys) == 1:
@@ -310,8 +356,8 @@ def _generate_all(
         with ThreadPoolExecutor(max_workers=len(keys)) as pool:
             results = dict(zip(keys, pool.map(call, keys), strict=True))
     for key in keys:
-        stats.model_calls += 1
-        stats.batch_sizes.append(len(pending[key]))
+        stats.model_calls += len(sizes[key])
+        stats.batch_sizes.extend(sizes[key])
         for (game, player, obs, _), completion in zip(pending[key], results[key], strict=True):
             stats.requests += 1
             stats.prompt_tokens += completion.prompt_tokens

@@ -44,6 +44,8 @@ def bid_beats(new: Bid, old: Bid | None) -> bool:
 
 
 MAX_QUANTITY = 60  # 6 players x 10 dice
+SUMMARY_ROUNDS = 3  # earlier rounds summarised, one line each, in a player's observation
+ROUND_BIDS_SHOWN = 8  # the current round's latest bids shown in a player's observation
 
 
 def parse_action(text: str) -> tuple[str, Bid | None]:
@@ -93,6 +95,7 @@ class PerudoEnv(TextEnv):
     min_players: ClassVar[int] = 2
     max_players: ClassVar[int] = 6
     action_format = "ACTION: bid <quantity> <face>  or  ACTION: challenge"
+    complete_observations = True  # `state_text` summarises the relevant past (see there)
 
     def __init__(
         self,
@@ -119,9 +122,9 @@ class PerudoEnv(TextEnv):
         self.initial_dice = initial_dice
         template = resources.files("selflab.envs.games.perudo").joinpath("rules.txt").read_text()
         wild = (
-            "- Ones are WILD: every 1 counts toward any bid. Bids on face 1 are not allowed (faces 2 to 6)."
+            "- Ones are WILD: a 1 counts as any face. Bid faces 2 to 6, never 1."
             if ones_wild
-            else "- Ones are ordinary: faces 1 to 6 may be bid, and each die counts only for its own face."
+            else "- Bid any face 1 to 6; ones are not wild."
         )
         self.rules = template.format(
             players=players, dice=dice, wild_rule=wild, budget_plus_one=error_budget + 1, max_turns=max_turns
@@ -197,17 +200,40 @@ class PerudoEnv(TextEnv):
         }
 
     def state_text(self, player: int) -> str:
-        counts = ", ".join(f"Player {p}: {n}" for p, n in self.counts.items())
-        bid = (
-            f"Current bid: Player {self.bidder} says at least {self.bid[0]} dice show {self.bid[1]}."
-            if self.bid
-            else "No bid yet this round: you must open with a bid."
+        """The whole state a player needs, as one short block (`complete_observations`): a line per
+        recent earlier round (dice are rolled again each round, so only outcomes matter), dice left
+        per player, own dice, this round's bids, the current bid and the moves left. Ordered from
+        the least to the most often changing, so a seat's next prompt shares a long start with its
+        previous one (the engine's prefix cache serves it)."""
+        lines = []
+        earlier = self.challenges[-SUMMARY_ROUNDS:]
+        if len(self.challenges) > len(earlier):
+            lines.append(f"({len(self.challenges) - len(earlier)} earlier rounds not shown.)")
+        for c in earlier:
+            q, f = c["bid"]
+            lines.append(
+                f"Round {c['round']}: Player {c['challenger']} challenged Player {c['bidder']}'s bid {q} {f}; "
+                f"there were {c['actual']}, so Player {c['loser']} lost a die."
+            )
+        counts = ", ".join(
+            f"Player {p} has {n}" if n else f"Player {p} is out" for p, n in self.counts.items()
         )
         wild = " Ones are wild." if self.ones_wild else ""
-        return (
-            f"Your dice: {' '.join(map(str, self.hands[player]))}. Dice in play: {counts} "
-            f"(total {self.total_dice}).{wild}\n{bid}"
-        )
+        lines.append(f"Dice left: {counts} ({self.total_dice} in play).{wild}")
+        lines.append(f"Round {self.round}. Your dice: {' '.join(map(str, self.hands[player]))}.")
+        if self.round_bids:
+            shown = self.round_bids[-ROUND_BIDS_SHOWN:]
+            skipped = len(self.round_bids) - len(shown)
+            bids = ", ".join(f"Player {p} bid {q} {f}" for p, (q, f) in shown)
+            lines.append(f"Bids this round: {f'({skipped} earlier) ' if skipped else ''}{bids}.")
+        if self.bid is not None:
+            lines.append(
+                f"Current bid: at least {self.bid[0]} dice show {self.bid[1]} (Player {self.bidder})."
+            )
+        else:
+            lines.append("No bid yet this round: you must open with a bid.")
+        lines.append(f"Turn limit in {self.max_turns - self.turn} moves.")
+        return "\n".join(lines)
 
     def hidden_values(self, player: int) -> list[Hidden]:
         """The other players' dice of this round (revealed only by a challenge, which ends it)."""

@@ -158,7 +158,7 @@ def test_embedded_model_plays_perudo_small_with_no_invalid_move() -> None:
     assert steps and all(e.outcome for e in result.episodes)
     assert all(s.error is None for s in steps), [s.raw_output for s in steps if s.error]
     assert all(len(s.prompt) == 2 for s in steps)
-    assert max(s.prompt_tokens for s in steps) < 400
+    assert max(s.prompt_tokens for s in steps) < 512  # ~780 on average before
 
 
 def test_runner_sends_one_leader_per_new_system_prompt_first() -> None:

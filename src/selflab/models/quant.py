@@ -1,35 +1,58 @@
-"""Weight-only int8 for small-batch decoding on CPU (`hf:PATH?quant=int8`).
+"""Weight-only int8 and int4 for small-batch decoding on CPU (`hf:PATH?quant=int8|int4`).
 
 A decode step with few rows streams every weight from memory for a handful of multiply-adds each,
-so it runs at memory speed: int8 weights are a quarter of fp32's bytes and half of bf16's. PyTorch
-ships the kernel, `aten._weight_int8pack_mm` (int8 weights with one scale per output channel,
-bf16 activations), the one gpt-fast uses on CPU. Measured on the shared 2-core AMD EPYC (AVX-512 with
-native bf16), 1 thread, process CPU time for the 210 decoder matmuls plus the LM head of SmolLM2-135M
-(`docs/performance.md`):
+so it runs at memory speed: int8 weights are a quarter of fp32's bytes, int4 an eighth. PyTorch
+ships both kernels, with bf16 activations: `aten._weight_int8pack_mm` (one scale per output
+channel) and `aten._weight_int4pack_mm_for_cpu` (asymmetric, one bf16 scale and zero per group of
+32/64/128 inputs; the "tinygemm" layout torchao's `Int4WeightOnlyConfig` packs for CPU). Measured
+on the shared 2-core AMD EPYC (AVX-512 with native bf16), 1 thread, process CPU time for the 210
+decoder matmuls plus the LM head of SmolLM2-135M (`docs/performance.md`, `docs/int4.md`):
 
-    rows per matmul      1        8        32       64
-    fp32              49 ms    82 ms   153 ms   255 ms
-    bf16              41 ms    48 ms    82 ms   130 ms
-    int8 (bf16 act.)  20 ms    49 ms   159 ms   304 ms
+    rows per matmul          1        4       16       24       32
+    fp32                  48 ms    67 ms   109 ms   126 ms   161 ms
+    bf16                  38 ms    43 ms    65 ms    83 ms    83 ms
+    int8 (bf16 act.)      19 ms    29 ms    85 ms   123 ms   152 ms
+    int4 g32 (bf16 act.)   9 ms    15 ms    56 ms    84 ms   109 ms
 
-So int8 pays only for a few rows (a single stream, a small batch); `Int8Linear` keeps the dense
-layer for more rows (large decode batches, prefill), whose numbers are then unchanged. The int8
-path computes in bf16 (activations and output), so its numbers are close to, not equal to, the
-dense model's.
+So the quantised kernels pay only for few rows (a single stream, a small batch); the wrappers keep
+the dense layer for more rows (large decode batches, prefill) and under autograd, whose numbers are
+then unchanged. The quantised paths compute in bf16, so their numbers are close to, not equal to,
+the dense model's. (The int4 kernel also takes fp32 activations, exactly, but ~25x slower: it has
+no vectorised fp32 path.)
 """
 
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import nn
 
+from selflab.errors import ModelSpecError
+
 # Rows (tokens) up to which a matmul uses the int8 weights; above it the dense layer is faster.
 INT8_MAX_ROWS = 4
-QUANT_CHOICES = ("none", "int8")
+# Rows up to which int4 beats the dense layer, by the dense layer's dtype (see the table above).
+INT4_MAX_ROWS = {torch.bfloat16: 16, torch.float32: 32}
+INT4_GROUP_SIZES = (32, 64, 128)
+INT4_DEFAULT_GROUP = 32
+QUANT_CHOICES = ("none", "int8", "int4", *(f"int4-g{g}" for g in INT4_GROUP_SIZES))
+# Sibling projections that read the same input: one int4 matmul serves each group.
+FUSED_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
 
 def int8_available() -> bool:
     return hasattr(torch.ops.aten, "_weight_int8pack_mm")
+
+
+def int4_available() -> bool:
+    ops = torch.ops.aten
+    return hasattr(ops, "_convert_weight_to_int4pack_for_cpu") and hasattr(ops, "_weight_int4pack_mm_for_cpu")
+
+
+def _dense_is_better(x: torch.Tensor, max_rows: int) -> bool:
+    rows = x.numel() // x.shape[-1]
+    return rows > max_rows or rows == 0 or x.device.type != "cpu" or torch.is_grad_enabled()
 
 
 class Int8Linear(nn.Module):
@@ -54,10 +77,9 @@ class Int8Linear(nn.Module):
         return self.dense.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.numel() // x.shape[-1]
-        if rows > self.max_rows or rows == 0 or x.device.type != "cpu" or torch.is_grad_enabled():
+        if _dense_is_better(x, self.max_rows):
             return self.dense(x)
-        flat = x.reshape(rows, x.shape[-1]).to(torch.bfloat16).contiguous()
+        flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
         out = torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales)
         if self.dense.bias is not None:
             out = out + self.dense.bias.to(out.dtype)
@@ -67,12 +89,192 @@ class Int8Linear(nn.Module):
 def quantize_int8(model: nn.Module, max_rows: int = INT8_MAX_ROWS) -> int:
     """Give every `nn.Linear` of `model` (the LM head included) an int8 copy for small inputs, in
     place. Returns the number of layers wrapped. Tied weights stay tied: the dense layer is kept."""
-    targets = [
+    targets = _linears(model)
+    for parent, name, child in targets:
+        setattr(parent, name, Int8Linear(child, max_rows))
+    return len(targets)
+
+
+# ---------------------------------------------------------------------------------------- int4
+
+
+def int4_group_for(in_features: int, group_size: int) -> int | None:
+    """The largest supported group size <= `group_size` that divides `in_features` (576 inputs
+    take groups of 64 when 128 is asked for), or None when none does."""
+    for g in (256, 128, 64, 32):
+        if g <= group_size and in_features % g == 0:
+            return g
+    return None
+
+
+def pack_int4(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Asymmetric 4-bit codes per group of `group_size` inputs, packed for the CPU kernel.
+
+    Returns (packed uint8 weight, bf16 scales-and-zeros of shape (in/group, out_padded, 2)). The
+    kernel computes w = (q - 8) * scale + zero; scale and zero are rounded to bf16 *before* the
+    codes are chosen, so the codes are the nearest ones for the parameters the kernel will read.
+    Output rows are padded with zeros to a multiple of 16 (the kernel's block); callers slice.
+    """
+    w = weight.detach().float()
+    rows, cols = w.shape
+    padded = -(-rows // 16) * 16
+    if padded != rows:
+        w = torch.cat([w, w.new_zeros(padded - rows, cols)])
+    groups = w.reshape(padded, cols // group_size, group_size)
+    lo, hi = groups.amin(-1), groups.amax(-1)
+    scale = ((hi - lo) / 15).clamp(min=1e-6).to(torch.bfloat16)
+    zero = (lo + 8 * scale.float()).to(torch.bfloat16)
+    base = zero.float() - 8 * scale.float()  # the value of code 0
+    codes = ((groups - base[..., None]) / scale.float()[..., None]).round().clamp(0, 15)
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
+        codes.to(torch.int32).reshape(padded, cols), 1
+    )
+    scale_zero = torch.stack([scale, zero], dim=-1).transpose(0, 1).contiguous()
+    return packed, scale_zero
+
+
+def unpack_int4_reference(weight: torch.Tensor, group_size: int) -> torch.Tensor:
+    """The float weight the int4 kernel multiplies by (for tests and error measurements)."""
+    rows, cols = weight.shape
+    eye = torch.eye(cols, dtype=torch.bfloat16)
+    packed, scale_zero = pack_int4(weight, group_size)
+    # W^T = I @ W^T: the kernel applied to the identity returns the dequantised weight, transposed.
+    out = torch.ops.aten._weight_int4pack_mm_for_cpu(eye, packed, group_size, scale_zero)
+    return out[:, :rows].T.float()
+
+
+class _Int4Weights:
+    """One packed int4 matrix for one or more sibling layers that read the same input.
+
+    With several layers (q/k/v, gate/up) the first of them to see an input computes all their
+    outputs in one matmul; the others take their slice when called with that same tensor object
+    (per thread). Any other call recomputes, so a sibling fed a different input is still exact.
+    """
+
+    def __init__(self, denses: list[nn.Linear], group_size: int) -> None:
+        self.sizes = [d.out_features for d in denses]
+        self.group_size = group_size
+        self.packed, self.scale_zero = pack_int4(torch.cat([d.weight.detach() for d in denses]), group_size)
+        self.out_features = sum(self.sizes)
+        self._last = threading.local()
+
+    def matmul(self, x: torch.Tensor, part: int) -> torch.Tensor:
+        if len(self.sizes) == 1:
+            return self._matmul(x)
+        last = getattr(self._last, "entry", None)
+        if last is None or last[0] is not x or part in last[2]:
+            last = (x, self._matmul(x), set())
+            self._last.entry = last
+        last[2].add(part)
+        if len(last[2]) == len(self.sizes):
+            self._last.entry = None  # every sibling served: drop the references
+        start = sum(self.sizes[:part])
+        return last[1][..., start : start + self.sizes[part]]
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
+        out = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.packed, self.group_size, self.scale_zero)
+        if out.shape[-1] != self.out_features:
+            out = out[:, : self.out_features]
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
+class Int4Linear(nn.Module):
+    """A linear layer with a 4-bit group-wise copy of its weight used for inputs of at most
+    `max_rows` rows (in bf16); the original layer serves everything else, autograd included."""
+
+    def __init__(
+        self, dense: nn.Linear, weights: _Int4Weights, part: int = 0, max_rows: int | None = None
+    ) -> None:
+        super().__init__()
+        self.dense = dense
+        self.int4 = weights
+        self.part = part
+        self.max_rows = max_rows if max_rows is not None else INT4_MAX_ROWS.get(dense.weight.dtype, 16)
+
+    @property
+    def weight(self) -> torch.Tensor:  # callers read the dense weight's shape (vocabulary width)
+        return self.dense.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.dense.bias
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.int4.group_size}, fused={len(self.int4.sizes)}, max_rows={self.max_rows}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _dense_is_better(x, self.max_rows):
+            return self.dense(x)
+        out = self.int4.matmul(x, self.part)
+        if self.dense.bias is not None:
+            out = out + self.dense.bias.to(out.dtype)
+        return out.to(x.dtype)
+
+
+def quantize_int4(
+    model: nn.Module, group_size: int = INT4_DEFAULT_GROUP, max_rows: int | None = None, fuse: bool = True
+) -> int:
+    """Give every `nn.Linear` of `model` (the LM head included) a 4-bit copy for small inputs, in
+    place; with `fuse`, q/k/v and gate/up siblings share one matmul. Returns the number of layers
+    wrapped (a layer whose width the kernel cannot take stays dense). Tied weights stay tied."""
+    wrapped = 0
+    for parent in list(model.modules()):
+        children = {n: c for n, c in parent.named_children() if type(c) is nn.Linear}
+        groups = [[n] for n in children]
+        if fuse:
+            for names in FUSED_GROUPS:
+                if all(n in children for n in names) and _fusable([children[n] for n in names]):
+                    groups = [g for g in groups if g[0] not in names] + [list(names)]
+        for names in groups:
+            denses = [children[n] for n in names]
+            group = int4_group_for(denses[0].in_features, group_size)
+            if group is None:
+                continue
+            weights = _Int4Weights(denses, group)
+            for part, (name, dense) in enumerate(zip(names, denses, strict=True)):
+                setattr(parent, name, Int4Linear(dense, weights, part, max_rows))
+                wrapped += 1
+    return wrapped
+
+
+def _fusable(denses: list[nn.Linear]) -> bool:
+    first = denses[0].weight
+    return all(d.in_features == denses[0].in_features and d.weight.dtype == first.dtype for d in denses)
+
+
+# ---------------------------------------------------------------------------------------- spec
+
+
+def _linears(model: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]:
+    return [
         (parent, name, child)
         for parent in model.modules()
         for name, child in parent.named_children()
         if type(child) is nn.Linear
     ]
-    for parent, name, child in targets:
-        setattr(parent, name, Int8Linear(child, max_rows))
-    return len(targets)
+
+
+def apply_quant(model: nn.Module, quant: str, device: torch.device) -> str:
+    """Apply the `quant=` option of an `hf:` spec in place; returns it. Raises `ModelSpecError`
+    naming the valid values for an unknown one, and when the kernel is missing here."""
+    if quant not in QUANT_CHOICES:
+        raise ModelSpecError(
+            f"unknown quant '{quant}'",
+            f"use one of {', '.join(QUANT_CHOICES)} (int4 = int4-g{INT4_DEFAULT_GROUP})",
+        )
+    if quant == "none":
+        return quant
+    kind = quant.partition("-")[0]
+    available = int8_available() if kind == "int8" else int4_available()
+    if device.type != "cpu" or not available:
+        raise ModelSpecError(
+            f"quant={quant} is a CPU weight-only {kind} kernel of PyTorch, not available here",
+            f"drop quant={quant} (on GPUs use the vllm: backend's quantisation)",
+        )
+    if kind == "int8":
+        quantize_int8(model)
+    else:
+        group = int(quant.partition("-g")[2] or INT4_DEFAULT_GROUP)
+        quantize_int4(model, group)
+    return quant

@@ -4,6 +4,7 @@ same quantised model."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,7 @@ def test_fused_int4_equals_separate_int4_and_serves_a_different_input_exactly(fo
         assert torch.equal(attn_f.k_proj(y), attn_s.k_proj(y))  # another input: recomputed
         assert torch.equal(attn_f.v_proj(x), attn_s.v_proj(x))
         assert torch.equal(attn_f.q_proj(x), attn_s.q_proj(x))  # called again: recomputed
+        assert torch.equal(copy.deepcopy(fused)(ids).logits, separate(ids).logits)
 
 
 @pytest.mark.parametrize(

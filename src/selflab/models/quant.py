@@ -148,7 +148,7 @@ class _Int4Weights:
 
     With several layers (q/k/v, gate/up) the first of them to see an input computes all their
     outputs in one matmul; the others take their slice when called with that same tensor object
-    (per thread). Any other call recomputes, so a sibling fed a different input is still exact.
+    in the same thread. Any other call recomputes, so a sibling fed a different input is still exact.
     """
 
     def __init__(self, denses: list[nn.Linear], group_size: int) -> None:
@@ -156,20 +156,22 @@ class _Int4Weights:
         self.group_size = group_size
         self.packed, self.scale_zero = pack_int4(torch.cat([d.weight.detach() for d in denses]), group_size)
         self.out_features = sum(self.sizes)
-        self._last = threading.local()
+        self._last: tuple | None = None
 
     def matmul(self, x: torch.Tensor, part: int) -> torch.Tensor:
         if len(self.sizes) == 1:
             return self._matmul(x)
-        last = getattr(self._last, "entry", None)
-        if last is None or last[0] is not x or part in last[2]:
-            last = (x, self._matmul(x), set())
-            self._last.entry = last
-        last[2].add(part)
-        if len(last[2]) == len(self.sizes):
-            self._last.entry = None  # every sibling served: drop the references
+        # (thread, input, output, parts served): one tuple, replaced whole, so a thread reads an
+        # input and its output together even while another thread replaces the entry.
+        entry, thread = self._last, threading.get_ident()
+        if entry is None or entry[0] != thread or entry[1] is not x or part in entry[3]:
+            entry = (thread, x, self._matmul(x), set())
+            self._last = entry
+        entry[3].add(part)
+        if len(entry[3]) == len(self.sizes) and self._last is entry:
+            self._last = None  # every sibling served: drop the references
         start = sum(self.sizes[:part])
-        return last[1][..., start : start + self.sizes[part]]
+        return entry[2][..., start : start + self.sizes[part]]
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()

@@ -4,6 +4,7 @@ Run (from the repository root, PYTHONPATH=src):
   python benchmarks/quant.py matmuls [--rows 1,4,16,32] [--rounds 2]
   python benchmarks/quant.py engine [--variants float32,bfloat16,bfloat16+int8,bfloat16+int4] [--rounds 2]
   python benchmarks/quant.py quality [--prompts 8] [--items 32]
+  python benchmarks/quant.py peer [--variants bfloat16+int4,bfloat16] [--prompts 3] [--rounds 2]
 
 Every figure is process CPU time at 1 torch thread, variants interleaved in one process, so a
 shared, loaded machine inflates none of them (wall time would). `matmuls`: the 210 decoder matmuls
@@ -14,7 +15,9 @@ A variant is `dtype[+quant]`, and `+int4-g32-unfused` turns the q/k/v and gate/u
 `quality`: greedy texts of each quantised model against the dense bf16 model (identical texts, mean
 shared prefix) and the mean per-token log-prob of the evaluation bench's reference answers, with the
 quantised weights forced for every row (so the numbers are the weights' own, not the dense
-fallback's).
+fallback's). `peer`: CPU ms per generated token at batch 1 and 1 thread, our engine against
+llama.cpp's server (`xllamacpp`, the `bench` extra) on the shipped Q4_1 GGUF, the server's CPU read
+from /proc: the single-stream comparison without the machine's load in it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -175,18 +179,78 @@ def quality(args: argparse.Namespace) -> None:
         )
 
 
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of this process's live children (the llama.cpp server), from /proc."""
+    total, me = 0, str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields[1] == me:  # ppid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def peer(args: argparse.Namespace) -> None:
+    """CPU ms per generated token at batch 1 and 1 thread: our engine (each variant) and llama.cpp's
+    server on the shipped Q4_1 GGUF (its child process's CPU), same greedy chat requests, interleaved.
+    Prompt processing is included for both (distinct prompts, ~30 tokens each, 48 new tokens)."""
+    import llamacpp_peer
+
+    from selflab.models.openai_backend import OpenAIModel
+
+    torch.set_num_threads(1)
+    variants = args.variants.split(",")
+    texts = [r.messages[-1].content for r in workload(4 * args.prompts * args.rounds, seed=1)][::4]
+    models = {v: load(v, threads=1, max_batch_size=1) for v in variants}
+    per_token: dict[str, list[float]] = {v: [] for v in [*variants, "llama.cpp Q4_1"]}
+    with llamacpp_peer.serve("xllamacpp", embedded.gguf_path(), 1, 1) as url:
+        server = OpenAIModel("smollm2", url, concurrency=1, timeout=900.0, retries=0)
+        server.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])
+        for lm in models.values():
+            lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])
+        for rnd in range(args.rounds):
+            batch = [
+                GenerationRequest.chat(t, max_new_tokens=48)
+                for t in texts[rnd * args.prompts : (rnd + 1) * args.prompts]
+            ]
+            for name, lm, clock in [
+                *((v, m, time.process_time) for v, m in models.items()),
+                ("llama.cpp Q4_1", server, _children_cpu_s),
+            ]:
+                start, tokens = clock(), 0
+                for req in batch:
+                    tokens += lm.generate([req])[0].completion_tokens
+                per_token[name].append(1000 * (clock() - start) / tokens)
+                print(
+                    f"round {rnd} {name}: {per_token[name][-1]:.1f} CPU ms per token ({tokens} tokens)",
+                    flush=True,
+                )
+        server.close()
+    for lm in models.values():
+        lm.close()
+    llama = statistics.mean(per_token["llama.cpp Q4_1"])
+    print("batch 1, 1 thread, CPU ms per generated token (prompt included), per round; speed vs llama.cpp:")
+    for name, values in per_token.items():
+        ratio = llama / statistics.mean(values)
+        print(
+            f"  {name:28s} " + "  ".join(f"{v:.1f}" for v in values) + f"   x{ratio:.2f} of llama.cpp's speed"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["matmuls", "engine", "quality"])
+    parser.add_argument("what", choices=["matmuls", "engine", "quality", "peer"])
     parser.add_argument("--rows", default="1,4,16,32")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--variants", default="float32,bfloat16,bfloat16+int8,bfloat16+int4")
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--items", type=int, default=32)
     args = parser.parse_args()
-    {"matmuls": matmuls, "engine": engine, "quality": quality}[args.what](args)
+    {"matmuls": matmuls, "engine": engine, "quality": quality, "peer": peer}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ shared, loaded machine inflates none of them (wall time would). `matmuls`: the 2
 plus the LM head of one SmolLM2-135M decode step with `rows` rows, per weight format. `engine`: the
 whole engine at batch 1 (greedy 48-token chat requests, one at a time), CPU ms per decode step:
 (CPU of a 48-token request - CPU of the same request with 1 token) / the decode steps between them.
-A variant is `dtype[+quant]`, and `+int4-g32-unfused` turns the q/k/v and gate/up fusion off.
+A variant is `dtype[+quant]`, as in `generation.py --dtypes` (bfloat16+int4, bfloat16+int4-g64).
 `quality`: greedy texts of each quantised model against the dense bf16 model (identical texts, mean
 shared prefix) and the mean per-token log-prob of the evaluation bench's reference answers, with the
 quantised weights forced for every row (so the numbers are the weights' own, not the dense
@@ -34,12 +34,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+import llamacpp_peer  # noqa: E402
 from generation import workload  # noqa: E402
-from llamacpp_peer import agreement  # noqa: E402
 
 from selflab.models import embedded  # noqa: E402
 from selflab.models.hf import HFModel  # noqa: E402
-from selflab.models.quant import Int4Linear, Int8Linear, int4_group_for, pack_int4, quantize_int4  # noqa: E402
+from selflab.models.quant import Int4Linear, Int8Linear, int4_group_for, pack_int4  # noqa: E402
 from selflab.models.types import GenerationRequest, user  # noqa: E402
 
 ITEMS = Path(__file__).parents[1] / "src/selflab/evalbench/data/items.jsonl"
@@ -99,14 +99,9 @@ def matmuls(args: argparse.Namespace) -> None:
 
 
 def load(variant: str, **kwargs: object) -> HFModel:
-    """`dtype[+quant]` as the generation benchmark spells it; `-unfused` turns int4 fusion off."""
+    """`dtype[+quant]` as the generation benchmark spells it."""
     dtype, _, quant = variant.partition("+")
-    unfused = quant.endswith("-unfused")
-    quant = quant.removesuffix("-unfused") or "none"
-    lm = HFModel(embedded.prepare(), dtype=dtype, quant="none" if unfused else quant, **kwargs)
-    if unfused:
-        quantize_int4(lm.model, int(quant.partition("-g")[2] or 32), fuse=False)
-    return lm
+    return HFModel(embedded.prepare(), dtype=dtype, quant=quant or "none", **kwargs)
 
 
 def engine(args: argparse.Namespace) -> None:
@@ -164,7 +159,7 @@ def quality(args: argparse.Namespace) -> None:
     ref = greedy["bfloat16"]
     print(f"greedy, {len(prompts)} chat prompts, 48 tokens, engine (quantised path for the decode steps):")
     for variant in variants:
-        same, n, shared = agreement(dict(enumerate(greedy[variant])), dict(enumerate(ref)))
+        same, n, shared = llamacpp_peer.agreement(dict(enumerate(greedy[variant])), dict(enumerate(ref)))
         print(f"  {variant:22s} vs bfloat16: {same}/{n} identical, mean shared prefix {shared:.2f}")
     base = logprobs["float32"]
     print(
@@ -196,8 +191,6 @@ def peer(args: argparse.Namespace) -> None:
     """CPU ms per generated token at batch 1 and 1 thread: our engine (each variant) and llama.cpp's
     server on the shipped Q4_1 GGUF (its child process's CPU), same greedy chat requests, interleaved.
     Prompt processing is included for both (distinct prompts, ~30 tokens each, 48 new tokens)."""
-    import llamacpp_peer
-
     from selflab.models.openai_backend import OpenAIModel
 
     torch.set_num_threads(1)

@@ -3,7 +3,7 @@
 Run (from the repository root, PYTHONPATH=src):
   python benchmarks/quant.py matmuls [--rows 1,4,16,32] [--rounds 2]
   python benchmarks/quant.py engine [--variants float32,bfloat16,bfloat16+int8,bfloat16+int4] [--rounds 2]
-  python benchmarks/quant.py quality [--prompts 8] [--items 32]
+  python benchmarks/quant.py quality [--variants bfloat16,bfloat16+int4] [--prompts 8] [--items 32]
   python benchmarks/quant.py peer [--variants bfloat16+int4,bfloat16] [--prompts 3] [--rounds 2]
 
 Every figure is process CPU time at 1 torch thread, variants interleaved in one process, so a
@@ -136,14 +136,7 @@ def quality(args: argparse.Namespace) -> None:
         GenerationRequest.chat(r.messages[-1].content, max_new_tokens=48) for r in workload(args.prompts, 0)
     ]
     items = [json.loads(line)["task"] for line in ITEMS.read_text().splitlines()[: args.items]]
-    variants = [
-        "float32",
-        "bfloat16",
-        "bfloat16+int8",
-        "bfloat16+int4-g32",
-        "bfloat16+int4-g64",
-        "bfloat16+int4-g128",
-    ]
+    variants = args.variants.split(",")  # the first is the reference
     greedy, logprobs = {}, {}
     for variant in variants:
         with load(variant, threads=1) as lm:
@@ -156,12 +149,12 @@ def quality(args: argparse.Namespace) -> None:
                 (total,) = lm.score([user(item["prompt"])], [item["reference"]])
                 per_token.append(total / len(lm.tokenizer(item["reference"])["input_ids"]))
             logprobs[variant] = per_token
-    ref = greedy["bfloat16"]
+    ref = greedy[variants[0]]
     print(f"greedy, {len(prompts)} chat prompts, 48 tokens, engine (quantised path for the decode steps):")
     for variant in variants:
         same, n, shared = llamacpp_peer.agreement(dict(enumerate(greedy[variant])), dict(enumerate(ref)))
-        print(f"  {variant:22s} vs bfloat16: {same}/{n} identical, mean shared prefix {shared:.2f}")
-    base = logprobs["float32"]
+        print(f"  {variant:22s} vs {variants[0]}: {same}/{n} identical, mean shared prefix {shared:.2f}")
+    base = logprobs[variants[0]]
     print(
         f"reference answers of {len(items)} bench items, mean log-prob per token (quantised weights for every row):"
     )
@@ -170,7 +163,7 @@ def quality(args: argparse.Namespace) -> None:
         diff = statistics.mean(abs(a - b) for a, b in zip(lp, base, strict=True))
         print(
             f"  {variant:22s} {statistics.mean(lp):.4f} (ppl {math.exp(-statistics.mean(lp)):.3f}), "
-            f"mean |diff| vs float32 {diff:.4f}"
+            f"mean |diff| vs {variants[0]} {diff:.4f}"
         )
 
 
@@ -239,7 +232,11 @@ def main() -> None:
     parser.add_argument("what", choices=["matmuls", "engine", "quality", "peer"])
     parser.add_argument("--rows", default="1,4,16,32")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--variants", default="float32,bfloat16,bfloat16+int8,bfloat16+int4")
+    parser.add_argument(
+        "--variants",
+        default="bfloat16,float32,bfloat16+int8,bfloat16+int4",
+        help="quality: the first is the reference",
+    )
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--items", type=int, default=32)
     args = parser.parse_args()

@@ -140,7 +140,7 @@ def quality(args: argparse.Namespace) -> None:
     greedy, logprobs = {}, {}
     for variant in variants:
         with load(variant, threads=1) as lm:
-            greedy[variant] = [c.text for c in lm.generate(prompts)]  # real use: quantised where few rows
+            greedy[variant] = [lm.generate([p])[0].text for p in prompts]  # one at a time: batch 1
             for module in lm.model.modules():  # the quantised weights for every row from here on
                 if isinstance(module, Int4Linear | Int8Linear):
                     module.max_rows = 1 << 30

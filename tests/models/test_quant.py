@@ -125,7 +125,8 @@ def test_quantize_int4_wraps_every_linear_and_keeps_tied_weights(folder: Path) -
     layers = model.config.num_hidden_layers
     assert quantize_int4(model) == 7 * layers + 1
     head = model.get_output_embeddings()
-    assert isinstance(head, Int4Linear)
+    assert isinstance(head, Int8Linear)  # the LM head keeps 8 bits
+    assert isinstance(model.model.layers[0].mlp.down_proj, Int4Linear)
     assert head.weight is model.get_input_embeddings().weight
     ids = torch.tensor([[5, 17, 300]])
     with torch.inference_mode():

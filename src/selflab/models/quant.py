@@ -180,15 +180,24 @@ class Int4Linear(nn.Module):
 
 
 def quantize_int4(model: nn.Module, group_size: int = INT4_DEFAULT_GROUP, max_rows: int | None = None) -> int:
-    """Give every `nn.Linear` of `model` (the LM head included) a 4-bit copy for small inputs, in
-    place. Returns the number of layers wrapped (a layer whose input width no supported group size
-    divides stays dense). Tied weights stay tied: the dense layer is kept."""
+    """Give every `nn.Linear` of `model` a 4-bit copy for small inputs, in place, except the output
+    layer (LM head), which gets the int8 copy. Returns the number of layers wrapped (a layer whose
+    input width no supported group size divides stays dense). Tied weights stay tied.
+
+    The head keeps 8 bits as llama.cpp's Q4 files keep it (the embedded GGUF stores it as Q8_0):
+    4 bits there cost the most accuracy (8.5% weight error on SmolLM2's head against 0.44% on its
+    decoder layers, whose values already lie on a Q4_1 grid) for ~2 ms per batch-1 step."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     wrapped = 0
     for parent, name, child in _linears(model):
         group = int4_group_for(child.in_features, group_size)
-        if group is not None:
+        if child is head:
+            setattr(parent, name, Int8Linear(child))
+        elif group is not None:
             setattr(parent, name, Int4Linear(child, group, max_rows))
-            wrapped += 1
+        else:
+            continue
+        wrapped += 1
     return wrapped
 
 

@@ -224,7 +224,7 @@ def apply_quant(model: nn.Module, quant: str, device: torch.device) -> str:
     if quant == "none":
         return quant
     kind = quant.partition("-")[0]
-    available = int8_available() if kind == "int8" else int4_available()
+    available = int8_available() and (kind == "int8" or int4_available())  # int4's head is int8
     if device.type != "cpu" or not available:
         raise ModelSpecError(
             f"quant={quant} is a CPU weight-only {kind} kernel of PyTorch, not available here",

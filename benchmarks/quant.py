@@ -79,11 +79,13 @@ def matmuls(args: argparse.Namespace) -> None:
                 for name, f in variants.items():
                     if "fp32 act" in name and rows > 1:
                         continue  # ~25x slower than bf16: one row says enough
-                    f(xs[576], 0)
+                    for i in range(3):  # warm up
+                        f(xs[SHAPES[i][1]], i)
                     start = time.process_time()
-                    for i, (_, k) in enumerate(SHAPES):
-                        f(xs[k], i)
-                    ms = (time.process_time() - start) * 1000
+                    for _ in range(args.reps):
+                        for i, (_, k) in enumerate(SHAPES):
+                            f(xs[k], i)
+                    ms = (time.process_time() - start) * 1000 / args.reps
                     best[(rows, name)] = min(ms, best.get((rows, name), math.inf))
                 print(
                     f"round {rnd} rows {rows}: "
@@ -232,6 +234,7 @@ def main() -> None:
     parser.add_argument("what", choices=["matmuls", "engine", "quality", "peer"])
     parser.add_argument("--rows", default="1,4,16,32")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=2, help="matmuls: passes per measurement")
     parser.add_argument(
         "--variants",
         default="bfloat16,float32,bfloat16+int8,bfloat16+int4",

@@ -1,7 +1,8 @@
 """Generation throughput of the embedded model: naive HF `generate` vs the batching engine.
 
 Run: python benchmarks/generation.py [--requests 64] [--naive-subset 8] [--c1-subset 8] [--dtypes float32,bfloat16]
-A variant may add the weight-only int8 option: --dtypes float32,bfloat16+int8 (`hf:...?dtype=bfloat16&quant=int8`).
+A variant may add a weight-only quant option: --dtypes float32,bfloat16+int8,bfloat16+int4
+(`hf:...?dtype=bfloat16&quant=int8`; int4 takes a group size too: bfloat16+int4-g64).
 
 One workload of chat requests with mixed prompt lengths and max_new_tokens (16..128, seeded), half
 greedy and half sampled with per-request seeds. Measured in one run, so ratios are comparable even on a
@@ -165,8 +166,8 @@ def bf16_native() -> bool:
 def measure(
     dtype: str, requests: list[GenerationRequest], args: argparse.Namespace, console: Console
 ) -> dict:
-    """Naive and engine throughput for one variant ("dtype" or "dtype+int8"); returns table rows and
-    tokens/s per setting."""
+    """Naive and engine throughput for one variant ("dtype" or "dtype+quant", e.g. "bfloat16+int4");
+    returns table rows and tokens/s per setting."""
     base, _, quant = dtype.partition("+")
     lm = HFModel(embedded.prepare(), name=embedded.EMBEDDED_NAME, dtype=base, quant=quant or "none")
     lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])  # first-call overheads

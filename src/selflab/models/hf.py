@@ -323,19 +323,10 @@ class HFModel:
 
 
 def _quantize(model: torch.nn.Module, quant: str, device: torch.device) -> str:
-    """Apply the `quant=` option (see `selflab.models.quant`); returns it."""
-    from selflab.models.quant import QUANT_CHOICES, int8_available, quantize_int8
+    """Apply the `quant=` option (none, int8, int4[-gN]; see `selflab.models.quant`); returns it."""
+    from selflab.models.quant import apply_quant
 
-    if quant not in QUANT_CHOICES:
-        raise ModelSpecError(f"unknown quant '{quant}'", f"use one of {', '.join(QUANT_CHOICES)}")
-    if quant == "int8":
-        if device.type != "cpu" or not int8_available():
-            raise ModelSpecError(
-                "quant=int8 is the CPU weight-only int8 kernel of PyTorch, not available here",
-                "drop quant=int8 (on GPUs use the vllm: backend's quantisation)",
-            )
-        quantize_int8(model)
-    return quant
+    return apply_quant(model, quant, device)
 
 
 def _length_batches(

@@ -1,21 +1,27 @@
-"""Weight-only int8 for small-batch decoding on CPU (`hf:PATH?quant=int8`).
+"""Weight-only int8 and int4 for small-batch decoding on CPU (`hf:PATH?quant=int8|int4`).
 
 A decode step with few rows streams every weight from memory for a handful of multiply-adds each,
-so it runs at memory speed: int8 weights are a quarter of fp32's bytes and half of bf16's. PyTorch
-ships the kernel, `aten._weight_int8pack_mm` (int8 weights with one scale per output channel,
-bf16 activations), the one gpt-fast uses on CPU. Measured on the shared 2-core AMD EPYC (AVX-512 with
-native bf16), 1 thread, process CPU time for the 210 decoder matmuls plus the LM head of SmolLM2-135M
-(`docs/performance.md`):
+so it runs at memory speed: int8 weights are a quarter of fp32's bytes, int4 an eighth. PyTorch
+ships both kernels, with bf16 activations: `aten._weight_int8pack_mm` (one scale per output
+channel) and `aten._weight_int4pack_mm_for_cpu` (asymmetric, one bf16 scale and zero per group of
+32/64/128 inputs; the "tinygemm" layout torchao's `Int4WeightOnlyConfig` packs for CPU). Measured
+on the shared 2-core AMD EPYC (AVX-512 with native bf16), 1 thread, process CPU time for the 210
+decoder matmuls plus the LM head of SmolLM2-135M (`docs/performance.md`, `docs/int4.md`):
 
-    rows per matmul      1        8        32       64
-    fp32              49 ms    82 ms   153 ms   255 ms
-    bf16              41 ms    48 ms    82 ms   130 ms
-    int8 (bf16 act.)  20 ms    49 ms   159 ms   304 ms
+    rows per matmul          1        4       16       24       32
+    fp32                  48 ms    67 ms   109 ms   126 ms   161 ms
+    bf16                  38 ms    43 ms    65 ms    83 ms    83 ms
+    int8 (bf16 act.)      19 ms    29 ms    85 ms   123 ms   152 ms
+    int4 g32 (bf16 act.)   9 ms    15 ms    56 ms    84 ms   109 ms
 
-So int8 pays only for a few rows (a single stream, a small batch); `Int8Linear` keeps the dense
-layer for more rows (large decode batches, prefill), whose numbers are then unchanged. The int8
-path computes in bf16 (activations and output), so its numbers are close to, not equal to, the
-dense model's.
+So the quantised kernels pay only for few rows (a single stream, a small batch); the wrappers keep
+the dense layer for more rows (large decode batches, prefill) and under autograd, whose numbers are
+then unchanged. The quantised paths compute in bf16, so their numbers are close to, not equal to,
+the dense model's. (The int4 kernel also takes fp32 activations, exactly, but ~25x slower: it has
+no vectorised fp32 path.) torchao wraps the same int4 kernel in a tensor subclass that replaces the
+weight; we call the two aten ops directly because the layer must keep its dense weight for many rows
+and training, and the packing is a few lines. Fusing q/k/v and gate/up into one int4 matmul was
+measured and saves nothing here (22.5 vs 22.6 CPU ms per batch-1 step), so layers stay separate.
 """
 
 from __future__ import annotations
@@ -23,13 +29,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from selflab.errors import ModelSpecError
+
 # Rows (tokens) up to which a matmul uses the int8 weights; above it the dense layer is faster.
 INT8_MAX_ROWS = 4
-QUANT_CHOICES = ("none", "int8")
+# Rows up to which int4 beats the dense layer, by the dense layer's dtype (see the table above).
+INT4_MAX_ROWS = {torch.bfloat16: 16, torch.float32: 32}
+INT4_GROUP_SIZES = (32, 64, 128)
+INT4_DEFAULT_GROUP = 32
+QUANT_CHOICES = ("none", "int8", "int4", *(f"int4-g{g}" for g in INT4_GROUP_SIZES))
 
 
 def int8_available() -> bool:
     return hasattr(torch.ops.aten, "_weight_int8pack_mm")
+
+
+def int4_available() -> bool:
+    ops = torch.ops.aten
+    return hasattr(ops, "_convert_weight_to_int4pack_for_cpu") and hasattr(ops, "_weight_int4pack_mm_for_cpu")
+
+
+def _dense_is_better(x: torch.Tensor, max_rows: int) -> bool:
+    rows = x.numel() // x.shape[-1]
+    return rows > max_rows or rows == 0 or x.device.type != "cpu" or torch.is_grad_enabled()
 
 
 class Int8Linear(nn.Module):
@@ -54,10 +76,9 @@ class Int8Linear(nn.Module):
         return self.dense.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.numel() // x.shape[-1]
-        if rows > self.max_rows or rows == 0 or x.device.type != "cpu" or torch.is_grad_enabled():
+        if _dense_is_better(x, self.max_rows):
             return self.dense(x)
-        flat = x.reshape(rows, x.shape[-1]).to(torch.bfloat16).contiguous()
+        flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
         out = torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales)
         if self.dense.bias is not None:
             out = out + self.dense.bias.to(out.dtype)
@@ -67,12 +88,151 @@ class Int8Linear(nn.Module):
 def quantize_int8(model: nn.Module, max_rows: int = INT8_MAX_ROWS) -> int:
     """Give every `nn.Linear` of `model` (the LM head included) an int8 copy for small inputs, in
     place. Returns the number of layers wrapped. Tied weights stay tied: the dense layer is kept."""
-    targets = [
+    targets = _linears(model)
+    for parent, name, child in targets:
+        setattr(parent, name, Int8Linear(child, max_rows))
+    return len(targets)
+
+
+# ---------------------------------------------------------------------------------------- int4
+
+
+def int4_group_for(in_features: int, group_size: int) -> int | None:
+    """The largest supported group size <= `group_size` that divides `in_features` (576 inputs
+    take groups of 64 when 128 is asked for), or None when none does."""
+    for g in (256, 128, 64, 32):
+        if g <= group_size and in_features % g == 0:
+            return g
+    return None
+
+
+def pack_int4(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Asymmetric 4-bit codes per group of `group_size` inputs, packed for the CPU kernel.
+
+    Returns (packed uint8 weight, bf16 scales-and-zeros of shape (in/group, out_padded, 2)). The
+    kernel computes w = (q - 8) * scale + zero; scale and zero are rounded to bf16 *before* the
+    codes are chosen, so the codes are the nearest ones for the parameters the kernel will read.
+    Output rows are padded with zeros to a multiple of 16 (the kernel's block); callers slice.
+    """
+    w = weight.detach().float()
+    rows, cols = w.shape
+    padded = -(-rows // 16) * 16
+    if padded != rows:
+        w = torch.cat([w, w.new_zeros(padded - rows, cols)])
+    groups = w.reshape(padded, cols // group_size, group_size)
+    lo, hi = groups.amin(-1), groups.amax(-1)
+    scale = ((hi - lo) / 15).clamp(min=1e-6).to(torch.bfloat16)
+    zero = (lo + 8 * scale.float()).to(torch.bfloat16)
+    base = zero.float() - 8 * scale.float()  # the value of code 0
+    codes = ((groups - base[..., None]) / scale.float()[..., None]).round().clamp(0, 15)
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
+        codes.to(torch.int32).reshape(padded, cols), 1
+    )
+    scale_zero = torch.stack([scale, zero], dim=-1).transpose(0, 1).contiguous()
+    return packed, scale_zero
+
+
+def unpack_int4_reference(weight: torch.Tensor, group_size: int) -> torch.Tensor:
+    """The float weight the int4 kernel multiplies by (for tests and error measurements)."""
+    rows, cols = weight.shape
+    eye = torch.eye(cols, dtype=torch.bfloat16)
+    packed, scale_zero = pack_int4(weight, group_size)
+    # W^T = I @ W^T: the kernel applied to the identity returns the dequantised weight, transposed.
+    out = torch.ops.aten._weight_int4pack_mm_for_cpu(eye, packed, group_size, scale_zero)
+    return out[:, :rows].T.float()
+
+
+class Int4Linear(nn.Module):
+    """A linear layer with a 4-bit group-wise copy of its weight used for inputs of at most
+    `max_rows` rows (in bf16); the original layer serves everything else, autograd included."""
+
+    def __init__(self, dense: nn.Linear, group_size: int, max_rows: int | None = None) -> None:
+        super().__init__()
+        self.dense = dense
+        self.group_size = group_size
+        self.max_rows = max_rows if max_rows is not None else INT4_MAX_ROWS.get(dense.weight.dtype, 16)
+        packed, scale_zero = pack_int4(dense.weight, group_size)
+        self.register_buffer("packed", packed, persistent=False)
+        self.register_buffer("scale_zero", scale_zero, persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:  # callers read the dense weight's shape (vocabulary width)
+        return self.dense.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.dense.bias
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, max_rows={self.max_rows}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _dense_is_better(x, self.max_rows):
+            return self.dense(x)
+        flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
+        out = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.packed, self.group_size, self.scale_zero)
+        out_features = self.dense.out_features
+        if out.shape[-1] != out_features:
+            out = out[:, :out_features]  # the kernel's 16-row padding
+        if self.dense.bias is not None:
+            out = out + self.dense.bias.to(out.dtype)
+        return out.to(x.dtype).reshape(*x.shape[:-1], out_features)
+
+
+def quantize_int4(model: nn.Module, group_size: int = INT4_DEFAULT_GROUP, max_rows: int | None = None) -> int:
+    """Give every `nn.Linear` of `model` a 4-bit copy for small inputs, in place, except the output
+    layer (LM head), which gets the int8 copy. Returns the number of layers wrapped (a layer whose
+    input width no supported group size divides stays dense). Tied weights stay tied.
+
+    The head keeps 8 bits as llama.cpp's Q4 files keep it (the embedded GGUF stores it as Q8_0):
+    4 bits there cost the most accuracy (8.5% weight error on SmolLM2's head against 0.44% on its
+    decoder layers, whose values already lie on a Q4_1 grid) for ~2 ms per batch-1 step."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    wrapped = 0
+    for parent, name, child in _linears(model):
+        group = int4_group_for(child.in_features, group_size)
+        if child is head:
+            setattr(parent, name, Int8Linear(child))
+        elif group is not None:
+            setattr(parent, name, Int4Linear(child, group, max_rows))
+        else:
+            continue
+        wrapped += 1
+    return wrapped
+
+
+# ---------------------------------------------------------------------------------------- spec
+
+
+def _linears(model: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]:
+    return [
         (parent, name, child)
         for parent in model.modules()
         for name, child in parent.named_children()
         if type(child) is nn.Linear
     ]
-    for parent, name, child in targets:
-        setattr(parent, name, Int8Linear(child, max_rows))
-    return len(targets)
+
+
+def apply_quant(model: nn.Module, quant: str, device: torch.device) -> str:
+    """Apply the `quant=` option of an `hf:` spec in place; returns it. Raises `ModelSpecError`
+    naming the valid values for an unknown one, and when the kernel is missing here."""
+    if quant not in QUANT_CHOICES:
+        raise ModelSpecError(
+            f"unknown quant '{quant}'",
+            f"use one of {', '.join(QUANT_CHOICES)} (int4 = int4-g{INT4_DEFAULT_GROUP})",
+        )
+    if quant == "none":
+        return quant
+    kind = quant.partition("-")[0]
+    available = int8_available() and (kind == "int8" or int4_available())  # int4's head is int8
+    if device.type != "cpu" or not available:
+        raise ModelSpecError(
+            f"quant={quant} is a CPU weight-only {kind} kernel of PyTorch, not available here",
+            f"drop quant={quant} (on GPUs use the vllm: backend's quantisation)",
+        )
+    if kind == "int8":
+        quantize_int8(model)
+    else:
+        group = int(quant.partition("-g")[2] or INT4_DEFAULT_GROUP)
+        quantize_int4(model, group)
+    return quant

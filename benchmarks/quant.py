@@ -39,7 +39,7 @@ from generation import workload  # noqa: E402
 
 from selflab.models import embedded  # noqa: E402
 from selflab.models.hf import HFModel  # noqa: E402
-from selflab.models.quant import Int4Linear, Int8Linear, int4_group_for, pack_int4  # noqa: E402
+from selflab.models.quant import SmallBatchLinear, int4_group_for, pack_int4  # noqa: E402
 from selflab.models.types import GenerationRequest, user  # noqa: E402
 
 ITEMS = Path(__file__).parents[1] / "src/selflab/evalbench/data/items.jsonl"
@@ -144,7 +144,7 @@ def quality(args: argparse.Namespace) -> None:
         with load(variant, threads=1) as lm:
             greedy[variant] = [lm.generate([p])[0].text for p in prompts]  # one at a time: batch 1
             for module in lm.model.modules():  # the quantised weights for every row from here on
-                if isinstance(module, Int4Linear | Int8Linear):
+                if isinstance(module, SmallBatchLinear):
                     module.max_rows = 1 << 30
             per_token = []
             for item in items:

@@ -54,18 +54,16 @@ def _dense_is_better(x: torch.Tensor, max_rows: int) -> bool:
     return rows > max_rows or rows == 0 or x.device.type != "cpu" or torch.is_grad_enabled()
 
 
-class Int8Linear(nn.Module):
-    """A linear layer with an int8 copy of its weight (symmetric, per output channel) used for
-    inputs of at most `max_rows` rows; the original layer serves everything else."""
+class SmallBatchLinear(nn.Module):
+    """A linear layer with a quantised copy of its weight for inputs of at most `max_rows` rows
+    (in bf16); the original layer serves everything else, autograd included. `weight`/`bias` are
+    the dense layer's, so callers read the right shapes and tied weights stay tied. Subclasses
+    give the kernel (`_small`)."""
 
-    def __init__(self, dense: nn.Linear, max_rows: int = INT8_MAX_ROWS) -> None:
+    def __init__(self, dense: nn.Linear, max_rows: int) -> None:
         super().__init__()
         self.dense = dense
         self.max_rows = max_rows
-        w = dense.weight.detach().float()
-        scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-        self.register_buffer("qweight", (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8))
-        self.register_buffer("scales", scale.to(torch.bfloat16))
 
     @property
     def weight(self) -> torch.Tensor:  # callers read the dense weight's shape (vocabulary width)
@@ -75,14 +73,32 @@ class Int8Linear(nn.Module):
     def bias(self) -> torch.Tensor | None:
         return self.dense.bias
 
+    def _small(self, flat: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _dense_is_better(x, self.max_rows):
             return self.dense(x)
         flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
-        out = torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales)
+        out_features = self.dense.out_features
+        out = self._small(flat)[:, :out_features]  # int4's kernel pads the outputs to 16
         if self.dense.bias is not None:
             out = out + self.dense.bias.to(out.dtype)
-        return out.to(x.dtype).reshape(*x.shape[:-1], out.shape[-1])
+        return out.to(x.dtype).reshape(*x.shape[:-1], out_features)
+
+
+class Int8Linear(SmallBatchLinear):
+    """An int8 copy of the weight (symmetric, per output channel) for small inputs."""
+
+    def __init__(self, dense: nn.Linear, max_rows: int = INT8_MAX_ROWS) -> None:
+        super().__init__(dense, max_rows)
+        w = dense.weight.detach().float()
+        scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+        self.register_buffer("qweight", (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8))
+        self.register_buffer("scales", scale.to(torch.bfloat16))
+
+    def _small(self, flat: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales)
 
 
 def quantize_int8(model: nn.Module, max_rows: int = INT8_MAX_ROWS) -> int:
@@ -142,41 +158,23 @@ def unpack_int4_reference(weight: torch.Tensor, group_size: int) -> torch.Tensor
     return out[:, :rows].T.float()
 
 
-class Int4Linear(nn.Module):
-    """A linear layer with a 4-bit group-wise copy of its weight used for inputs of at most
-    `max_rows` rows (in bf16); the original layer serves everything else, autograd included."""
+class Int4Linear(SmallBatchLinear):
+    """A 4-bit group-wise copy of the weight for small inputs."""
 
     def __init__(self, dense: nn.Linear, group_size: int, max_rows: int | None = None) -> None:
-        super().__init__()
-        self.dense = dense
+        super().__init__(
+            dense, max_rows if max_rows is not None else INT4_MAX_ROWS.get(dense.weight.dtype, 16)
+        )
         self.group_size = group_size
-        self.max_rows = max_rows if max_rows is not None else INT4_MAX_ROWS.get(dense.weight.dtype, 16)
         packed, scale_zero = pack_int4(dense.weight, group_size)
         self.register_buffer("packed", packed, persistent=False)
         self.register_buffer("scale_zero", scale_zero, persistent=False)
 
-    @property
-    def weight(self) -> torch.Tensor:  # callers read the dense weight's shape (vocabulary width)
-        return self.dense.weight
-
-    @property
-    def bias(self) -> torch.Tensor | None:
-        return self.dense.bias
-
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}, max_rows={self.max_rows}"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _dense_is_better(x, self.max_rows):
-            return self.dense(x)
-        flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
-        out = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.packed, self.group_size, self.scale_zero)
-        out_features = self.dense.out_features
-        if out.shape[-1] != out_features:
-            out = out[:, :out_features]  # the kernel's 16-row padding
-        if self.dense.bias is not None:
-            out = out + self.dense.bias.to(out.dtype)
-        return out.to(x.dtype).reshape(*x.shape[:-1], out_features)
+    def _small(self, flat: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.packed, self.group_size, self.scale_zero)
 
 
 def quantize_int4(model: nn.Module, group_size: int = INT4_DEFAULT_GROUP, max_rows: int | None = None) -> int:

@@ -48,8 +48,8 @@ from selflab.envs.runner import EpisodeSpec, play, schedule
 from selflab.envs.trajectories import EpisodeRecord
 from selflab.errors import ConfigError
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
-from selflab.loops.game_data import LEARNER, GameData, build_game_data, learner_seats  # noqa: F401
-from selflab.loops.game_eval import SelfAssessment, eval_measures, learner_seat, self_assess  # noqa: F401
+from selflab.loops.game_data import LEARNER, build_game_data, learner_seats
+from selflab.loops.game_eval import eval_measures, learner_seat, self_assess
 from selflab.models.types import LanguageModel
 from selflab.training import (
     TrainConfig,

@@ -18,7 +18,7 @@ from typing import Any
 
 from selflab.errors import SelflabError
 from selflab.models.adapters import adapter_base, is_adapter, is_model_folder, load_causal_lm
-from selflab.training.config import CHECKPOINT_META, Method, TrainConfig, TrainResult, dpo_losses  # noqa: F401
+from selflab.training.config import CHECKPOINT_META, Method, TrainConfig, TrainResult, dpo_losses
 from selflab.training.datasets import normalise_rows
 from selflab.training.memory import cpu_logprob_tiles, model_shape, wants_checkpointing
 

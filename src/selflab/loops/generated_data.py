@@ -35,6 +35,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
+from selflab.loops.consistency_eval import evaluate_heldout, heldout_measures
 from selflab.loops.measures import sample_n
 from selflab.loops.proposals import (
     ANSWER_SUFFIX,
@@ -43,12 +44,10 @@ from selflab.loops.proposals import (
     Vote,
     filter_proposals,
     final_number,
-    majority_vote,
     proposal_instructions,
     vote,
 )
 from selflab.loops.stats import bootstrap_ci
-from selflab.loops.truth_meter import Measurement
 from selflab.models.types import GenerationRequest, LanguageModel, SamplingParams, user
 from selflab.tasks import Task
 from selflab.tasks.splits import family_tasks
@@ -88,18 +87,6 @@ class GeneratedDataConfig(LoopConfig):
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(lora=True, learning_rate=2e-4, epochs=2, batch_size=8)
     )
-
-
-class HeldoutResult(BaseModel):
-    task_id: str
-    prompt: str
-    greedy: str
-    greedy_tokens: int = 0
-    greedy_ok: bool = False
-    sampled_answers: list[float | None] = Field(default_factory=list)
-    majority: float | None = None
-    agreement: float = 0.0
-    majority_ok: bool = False
 
 
 class BuildResult(BaseModel):
@@ -301,7 +288,15 @@ class GeneratedDataLoop(Loop):
         c = self.config
         spec = self.model_after(ctx.iteration)
         model = self.load(spec)
-        results = evaluate_heldout(model, self.eval_tasks(), c, self.seed_for("eval-consistency"))
+        results = evaluate_heldout(
+            model,
+            self.eval_tasks(),
+            k=c.consistency_samples,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            max_new_tokens=c.eval_max_new_tokens,
+            seed=self.seed_for("eval-consistency"),
+        )
         ctx.out.extend(results)
         ms = heldout_measures(results)
         info: dict[str, float | int | str | None] = {}
@@ -344,78 +339,3 @@ def solve(
                 )
             )
     return sols
-
-
-def evaluate_heldout(
-    model: LanguageModel, tasks: Sequence[Task], c: GeneratedDataConfig, seed: int
-) -> list[HeldoutResult]:
-    """Greedy answer plus `consistency_samples` sampled answers per held-out task, in ONE call."""
-    greedy = SamplingParams(temperature=0.0, max_new_tokens=c.eval_max_new_tokens)
-    sampled = SamplingParams(temperature=c.temperature, top_p=c.top_p, max_new_tokens=c.eval_max_new_tokens)
-    k = c.consistency_samples
-    reqs = []
-    for t in tasks:
-        reqs.append(GenerationRequest(messages=(user(t.prompt),), sampling=greedy))
-        for _ in range(k):
-            reqs.append(
-                GenerationRequest(
-                    messages=(user(t.prompt),), sampling=sampled.model_copy(update={"seed": seed + len(reqs)})
-                )
-            )
-    outs = model.generate(reqs)
-    results = []
-    for i, t in enumerate(tasks):
-        g = outs[i * (k + 1)]
-        samples = outs[i * (k + 1) + 1 : (i + 1) * (k + 1)]
-        answers = [None if o.error else final_number(o.text) for o in samples]
-        maj, count, none = majority_vote(answers)
-        results.append(
-            HeldoutResult(
-                task_id=t.id,
-                prompt=t.prompt,
-                greedy=g.text,
-                greedy_tokens=g.completion_tokens,
-                greedy_ok=g.error is None and t.verify(g.text).ok,
-                sampled_answers=answers,
-                majority=maj,
-                agreement=0.0 if none else count / k,
-                majority_ok=maj is not None and t.verify(f"{maj:g}").ok,
-            )
-        )
-    return results
-
-
-def heldout_measures(results: Sequence[HeldoutResult]) -> list[Measurement]:
-    return [
-        Measurement(
-            name="heldout_accuracy",
-            kind="objective",
-            values=[r.greedy_ok for r in results],
-            ids=[r.task_id for r in results],
-            description="greedy accuracy on held-out selflab.tasks (never proposed or trained on), checked by code",
-            primary=True,
-        ),
-        Measurement(
-            name="majority_vote_accuracy",
-            kind="objective",
-            values=[r.majority_ok for r in results],
-            ids=[r.task_id for r in results],
-            description="the sampled majority answer is right (held-out, checked by code)",
-        ),
-        Measurement(
-            name="self_consistency",
-            kind="self_reward",
-            values=[r.agreement for r in results],
-            ids=[r.task_id for r in results],
-            optimised=True,
-            description="share of k sampled answers that agree with their majority (the loop's own reward)",
-        ),
-        Measurement(
-            name="response_tokens",
-            kind="drift",
-            values=[float(r.greedy_tokens) for r in results],
-            ids=[r.task_id for r in results],
-            higher_is_better=False,
-            description="greedy answer length in tokens (length drift)",
-        ),
-    ]

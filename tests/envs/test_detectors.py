@@ -12,7 +12,7 @@ from selflab.envs.games.dealnodeal.game import parse_action as dond_parse
 from selflab.envs.games.debate.persuasion import accepts, reveals, states_position
 from selflab.envs.games.guess_person.env import parse_answer
 from selflab.envs.games.perudo.env import parse_action as perudo_parse
-from selflab.envs.games.spy.env import load_data, question_attribute
+from selflab.envs.games.spy.locations import load_data, question_attribute
 from selflab.envs.games.taboo.env import parse_guess
 from selflab.envs.games.taboo.words import same_word
 from selflab.envs.registry import make

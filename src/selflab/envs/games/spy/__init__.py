@@ -2,7 +2,8 @@
 (2 rounds), spy-quick-v0 (no per-answer suspicion moves: fewer model calls)."""
 
 from selflab.envs.games.spy.agents import SpyRandom, SpyScripted
-from selflab.envs.games.spy.env import SpyEnv, load_data, question_attribute
+from selflab.envs.games.spy.env import SpyEnv
+from selflab.envs.games.spy.locations import load_data, question_attribute
 from selflab.envs.registry import register
 
 _AGENTS = {"scripted": SpyScripted, "random": SpyRandom}

@@ -18,7 +18,7 @@ import math
 
 from selflab.envs.agents import RandomAgent, ScriptedAgent
 from selflab.envs.core import Observation
-from selflab.envs.games.spy.env import load_data
+from selflab.envs.games.spy.locations import load_data
 
 _ATTRS: dict[str, set[str]] = {loc["name"]: set(loc["attributes"]) for loc in load_data()["locations"]}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from selflab.envs.games.spy.env import load_data
+from selflab.envs.games.spy.locations import load_data
 
 
 class SpyInstance(BaseModel):

@@ -207,3 +207,39 @@ def test_bad_opponent_is_a_clear_error(tiny: Path, tmp_path: Path) -> None:
     cfg = gs.GameSelfPlayConfig(model=f"hf:{tiny}", opponents=["self", "grandmaster"])
     with pytest.raises(ConfigError, match="grandmaster"):
         open_run(gs.GameSelfPlayLoop, tmp_path / "x", cfg, resume=False)
+
+
+def test_single_player_puzzles_are_played_solo(tiny: Path, tmp_path: Path) -> None:
+    from selflab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="single-player puzzle"):  # default opponents make no sense alone
+        open_run(
+            gs.GameSelfPlayLoop,
+            tmp_path / "a",
+            gs.GameSelfPlayConfig(model=f"hf:{tiny}", env_id="blocks-small-v0"),
+            resume=False,
+        )
+    with pytest.raises(ConfigError, match="only for single-player"):
+        cfg = gs.GameSelfPlayConfig(model=f"hf:{tiny}", opponents=["self"], eval_opponents=["solo"])
+        open_run(gs.GameSelfPlayLoop, tmp_path / "b", cfg, resume=False)
+    cfg = gs.GameSelfPlayConfig(
+        model=f"hf:{tiny}", env_id="blocks-small-v0", opponents=["solo"], eval_opponents=["solo"],
+        episodes=3, eval_episodes=2,
+    )  # fmt: skip
+    loop = open_run(gs.GameSelfPlayLoop, tmp_path / "c", cfg, resume=False)
+    specs, models = loop.training_schedule(1)
+    assert [s.agents for s in specs] == [[L]] * 3 and set(models) == {L}
+    assert len({s.seed for s in specs}) == 3  # three different puzzles
+    plan = loop.eval_schedule()
+    assert list(plan) == ["solo"] and [s.agents for s in plan["solo"]] == [[L]] * 2
+
+
+def test_eval_measures_of_a_puzzle() -> None:
+    eps = [
+        EpisodeRecord(episode_id=f"p{i}", env_id="blocks-small-v0", agents=[L], rewards={0: r}, winners=w, steps=[])
+        for i, (r, w) in enumerate([(1.0, [0]), (0.0, []), (0.5, [0])])
+    ]  # fmt: skip
+    ms = {m.name: m for m in gs.eval_measures({"solo": eps}, None)}
+    assert ms["solve_rate"].values == [True, False, True] and ms["solve_rate"].primary
+    assert ms["puzzle_score"].values == [1.0, 0.0, 0.5]
+    assert not any(n.startswith(("win_rate", "reward_vs")) for n in ms)

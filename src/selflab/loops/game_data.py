@@ -19,6 +19,7 @@ from selflab.models.types import Message
 from selflab.training import KTOExample, PreferencePair, SFTExample
 
 LEARNER = "learner"
+SOLO = "solo"  # the "opponent" of a single-player puzzle (blocks): the learner plays alone
 
 
 class GameData(BaseModel):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from selflab.envs.trajectories import EpisodeRecord
-from selflab.loops.game_data import LEARNER, learner_seats
+from selflab.loops.game_data import LEARNER, SOLO, learner_seats
 from selflab.loops.truth_meter import Measurement
 from selflab.models.types import LanguageModel, Message, user
 
@@ -34,7 +34,10 @@ def eval_measures(
     ms: list[Measurement] = []
     all_eps = [ep for eps in by_opponent.values() for ep in eps]
     all_ids = [ep.episode_id for ep in all_eps]
+    solo = list(by_opponent) == [SOLO]
     for opp, eps in by_opponent.items():
+        if opp == SOLO:
+            continue  # a puzzle has no opponent: its one measure is the solve rate below
         ms.append(
             Measurement(
                 name=f"win_rate_vs_{opp}",
@@ -55,14 +58,26 @@ def eval_measures(
         )
     ms.append(
         Measurement(
-            name="win_rate_fixed_opponents",
+            name=primary_measure(solo),
             kind="objective",
             values=[learner_seat(ep) in ep.winners for ep in all_eps],
             ids=all_ids,
-            description="games won against all fixed opponents",
+            description="puzzles solved (single-player game, fixed seeds)"
+            if solo
+            else "games won against all fixed opponents",
             primary=True,
         )
     )
+    if solo:
+        ms.append(
+            Measurement(
+                name="puzzle_score",
+                kind="objective",
+                values=[ep.reward(learner_seat(ep)) for ep in all_eps],
+                ids=all_ids,
+                description="the game's score: optimal moves / moves used when solved, else 0",
+            )
+        )
     ms.append(
         Measurement(
             name="invalid_action_rate",
@@ -94,6 +109,12 @@ def eval_measures(
         )
     )
     return ms
+
+
+def primary_measure(solo: bool) -> str:
+    """The truth meter's primary measure: the solve rate of a puzzle, else the win rate over all
+    fixed opponents."""
+    return "solve_rate" if solo else "win_rate_fixed_opponents"
 
 
 def learner_seat(ep: EpisodeRecord) -> int:

@@ -48,8 +48,8 @@ from selflab.envs.runner import EpisodeSpec, play, schedule
 from selflab.envs.trajectories import EpisodeRecord
 from selflab.errors import ConfigError
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
-from selflab.loops.game_data import LEARNER, build_game_data, learner_seats
-from selflab.loops.game_eval import eval_measures, learner_seat, self_assess
+from selflab.loops.game_data import LEARNER, SOLO, build_game_data, learner_seats
+from selflab.loops.game_eval import eval_measures, learner_seat, primary_measure, self_assess
 from selflab.models.types import LanguageModel
 from selflab.training import (
     TrainConfig,
@@ -173,13 +173,30 @@ class GameSelfPlayLoop(Loop):
                 "TRL would cut every game prompt and mask out the moves",
                 f"set train.max_length >= {need} or lower context_tokens",
             )
+        self.solo = s.make(**self.config.env_kwargs).num_players == 1
+        self._check_solo()
         for name in [*self.config.eval_opponents, *self.config.opponents]:
-            if name not in ("self", "past") and name not in s.agents and name != "random":
+            if name not in ("self", "past", SOLO) and name not in s.agents and name != "random":
                 raise ConfigError(
                     f"{self.config.env_id} has no scripted agent {name!r}",
                     f"use self, past or one of {', '.join(sorted({*s.agents, 'random'}))}",
                 )
         self._check_unseen_eval_opponents()
+
+    def _check_solo(self) -> None:
+        """A single-player puzzle (blocks) is played alone: `solo` is its only opponent, in training
+        (expert iteration on solved puzzles) and in the truth meter (the solve rate on fixed seeds)."""
+        c = self.config
+        if self.solo and (set(c.opponents) - {"self", SOLO} or c.eval_opponents != [SOLO]):
+            raise ConfigError(
+                f"{c.env_id} is a single-player puzzle: it has no opponents to train or evaluate against",
+                f"set opponents: [{SOLO}] and eval_opponents: [{SOLO}]",
+            )
+        if not self.solo and SOLO in [*c.opponents, *c.eval_opponents]:
+            raise ConfigError(
+                f"'{SOLO}' is only for single-player puzzles; {c.env_id} has several players",
+                "use self, past, random or one of the game's scripted agents",
+            )
 
     def _check_unseen_eval_opponents(self) -> None:
         """No evaluation opponent may have been trained against, by name or by class (a scripted
@@ -187,12 +204,14 @@ class GameSelfPlayLoop(Loop):
         c = self.config
 
         def cls(name: str) -> type | None:
-            if name in ("self", "past"):
+            if name in ("self", "past", SOLO):
                 return None
             return type(make_agent(c.env_id, name, seed=0))
 
         train = {n: cls(n) for n in c.opponents}
         for e in c.eval_opponents:
+            if e == SOLO:
+                continue
             ec = cls(e)
             for n, tc in train.items():
                 same = e == n or (
@@ -224,6 +243,8 @@ class GameSelfPlayLoop(Loop):
                 name = f"past:iter-{j}"
                 models[name] = self.model_after(j)
                 seats = [LEARNER, name]
+            elif opp == SOLO:
+                seats = [LEARNER]
             elif opp in ("self", "past"):
                 seats = [LEARNER, LEARNER]
             else:
@@ -312,7 +333,7 @@ class GameSelfPlayLoop(Loop):
         return {
             opp: schedule(
                 c.env_id,
-                [LEARNER, opp],
+                [LEARNER] if opp == SOLO else [LEARNER, opp],
                 c.eval_episodes,
                 seed=self.seed_for("eval", opp) % 10**7,
                 env_kwargs=c.env_kwargs,
@@ -349,5 +370,5 @@ class GameSelfPlayLoop(Loop):
             )  # fmt: skip
         ctx.info["wins"] = sum(1 for ep in ordered if learner_seat(ep) in ep.winners)
         self.meter.record(
-            ctx.iteration, spec_, ms, info=info, gap=("self_assessed_win", "win_rate_fixed_opponents")
+            ctx.iteration, spec_, ms, info=info, gap=("self_assessed_win", primary_measure(self.solo))
         )

@@ -11,8 +11,8 @@ short (`PACK_TOKENS`): measured on the embedded model (fp32, 1 thread, 22 chat p
 tokens, two rounds), 2.94-3.21 ms per token in packs of <= 256 tokens, 2.99-3.23 in <= 512,
 3.67-3.71 in one pack of 1,020.
 
-A prompt may start from keys/values it already has (a prefix-cache hit, or a prefix that every
-prompt of the chunk shares, computed once): those sit in columns before the packed tokens, each
+A prompt may start from keys/values it already has (a prefix-cache hit, or a start it shares with
+other prompts of the step, computed once by `engine_shared`): those sit in columns before the packed tokens, each
 distinct one once, and a prompt's tokens attend to its own start columns.
 """
 
@@ -138,52 +138,3 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
             i += 1
         n = i
     return n
-
-
-def shared_prefix(
-    model: torch.nn.Module, num_layers: int, ids: list[list[int]], min_tokens: int, device: torch.device
-) -> tuple[int, torch.Tensor] | None:
-    """The prefix all prompts `ids` share (short of the shortest prompt's last token), computed once:
-    its length and keys/values (layers, 2, kv_heads, length, head_dim); None when it is shorter than
-    `min_tokens`."""
-    prefix = min(common_prefix_len(ids), min(len(x) for x in ids) - 1)
-    if prefix < min_tokens:
-        return None
-    head = KVBuffer(num_layers, 1, prefix, device)
-    head.valid[:, :prefix] = True
-    forward_columns(
-        model,
-        head,
-        torch.tensor([ids[0][:prefix]], device=device),
-        torch.arange(prefix, device=device).unsqueeze(0),
-        device,
-    )
-    assert head.data is not None
-    return prefix, head.data[:, :, 0, :, :prefix]
-
-
-def forward_columns(
-    model: torch.nn.Module,
-    buf: KVBuffer,
-    input_ids: torch.Tensor,
-    positions: torch.Tensor,
-    device: torch.device,
-) -> torch.Tensor:
-    """One causal forward over new columns [length, length + q) of `buf` (all rows see all
-    earlier valid columns). Returns the last position's logits; advances `buf.length`."""
-    q = input_ids.shape[1]
-    start = buf.length
-    end = start + q
-    cols = torch.arange(end, device=device)
-    qcols = torch.arange(start, end, device=device)
-    mask = (cols[None, :] <= qcols[:, None])[None] & buf.valid[:, None, :end]
-    out = model(
-        input_ids=input_ids,
-        position_ids=positions,
-        attention_mask=mask[:, None],
-        **cache_kwargs(model, buf.writer()),
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    buf.length = end
-    return out.logits[:, -1, :]

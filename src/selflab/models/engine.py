@@ -159,10 +159,15 @@ class BatchingEngine:
             self._cond.notify()
         return future
 
+    def submit_all(self, items: list[tuple[list[int], SamplingParams]]) -> list[Future]:
+        """`submit` every item under one lock hold, so one admission step sees them all (and computes
+        the starts they share once, `engine_shared`)."""
+        with self._cond:
+            return [self.submit(ids, sampling) for ids, sampling in items]
+
     def generate(self, items: list[tuple[list[int], SamplingParams]]) -> list[Completion]:
         """Submit all items at once (so they share batches) and wait for every result, in order."""
-        futures = [self.submit(ids, sampling) for ids, sampling in items]
-        return [f.result() for f in futures]
+        return [f.result() for f in self.submit_all(items)]
 
     async def agenerate(self, prompt_ids: list[int], sampling: SamplingParams) -> Completion:
         """Asyncio version of one `submit`."""

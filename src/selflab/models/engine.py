@@ -47,7 +47,7 @@ from selflab.models.engine_masks import EngineMasks
 from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, common_prefix_len, packed_prefill
 from selflab.models.engine_prefix import PrefixCache
 from selflab.models.engine_sampling import choose_tokens
-from selflab.models.engine_shared import cache_prompts, share_prefixes
+from selflab.models.engine_shared import cache_finished, cache_prompts, share_prefixes
 from selflab.models.engine_slots import SlotCache
 from selflab.models.engine_threads import ThreadTuner
 from selflab.models.types import Completion, SamplingParams
@@ -204,10 +204,14 @@ class BatchingEngine:
                 self.tuner.maybe_tune()
             try:
                 with torch.inference_mode():
+                    cpu = time.thread_time()  # this thread's CPU seconds: robust to other processes
                     if admit:
                         self._admit(admit)
+                    mid = time.thread_time()
                     if self._rows:
                         self._step()
+                    self.stats.admit_cpu_s += mid - cpu
+                    self.stats.step_cpu_s += time.thread_time() - mid
             except Exception as exc:  # a failed forward must not hang every caller
                 self._fail([*admit, *self._rows], f"{type(exc).__name__}: {exc}")
             self.stats.busy_s += time.perf_counter() - started
@@ -294,17 +298,6 @@ class BatchingEngine:
             job.hit = None  # drop the reference to the cached tensor
         return result.pieces, result.logits
 
-    def _remember(self, row: int, job: Job) -> None:
-        """Keep a finished row's keys/values (the tokens fed so far) in the prefix cache."""
-        if self.prefix_cache is None:
-            return
-        kv = self._cache.row(row)
-        seq = (job.prompt_ids + job.out_ids)[: kv.shape[3]]
-        if len(seq) != kv.shape[3] or len(seq) < self.prefix_cache.min_tokens:
-            return
-        with self._cond:  # a copy: the slot is reused
-            self.prefix_cache.put(seq, kv.clone(), extends=job.cached_as)
-
     def _choose(
         self, logits: torch.Tensor, jobs: list[Job], banned: Future | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -378,7 +371,7 @@ class BatchingEngine:
         if not record_token(job, token, logprob, self.eos_ids, self.max_len, self._decode):
             return False
         if row is not None:
-            self._remember(row, job)
+            cache_finished(self._cache.row(row), job, self.prefix_cache, self._cond)
         job.future.set_result(completion(job, self.tokenizer))
         return True
 

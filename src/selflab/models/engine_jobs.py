@@ -56,6 +56,10 @@ class EngineStats:
     decode_columns_read: int = 0
     decode_columns_cached: int = 0
     busy_s: float = 0.0
+    # The engine thread's CPU seconds admitting requests (prefill, shared starts, prefix caching,
+    # first tokens) and in decode steps (masks computed on the mask thread are not included).
+    admit_cpu_s: float = 0.0
+    step_cpu_s: float = 0.0
     mask_row_steps: int = 0
     mask_s: float = 0.0  # computing masks (mostly on the mask thread, overlapping forward passes)
     mask_wait_s: float = 0.0  # the engine thread waiting for masks after a forward pass

@@ -15,7 +15,7 @@ start, which is now its deepest group's, to the token.
 
 After its prefill, each prompt's keys/values are cached at once (`cache_prompts`), not only when the
 request finishes, so a request arriving while an earlier one with the same prompt start is still
-decoding reuses it. At finish the prompt plus reply replaces that entry (`PrefixCache.put(extends=)`).
+decoding reuses it. At finish the prompt plus reply replaces that entry (`cache_finished`).
 """
 
 from __future__ import annotations
@@ -72,6 +72,31 @@ def shared_groups(prompts: list[list[int]]) -> list[Group]:
     return groups
 
 
+def plan_starts(
+    prompts: list[list[int]], cached: list[int], min_tokens: int
+) -> list[list[tuple[Group, int]]]:
+    """The shared starts worth computing once, by level (a level's starts extend the previous
+    level's): each a group and the tokens of its start already there (`cached[i]`: prompt i's
+    cached start; or an enclosing kept group's). A start is kept when at least `min_tokens` of its
+    tokens remain to compute."""
+    groups = shared_groups(prompts)
+    depth: list[int] = []
+    levels: list[list[tuple[Group, int]]] = []
+    for g in groups:
+        above = g.parent
+        while above >= 0 and depth[above] < 0:  # skip enclosing groups not kept
+            above = groups[above].parent
+        base = max([min(cached[r], g.length) for r in g.rows] + [groups[above].length if above >= 0 else 0])
+        if g.length - base < min_tokens:
+            depth.append(-1)
+            continue
+        depth.append(depth[above] + 1 if above >= 0 else 0)
+        if depth[-1] == len(levels):
+            levels.append([])
+        levels[depth[-1]].append((g, base))
+    return levels
+
+
 def share_prefixes(
     model: torch.nn.Module,
     num_layers: int,
@@ -96,26 +121,12 @@ def share_prefixes(
     prompts = [job.prompt_ids for job in jobs]
     with lock:
         cached = [_length(store.lookup(ids, count=False)) for ids in prompts]
-    groups = shared_groups(prompts)
-    depth: list[int] = []
-    base: list[int] = []  # tokens of a kept group already computed (by an enclosing group or the cache)
-    for g in groups:
-        above = g.parent
-        while above >= 0 and depth[above] < 0:  # skip enclosing groups not kept
-            above = groups[above].parent
-        start = max([min(cached[r], g.length) for r in g.rows] + [groups[above].length if above >= 0 else 0])
-        keep = g.length - start >= max(min_tokens, store.min_tokens)
-        depth.append((depth[above] + 1 if above >= 0 else 0) if keep else -1)
-        base.append(start)
-    for level in range(max(depth, default=-1) + 1):
-        todo = [i for i, d in enumerate(depth) if d == level]
-        starts = [prompts[groups[i].rows[0]][: groups[i].length] for i in todo]
+    for level in plan_starts(prompts, cached, max(min_tokens, store.min_tokens)):
+        starts = [prompts[g.rows[0]][: g.length] for g, _ in level]
         calls, computed = _compute_starts(model, num_layers, device, starts, store, lock)
         stats.prefill_calls += calls
         stats.prefill_tokens += computed
-        stats.prefix_reused_tokens += sum(
-            (len(groups[i].rows) - 1) * (groups[i].length - base[i]) for i in todo
-        )
+        stats.prefix_reused_tokens += sum((len(g.rows) - 1) * (g.length - base) for g, base in level)
     with lock:
         for job in jobs:
             job.hit = store.lookup(job.prompt_ids)
@@ -174,6 +185,18 @@ def cache_prompts(
         kv = torch.cat(parts, dim=3)  # a copy: the prefill buffer is reused
         with lock:
             job.cached_as = cache.put(job.prompt_ids, kv, extends=job.cached_as)
+
+
+def cache_finished(kv: torch.Tensor, job: Job, cache: PrefixCache | None, lock: threading.Condition) -> None:
+    """Keep a finished job's keys/values `kv` (its row in the running batch: the tokens fed so
+    far, prompt then reply) in `cache`, replacing its prompt's entry."""
+    if cache is None:
+        return
+    seq = (job.prompt_ids + job.out_ids)[: kv.shape[3]]
+    if len(seq) != kv.shape[3] or len(seq) < cache.min_tokens:
+        return
+    with lock:  # a copy: the slot is reused
+        cache.put(seq, kv.clone(), extends=job.cached_as)
 
 
 def _length(hit: PrefixHit | None) -> int:

@@ -170,3 +170,30 @@ def test_concurrent_submitters_get_their_own_greedy_outputs(folder, reference):
         assert results == reference
     finally:
         model.close()
+
+
+def test_packed_prompts_attend_only_over_their_own_starts(folder, monkeypatch):
+    """Per-prompt attention segments in a packed prefill give the one-attention results."""
+    import selflab.models.engine_prefill as ep
+
+    model = HFModel(folder, device="cpu", threads=1)
+    try:
+        engine = model.engine
+        starts = [ep.packed_prefill(engine.model, engine.num_layers, [ep.PrefillRow(p[:300])], engine.device) for p in PROMPTS[:2]]  # fmt: skip
+        kv = [torch.cat(s.pieces[0], dim=3) for s in starts]
+        rows = [ep.PrefillRow(PROMPTS[i][300:], 300, kv[i % 2]) for i in range(4)] + [ep.PrefillRow(TAILS[5])]
+
+        def prefill():
+            with torch.inference_mode():
+                out = ep.packed_prefill(engine.model, engine.num_layers, rows, engine.device)
+            return out.logits.clone(), [torch.cat(p, dim=3).clone() for p in out.pieces]
+
+        assert engine.model.config._attn_implementation == ep.GROUPED  # segments are on
+        seg_logits, seg_kv = prefill()
+        monkeypatch.setattr(ep, "GROUPED", "off")  # one masked attention over the whole pack
+        ref_logits, ref_kv = prefill()
+        assert torch.allclose(seg_logits, ref_logits, atol=1e-4)
+        for a, b in zip(seg_kv, ref_kv, strict=True):
+            assert torch.allclose(a, b, atol=1e-4)
+    finally:
+        model.close()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from selflab.models.engine_attention import NAME as GROUPED
 from selflab.models.engine_cache import KVBuffer, cache_kwargs
 
 # New tokens per packed forward pass (a longer prompt is packed alone). See the module docstring.
@@ -106,6 +107,17 @@ def packed_prefill(
         mask = torch.cat([start_part, new_part], dim=1)
     input_ids = torch.tensor([[t for row in rows for t in row.ids]], dtype=torch.long, device=device)
     last = torch.tensor([o - 1 for o in offsets[1:]], device=device)
+    extra = {}
+    if width and len(rows) > 1 and getattr(model.config, "_attn_implementation", None) == GROUPED:
+        # Each prompt attends over its own start and tokens only (`engine_attention`).
+        segments = []
+        for r, row in enumerate(rows):
+            own = torch.arange(width + offsets[r], width + offsets[r + 1])
+            if owner[r] >= 0:
+                col = starts[owner[r]][1]
+                own = torch.cat([torch.arange(col, col + row.start), own])
+            segments.append((offsets[r], offsets[r + 1], own.to(device)))
+        extra["selflab_segments"] = segments
     out = model(
         input_ids=input_ids,
         position_ids=positions.unsqueeze(0).to(device),
@@ -113,6 +125,7 @@ def packed_prefill(
         **cache_kwargs(model, buf.writer()),
         use_cache=True,
         logits_to_keep=last,
+        **extra,
     )
     assert buf.data is not None
     pieces = []

@@ -115,6 +115,18 @@ def test_prompt_cached_at_admission_serves_a_request_arriving_while_it_decodes(f
         assert stats.prefix_cached_tokens == len(RULES) + 40
         assert stats.prefill_tokens == len(PROMPTS[0]) + len(TAILS[2])
         assert len(model.engine.prefix_cache) == 2  # each prompt's entry was replaced by prompt + reply
+        # The reply was written into the room left after the admission copy: a continuation reads
+        # prompt and reply (all but the last token, never fed) from it.
+        follow = PROMPTS[0] + reference[0] + [7, 8]
+        before = stats.prefix_cached_tokens
+        got = ids(model, model.engine.submit(follow, greedy(4)))
+        assert stats.prefix_cached_tokens - before == len(PROMPTS[0]) + len(reference[0]) - 1
+        with torch.inference_mode():
+            ref = model.model.generate(torch.tensor([follow]), do_sample=False, max_new_tokens=4,
+                                       attention_mask=torch.ones(1, len(follow), dtype=torch.long),
+                                       pad_token_id=model.engine.pad_id)[0, len(follow):].tolist()  # fmt: skip
+        eos = [i for i, t in enumerate(ref) if t in model.engine.eos_ids]
+        assert got == (ref[: eos[0]] if eos else ref)
     finally:
         model.close()
 

@@ -29,6 +29,7 @@ class Job:
     finish: str | None = None
     hit: PrefixHit | None = None  # leading prompt tokens served from the prefix cache
     cached_as: int | None = None  # the prefix-cache entry holding this job's prompt (or its start)
+    kv_room: torch.Tensor | None = None  # that entry's tensor, with room for the reply (`engine_shared`)
     matcher: RowMatcher | None = None  # grammar state when the request has a constraint
     error: str | None = None  # why a constrained row had to stop (no allowed token)
     on_tokens: Callable[[list[int]], None] | None = None  # streaming: told each new token list

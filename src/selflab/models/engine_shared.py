@@ -180,11 +180,21 @@ def cache_prompts(
     if cache is None:
         return
     for job, parts in zip(jobs, pieces, strict=True):
-        if len(job.prompt_ids) < cache.min_tokens:
+        n = len(job.prompt_ids)
+        if n < cache.min_tokens:
             continue
-        kv = torch.cat(parts, dim=3)  # a copy: the prefill buffer is reused
+        # A copy (the prefill buffer is reused) with room for a short reply, which `cache_finished`
+        # then writes in place instead of copying the whole row again.
+        room = job.sampling.max_new_tokens if job.sampling.max_new_tokens <= n // _ROOM_SHARE else 0
+        first = parts[0]
+        kv = first.new_empty(first.shape[:3] + (n + room,) + first.shape[4:])
+        col = 0
+        for part in parts:
+            kv[:, :, :, col : col + part.shape[3]] = part
+            col += part.shape[3]
         with lock:
-            job.cached_as = cache.put(job.prompt_ids, kv, extends=job.cached_as)
+            job.cached_as = cache.put(job.prompt_ids, kv[:, :, :, :n], extends=job.cached_as)
+        job.kv_room = kv if room else None
 
 
 def cache_finished(kv: torch.Tensor, job: Job, cache: PrefixCache | None, lock: threading.Condition) -> None:
@@ -192,11 +202,23 @@ def cache_finished(kv: torch.Tensor, job: Job, cache: PrefixCache | None, lock: 
     far, prompt then reply) in `cache`, replacing its prompt's entry."""
     if cache is None:
         return
+    room, job.kv_room = job.kv_room, None
     seq = (job.prompt_ids + job.out_ids)[: kv.shape[3]]
-    if len(seq) != kv.shape[3] or len(seq) < cache.min_tokens:
+    n, p = len(seq), len(job.prompt_ids)
+    if n != kv.shape[3] or n < cache.min_tokens:
         return
-    with lock:  # a copy: the slot is reused
-        cache.put(seq, kv.clone(), extends=job.cached_as)
+    if room is not None and room.shape[3] >= n:  # the prompt is there; no cache hit covers the room
+        room[:, :, :, p:n] = kv[:, :, :, p:n]
+        kv = room[:, :, :, :n]
+    else:
+        kv = kv.clone()  # a copy: the slot is reused
+    with lock:
+        cache.put(seq, kv, extends=job.cached_as)
+
+
+# A prompt's admission copy gets room for a reply of at most 1/_ROOM_SHARE of its length (a game
+# move), so the unaccounted room stays small.
+_ROOM_SHARE = 8
 
 
 def _length(hit: PrefixHit | None) -> int:

@@ -20,7 +20,8 @@ measure the work even when other processes share the machine.
 Besides wall-clock figures it prints contention-robust ones: prompt tokens per move (what the
 model reads), prefill tokens per move (what it computes: prompt tokens minus those served from the
 prefix cache or a shared prefix), the prefix cache's hit rate, and process CPU seconds per episode
-and per move on each side (`cpu_speedup` = sequential CPU per move / concurrent CPU per move).
+and per move on each side (`cpu_speedup` = sequential CPU per move / concurrent CPU per move), split
+into the engine thread's CPU in admissions (prefill) and in decode steps, and the rest.
 
 Last line: RESULT selfplay_speedup=<ratio> episodes_per_min=<concurrent> tokens_per_s=<concurrent>
 prompt_tokens_per_move=<concurrent> cpu_speedup=<ratio>
@@ -49,6 +50,8 @@ class Side:
     cache_hit_tokens: int
     columns_read: int  # decode attention: key columns read, and those holding a row's own tokens
     columns_cached: int
+    admit_cpu_s: float  # the engine thread's CPU in admissions (prefill) and in decode steps
+    step_cpu_s: float
 
     @property
     def moves(self) -> int:
@@ -63,7 +66,10 @@ class Side:
             f"({self.cache_hit_tokens / max(1, s.prompt_tokens):.2f} of prompt tokens), process CPU "
             f"{self.cpu_s:.1f}s = {self.cpu_s / max(1, s.episodes):.2f}s per episode, "
             f"{1000 * self.cpu_s / self.moves:.0f} ms per move, decode attention padding share "
-            f"{1 - self.columns_cached / max(1, self.columns_read):.3f}"
+            f"{1 - self.columns_cached / max(1, self.columns_read):.3f}\n"
+            f"{name}: CPU per move by part: engine admission (prefill) {1000 * self.admit_cpu_s / self.moves:.0f} ms, "
+            f"engine decode steps {1000 * self.step_cpu_s / self.moves:.0f} ms, rest of the process (masks, "
+            f"agents, games) {1000 * (self.cpu_s - self.admit_cpu_s - self.step_cpu_s) / self.moves:.0f} ms"
         )
 
 
@@ -74,7 +80,7 @@ def measure(model, specs: list[EpisodeSpec], concurrency: int, options: dict) ->
     if engine is not None:
         engine.clear_prefix_cache()  # same seeds would replay cached turns
 
-    def counters() -> list[int]:
+    def counters() -> list[float]:
         st = getattr(engine, "stats", None)
         return [
             getattr(st, "prefill_tokens", 0),
@@ -83,6 +89,8 @@ def measure(model, specs: list[EpisodeSpec], concurrency: int, options: dict) ->
             cache.hit_tokens if cache is not None else 0,
             getattr(st, "decode_columns_read", 0),
             getattr(st, "decode_columns_cached", 0),
+            getattr(st, "admit_cpu_s", 0.0),
+            getattr(st, "step_cpu_s", 0.0),
         ]
 
     before = counters()

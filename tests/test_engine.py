@@ -190,9 +190,13 @@ def test_logprobs_consistent_with_score(lm):
 def test_prefix_reuse_gives_same_outputs(lm):
     rubric = "You are a strict judge. Score the answer from 1 to 5 using the rubric: " * 4
     requests = [raw(rubric + tail, max_new_tokens=10, logprobs=True) for tail in ["A", "Answer two", "3 x"]]
-    before = lm.engine.stats.prefix_reused_tokens
+    stats = lm.engine.stats
+    before = stats.prefix_reused_tokens + stats.prefix_cached_tokens
     with_reuse = lm.generate(requests)
-    assert lm.engine.stats.prefix_reused_tokens > before
+    # Shared within one admission step, or (when the worker took the first request alone) read from
+    # the first prompt's prefix-cache entry, made at its admission.
+    rubric_ids = len(lm.prompt_ids(raw(rubric)))
+    assert stats.prefix_reused_tokens + stats.prefix_cached_tokens - before >= 2 * (rubric_ids - 2)
     lm.engine.prefix_reuse = False
     try:
         without = lm.generate(requests)

@@ -1,4 +1,5 @@
-"""The prefix cache's bookkeeping, by hand: longest-prefix lookup, eviction, redundancy, collisions."""
+"""The prefix cache's bookkeeping, by hand: longest-prefix lookup (to the token), eviction,
+redundancy, collisions."""
 
 from __future__ import annotations
 
@@ -11,17 +12,18 @@ def kv(n: int, fill: float = 0.0) -> torch.Tensor:
     return torch.full((2, 2, 1, n, 4), fill)  # (layers, k/v, heads, tokens, dim): 64 bytes per token
 
 
-def test_longest_block_aligned_prefix_and_one_token_left():
+def test_longest_prefix_to_the_token_and_one_token_left():
     cache = PrefixCache(block=4, min_tokens=4)
     ids = list(range(20))
     cache.put(ids, kv(20, 1.0))
-    hit = cache.lookup(ids[:10] + [99, 98])
-    assert hit is not None and hit.length == 8 and hit.kv.shape[3] == 8
+    hit = cache.lookup(ids[:10] + [99, 98])  # 2 blocks, then 2 more tokens past the last block
+    assert hit is not None and hit.length == 10 and hit.kv.shape[3] == 10
     exact = cache.lookup(ids)  # the whole sequence cached: one token must still be computed
-    assert exact is not None and exact.length == 16
+    assert exact is not None and exact.length == 19
+    assert cache.lookup(ids + [5], limit=7).length == 7  # at most `limit` tokens
     assert cache.lookup([5, 6, 7, 8, 9]) is None
     assert cache.lookup(ids[:3]) is None
-    assert cache.hits == 2 and cache.misses == 2
+    assert cache.hits == 3 and cache.misses == 2
 
 
 def test_entry_extending_another_replaces_it_and_lru_evicts_by_bytes():
@@ -57,3 +59,14 @@ def test_hash_collision_is_caught_by_comparing_tokens(monkeypatch):
     cache = PrefixCache(block=4, min_tokens=4)
     cache.put([1, 2, 3, 4, 5, 6, 7, 8], kv(8))
     assert cache.lookup([9, 9, 9, 9, 9]) is None
+
+
+def test_extension_picks_the_holder_that_matches_longest():
+    cache = PrefixCache(block=4, min_tokens=4)
+    common = list(range(8))
+    cache.put(common + [50, 51, 52], kv(11))
+    longer = cache.put(common + [50, 60, 61, 62], kv(12, 2.0))
+    assert isinstance(longer, int)
+    hit = cache.lookup(common + [50, 51, 9, 9])  # the older entry shares 10 tokens, the newer 9
+    assert hit is not None and hit.length == 10 and float(hit.kv[0, 0, 0, 0, 0]) == 0.0
+    assert cache.put([1, 2], kv(2)) is None  # shorter than min_tokens: not stored

@@ -187,12 +187,20 @@ def test_runner_sends_one_leader_per_new_system_prompt_first() -> None:
     assert _leaders([GenerationRequest.chat("no system"), GenerationRequest.chat("no system")], set()) == []
 
 
-def test_play_batches_every_move_after_the_leader(tiny_model_spec: str) -> None:
+def test_play_sends_the_first_tick_whole_to_an_engine_that_shares_starts(
+    tiny_model_spec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our engine computes the rules shared by a fresh batch once by itself: no leader call. A model
+    without that (a remote server) still gets one leader first."""
     from selflab.envs.runner import EpisodeSpec, play
+    from selflab.models.hf import HFModel
 
     llm = f"llm:{tiny_model_spec}"
     specs = [EpisodeSpec(f"e{i}", "perudo-small-v0", [llm, "scripted"], seed=i) for i in range(4)]
     result = play(specs, agent_options={"llm": {"max_new_tokens": 8}})
     sizes = result.stats.batch_sizes
-    assert sizes[:2] == [1, 3] and max(sizes) == 4  # the leader, then the rest of the first tick
+    assert sizes[0] == 4 and max(sizes) == 4
     assert result.stats.requests == sum(sizes) and all(e.outcome for e in result.episodes)
+    monkeypatch.setattr(HFModel, "shares_prompt_starts", False)
+    led = play(specs, agent_options={"llm": {"max_new_tokens": 8}})
+    assert led.stats.batch_sizes[:2] == [1, 3]  # the leader, then the rest of the first tick

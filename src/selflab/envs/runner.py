@@ -292,11 +292,12 @@ def _leaders(requests: list[GenerationRequest], seen: set[str]) -> list[int]:
     """One request per system prompt this model has not been sent yet, when other requests of the
     batch share it (else none).
 
-    Why: a batch of fresh games all start with the same long rules text, and a model that caches
-    prompt prefixes (our engine, vLLM, llama.cpp) computes it only for requests that arrive after
-    one carrying it has been served; within one batch every row computes it again (the engine packs
-    prompts of over 256 new tokens alone). Sending one leader first costs one small call per rules
-    text; the rest of the batch then reads the rules from the cache."""
+    Why: a batch of fresh games all start with the same long rules text, and a server that caches
+    prompt prefixes (vLLM, llama.cpp) computes it only for requests that arrive after one carrying
+    it has been served; within one batch every row computes it again. Sending one leader first
+    costs one small call per rules text; the rest of the batch then reads the rules from the cache.
+    Not done for a model with `shares_prompt_starts` (our engine computes a start shared within
+    one call once), where the extra call would only cost time."""
     first: dict[str, int] = {}
     shared: set[str] = set()
     for i, request in enumerate(requests):
@@ -341,7 +342,8 @@ def _generate_all(
     def call(key: int) -> list[Completion]:
         requests = [r for _, _, _, r in pending[key]]
         sizes[key] = []
-        lead = _leaders(requests, seen.setdefault(key, set()))
+        shares = getattr(models[key], "shares_prompt_starts", False) is True  # see `_leaders`
+        lead = [] if shares else _leaders(requests, seen.setdefault(key, set()))
         if not lead:
             return generate(key, requests)
         rest = [i for i in range(len(requests)) if i not in set(lead)]

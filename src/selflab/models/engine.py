@@ -11,10 +11,12 @@ thread keeps a running batch on the device:
   length, so a short row does not read a long row's padding (`engine_attention`);
 - a finished row leaves the batch at once (the last row moves into its slot) and its future is
   resolved; waiting requests take the free slots;
-- when the requests of one prefill share a long token prefix (a judge rubric, a system prompt), the
-  prefix is run once (`engine_prefill.shared_prefix`) and every row attends to its keys/values;
-- across calls, the keys/values of finished requests are kept (`engine_prefix.PrefixCache`), so a
-  prompt that extends an earlier conversation (a game agent's next turn) only computes its new tokens;
+- when requests admitted together share a long token prefix (a judge rubric, a system prompt, a game's
+  rules), the prefix is run once, before the prompts are split into packs (`engine_shared`), and
+  every row attends to its keys/values;
+- across calls, the keys/values of prompts (at admission) and of finished requests are kept
+  (`engine_prefix.PrefixCache`), so a prompt that extends an earlier conversation (a game agent's
+  next turn) only computes its new tokens;
 - a request with a constraint (regex, grammar, JSON schema) gets an llguidance matcher: at each step
   the masks of all constrained rows are computed in one batched call, disallowed tokens get -inf, EOS
   is allowed only where the grammar accepts, and the row finishes ("stop") as soon as its grammar is
@@ -42,15 +44,10 @@ from selflab.models.engine_attention import plan_groups, use_grouped_attention
 from selflab.models.engine_cache import cache_kwargs
 from selflab.models.engine_jobs import EngineStats, Job, completion, error_completion, record_token
 from selflab.models.engine_masks import EngineMasks
-from selflab.models.engine_prefill import (
-    PACK_TOKENS,
-    PrefillRow,
-    common_prefix_len,
-    packed_prefill,
-    shared_prefix,
-)
+from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, common_prefix_len, packed_prefill
 from selflab.models.engine_prefix import PrefixCache
 from selflab.models.engine_sampling import choose_tokens
+from selflab.models.engine_shared import cache_finished, cache_prompts, share_prefixes
 from selflab.models.engine_slots import SlotCache
 from selflab.models.engine_threads import ThreadTuner
 from selflab.models.types import Completion, SamplingParams
@@ -162,10 +159,15 @@ class BatchingEngine:
             self._cond.notify()
         return future
 
+    def submit_all(self, items: list[tuple[list[int], SamplingParams]]) -> list[Future]:
+        """`submit` every item under one lock hold, so one admission step sees them all (and computes
+        the starts they share once, `engine_shared`)."""
+        with self._cond:
+            return [self.submit(ids, sampling) for ids, sampling in items]
+
     def generate(self, items: list[tuple[list[int], SamplingParams]]) -> list[Completion]:
         """Submit all items at once (so they share batches) and wait for every result, in order."""
-        futures = [self.submit(ids, sampling) for ids, sampling in items]
-        return [f.result() for f in futures]
+        return [f.result() for f in self.submit_all(items)]
 
     async def agenerate(self, prompt_ids: list[int], sampling: SamplingParams) -> Completion:
         """Asyncio version of one `submit`."""
@@ -202,10 +204,14 @@ class BatchingEngine:
                 self.tuner.maybe_tune()
             try:
                 with torch.inference_mode():
+                    cpu = time.thread_time()  # this thread's CPU seconds: robust to other processes
                     if admit:
                         self._admit(admit)
+                    mid = time.thread_time()
                     if self._rows:
                         self._step()
+                    self.stats.admit_cpu_s += mid - cpu
+                    self.stats.step_cpu_s += time.thread_time() - mid
             except Exception as exc:  # a failed forward must not hang every caller
                 self._fail([*admit, *self._rows], f"{type(exc).__name__}: {exc}")
             self.stats.busy_s += time.perf_counter() - started
@@ -237,10 +243,10 @@ class BatchingEngine:
                 job.future.set_result(error_completion(job, message))
             else:
                 ready.append(job)
-        if self.prefix_cache is not None:
-            with self._cond:  # `clear_prefix_cache` may run on another thread
-                for job in ready:
-                    job.hit = self.prefix_cache.lookup(job.prompt_ids)
+        # Cached starts, after computing once the starts several prompts share (`engine_shared`; the
+        # lock: `clear_prefix_cache` may run on another thread).
+        share = self.min_prefix_tokens if self.prefix_reuse else None
+        share_prefixes(self.model, self.num_layers, self.device, ready, self.prefix_cache, self._cond, share, self.stats)  # fmt: skip
         ready.sort(key=lambda job: job.new_tokens)
         chunks: list[list[Job]] = []
         limit = min(self.max_prefill_tokens, PACK_TOKENS)
@@ -252,6 +258,7 @@ class BatchingEngine:
         joining: list[tuple[Job, list[torch.Tensor], int]] = []
         for chunk in chunks:
             pieces, logits = self._prefill(chunk)
+            cache_prompts(chunk, pieces, self.prefix_cache, self._cond)  # at admission, not at finish
             tokens, logprobs = self._choose(logits, chunk)
             for r, job in enumerate(chunk):
                 lp = float(logprobs[r]) if logprobs is not None else None
@@ -273,40 +280,23 @@ class BatchingEngine:
 
     def _prefill(self, jobs: list[Job]) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
         """Run the prompts of `jobs` in one packed forward pass (`engine_prefill`). A row may start
-        from keys/values it already has: a prefix-cache hit, or a prefix every row shares, computed
-        here once. Returns each row's keys/values (as pieces) and its last position's logits."""
-        n = len(jobs)
+        from keys/values it already has (`job.hit`: a prefix-cache hit, or a start it shares with
+        other prompts of this step, computed once by `engine_shared`). Returns each row's keys/values
+        (as pieces) and its last position's logits."""
         rows = [
             PrefillRow(job.prompt_ids[job.hit.length :], job.hit.length, job.hit.kv)
             if job.hit is not None
             else PrefillRow(job.prompt_ids)
             for job in jobs
         ]
-        if self.prefix_reuse and n >= 2 and all(job.hit is None for job in jobs):
-            ids = [job.prompt_ids for job in jobs]
-            shared = shared_prefix(self.model, self.num_layers, ids, self.min_prefix_tokens, self.device)
-            if shared is not None:
-                prefix, kv = shared
-                rows = [PrefillRow(job.prompt_ids[prefix:], prefix, kv) for job in jobs]
-                self.stats.prefix_reused_tokens += prefix * (n - 1)
-                self.stats.prefill_tokens += prefix
         result = packed_prefill(self.model, self.num_layers, rows, self.device)
         self.stats.prefill_calls += 1
         self.stats.prefill_tokens += sum(len(row.ids) for row in rows)
-        self.stats.prefix_cached_tokens += sum(job.hit.length for job in jobs if job.hit is not None)
+        if self.prefix_cache is not None:  # else the hits are starts shared within this step
+            self.stats.prefix_cached_tokens += sum(job.hit.length for job in jobs if job.hit is not None)
+        for job in jobs:
+            job.hit = None  # drop the reference to the cached tensor
         return result.pieces, result.logits
-
-    def _remember(self, row: int, job: Job) -> None:
-        """Keep a finished row's keys/values (the tokens fed so far) in the prefix cache."""
-        if self.prefix_cache is None:
-            return
-        kv = self._cache.row(row)
-        seq = (job.prompt_ids + job.out_ids)[: kv.shape[3]]
-        if len(seq) != kv.shape[3] or len(seq) < self.prefix_cache.min_tokens:
-            return
-        with self._cond:  # a copy: the slot is reused
-            self.prefix_cache.put(seq, kv.clone(), extends=job.hit.entry if job.hit is not None else None)
-        job.hit = None  # drop the reference to the cached tensor
 
     def _choose(
         self, logits: torch.Tensor, jobs: list[Job], banned: Future | None = None
@@ -381,7 +371,7 @@ class BatchingEngine:
         if not record_token(job, token, logprob, self.eos_ids, self.max_len, self._decode):
             return False
         if row is not None:
-            self._remember(row, job)
+            cache_finished(self._cache.row(row), job, self.prefix_cache, self._cond)
         job.future.set_result(completion(job, self.tokenizer))
         return True
 

@@ -7,6 +7,13 @@ long-running answer), most of that read is padding. Here the running batch is sp
 contiguous row ranges (rows are kept roughly longest-first, see `engine.py`), and each range attends
 only over its own longest row: the same `scaled_dot_product_attention`, on shorter views.
 
+The same function serves packed prefill (`engine_prefill`): several prompts in one sequence, each
+after its own cached start. One masked attention over the whole pack would score every query
+against every prompt's start (4 prompts after 330-token starts: 1,560 columns instead of 390 each);
+with `selflab_segments` each prompt attends only over its own start and tokens. Measured on the
+embedded model (fp32, 1 thread, packs of 4 prompts of 60 new tokens after distinct 330-token
+starts): 4.6 ms per token as one attention, 4.1 with each prompt in its own forward pass.
+
 It plugs into transformers through its documented `AttentionInterface`: the model is switched to
 the registered function, which behaves exactly like "sdpa" unless the engine passes `selflab_groups`
 with a decode step (prefill, `score`, `generate` and training calls never do).
@@ -37,7 +44,22 @@ def grouped_attention(
     selflab_groups: list[tuple[int, int, int]] | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
-    """transformers' SDPA attention, per group (row start, row end, span) when given one query."""
+    """transformers' SDPA attention, per group (row start, row end, span) when given one query, or
+    per packed prompt (`selflab_segments`, see `packed_segments`)."""
+    segments = kwargs.pop("selflab_segments", None)
+    if segments and attention_mask is not None and query.shape[0] == 1:
+        parts = []
+        for q0, q1, cols in segments:
+            out, _ = sdpa_attention_forward(
+                module,
+                query[:, :, q0:q1],
+                key.index_select(2, cols),
+                value.index_select(2, cols),
+                attention_mask[:, :, q0:q1].index_select(-1, cols),
+                **kwargs,
+            )
+            parts.append(out)
+        return torch.cat(parts, dim=1), None
     if not selflab_groups or query.shape[2] != 1 or attention_mask is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     outs = []

@@ -28,6 +28,8 @@ class Job:
     stop_at: int | None = None
     finish: str | None = None
     hit: PrefixHit | None = None  # leading prompt tokens served from the prefix cache
+    cached_as: int | None = None  # the prefix-cache entry holding this job's prompt (or its start)
+    kv_room: torch.Tensor | None = None  # that entry's tensor, with room for the reply (`engine_shared`)
     matcher: RowMatcher | None = None  # grammar state when the request has a constraint
     error: str | None = None  # why a constrained row had to stop (no allowed token)
     on_tokens: Callable[[list[int]], None] | None = None  # streaming: told each new token list
@@ -55,6 +57,10 @@ class EngineStats:
     decode_columns_read: int = 0
     decode_columns_cached: int = 0
     busy_s: float = 0.0
+    # The engine thread's CPU seconds admitting requests (prefill, shared starts, prefix caching,
+    # first tokens) and in decode steps (masks computed on the mask thread are not included).
+    admit_cpu_s: float = 0.0
+    step_cpu_s: float = 0.0
     mask_row_steps: int = 0
     mask_s: float = 0.0  # computing masks (mostly on the mask thread, overlapping forward passes)
     mask_wait_s: float = 0.0  # the engine thread waiting for masks after a forward pass

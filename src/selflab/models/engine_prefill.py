@@ -11,8 +11,8 @@ short (`PACK_TOKENS`): measured on the embedded model (fp32, 1 thread, 22 chat p
 tokens, two rounds), 2.94-3.21 ms per token in packs of <= 256 tokens, 2.99-3.23 in <= 512,
 3.67-3.71 in one pack of 1,020.
 
-A prompt may start from keys/values it already has (a prefix-cache hit, or a prefix that every
-prompt of the chunk shares, computed once): those sit in columns before the packed tokens, each
+A prompt may start from keys/values it already has (a prefix-cache hit, or a start it shares with
+other prompts of the step, computed once by `engine_shared`): those sit in columns before the packed tokens, each
 distinct one once, and a prompt's tokens attend to its own start columns.
 """
 
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from selflab.models.engine_attention import NAME as GROUPED
 from selflab.models.engine_cache import KVBuffer, cache_kwargs
 
 # New tokens per packed forward pass (a longer prompt is packed alone). See the module docstring.
@@ -106,6 +107,17 @@ def packed_prefill(
         mask = torch.cat([start_part, new_part], dim=1)
     input_ids = torch.tensor([[t for row in rows for t in row.ids]], dtype=torch.long, device=device)
     last = torch.tensor([o - 1 for o in offsets[1:]], device=device)
+    extra = {}
+    if width and len(rows) > 1 and getattr(model.config, "_attn_implementation", None) == GROUPED:
+        # Each prompt attends over its own start and tokens only (`engine_attention`).
+        segments = []
+        for r, row in enumerate(rows):
+            own = torch.arange(width + offsets[r], width + offsets[r + 1])
+            if owner[r] >= 0:
+                col = starts[owner[r]][1]
+                own = torch.cat([torch.arange(col, col + row.start), own])
+            segments.append((offsets[r], offsets[r + 1], own.to(device)))
+        extra["selflab_segments"] = segments
     out = model(
         input_ids=input_ids,
         position_ids=positions.unsqueeze(0).to(device),
@@ -113,6 +125,7 @@ def packed_prefill(
         **cache_kwargs(model, buf.writer()),
         use_cache=True,
         logits_to_keep=last,
+        **extra,
     )
     assert buf.data is not None
     pieces = []
@@ -138,52 +151,3 @@ def common_prefix_len(seqs: list[list[int]]) -> int:
             i += 1
         n = i
     return n
-
-
-def shared_prefix(
-    model: torch.nn.Module, num_layers: int, ids: list[list[int]], min_tokens: int, device: torch.device
-) -> tuple[int, torch.Tensor] | None:
-    """The prefix all prompts `ids` share (short of the shortest prompt's last token), computed once:
-    its length and keys/values (layers, 2, kv_heads, length, head_dim); None when it is shorter than
-    `min_tokens`."""
-    prefix = min(common_prefix_len(ids), min(len(x) for x in ids) - 1)
-    if prefix < min_tokens:
-        return None
-    head = KVBuffer(num_layers, 1, prefix, device)
-    head.valid[:, :prefix] = True
-    forward_columns(
-        model,
-        head,
-        torch.tensor([ids[0][:prefix]], device=device),
-        torch.arange(prefix, device=device).unsqueeze(0),
-        device,
-    )
-    assert head.data is not None
-    return prefix, head.data[:, :, 0, :, :prefix]
-
-
-def forward_columns(
-    model: torch.nn.Module,
-    buf: KVBuffer,
-    input_ids: torch.Tensor,
-    positions: torch.Tensor,
-    device: torch.device,
-) -> torch.Tensor:
-    """One causal forward over new columns [length, length + q) of `buf` (all rows see all
-    earlier valid columns). Returns the last position's logits; advances `buf.length`."""
-    q = input_ids.shape[1]
-    start = buf.length
-    end = start + q
-    cols = torch.arange(end, device=device)
-    qcols = torch.arange(start, end, device=device)
-    mask = (cols[None, :] <= qcols[:, None])[None] & buf.valid[:, None, :end]
-    out = model(
-        input_ids=input_ids,
-        position_ids=positions,
-        attention_mask=mask[:, None],
-        **cache_kwargs(model, buf.writer()),
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    buf.length = end
-    return out.logits[:, -1, :]

@@ -5,8 +5,10 @@ Why: a game agent's prompt at turn k is its prompt at turn k-1 plus its reply an
 observation; a judge sends the same rubric for every item. Without this cache each call re-runs the
 whole conversation through the model, and on a CPU prefill is most of a game's cost.
 
-Lookup is by token ids at `block`-token granularity: every entry registers a chained hash of each
-block-aligned prefix, so finding the longest cached prefix of a prompt is one dict probe per block.
+Lookup is by token ids: every entry registers a chained hash of each `block`-aligned prefix, so
+finding the longest cached block-aligned prefix of a prompt is one dict probe per block; the match is
+then extended token by token past the last whole block (a hit rounded down to a block boundary
+recomputed about half a block of every cached prompt, ~8 tokens per game move).
 The tensors are exact copies of what the engine computed for those tokens at those positions, so a
 hit changes nothing but floating-point summation order. Memory is bounded (least recently used
 entries go first), and an entry that a newer one extends is dropped as redundant.
@@ -17,10 +19,14 @@ Only valid for the weights the keys/values came from: the engine owns one cache 
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+
+# Holders of the deepest matching block compared token by token past it (the newest first).
+_EXTEND_CANDIDATES = 64
 
 
 @dataclass
@@ -73,35 +79,49 @@ class PrefixCache:
         self._index.clear()
         self.bytes = 0
 
-    def lookup(self, ids: list[int]) -> PrefixHit | None:
-        """The longest cached prefix of `ids`, leaving at least one token to compute (its logits are
-        needed), or None."""
-        keys = _block_keys(ids, self.block, len(ids) - 1)
+    def lookup(self, ids: list[int], limit: int | None = None, count: bool = True) -> PrefixHit | None:
+        """The longest cached prefix of `ids`, at most `limit` tokens (default: all but the last
+        token, whose logits are needed), or None. `count`: add to the hit/miss counters."""
+        limit = len(ids) - 1 if limit is None else min(limit, len(ids))
+        keys = _block_keys(ids, self.block, limit)
         for i in range(len(keys) - 1, -1, -1):
             holders = self._index.get(keys[i])
             length = (i + 1) * self.block
-            if not holders or length < self.min_tokens:
+            if not holders:
                 continue
-            entry_id = max(holders)  # the newest
-            entry = self._entries[entry_id]
-            # Guard against a hash collision: compare the tokens themselves.
-            if tuple(ids[:length]) != entry.ids[:length]:
+            # Every entry holding a longer match holds this block: extend among its newest holders.
+            best, best_id = 0, -1
+            for entry_id in heapq.nlargest(_EXTEND_CANDIDATES, holders):
+                entry = self._entries[entry_id]
+                # Guard against a hash collision: compare the tokens themselves.
+                if tuple(ids[:length]) != entry.ids[:length]:
+                    continue
+                n = length
+                end = min(limit, len(entry.ids))
+                while n < end and ids[n] == entry.ids[n]:
+                    n += 1
+                if n > best:
+                    best, best_id = n, entry_id
+            if best < self.min_tokens:
                 continue
-            self._entries.move_to_end(entry_id)
-            self.hits += 1
-            self.hit_tokens += length
-            return PrefixHit(length, entry.kv[:, :, :, :length], entry_id)
-        self.misses += 1
+            self._entries.move_to_end(best_id)
+            if count:
+                self.hits += 1
+                self.hit_tokens += best
+            return PrefixHit(best, self._entries[best_id].kv[:, :, :, :best], best_id)
+        if count:
+            self.misses += 1
         return None
 
-    def put(self, ids: list[int], kv: torch.Tensor, extends: int | None = None) -> None:
-        """Store `kv` (layers, 2, kv_heads, len(ids), head_dim; copied by the caller) for `ids`.
-        `extends`: the entry this sequence's prompt was served from, now redundant."""
+    def put(self, ids: list[int], kv: torch.Tensor, extends: int | None = None) -> int | None:
+        """Store `kv` (layers, 2, kv_heads, len(ids), head_dim; copied by the caller) for `ids` and
+        return its entry id (None when not stored: too short or too large). `extends`: the entry
+        this sequence's prompt was served from, now redundant."""
         if len(ids) < self.min_tokens:
-            return
+            return None
         size = kv.numel() * kv.element_size()
         if size > self.max_bytes:
-            return
+            return None
         if extends is not None and extends in self._entries:
             old = self._entries[extends]
             if tuple(ids[: len(old.ids)]) == old.ids:
@@ -115,6 +135,7 @@ class PrefixCache:
         self.bytes += size
         while self.bytes > self.max_bytes and self._entries:
             self._drop(next(iter(self._entries)))
+        return entry_id if entry_id in self._entries else None
 
     def _drop(self, entry_id: int) -> None:
         entry = self._entries.pop(entry_id)

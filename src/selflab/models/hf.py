@@ -43,6 +43,10 @@ def resolve_device(device: str) -> torch.device:
 class HFModel:
     """A local HF-format causal LM (folder with config, weights and tokenizer)."""
 
+    # The engine computes a prompt start shared by requests of one call once (`engine_shared`), so
+    # callers need not send one request ahead to warm its prefix cache (see `envs.runner._leaders`).
+    shares_prompt_starts = True
+
     def __init__(
         self,
         path: str | Path,
@@ -133,7 +137,7 @@ class HFModel:
         for r in requests:
             if r.sampling.constraint is not None:
                 validate(r.sampling.constraint)
-        return [self.engine.submit(self.prompt_ids(r), r.sampling) for r in requests]
+        return self.engine.submit_all([(self.prompt_ids(r), r.sampling) for r in requests])
 
     def close(self) -> None:
         """Stop the engine thread (pending requests resolve with an error completion)."""

@@ -1,6 +1,7 @@
 """What the game self-play truth meter measures from finished games: win rate and reward per fixed
-opponent, invalid-action rate, move length, and the model's own post-game belief that it won (a
-self-reward, scored by likelihood), paired by episode id across iterations."""
+opponent (for a single-player puzzle: its solve rate and score), invalid-action rate, move length,
+and the model's own post-game belief that it won (a self-reward, scored by likelihood), paired by
+episode id across iterations."""
 
 from __future__ import annotations
 

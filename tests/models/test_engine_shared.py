@@ -209,3 +209,10 @@ def test_packed_prompts_attend_only_over_their_own_starts(folder, monkeypatch):
             assert torch.allclose(a, b, atol=1e-4)
     finally:
         model.close()
+
+
+def test_packs_shortest_first_within_the_limit() -> None:
+    from selflab.models.engine_prefill import packs
+
+    assert packs([300, 10, 20, 250, 5], 256) == [[4, 1, 2], [3], [0]]  # 300 > 256: a pack of its own
+    assert packs([], 256) == []

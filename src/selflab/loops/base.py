@@ -358,6 +358,7 @@ def open_run(
         config = saved_cfg if config is None else saved_cfg.model_copy(update={"executor": config.executor})
     cfg = config if config is not None else loop_cls.Config()
     full = {"loop": loop_cls.name, **cfg.model_dump(mode="json")}
+    created = not out.exists()
     run = RunDir.create(out, config=full, seed=cfg.seed, resume=resume, command=command)
     # run.yaml scrubs secret-looking keys (it also hides e.g. max_new_tokens), so the exact config
     # needed to resume lives in its own file. Loop configs hold model specs, never API keys.
@@ -365,4 +366,9 @@ def open_run(
         tmp = saved_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(full, indent=2), encoding="utf-8")
         tmp.replace(saved_path)
-    return loop_cls(cfg, run, console=console)
+    try:
+        return loop_cls(cfg, run, console=console)
+    except ConfigError:
+        if created:  # nothing recorded yet: leave no half-made run that blocks the corrected command
+            shutil.rmtree(out, ignore_errors=True)
+        raise

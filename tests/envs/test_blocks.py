@@ -210,3 +210,20 @@ def test_planner_beats_random_significantly():
     assert sum(planner) == n
     _, p = fisher_exact([[sum(planner), n - sum(planner)], [sum(rand), n - sum(rand)]], alternative="greater")
     assert p < 1e-6
+
+
+def test_observation_is_the_whole_state_not_a_growing_log():
+    """Full information: each prompt is the state (stacks, goal, moves used, last move), marked
+    complete, so LLM agents keep the rules and this one observation instead of every earlier move."""
+    sussman = BlocksInstance(id="sussman", initial=[["A", "C"], ["B"]], goal=[["C", "B", "A"]], optimal=3)
+    env = BlocksEnv(instance=sussman)
+    env.reset(seed=0)
+    _, first = env.observe()
+    assert first.complete and "Your last move" not in first
+    env.step("ACTION: move C table")
+    env.step("ACTION: move B C")
+    _, obs = env.observe()
+    assert obs.complete
+    assert "Moves used: 2 of" in obs and "Your last move: move B C." in obs
+    assert "move C table" not in obs  # older moves are not replayed: the stacks show their effect
+    assert len(obs) < len(first) + 40

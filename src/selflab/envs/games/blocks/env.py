@@ -38,6 +38,10 @@ class BlocksEnv(TextEnv):
     action_format = "ACTION: move X Y   (or: ACTION: move X table)"
     min_players: ClassVar[int] = 1
     max_players: ClassVar[int] = 1
+    complete_observations: ClassVar[bool] = True
+    """A puzzle of full information: the stacks, the goal, the moves used and the last move are all
+    of the past a player needs, so each prompt is the rules plus that state (not a growing log of
+    every earlier move: ~700-token prompts after a few moves made expert iteration train slowly)."""
 
     def __init__(
         self,
@@ -108,6 +112,7 @@ class BlocksEnv(TextEnv):
             f"Current stacks:\n{render(self.stacks)}\n"
             f"Goal stacks:\n{render(self.goal)}\n"
             f"Moves used: {len(self.moves)} of {self.max_turns}."
+            + (f" Your last move: {self.moves[-1]}." if self.moves else "")
         )
 
     def state(self, player: int) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Weight-only int8/int4 on the embedded model: kernel cost, engine cost at batch 1, and quality.
 
 Run (from the repository root, PYTHONPATH=src):
-  python benchmarks/quant.py matmuls [--rows 1,4,16,32] [--rounds 2]
+  python benchmarks/quant.py matmuls [--rows 1,4,16,32] [--rounds 2]   (also fbgemm dynamic int8)
   python benchmarks/quant.py engine [--variants float32,bfloat16,bfloat16+int8,bfloat16+int4] [--rounds 2]
   python benchmarks/quant.py quality [--variants bfloat16,bfloat16+int4] [--prompts 8] [--items 32]
   python benchmarks/quant.py peer [--variants bfloat16+int4,bfloat16] [--prompts 3] [--rounds 2]
@@ -60,6 +60,15 @@ def matmuls(args: argparse.Namespace) -> None:
         groups = [int4_group_for(w.shape[1], g) for w in weights]
         int4[g] = [(*pack_int4(w, gw), gw) for w, gw in zip(weights, groups, strict=True)]
     mm4 = torch.ops.aten._weight_int4pack_mm_for_cpu
+    # fbgemm's dynamic int8 linear: int8 weights and per-call int8 activations (as llama.cpp
+    # quantises its activations to Q8); fp32 in and out. PyTorch marks these ops deprecated.
+    dyn8 = [
+        torch.ops.quantized.linear_prepack(
+            torch.quantize_per_channel(w, s.double(), torch.zeros(len(s), dtype=torch.long), 0, torch.qint8),
+            None,
+        )
+        for w, s in zip(weights, scales, strict=True)
+    ]
     variants = {
         "fp32": lambda x, i: torch.nn.functional.linear(x, weights[i]),
         "bf16": lambda x, i: torch.nn.functional.linear(x.bfloat16(), bf16[i]),
@@ -68,6 +77,7 @@ def matmuls(args: argparse.Namespace) -> None:
             f"int4-g{g}": (lambda p: lambda x, i: mm4(x.bfloat16(), p[i][0], p[i][2], p[i][1]))(int4[g])
             for g in int4
         },
+        "dyn-int8 (fbgemm)": lambda x, i: torch.ops.quantized.linear_dynamic(x, dyn8[i], True),
         "int4-g32 fp32 act.": lambda x, i: mm4(x, int4[32][i][0], int4[32][i][2], int4[32][i][1].float()),
     }
     rows_list = [int(r) for r in args.rows.split(",")]

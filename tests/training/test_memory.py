@@ -109,3 +109,13 @@ def test_checkpointed_dpo_trains_the_same_as_plain(tiny: Path, tmp_path: Path) -
     b = load_file(str(tmp_path / "gc" / "adapter_model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
+def test_default_budget_spares_the_main_jobs_sft_and_checkpoints_the_dpo_benchmark() -> None:
+    """The default budget's two anchors on SmolLM2-135M's shape (576 hidden, 1536 MLP, 30 layers):
+    the main job's SFT batches (8 examples of ~136 tokens) train without recomputation, DPO at the
+    training benchmark's shape (4 pairs of ~310 tokens, chosen and rejected) stays checkpointed."""
+    budget = TrainConfig().activation_budget_mb * (1 << 20)
+    per_token = activation_bytes_per_token(576, 1536, 30)
+    assert batch_tokens([136] * 29, 8, 512, 1) * per_token < budget
+    assert batch_tokens([310] * 16, 4, 1024, 2) * per_token > budget

@@ -2,7 +2,8 @@
 
 Run: python benchmarks/generation.py [--requests 64] [--naive-subset 8] [--c1-subset 8] [--dtypes float32,bfloat16]
 A variant may add a weight-only quant option: --dtypes float32,bfloat16+int8,bfloat16+int4
-(`hf:...?dtype=bfloat16&quant=int8`; int4 takes a group size too: bfloat16+int4-g64).
+(`hf:...?dtype=bfloat16&quant=int8`; int4 takes a group size too: bfloat16+int4-g64), or a decode
+format of the lean single-stream path: float32+fp16, float32+int8-dynamic (`engine_decode`).
 
 One workload of chat requests with mixed prompt lengths and max_new_tokens (16..128, seeded), half
 greedy and half sampled with per-request seeds. Measured in one run, so ratios are comparable even on a
@@ -324,6 +325,13 @@ def main() -> None:
         )
     main_dtype = "float32" if "float32" in results else dtypes[0]
     t = results[main_dtype]["tps"]
+    for variant, res in results.items():  # what a variant's weights change, against the dense model
+        if variant != main_dtype:
+            same, n, prefix = llamacpp_peer.agreement(results[main_dtype]["greedy"], res["greedy"])
+            console.print(
+                f"greedy agreement, engine {main_dtype} vs {variant}: {same}/{n} identical texts, "
+                f"mean shared prefix {prefix:.2f} of the text"
+            )
     top = max(args.levels)
     extra = ""
     if peer_results:

@@ -42,6 +42,7 @@ import torch
 from selflab.models.constraints import TokenMasks
 from selflab.models.engine_attention import plan_groups, use_grouped_attention
 from selflab.models.engine_cache import cache_kwargs
+from selflab.models.engine_decode import FastDecoder
 from selflab.models.engine_jobs import EngineStats, Job, completion, error_completion, record_token
 from selflab.models.engine_masks import EngineMasks
 from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, common_prefix_len, packed_prefill, packs
@@ -67,6 +68,8 @@ class BatchingEngine:
     the same way (0 turns the cache off); call `clear_prefix_cache()` after changing weights in place.
     `attention_groups` > 1 splits decode attention into groups of rows of similar length
     (`engine_attention`; it switches an "sdpa" model to the equivalent grouped function).
+    `decoder`: a lean decode path with its own weight copies (`engine_decode`), used for steps of at
+    most `decoder.max_rows` rows (a single stream); other steps use the model's forward.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class BatchingEngine:
         threads: int | str | None = "auto",
         prefix_cache_mb: int = 2048,
         attention_groups: int = 4,
+        decoder: FastDecoder | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -90,6 +94,7 @@ class BatchingEngine:
         self.min_prefix_tokens = min_prefix_tokens
         # Decode attention in up to this many groups of rows of similar length (1: one padded group).
         self.attention_groups = attention_groups
+        self.decoder = decoder
         self._grouped = attention_groups > 1 and use_grouped_attention(model)
         self.device = next(model.parameters()).device
         config = model.config.get_text_config()
@@ -324,18 +329,23 @@ class BatchingEngine:
             groups = plan_groups(cache.lengths, self.attention_groups)
             if len(groups) > 1:
                 extra["selflab_groups"] = groups
-        out = self.model(
-            input_ids=self._last.unsqueeze(1),
-            position_ids=positions.unsqueeze(1),
-            attention_mask=mask[:, None, None, :],
-            **cache_kwargs(self.model, cache.decode_writer(positions)),
-            use_cache=True,
-            logits_to_keep=1,
-            **extra,
-        )
+        if self.decoder is not None and len(self._rows) <= self.decoder.max_rows:
+            logits = self.decoder.step(self._last, positions, cache, groups)
+            self.stats.fast_decode_steps += 1
+        else:
+            out = self.model(
+                input_ids=self._last.unsqueeze(1),
+                position_ids=positions.unsqueeze(1),
+                attention_mask=mask[:, None, None, :],
+                **cache_kwargs(self.model, cache.decode_writer(positions)),
+                use_cache=True,
+                logits_to_keep=1,
+                **extra,
+            )
+            logits = out.logits[:, -1, :]
         cache.advance()
         self._next_pos = positions + 1
-        tokens, logprobs = self._choose(out.logits[:, -1, :], self._rows, banned)
+        tokens, logprobs = self._choose(logits, self._rows, banned)
         self.stats.decode_steps += 1
         self.stats.decode_row_steps += len(self._rows)
         self.stats.decode_columns_read += sum((r1 - r0) * cols for r0, r1, cols in groups)

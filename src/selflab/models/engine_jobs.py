@@ -47,6 +47,7 @@ class EngineStats:
     requests: int = 0
     decode_steps: int = 0
     decode_row_steps: int = 0
+    fast_decode_steps: int = 0  # steps decoded by the lean few-row path (`engine_decode`)
     prefill_calls: int = 0
     prefill_tokens: int = 0
     prefix_reused_tokens: int = 0

@@ -22,6 +22,7 @@ from selflab.models.constraints import validate
 from selflab.models.dtypes import resolve_dtype
 from selflab.models.engine import BatchingEngine, common_prefix_len
 from selflab.models.engine_cache import KVBuffer, cache_kwargs
+from selflab.models.engine_decode import DECODE_FORMATS, FastDecoder
 from selflab.models.types import Completion, GenerationRequest, HiddenStates, Message
 
 # Shared prompt length (tokens) from which `score` runs the prompt once for all continuations.
@@ -94,6 +95,7 @@ class HFModel:
             seed=seed,
             threads=threads,
             prefix_cache_mb=prefix_cache_mb,
+            decoder=FastDecoder(self.model, self.quant) if self.quant in DECODE_FORMATS else None,
         )
 
     def __repr__(self) -> str:
@@ -327,7 +329,8 @@ class HFModel:
 
 
 def _quantize(model: torch.nn.Module, quant: str, device: torch.device) -> str:
-    """Apply the `quant=` option (none, int8, int4[-gN]; see `selflab.models.quant`); returns it."""
+    """Apply the `quant=` option (none, int8, int4[-gN], fp16, int8-dynamic; see `selflab.models.quant`);
+    returns it."""
     from selflab.models.quant import apply_quant
 
     return apply_quant(model, quant, device)

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from selflab.errors import ModelSpecError
+from selflab.models.engine_decode import DECODE_FORMATS, int8_dynamic_available, unsupported_reason
 
 # Rows (tokens) up to which a matmul uses the int8 weights; above it the dense layer is faster.
 INT8_MAX_ROWS = 4
@@ -37,7 +38,8 @@ INT8_MAX_ROWS = 4
 INT4_MAX_ROWS = {torch.bfloat16: 16, torch.float32: 32}
 INT4_GROUP_SIZES = (32, 64, 128)
 INT4_DEFAULT_GROUP = 32
-QUANT_CHOICES = ("none", "int8", "int4", *(f"int4-g{g}" for g in INT4_GROUP_SIZES))
+# The last two are decode formats of the lean single-stream path (`engine_decode`), not layer wrappers.
+QUANT_CHOICES = ("none", "int8", "int4", *(f"int4-g{g}" for g in INT4_GROUP_SIZES), *DECODE_FORMATS)
 
 
 def int8_available() -> bool:
@@ -220,6 +222,15 @@ def apply_quant(model: nn.Module, quant: str, device: torch.device) -> str:
             f"use one of {', '.join(QUANT_CHOICES)} (int4 = int4-g{INT4_DEFAULT_GROUP})",
         )
     if quant == "none":
+        return quant
+    if quant in DECODE_FORMATS:  # the engine decodes few rows with its own copies (`engine_decode`)
+        reason = unsupported_reason(model)
+        if device.type != "cpu" or reason is not None or (quant == "int8-dynamic" and not int8_dynamic_available()):
+            raise ModelSpecError(
+                f"quant={quant} is the CPU fast decode path, which cannot serve this model here: "
+                f"{reason or 'needs a CPU with fbgemm (x86)' if device.type == 'cpu' else 'not a CPU'}",
+                f"drop quant={quant}, or use quant=int8 / int4 (any architecture)",
+            )
         return quant
     kind = quant.partition("-")[0]
     available = int8_available() and (kind == "int8" or int4_available())  # int4's head is int8

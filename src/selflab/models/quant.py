@@ -225,10 +225,13 @@ def apply_quant(model: nn.Module, quant: str, device: torch.device) -> str:
         return quant
     if quant in DECODE_FORMATS:  # the engine decodes few rows with its own copies (`engine_decode`)
         reason = unsupported_reason(model)
-        if device.type != "cpu" or reason is not None or (quant == "int8-dynamic" and not int8_dynamic_available()):
+        if device.type != "cpu":
+            reason = f"the model is on {device.type}, not a CPU"
+        elif reason is None and quant == "int8-dynamic" and not int8_dynamic_available():
+            reason = "int8-dynamic needs a CPU with fbgemm (x86)"
+        if reason is not None:
             raise ModelSpecError(
-                f"quant={quant} is the CPU fast decode path, which cannot serve this model here: "
-                f"{reason or 'needs a CPU with fbgemm (x86)' if device.type == 'cpu' else 'not a CPU'}",
+                f"quant={quant} is the CPU fast decode path, which cannot serve this model here: {reason}",
                 f"drop quant={quant}, or use quant=int8 / int4 (any architecture)",
             )
         return quant

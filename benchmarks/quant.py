@@ -39,7 +39,8 @@ from generation import workload  # noqa: E402
 
 from selflab.models import embedded  # noqa: E402
 from selflab.models.hf import HFModel  # noqa: E402
-from selflab.models.quant import SmallBatchLinear, int4_group_for, pack_int4  # noqa: E402
+from selflab.models.lowbit import int4_group_for, pack_int4  # noqa: E402
+from selflab.models.quant import SmallBatchLinear  # noqa: E402
 from selflab.models.types import GenerationRequest, user  # noqa: E402
 
 ITEMS = Path(__file__).parents[1] / "src/selflab/evalbench/data/items.jsonl"

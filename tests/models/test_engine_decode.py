@@ -1,6 +1,7 @@
-"""The lean few-row decode path (`hf:PATH?quant=fp16|int8-dynamic`): the same step as transformers'
-forward (rms-norm, rotary, grouped-query attention over the slot cache, per-row lengths, row groups),
-with half-size weights; refused with a clear error where it cannot serve the model."""
+"""The lean few-row decode path (`hf:PATH?quant=fp16|int8-dynamic|int8|int4`): the same step as
+transformers' forward (rms-norm, rotary, grouped-query attention over the slot cache, per-row lengths,
+row groups), with low-bit weights; the weight-only formats equal the model's own quant wrappers;
+refused with a clear error where it cannot serve the model."""
 
 from __future__ import annotations
 
@@ -18,16 +19,37 @@ from selflab.models.engine_decode import (
     FastDecoder,
     PackedLinear,
     RMSNorm,
+    decode_plan,
     int8_dynamic_available,
     unsupported_reason,
 )
 from selflab.models.engine_slots import SlotCache
 from selflab.models.hf import HFModel
-from selflab.models.quant import apply_quant, quantize_int8
+from selflab.models.lowbit import int4_available, int8_available
+from selflab.models.quant import apply_quant, quantize_int4, quantize_int8
 from selflab.models.testing import lively_tiny_llama
 from selflab.models.types import GenerationRequest
 
 needs_dyn8 = pytest.mark.skipif(not int8_dynamic_available(), reason="no fbgemm/x86 quantized engine")
+# Every decode format: the two that exist only here, and the weight-only formats of quant=int8 / int4.
+FORMATS = [*DECODE_FORMATS, "int8", "int4-g32"]
+
+
+def _skip_unavailable(fmt: str) -> None:
+    if fmt == "int8-dynamic" and not int8_dynamic_available():
+        pytest.skip("no fbgemm")
+    if fmt in ("int8", "int4-g32") and not (int8_available() and int4_available()):
+        pytest.skip("this torch lacks the weight-only int8/int4 CPU kernels")
+
+
+def _reference(model: LlamaForCausalLM, fmt: str) -> LlamaForCausalLM:
+    """The model whose forward the decoder must equal: the dense one, or for a weight-only format
+    the model with its own quant wrappers (the same kernels, unfused)."""
+    if fmt == "int8":
+        quantize_int8(model)
+    elif fmt == "int4-g32":
+        quantize_int4(model, 32)
+    return model
 
 
 def _rel(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -69,12 +91,11 @@ def _prefill(model: nn.Module, prompts: list[list[int]]) -> tuple[SlotCache, lis
 
 
 @pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize("fmt", list(DECODE_FORMATS))
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_step_matches_transformers_with_rows_of_different_lengths(fmt: str, bias: bool) -> None:
-    if fmt == "int8-dynamic" and not int8_dynamic_available():
-        pytest.skip("no fbgemm")
-    model = _llama(bias)
-    decoder = FastDecoder(model, fmt)
+    _skip_unavailable(fmt)
+    model = _reference(_llama(bias), fmt)
+    decoder = FastDecoder(model, fmt, max_rows=1 if fmt == "int8-dynamic" else 4)
     lengths = [9, 4, 7, 2][: decoder.max_rows]
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(0, 300, (n,), generator=g).tolist() for n in lengths]
@@ -91,7 +112,7 @@ def test_step_matches_transformers_with_rows_of_different_lengths(fmt: str, bias
             want = model(input_ids=tokens[r].view(1, 1), **cache_kwargs(model, past), use_cache=True).logits[
                 0, -1
             ]
-            tolerance = 0.01 if fmt == "fp16" else 0.08
+            tolerance = 0.08 if fmt == "int8-dynamic" else 0.01
             assert _rel(got[r], want) < tolerance, (r, _rel(got[r], want))
             assert int(got[r].argmax()) == int(want.argmax())
             # The new key/value went to the row's own column, as transformers computed them.
@@ -119,10 +140,13 @@ def test_packed_linear_fuses_projections_with_and_without_bias() -> None:
     x = torch.randn(1, 32)
     with torch.inference_mode():
         want = torch.cat([a(x), b(x)], dim=-1)
-        for fmt in DECODE_FORMATS:
+        for fmt in FORMATS:
             got = PackedLinear([a, b], fmt)(x)
             assert got.shape == (1, 24) and got.dtype == x.dtype
-            assert _rel(got, want) < (0.005 if fmt == "fp16" else 0.03)
+            assert _rel(got, want) < {"fp16": 0.005, "int4-g32": 0.15}.get(fmt, 0.03), fmt
+        # A width no int4 group size divides falls back to int8 for that projection.
+        odd = PackedLinear([nn.Linear(40, 8)], "int4-g32")
+        assert odd.fmt == "int8" and odd(torch.randn(1, 40)).shape == (1, 8)
 
 
 def test_models_it_cannot_serve_are_refused_with_the_reason_and_the_fix() -> None:
@@ -135,11 +159,20 @@ def test_models_it_cannot_serve_are_refused_with_the_reason_and_the_fix() -> Non
     with pytest.raises(ModelSpecError, match="quant=fp16") as info:
         apply_quant(gpt2, "fp16", torch.device("cpu"))
     assert "quant=int8" in str(info.value)  # the fix names a path that serves any architecture
-    wrapped = _llama()
-    quantize_int8(wrapped)
-    assert "wrapper" in (unsupported_reason(wrapped) or "")
+    assert decode_plan(gpt2, "int4") is None  # quant=int4 still serves it, through its layer wrappers
+    adapted = _llama()
+    adapted.model.layers[1].self_attn.q_proj = nn.Sequential(adapted.model.layers[1].self_attn.q_proj)
+    assert "LoRA" in (unsupported_reason(adapted) or "")
     with pytest.raises(ValueError, match="cannot serve"):
-        FastDecoder(wrapped, "fp16")
+        FastDecoder(adapted, "fp16")
+    # A model under quant=int8 / int4 wrappers is read through them (the wrappers keep the dense layer).
+    wrapped = _llama()
+    quantize_int4(wrapped, 32)
+    assert unsupported_reason(wrapped) is None
+    assert (
+        decode_plan(wrapped, "int4") == ("int4-g32", 32) and decode_plan(wrapped, "int4-g64")[0] == "int4-g64"
+    )  # type: ignore[index]
+    assert decode_plan(wrapped, "none") is None
 
 
 @pytest.fixture(scope="module")
@@ -147,17 +180,20 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return lively_tiny_llama(tmp_path_factory.mktemp("tiny"))
 
 
-@pytest.mark.parametrize("fmt", list(DECODE_FORMATS))
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_engine_uses_the_fast_path_for_few_rows_and_stays_reproducible(folder: Path, fmt: str) -> None:
-    if fmt == "int8-dynamic" and not int8_dynamic_available():
-        pytest.skip("no fbgemm")
-    lm = HFModel(folder, device="cpu", quant=fmt, threads=1)
-    dense = HFModel(folder, device="cpu", threads=1)
+    _skip_unavailable(fmt)
+    quant = fmt.partition("-g")[0]  # quant=int4 is int4-g32
+    lm = HFModel(folder, device="cpu", quant=quant, threads=1)
+    # The model to agree with: dense, or the same quant wrappers without the lean path.
+    dense = HFModel(folder, device="cpu", threads=1, quant="none" if fmt in DECODE_FORMATS else quant)
+    dense.engine.decoder = None
     try:
         greedy = GenerationRequest.chat("Tell me a story.", max_new_tokens=24)
         sampled = [GenerationRequest.chat(f"Story {i}.", max_new_tokens=16, temperature=0.9, seed=i) for i in range(6)]  # fmt: skip
         first = lm.generate([greedy])[0]
         assert first.error is None and first.completion_tokens == 24
+        assert lm.engine.decoder is not None and lm.engine.decoder.fmt == fmt
         assert lm.engine.stats.fast_decode_steps == first.completion_tokens - 1  # the prefill gives the first
         # A tiny random model amplifies rounding, so only the start is compared with the dense model.
         want = dense.generate([greedy])[0]
@@ -166,8 +202,12 @@ def test_engine_uses_the_fast_path_for_few_rows_and_stays_reproducible(folder: P
         batch = lm.generate(sampled)
         again = lm.generate(sampled)
         assert all(c.error is None for c in batch)
-        assert [c.text for c in batch] == [c.text for c in again]  # same seeds, same text
-        assert lm.generate([greedy])[0].text == first.text
+        if fmt in DECODE_FORMATS:
+            # Same seeds, same text. (Under quant=int8 / int4 the model's own layer wrappers also serve
+            # prefills of few rows, so there a prompt's numbers depend on how much of it the prefix
+            # cache held: a known trait of those wrappers, `selflab.models.quant`, not of this path.)
+            assert [c.text for c in batch] == [c.text for c in again]
+            assert lm.generate([greedy])[0].text == first.text
     finally:
         lm.close()
         dense.close()
@@ -178,14 +218,23 @@ def test_engine_uses_the_fast_path_for_few_rows_and_stays_reproducible(folder: P
 def test_embedded_model_step_is_close_to_the_dense_step() -> None:
     """On the real model: fp16 weights are within 1% of the dense logits; int8-dynamic quantises each
     activation vector with one scale, and SmolLM2's outlier channels cost it 5-25% (measured), yet
-    the next token (argmax) is the dense model's on these chat prompts."""
+    the next token (argmax) is the dense model's on these chat prompts. The int4 step equals the
+    step of the model under quant=int4's own layer wrappers (same weights and kernel, fused)."""
+    import copy
+
     from transformers import AutoTokenizer
 
     from selflab.models import embedded
 
     model = AutoModelForCausalLM.from_pretrained(embedded.prepare(), dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(embedded.prepare())
-    decoders = {fmt: FastDecoder(model, fmt) for fmt in DECODE_FORMATS}
+    cases = {fmt: (FastDecoder(model, fmt), model, 0.01 if fmt == "fp16" else 0.3) for fmt in DECODE_FORMATS}
+    if int4_available() and int8_available():
+        cases["int4-g32"] = (
+            FastDecoder(model, "int4-g32"),
+            _reference(copy.deepcopy(model), "int4-g32"),
+            0.02,
+        )
     questions = ["What is the capital of France?", "Give three facts about prime numbers.", "Explain rain."]
     with torch.inference_mode():
         for question in questions:
@@ -193,11 +242,11 @@ def test_embedded_model_step_is_close_to_the_dense_step() -> None:
             text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
             ids = tokenizer(text + "The", add_special_tokens=False)["input_ids"]
             prompt, token = ids[:-1], torch.tensor(ids[-1:])
-            for fmt, decoder in decoders.items():
-                cache, own = _prefill(model, [prompt])
+            for fmt, (decoder, reference, tolerance) in cases.items():
+                cache, own = _prefill(reference, [prompt])
                 cache.ensure_columns()
                 got = decoder.step(token, torch.tensor([len(prompt)]), cache, [(0, 1, len(prompt) + 1)])
-                want = model(input_ids=token.view(1, 1), **cache_kwargs(model, own[0]), use_cache=True)
+                want = reference(input_ids=token.view(1, 1), **cache_kwargs(model, own[0]), use_cache=True)
                 want = want.logits[0, -1]
-                assert _rel(got[0], want) < (0.01 if fmt == "fp16" else 0.3), (fmt, question)
+                assert _rel(got[0], want) < tolerance, (fmt, question, _rel(got[0], want))
                 assert int(got[0].argmax()) == int(want.argmax()), (fmt, question)

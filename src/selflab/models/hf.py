@@ -22,7 +22,7 @@ from selflab.models.constraints import validate
 from selflab.models.dtypes import resolve_dtype
 from selflab.models.engine import BatchingEngine, common_prefix_len
 from selflab.models.engine_cache import KVBuffer, cache_kwargs
-from selflab.models.engine_decode import DECODE_FORMATS, FastDecoder
+from selflab.models.engine_decode import decoder_for
 from selflab.models.types import Completion, GenerationRequest, HiddenStates, Message
 
 # Shared prompt length (tokens) from which `score` runs the prompt once for all continuations.
@@ -95,7 +95,7 @@ class HFModel:
             seed=seed,
             threads=threads,
             prefix_cache_mb=prefix_cache_mb,
-            decoder=FastDecoder(self.model, self.quant) if self.quant in DECODE_FORMATS else None,
+            decoder=decoder_for(self.model, self.quant) if self.device.type == "cpu" else None,
         )
 
     def __repr__(self) -> str:

@@ -179,14 +179,14 @@ def measure(
     console.print(f"{dtype} naive: {tok} tokens in {sec:.1f} s ({cpu:.1f} s process CPU)", style="dim")
     rows.append((f"naive HF generate, 1 at a time ({args.naive_subset} req)", tok, sec, cpu))
     tps = {"naive": tok / sec}
-    greedy: dict[int, str] = {}
+    greedy: dict[int, dict[int, str]] = {}  # concurrency -> greedy request index -> text
     for conc in args.levels:
         subset = args.c1_subset if conc == 1 else args.requests
         before = lm.engine.stats.decode_row_steps, lm.engine.stats.decode_steps
         cpu = time.process_time()
         tok, sec, texts = engine(lm, requests[:subset], conc)
         cpu = time.process_time() - cpu
-        greedy.update(texts)
+        greedy[conc] = texts
         rows_per_step = (lm.engine.stats.decode_row_steps - before[0]) / max(
             1, lm.engine.stats.decode_steps - before[1]
         )
@@ -216,14 +216,16 @@ def measure_peer(
     continuous batching over `max(levels)` slots, reached through our `openai:` backend."""
     slots = max(args.levels)
     label = "xllamacpp" if kind == "xllamacpp" else Path(kind).name
-    rows, tps, greedy = [], {}, {}
+    rows: list = []
+    tps: dict = {}
+    greedy: dict[int, dict[int, str]] = {}
     with llamacpp_peer.serve(kind, embedded.gguf_path(), slots, TORCH_DEFAULT_THREADS) as url:
         lm = OpenAIModel("smollm2", url, concurrency=slots, timeout=900.0, retries=0)
         lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])
         for conc in sorted({1, slots} & set(args.levels)):
             subset = args.c1_subset if conc == 1 else args.requests
             tok, sec, texts = engine(lm, requests[:subset], conc)
-            greedy.update(texts)
+            greedy[conc] = texts
             rows.append(
                 (f"llama.cpp {label}, concurrency {conc} ({subset} req, {slots} slots)", tok, sec, None)
             )
@@ -231,6 +233,19 @@ def measure_peer(
             console.print(f"{label} c={conc}: {tok} tokens in {sec:.1f} s", style="dim")
         lm.close()
     return {"label": label, "rows": rows, "tps": tps, "greedy": greedy}
+
+
+def print_agreement(
+    console: Console, label: str, ours: dict[int, dict[int, str]], theirs: dict[int, dict[int, str]]
+) -> None:
+    """Greedy-output agreement per concurrency both sides measured: a variant's few-row formats (the
+    lean decode path) serve every step at concurrency 1 but only a batch's last rows at 64."""
+    for conc in sorted(ours.keys() & theirs.keys()):
+        same, n, prefix = llamacpp_peer.agreement(ours[conc], theirs[conc])
+        console.print(
+            f"greedy agreement, {label}, concurrency {conc}: {same}/{n} identical texts, "
+            f"mean shared prefix {prefix:.2f} of the text"
+        )
 
 
 def main() -> None:
@@ -327,10 +342,8 @@ def main() -> None:
     t = results[main_dtype]["tps"]
     for variant, res in results.items():  # what a variant's weights change, against the dense model
         if variant != main_dtype:
-            same, n, prefix = llamacpp_peer.agreement(results[main_dtype]["greedy"], res["greedy"])
-            console.print(
-                f"greedy agreement, engine {main_dtype} vs {variant}: {same}/{n} identical texts, "
-                f"mean shared prefix {prefix:.2f} of the text"
+            print_agreement(
+                console, f"engine {main_dtype} vs {variant}", results[main_dtype]["greedy"], res["greedy"]
             )
     top = max(args.levels)
     extra = ""
@@ -341,10 +354,11 @@ def main() -> None:
         if "xllamacpp" in peers:
             console.print(llamacpp_peer.xllamacpp_system_info())
         for other in peer_results:
-            same, n, prefix = llamacpp_peer.agreement(results[main_dtype]["greedy"], other["greedy"])
-            console.print(
-                f"greedy agreement, engine {main_dtype} vs {other['label']}: {same}/{n} identical texts, "
-                f"mean shared prefix {prefix:.2f} of the text"
+            print_agreement(
+                console,
+                f"engine {main_dtype} vs {other['label']}",
+                results[main_dtype]["greedy"],
+                other["greedy"],
             )
             if 1 in other["tps"] and 1 in t:
                 console.print(

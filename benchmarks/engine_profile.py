@@ -28,7 +28,7 @@ from selflab.models import engine as engine_module  # noqa: E402
 from selflab.models.hf import HFModel  # noqa: E402
 from selflab.models.types import GenerationRequest  # noqa: E402
 
-PHASES = ["_admit", "_prefill", "_choose", "_advance", "_remember"]
+PHASES = ["_admit", "_prefill", "_choose", "_advance"]
 
 
 def instrument() -> tuple[dict[str, list[float]], list[tuple[int, int, float]]]:

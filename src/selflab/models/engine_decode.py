@@ -19,9 +19,10 @@ and gate|up: 4 matmuls per layer instead of 7) and stored in a decode format:
   change each other's numbers: it serves a single row only.
 
 The weight-only formats of `quant=int8` and `quant=int4[-gN]` (`selflab.models.lowbit`; bf16
-activations) are decode formats too: such a model keeps its layer wrappers for its own forward and
-also decodes few rows here, from the same weights and kernels, fused (int4's head stays int8, as in
-`quantize_int4`). Where bf16 is native (AVX512-BF16/AMX), int4 is the fastest single row of all:
+activations) are decode formats too: a llama-family model under them decodes few rows here, with
+the kernels and weight codes of `selflab.models.quant`'s layer wrappers, fused (int4's head stays
+int8, as in `quantize_int4`), and keeps its dense forward for everything else; other architectures
+keep the wrappers. Where bf16 is native (AVX512-BF16/AMX), int4 is the fastest single row of all:
 measured on a 2-core Intel Xeon with AMX, the step's matmuls take 15 ms at 1 thread against 28 ms for
 int8-dynamic and 52 ms for fp32; on AVX2 its bf16 activations are converted in software (29 ms).
 
@@ -36,7 +37,6 @@ change in place needs a new engine (as for the prefix cache).
 from __future__ import annotations
 
 import warnings
-from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -74,12 +74,12 @@ def unsupported_reason(model: nn.Module) -> str | None:
         return "the MLP is not a plain gated SiLU (hidden_act != silu or pretraining_tp != 1)"
     inner = getattr(model, "model", None)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if inner is None or not hasattr(inner, "layers") or head is None or type(_dense(head)) is not nn.Linear:
-        return "the model has no plain model.layers / LM head (an adapter?)"
+    if inner is None or not hasattr(inner, "layers") or type(head) is not nn.Linear:
+        return "the model has no plain model.layers / LM head (an adapter or a quant wrapper?)"
     for layer in inner.layers:
         a, m = layer.self_attn, layer.mlp
-        if any(type(_dense(p)) is not nn.Linear for p in _projections(a, m)):
-            return "a projection is not a plain nn.Linear (a LoRA adapter?)"
+        if any(type(p) is not nn.Linear for p in _projections(a, m)):
+            return "a projection is not a plain nn.Linear (a LoRA adapter or a quant wrapper)"
     return None
 
 
@@ -110,12 +110,6 @@ def _projections(attn: nn.Module, mlp: nn.Module) -> list[nn.Module]:
     return [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj]
 
 
-def _dense(module: nn.Module) -> nn.Module:
-    """The dense layer inside a quant wrapper (`quant.SmallBatchLinear` keeps it as `.dense`)."""
-    inner = getattr(module, "dense", None)
-    return inner if type(inner) is nn.Linear else module
-
-
 def _bias(linear: nn.Linear) -> torch.Tensor:
     if linear.bias is None:
         return linear.weight.new_zeros(linear.out_features, dtype=torch.float32)
@@ -125,12 +119,11 @@ def _bias(linear: nn.Linear) -> torch.Tensor:
 class PackedLinear:
     """One projection (or several, concatenated) in a decode format; `__call__` returns x's dtype."""
 
-    def __init__(self, linears: list[nn.Module], fmt: str) -> None:
-        dense = [cast(nn.Linear, _dense(lin)) for lin in linears]
-        weight = torch.cat([lin.weight.detach() for lin in dense]).float()
+    def __init__(self, linears: list[nn.Linear], fmt: str) -> None:
+        weight = torch.cat([lin.weight.detach() for lin in linears]).float()
         bias = None
-        if any(lin.bias is not None for lin in dense):  # a projection without one adds zeros
-            bias = torch.cat([_bias(lin) for lin in dense])
+        if any(lin.bias is not None for lin in linears):  # a projection without one adds zeros
+            bias = torch.cat([_bias(lin) for lin in linears])
         self.fmt = fmt
         self.out_features = weight.shape[0]
         self.bias = bias
@@ -207,7 +200,7 @@ class _Layer:
         self.gate_up = PackedLinear([m.gate_proj, m.up_proj], fmt)
         self.down = PackedLinear([m.down_proj], fmt)
         self.scaling = float(a.scaling)
-        self.intermediate = _dense(m.gate_proj).out_features
+        self.intermediate = m.gate_proj.out_features
 
 
 class FastDecoder:

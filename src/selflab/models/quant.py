@@ -165,7 +165,9 @@ def _linears(model: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]:
 
 def apply_quant(model: nn.Module, quant: str, device: torch.device) -> str:
     """Apply the `quant=` option of an `hf:` spec in place; returns it. Raises `ModelSpecError`
-    naming the valid values for an unknown one, and when the kernel is missing here."""
+    naming the valid values for an unknown one, and when the kernel is missing here. `int8`/`int4`
+    wrap the layers of models the lean decode path cannot serve; llama-family models get the lean
+    path instead (`engine_decode`), built by the engine's owner from the unwrapped layers."""
     if quant not in QUANT_CHOICES:
         raise ModelSpecError(
             f"unknown quant '{quant}'",
@@ -192,6 +194,12 @@ def apply_quant(model: nn.Module, quant: str, device: torch.device) -> str:
             f"quant={quant} is a CPU weight-only {kind} kernel of PyTorch, not available here",
             f"drop quant={quant} (on GPUs use the vllm: backend's quantisation)",
         )
+    if unsupported_reason(model) is None:
+        # A llama-family model decodes few rows on the lean path with fused copies in this format
+        # (`engine_decode.decode_plan`) and keeps its dense forward for everything else, so a
+        # prompt's numbers never depend on how many rows a forward had (a wrapper would quantise a
+        # short prefill but not a long one, so a prefix-cache hit would change them).
+        return quant
     if kind == "int8":
         quantize_int8(model)
     else:

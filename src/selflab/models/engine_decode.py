@@ -44,13 +44,15 @@ from torch import nn
 
 from selflab.models.engine_slots import SlotCache
 from selflab.models.lowbit import (
-    INT4_DEFAULT_GROUP,
     INT4_MAX_ROWS,
     INT8_MAX_ROWS,
     int4_available,
     int4_group_for,
+    int4_group_of,
     int8_available,
+    int8_channel_scales,
     pack_int4,
+    pack_int8,
 )
 
 # Quant options that exist only as decode formats (`hf:PATH?quant=...`), and the most rows each
@@ -95,8 +97,7 @@ def decode_plan(model: nn.Module, quant: str) -> tuple[str, int] | None:
     if quant == "int8" and int8_available():
         return "int8", INT8_MAX_ROWS
     if quant.startswith("int4") and int4_available() and int8_available():
-        group = int(quant.partition("-g")[2] or INT4_DEFAULT_GROUP)
-        return f"int4-g{group}", INT4_MAX_ROWS.get(dtype, 16)
+        return f"int4-g{int4_group_of(quant)}", INT4_MAX_ROWS.get(dtype, 16)
     return None
 
 
@@ -127,18 +128,14 @@ class PackedLinear:
         self.fmt = fmt
         self.out_features = weight.shape[0]
         self.bias = bias
-        group = (
-            int4_group_for(weight.shape[1], int(fmt.partition("-g")[2] or 0))
-            if fmt.startswith("int4")
-            else None
-        )
+        group = int4_group_for(weight.shape[1], int4_group_of(fmt)) if fmt.startswith("int4") else None
         if fmt.startswith("int4") and group is None:  # no group size divides the width: int8 instead
             fmt = self.fmt = "int8"
         if fmt == "fp16":
             self.weight = weight.half().contiguous()
             self.bias = bias.half() if bias is not None else None
         elif fmt == "int8-dynamic":
-            scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+            scale = int8_channel_scales(weight)
             with warnings.catch_warnings():  # quantized tensors are deprecated; the kernel is not gone
                 warnings.simplefilter("ignore")
                 q = torch.quantize_per_channel(
@@ -146,9 +143,7 @@ class PackedLinear:
                 )
                 self.packed = torch.ops.quantized.linear_prepack(q, bias)
         elif fmt == "int8":  # as `quant.Int8Linear`: symmetric per output channel, bf16 activations
-            scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-            self.weight = (weight / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
-            self.scales = scale.to(torch.bfloat16)
+            self.weight, self.scales = pack_int8(weight)
         elif group is not None:  # as `quant.Int4Linear`
             self.group = group
             self.weight, self.scale_zero = pack_int4(weight, group)

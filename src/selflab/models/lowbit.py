@@ -24,6 +24,23 @@ def int4_available() -> bool:
     return hasattr(ops, "_convert_weight_to_int4pack_for_cpu") and hasattr(ops, "_weight_int4pack_mm_for_cpu")
 
 
+def int8_channel_scales(weight: torch.Tensor) -> torch.Tensor:
+    """Symmetric per-output-channel int8 scales of a (out, in) weight (fp32)."""
+    return weight.detach().float().abs().amax(dim=1).clamp(min=1e-12) / 127.0
+
+
+def pack_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 codes, bf16 scales) of a weight, as `aten._weight_int8pack_mm` reads them."""
+    scale = int8_channel_scales(weight)
+    codes = (weight.detach().float() / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
+    return codes, scale.to(torch.bfloat16)
+
+
+def int4_group_of(option: str) -> int:
+    """The group size an int4 option or format names: `int4` -> the default, `int4-g64` -> 64."""
+    return int(option.partition("-g")[2] or INT4_DEFAULT_GROUP)
+
+
 def int4_group_for(in_features: int, group_size: int) -> int | None:
     """The largest supported group size <= `group_size` that divides `in_features` (576 inputs
     take groups of 64 when 128 is asked for), or None when none does."""

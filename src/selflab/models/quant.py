@@ -38,8 +38,10 @@ from selflab.models.lowbit import (
     INT8_MAX_ROWS,
     int4_available,
     int4_group_for,
+    int4_group_of,
     int8_available,
     pack_int4,
+    pack_int8,
 )
 
 # The last two are decode formats of the lean single-stream path (`engine_decode`), not layer wrappers.
@@ -89,10 +91,9 @@ class Int8Linear(SmallBatchLinear):
 
     def __init__(self, dense: nn.Linear, max_rows: int = INT8_MAX_ROWS) -> None:
         super().__init__(dense, max_rows)
-        w = dense.weight.detach().float()
-        scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-        self.register_buffer("qweight", (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8))
-        self.register_buffer("scales", scale.to(torch.bfloat16))
+        qweight, scales = pack_int8(dense.weight)
+        self.register_buffer("qweight", qweight)
+        self.register_buffer("scales", scales)
 
     def _small(self, flat: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales)
@@ -203,6 +204,5 @@ def apply_quant(model: nn.Module, quant: str, device: torch.device) -> str:
     if kind == "int8":
         quantize_int8(model)
     else:
-        group = int(quant.partition("-g")[2] or INT4_DEFAULT_GROUP)
-        quantize_int4(model, group)
+        quantize_int4(model, int4_group_of(quant))
     return quant

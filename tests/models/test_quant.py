@@ -169,3 +169,18 @@ def test_unknown_quant_is_a_clear_error_naming_the_valid_ones(folder: Path, bad:
         HFModel(folder, device="cpu", quant=bad)
     assert isinstance(info.value, SelflabError)
     assert all(choice in str(info.value) for choice in QUANT_CHOICES)
+
+
+def test_the_hf_spec_takes_quant_as_the_docs_show_it(folder: Path) -> None:
+    """`hf:PATH?dtype=...&quant=...` (README, docs/int4.md) reaches HFModel; a bad value names the valid ones."""
+    from selflab.models.registry import load_model
+
+    with pytest.raises(ModelSpecError, match="unknown quant 'int5'") as info:
+        load_model(f"hf:{folder}?quant=int5", cache=False)
+    assert "int4-g64" in str(info.value)
+    lm = load_model(f"hf:{folder}?dtype=float32&quant=fp16&threads=1", cache=False)
+    try:
+        assert lm.quant == "fp16" and lm.engine.decoder is not None  # type: ignore[attr-defined]
+        assert lm.generate([GenerationRequest.chat("Hi.", max_new_tokens=4)])[0].error is None
+    finally:
+        lm.close()  # type: ignore[attr-defined]

@@ -48,7 +48,16 @@ def _build(spec: ModelSpec, overrides: dict[str, Any]) -> LanguageModel:
         from selflab.models.hf import HFModel
 
         path = embedded.prepare() if spec.backend == "embedded" else spec.target
-        allowed = {"device", "dtype", "max_batch_size", "threads", "prefix_reuse", "prefix_cache_mb", "seed"}
+        allowed = {
+            "device",
+            "dtype",
+            "quant",
+            "max_batch_size",
+            "threads",
+            "prefix_reuse",
+            "prefix_cache_mb",
+            "seed",
+        }
         unknown = set(options) - allowed
         if unknown:
             raise ModelSpecError(

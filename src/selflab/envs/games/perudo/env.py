@@ -44,7 +44,7 @@ def bid_beats(new: Bid, old: Bid | None) -> bool:
 
 
 MAX_QUANTITY = 60  # 6 players x 10 dice
-SUMMARY_ROUNDS = 3  # earlier rounds summarised, one line each, in a player's observation
+TURN_LIMIT_SHOWN = 2  # rounds of moves before the turn limit from which the observation counts down
 ROUND_BIDS_SHOWN = 8  # the current round's latest bids shown in a player's observation
 
 
@@ -200,39 +200,38 @@ class PerudoEnv(TextEnv):
         }
 
     def state_text(self, player: int) -> str:
-        """The whole state a player needs, as one short block (`complete_observations`): a line per
-        recent earlier round (dice are rolled again each round, so only outcomes matter), dice left
-        per player, own dice, this round's bids, the current bid and the moves left. Ordered from
-        the least to the most often changing, so a seat's next prompt shares a long start with its
-        previous one (the engine's prefix cache serves it)."""
-        lines = []
-        earlier = self.challenges[-SUMMARY_ROUNDS:]
-        if len(self.challenges) > len(earlier):
-            lines.append(f"({len(self.challenges) - len(earlier)} earlier rounds not shown.)")
-        for c in earlier:
-            q, f = c["bid"]
-            lines.append(
-                f"Round {c['round']}: Player {c['challenger']} challenged Player {c['bidder']}'s bid {q} {f}; "
-                f"there were {c['actual']}, so Player {c['loser']} lost a die."
-            )
+        """The whole state a player needs, as one short block (`complete_observations`): dice left
+        per player, own dice, the current bid, this round's earlier bids and, near the turn limit,
+        the moves left. Earlier rounds are not retold: dice are rolled again each round, so their
+        outcome is all that bears on the present, and it is in the dice left.
+
+        Laid out for prefix reuse: the lines come from the least to the most often changing, and
+        none names a past only this game has, so a prompt shares its start with the same seat's
+        previous one and with every other game's prompt in the same public state (the engine's
+        prefix cache serves both: measured in docs/selfplay_speed.md)."""
         counts = ", ".join(
             f"Player {p} has {n}" if n else f"Player {p} is out" for p, n in self.counts.items()
         )
         wild = " Ones are wild." if self.ones_wild else ""
-        lines.append(f"Dice left: {counts} ({self.total_dice} in play).{wild}")
-        lines.append(f"Round {self.round}. Your dice: {' '.join(map(str, self.hands[player]))}.")
-        if self.round_bids:
-            shown = self.round_bids[-ROUND_BIDS_SHOWN:]
-            skipped = len(self.round_bids) - len(shown)
-            bids = ", ".join(f"Player {p} bid {q} {f}" for p, (q, f) in shown)
-            lines.append(f"Bids this round: {f'({skipped} earlier) ' if skipped else ''}{bids}.")
+        lines = [
+            f"Dice left: {counts} ({self.total_dice} in play).{wild}",
+            f"Round {self.round}. Your dice: {' '.join(map(str, self.hands[player]))}.",
+        ]
         if self.bid is not None:
             lines.append(
                 f"Current bid: at least {self.bid[0]} dice show {self.bid[1]} (Player {self.bidder})."
             )
         else:
             lines.append("No bid yet this round: you must open with a bid.")
-        lines.append(f"Turn limit in {self.max_turns - self.turn} moves.")
+        earlier = self.round_bids[:-1]
+        if earlier:
+            shown = earlier[-ROUND_BIDS_SHOWN:]
+            skipped = len(earlier) - len(shown)
+            bids = ", ".join(f"Player {p} bid {q} {f}" for p, (q, f) in shown)
+            lines.append(f"Earlier bids this round: {f'({skipped} not shown) ' if skipped else ''}{bids}.")
+        moves_left = self.max_turns - self.turn
+        if moves_left <= TURN_LIMIT_SHOWN * self.num_players:
+            lines.append(f"Turn limit in {moves_left} moves.")
         return "\n".join(lines)
 
     def hidden_values(self, player: int) -> list[Hidden]:

@@ -93,7 +93,7 @@ class TextEnv(ABC):
     max_players: ClassVar[int] = 2
     complete_observations: ClassVar[bool] = False
     """True when `state_text` carries all of the past a player needs (the game's own summary: e.g.
-    this round's moves and one line per earlier round). The observation is then that state alone,
+    the dice left and this round's bids in Perudo). The observation is then that state alone,
     without the log of messages since the player's last move, and is marked
     `Observation.complete`, so LLM agents keep the rules and the latest observation rather than a
     growing conversation. Why a game-level switch: only the game knows which past is relevant;

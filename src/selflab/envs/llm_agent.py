@@ -16,7 +16,7 @@ history).
 
 History, decided by the game: when an observation is marked complete (`Observation.complete`,
 set by games with `TextEnv.complete_observations`), it already holds all of the past the game
-considers relevant (Perudo: this round's bids and one line per earlier round), so the agent forgets
+considers relevant (Perudo: the dice left and this round's bids), so the agent forgets
 its earlier turns and the prompt is the rules plus that one observation. A refused move keeps the
 turn's observation and reply in the prompt, followed by the short re-prompt. Why here: the prompt
 stays short and of near-constant length however long the game runs, and its start (the rules) is

@@ -103,7 +103,7 @@ class Observation(str):
     constrained decoding, or None where the game declares none.
 
     `complete`: the text carries everything of the past that the game considers relevant to this
-    move (e.g. this round's bids and a line per earlier round), so a reader may forget earlier
+    move (e.g. Perudo: the dice left and this round's bids), so a reader may forget earlier
     observations. The game, not a token budget, decides what history matters: an LLM agent then
     keeps only the rules and this observation (`selflab.envs.llm_agent`), instead of the whole
     conversation cut to fit its context. False (the default) means the text is what is new since

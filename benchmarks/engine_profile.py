@@ -80,8 +80,15 @@ def main() -> None:
     st = lm.engine.stats
     before = (st.decode_steps, st.decode_row_steps, st.prefill_calls, st.prefill_tokens)
     read0, cached0 = st.decode_columns_read, st.decode_columns_cached
+    # The engine computes on its own worker thread, which a default profiler does not record (the
+    # op table came out empty): profile every thread.
     profiler = (
-        torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if args.profile else None
+        torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU],
+            experimental_config=torch._C._profiler._ExperimentalConfig(profile_all_threads=True),
+        )
+        if args.profile
+        else None
     )
     if profiler is not None:
         profiler.__enter__()

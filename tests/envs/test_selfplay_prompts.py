@@ -28,6 +28,7 @@ def test_complete_observation_holds_what_a_player_needs() -> None:
     assert "Dice left: Player 0 has 3, Player 1 has 3, Player 2 has 3 (9 in play)." in obs
     assert "No bid yet this round" in obs and "Current bid" not in obs
     assert "Turn limit" not in obs  # 50 moves left: far from binding
+    assert "ACTION: bid <quantity> <face>" in obs  # the action format, every turn
 
     env.step("bid 2 6")
     env.step("bid 3 6")

@@ -13,7 +13,7 @@ from selflab.training import TrainConfig, train
 from selflab.training.memory import (
     activation_bytes_per_token,
     batch_tokens,
-    cpu_logprob_tiles,
+    cpu_fused_head,
     wants_checkpointing,
 )
 
@@ -47,7 +47,7 @@ def test_small_tiles_give_the_full_logits_answer() -> None:
     want_entropy = -(logp_full.exp() * logp_full).sum(-1)
     (want_grad,) = torch.autograd.grad(want.sum(), hidden)
 
-    with cpu_logprob_tiles(True, tokens=8, vocab=300):
+    with cpu_fused_head(True, tokens=8, vocab=300):
         assert kernel.TOKEN_CHUNK_SIZE == 8 and trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE == 300
         got, entropy, *_ = ChunkedLogProbFunction.apply(
             hidden, weight, None, targets, 1.0, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, outputs
@@ -63,7 +63,7 @@ def test_tiles_are_left_alone_off_cpu() -> None:
     import trl.kernels.chunked_logprob as kernel
 
     before = kernel.TOKEN_CHUNK_SIZE
-    with cpu_logprob_tiles(False, tokens=8, vocab=300):
+    with cpu_fused_head(False, tokens=8, vocab=300):
         assert kernel.TOKEN_CHUNK_SIZE == before
 
 

@@ -150,6 +150,22 @@ def test_every_judge_fences_the_judged_texts() -> None:
     assert "<<data" not in seen[-1] and "Security note" not in seen[-1]
 
 
+def test_the_fence_note_comes_before_the_data_and_is_shared_by_every_prompt() -> None:
+    """The note names no code and precedes the judged texts, so a batch's prompts share it (the
+    engine computes a shared start once); each prompt's own code appears only in its markers."""
+    for template in ("rubric_additive", "rubric_correctness"):
+        judge = RubricJudge(ScriptedModel(lambda t, r: "Score: 3"), template=template)
+        a = judge.prompt_text(PointwiseItem(prompt="What is 2+2?", response="4"))
+        b = judge.prompt_text(PointwiseItem(prompt="Name a colour.", response="Blue."))
+        note = make_fence("boundary", 0, "x").note()
+        assert note == make_fence("boundary", 1, "y").note() and "<<data F" not in note
+        assert a.index(note) < a.index("<question>") and note in b
+        shared = len(a[: a.index("<question>")])
+        assert a[:shared] == b[:shared]
+        code = re.search(r"<<data (F[0-9a-f]{10})>>", a).group(1)  # type: ignore[union-attr]
+        assert a.count(code) == 2
+
+
 def test_user_template_without_the_note_still_gets_it(tmp_path) -> None:
     template = tmp_path / "mine.jinja"
     template.write_text("Grade {{ response }} for {{ prompt }}. Score: <1-5>")

@@ -3,11 +3,13 @@
 these two through `Loop.self_judge` / `Loop.meta_judge`.
 
 Why the self-judge is unfenced by default (`SELF_JUDGE_FENCE`): the judges' injection fence
-(judges/fence.py) guards against untrusted candidates, but it makes the embedded 135M rubric judge
-score every answer 0 (24/24 answers vs 14/24 unfenced; `benchmarks/judge_fence_effect.py`), so a
-fenced self-reward carries no signal and yields no training pairs. Self-judging grades the
-model's own answers, as in the Self-Rewarding and Meta-Rewarding papers; the truth meter, not the
-fence, is what catches a policy that learns to inject "Score: 5". Pass `fence="boundary"` (config
+(judges/fence.py) guards against untrusted candidates, but with its note after the judged text it
+made the embedded 135M rubric judge score every answer 0 (24/24 answers vs 14/24 unfenced;
+`benchmarks/judge_fence_effect.py`), so a fenced self-reward carried no signal and yielded no
+training pairs, and the loops' published runs were measured unfenced. (With the note before the
+question, as now, the fenced judge grades again: 9/24 zeros.) Self-judging grades the model's own
+answers, as in the Self-Rewarding and Meta-Rewarding papers; the truth meter, not the fence, is
+what catches a policy that learns to inject "Score: 5". Pass `fence="boundary"` (config
 key `judge_fence`) to judge fenced."""
 
 from __future__ import annotations

@@ -59,6 +59,18 @@ def test_small_tiles_give_the_full_logits_answer() -> None:
     torch.testing.assert_close(got_grad, want_grad)
 
 
+def test_on_cpu_only_labelled_positions_are_projected() -> None:
+    """TRL's fused head projects only label positions where its device test says Triton; on CPU
+    the block says so, and the test comes back afterwards."""
+    import trl.trainer.utils as trl_utils
+
+    before = trl_utils._use_triton
+    assert not before(torch.device("cpu"))
+    with cpu_fused_head(True):
+        assert trl_utils._use_triton(torch.device("cpu"))
+    assert trl_utils._use_triton is before
+
+
 def test_tiles_are_left_alone_off_cpu() -> None:
     import trl.kernels.chunked_logprob as kernel
 

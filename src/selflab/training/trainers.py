@@ -18,7 +18,6 @@ from typing import Any
 
 from selflab.errors import SelflabError
 from selflab.models.adapters import adapter_base, is_adapter, is_model_folder, load_causal_lm
-from selflab.training.batching import use_padding_free_batches
 from selflab.training.config import CHECKPOINT_META, Method, TrainConfig, TrainResult, dpo_losses
 from selflab.training.datasets import normalise_rows
 from selflab.training.memory import cpu_fused_head, model_shape, wants_checkpointing
@@ -187,7 +186,6 @@ def train(
         budget_mb=cfg.activation_budget_mb,
     )
     kwargs = _trl_kwargs(method, cfg, work / "trainer", len(rows), checkpointing)
-    padding_free = False
     peft_config = _peft_config(cfg, torch_model) if cfg.lora else None
 
     if method == "sft" and has_weights(rows):
@@ -209,7 +207,6 @@ def train(
             peft_config=peft_config,
             callbacks=callbacks,
         )
-        padding_free = use_padding_free_batches(trainer)
     elif method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
@@ -293,7 +290,7 @@ def train(
         trainable_params=trainable,
         total_params=total,
         lora=cfg.lora,
-        extra={"gradient_checkpointing": checkpointing, "padding_free": padding_free},
+        extra={"gradient_checkpointing": checkpointing},
     )
 
 

@@ -71,6 +71,31 @@ def test_on_cpu_only_labelled_positions_are_projected() -> None:
     assert trl_utils._use_triton is before
 
 
+def test_labelled_positions_only_give_the_same_loss(tiny: Path) -> None:
+    """The fused head's loss, gradient included, is the same whether every position is projected
+    (TRL's CPU default) or only the labelled ones (inside `cpu_fused_head`)."""
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    add_fused_lm_head(model)
+    ids = torch.randint(0, model.config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(0))
+    labels = ids.clone()
+    labels[0, :7] = labels[1, :4] = labels[1, 10:] = -100  # prompts and padding
+
+    def loss_and_grad() -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        loss = model(input_ids=ids, labels=labels, fused_lm_head=True).loss
+        loss.backward()
+        return loss.detach(), model.model.layers[0].mlp.down_proj.weight.grad.clone()
+
+    everywhere = loss_and_grad()
+    with cpu_fused_head(True):
+        labelled = loss_and_grad()
+    torch.testing.assert_close(labelled[0], everywhere[0])
+    torch.testing.assert_close(labelled[1], everywhere[1])
+
+
 def test_tiles_are_left_alone_off_cpu() -> None:
     import trl.kernels.chunked_logprob as kernel
 

@@ -37,7 +37,8 @@ def builtin_templates() -> list[str]:
 
 def load_template(source: str | Path) -> jinja2.Template:
     """A built-in template by name ("rubric_additive") or a user template file by path. User files
-    may `{% include "_context.jinja" %}` to get the history/reference block."""
+    may `{% include "_context.jinja" %}` to get the fence note and the history/reference block
+    (every built-in template includes it before the question, so the note precedes the data)."""
     path = Path(source)
     if path.suffix in {".jinja", ".txt", ".j2"} and path.is_file():
         return _environment(str(path.resolve().parent)).get_template(path.name)

@@ -68,8 +68,8 @@ class BatchingEngine:
     the same way (0 turns the cache off); call `clear_prefix_cache()` after changing weights in place.
     `attention_groups` > 1 splits decode attention into groups of rows of similar length
     (`engine_attention`; it switches an "sdpa" model to the equivalent grouped function).
-    `decoder`: a lean decode path with its own weight copies (`engine_decode`), used for steps of at
-    most `decoder.max_rows` rows (a single stream); other steps use the model's forward.
+    `decoder`: a lean decode path (`engine_decode`: the model's weights by default, or low-bit
+    copies), used for steps of at most `decoder.max_rows` rows; other steps use the model's forward.
     """
 
     def __init__(
@@ -95,6 +95,7 @@ class BatchingEngine:
         # Decode attention in up to this many groups of rows of similar length (1: one padded group).
         self.attention_groups = attention_groups
         self.decoder = decoder
+        self._lean = False  # whether the decoder serves the running batch's few-row steps
         self._grouped = attention_groups > 1 and use_grouped_attention(model)
         self.device = next(model.parameters()).device
         config = model.config.get_text_config()
@@ -237,6 +238,9 @@ class BatchingEngine:
     def _admit(self, jobs: list[Job]) -> None:
         """Prefill new requests (packed, in chunks of at most `PACK_TOKENS` new tokens, or
         `max_prefill_tokens` if smaller) and append them to the running batch."""
+        # The lean decoder's copies follow weights changed between calls (checked here, ~0.5 ms,
+        # rather than at every step).
+        self._lean = self.decoder is not None and self.decoder.ready()
         ready = []
         for job in jobs:
             if not job.future.set_running_or_notify_cancel():
@@ -329,7 +333,7 @@ class BatchingEngine:
             groups = plan_groups(cache.lengths, self.attention_groups)
             if len(groups) > 1:
                 extra["selflab_groups"] = groups
-        if self.decoder is not None and len(self._rows) <= self.decoder.max_rows:
+        if self._lean and self.decoder is not None and len(self._rows) <= self.decoder.max_rows:
             logits = self.decoder.step(self._last, positions, cache, groups)
             self.stats.fast_decode_steps += 1
         else:

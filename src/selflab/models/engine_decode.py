@@ -1,4 +1,4 @@
-"""A lean decode step for llama-family models with half-size weights: the single-stream fast path.
+"""A lean decode step for llama-family models: the CPU fast path for decode steps.
 
 Why: at one row a decode step streams every weight from memory for one multiply-add each. Measured
 on a 2-core AMD EPYC with AVX2 and no native bf16 (the CPU family issue #17 was filed on), the 211
@@ -7,9 +7,18 @@ transformers forward adds ~40 ms of small operations around them (rms-norm in 7 
 projections where one fused one would do, rotary in 8 ops, ...), each op costing 5-10 us of dispatch
 on that machine. So a single stream decoded 9.5 tok/s, a fifth of llama.cpp's Q4_1 server.
 
-This module keeps the model but decodes few rows with its own copies of the projections, fused (q|k|v
-and gate|up: 4 matmuls per layer instead of 7) and stored in a decode format:
+This module keeps the model but decodes with its own step: fused projections (q|k|v and gate|up: 4
+matmuls per layer instead of 7), a 3-op rms-norm (transformers' 6 ops for `dense`), rotary by `roll`,
+keys/values written straight into the engine's slot cache. The projections are in a **decode format**:
 
+- `dense` (the default of every CPU model it can serve, `quant=none`): the model's own weights,
+  dtype and rms-norm ops, so its logits equal the model's forward (bit for bit on SmolLM2-135M);
+  q|k|v and gate|up are fused copies when those copies fit `FUSE_COPY_LIMIT_MB`, else the model's
+  own weights, unfused. It serves steps of up to 4 rows (measured on a 2-core Intel Xeon with AMX,
+  SmolLM2-135M fp32, the generation benchmark's requests, alternated runs in one process:
+  concurrency 1 14.9 / 18.7 -> 24.1 / 25.1 tok/s; concurrency 8 unchanged, 69.0 / 66.9 against
+  66.7 / 68.2, where serving every step was up to 9% slower; every greedy text the same).
+  `hf:PATH?lean_decode=false` turns it off;
 - `fp16`: half-precision weights, fp32 accumulation (`F.linear` in fp16); no batch coupling, ~0.1%
   error; pays up to 4 rows (2 threads: 1 row 28 vs 64 ms for all matmuls, 4 rows 93 vs 159 ms, 8
   rows 187 vs 153 ms);
@@ -27,11 +36,13 @@ measured on a 2-core Intel Xeon with AMX, the step's matmuls take 15 ms at 1 thr
 int8-dynamic and 52 ms for fp32; on AVX2 its bf16 activations are converted in software (29 ms).
 
 Everything else (prefill, more rows than `max_rows`, training, scoring) goes through the model's own
-forward in its own dtype, so only few-row decode steps differ from the dense model (like `quant=int8`
+forward in its own dtype, so only decode steps differ from the dense model (like `quant=int8`
 and `int4`, `selflab.models.quant`). The step itself (rms-norm, rotary, attention over the engine's
 slot cache with its per-row lengths and row groups) is checked against transformers' forward with the
-same weights in `tests/models/test_engine_decode.py`. The copies are made once: a model whose weights
-change in place needs a new engine (as for the prefix cache).
+same weights in `tests/models/test_engine_decode.py`. The copies follow the model: when it admits
+requests the engine asks `ready()` (~0.5 ms), which compares the modules and weight tensors they came from (identity,
+storage, in-place version counter) and remakes them after a change, or hands the step back to the
+model's forward when a projection stopped being a plain linear layer.
 """
 
 from __future__ import annotations
@@ -58,6 +69,12 @@ from selflab.models.lowbit import (
 # Quant options that exist only as decode formats (`hf:PATH?quant=...`), and the most rows each
 # serves (see the module docstring). `int8` and `int4[-gN]` are decode formats too (`decode_plan`).
 DECODE_FORMATS = {"fp16": 4, "int8-dynamic": 1}
+# The format of `quant=none`: the model's own weights and dtype, for decode steps of few rows.
+DENSE = "dense"
+DENSE_MAX_ROWS = 4
+# Fused q|k|v and gate|up copies are made only up to this size (SmolLM2-135M fp32: 280 MB); a larger
+# model decodes with its own weights, unfused, rather than hold two copies of most of them.
+FUSE_COPY_LIMIT_MB = 1024
 # Architectures whose decoder layer is exactly rms-norm, rotary attention, rms-norm, gated SiLU MLP.
 _LLAMA_LIKE = ("llama", "mistral")
 
@@ -94,6 +111,8 @@ def decode_plan(model: nn.Module, quant: str) -> tuple[str, int] | None:
     if unsupported_reason(model) is not None:
         return None
     dtype = next(model.parameters()).dtype
+    if quant == "none":
+        return DENSE, DENSE_MAX_ROWS
     if quant == "int8" and int8_available():
         return "int8", INT8_MAX_ROWS
     if quant.startswith("int4") and int4_available() and int8_available():
@@ -111,6 +130,34 @@ def _projections(attn: nn.Module, mlp: nn.Module) -> list[nn.Module]:
     return [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj]
 
 
+def _fused_copy_bytes(layers: nn.ModuleList) -> int:
+    """Bytes that the `dense` format's fused q|k|v and gate|up copies would take."""
+    return sum(
+        lin.weight.numel() * lin.weight.element_size()
+        for layer in layers
+        for lin in (
+            layer.self_attn.q_proj,
+            layer.self_attn.k_proj,
+            layer.self_attn.v_proj,
+            layer.mlp.gate_proj,
+            layer.mlp.up_proj,
+        )  # fmt: skip
+    )
+
+
+def _sources(model: nn.Module) -> list[tuple[dict, str]]:
+    """(a parent's `_modules`, name) of every module whose weights the decoder copies or reads."""
+    inner = model.model
+    out: list[tuple[dict, str]] = [(inner._modules, "norm")]
+    head = model.get_output_embeddings()
+    out += [(model._modules, name) for name, module in model._modules.items() if module is head]
+    for layer in inner.layers:
+        out += [(layer._modules, "input_layernorm"), (layer._modules, "post_attention_layernorm")]
+        out += [(layer.self_attn._modules, name) for name in ("q_proj", "k_proj", "v_proj", "o_proj")]
+        out += [(layer.mlp._modules, name) for name in ("gate_proj", "up_proj", "down_proj")]
+    return out
+
+
 def _bias(linear: nn.Linear) -> torch.Tensor:
     if linear.bias is None:
         return linear.weight.new_zeros(linear.out_features, dtype=torch.float32)
@@ -118,9 +165,23 @@ def _bias(linear: nn.Linear) -> torch.Tensor:
 
 
 class PackedLinear:
-    """One projection (or several, concatenated) in a decode format; `__call__` returns x's dtype."""
+    """One projection (or several, concatenated) in a decode format; `__call__` returns x's dtype.
+    `dense` keeps the model's weights and dtype: one fused copy when `fuse`, else the linears
+    themselves (read at each call, so no copy can go stale)."""
 
-    def __init__(self, linears: list[nn.Linear], fmt: str) -> None:
+    def __init__(self, linears: list[nn.Linear], fmt: str, fuse: bool = True) -> None:
+        self.fmt = fmt
+        self.out_features = sum(lin.out_features for lin in linears)
+        self.linears: list[nn.Linear] | None = None
+        if fmt == DENSE:
+            if len(linears) == 1 or not fuse:
+                self.linears = linears
+            else:
+                self.weight = torch.cat([lin.weight.detach() for lin in linears]).contiguous()
+                self.bias = None
+                if any(lin.bias is not None for lin in linears):
+                    self.bias = torch.cat([_bias(lin).to(self.weight.dtype) for lin in linears])
+            return
         weight = torch.cat([lin.weight.detach() for lin in linears]).float()
         bias = None
         if any(lin.bias is not None for lin in linears):  # a projection without one adds zeros
@@ -151,6 +212,11 @@ class PackedLinear:
             raise ValueError(f"unknown decode format '{fmt}'; use one of fp16, int8-dynamic, int8, int4-gN")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.linears is not None:
+            outs = [F.linear(x, lin.weight, lin.bias) for lin in self.linears]
+            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+        if self.fmt == DENSE:
+            return F.linear(x, self.weight, self.bias)
         if self.fmt == "fp16":
             return F.linear(x.half(), self.weight, self.bias).to(x.dtype)
         if self.fmt == "int8-dynamic":
@@ -170,29 +236,36 @@ class PackedLinear:
 
 class RMSNorm:
     """The model's RMS norm in three ops (`F.rms_norm` costs ~3x more on a CPU where each op costs
-    ~5 us of dispatch): x / max(|x|, sqrt(n * eps)) * (sqrt(n) * weight). Exact where mean(x^2) >> eps
-    (the residual stream); the clamp only guards an all-zero row."""
+    ~5 us of dispatch): x / max(|x|, sqrt(n * eps)) * (sqrt(n) * weight). Close where mean(x^2) >> eps
+    (the residual stream; 8e-5 of SmolLM2-135M's logits after its 61 norms); the clamp only guards an
+    all-zero row. `exact` computes it in transformers' own ops and order instead (6 ops), for the
+    `dense` format, whose logits then equal the model's forward bit for bit."""
 
-    def __init__(self, norm: nn.Module) -> None:
+    def __init__(self, norm: nn.Module, exact: bool = False) -> None:
         weight = norm.weight.detach()
         n = weight.shape[-1]
-        eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
-        self.floor = (n * eps) ** 0.5
-        self.weight = weight * n**0.5
+        self.eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
+        self.exact = exact
+        self.floor = (n * self.eps) ** 0.5
+        self.weight = weight if exact else weight * n**0.5
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.exact:  # as LlamaRMSNorm.forward
+            h = x if x.dtype == torch.float32 else x.float()
+            h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True).add_(self.eps))
+            return self.weight * (h if x.dtype == torch.float32 else h.to(x.dtype))
         length = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
         return torch.div(x, length.clamp_min_(self.floor).to(x.dtype)).mul_(self.weight)
 
 
 class _Layer:
-    def __init__(self, layer: nn.Module, fmt: str) -> None:
+    def __init__(self, layer: nn.Module, fmt: str, fuse: bool) -> None:
         a, m = layer.self_attn, layer.mlp
-        self.norm1 = RMSNorm(layer.input_layernorm)
-        self.norm2 = RMSNorm(layer.post_attention_layernorm)
-        self.qkv = PackedLinear([a.q_proj, a.k_proj, a.v_proj], fmt)
+        self.norm1 = RMSNorm(layer.input_layernorm, exact=fmt == DENSE)
+        self.norm2 = RMSNorm(layer.post_attention_layernorm, exact=fmt == DENSE)
+        self.qkv = PackedLinear([a.q_proj, a.k_proj, a.v_proj], fmt, fuse)
         self.o = PackedLinear([a.o_proj], fmt)
-        self.gate_up = PackedLinear([m.gate_proj, m.up_proj], fmt)
+        self.gate_up = PackedLinear([m.gate_proj, m.up_proj], fmt, fuse)
         self.down = PackedLinear([m.down_proj], fmt)
         self.scaling = float(a.scaling)
         self.intermediate = m.gate_proj.out_features
@@ -200,25 +273,56 @@ class _Layer:
 
 class FastDecoder:
     """Decode steps of up to `max_rows` rows for a llama-family model, with fused decode-format copies
-    of its projections (see the module docstring). `step` reads and writes the engine's `SlotCache`."""
+    of its projections (see the module docstring). `step` reads and writes the engine's `SlotCache`.
+    `fuse_limit_mb` bounds the fused copies of the `dense` format."""
 
-    def __init__(self, model: nn.Module, fmt: str, max_rows: int | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, fmt: str, max_rows: int | None = None, fuse_limit_mb: int = FUSE_COPY_LIMIT_MB
+    ) -> None:
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"the fast decode path cannot serve this model: {reason}")
         config = model.config
         self.fmt = fmt
         self.max_rows = max_rows if max_rows is not None else DECODE_FORMATS.get(fmt, 1)
+        self.model = model
         self.inner = model.model
         self.heads = int(config.num_attention_heads)
         self.kv_heads = int(getattr(config, "num_key_value_heads", None) or self.heads)
         self.head_dim = int(self.inner.layers[0].self_attn.head_dim)
+        self.fused = fmt != DENSE or _fused_copy_bytes(self.inner.layers) <= fuse_limit_mb << 20
+        self._sources = _sources(model)
+        self._build()
+
+    def _fingerprint(self) -> list[tuple[int, ...]]:
+        """Which modules and weight tensors the copies came from, and their in-place versions."""
+        out = []
+        for slots, name in self._sources:
+            module = slots[name]
+            params = [t for t in (module._parameters.get("weight"), module._parameters.get("bias")) if t is not None]  # fmt: skip
+            out.append((id(module), *(t.data_ptr() for t in params), *(t._version for t in params)))
+        return out
+
+    def _build(self) -> None:
+        """(Re)make the copies from the model's current weights."""
+        self._built_from = self._fingerprint()
+        self._servable = unsupported_reason(self.model) is None
+        if not self._servable:
+            return
         with torch.no_grad():
-            self.layers = [_Layer(layer, fmt) for layer in self.inner.layers]
+            self.layers = [_Layer(layer, self.fmt, self.fused) for layer in self.inner.layers]
             # The head keeps 8 bits under int4, as llama.cpp's Q4 files and `quantize_int4` keep it.
-            head_fmt = "int8" if fmt.startswith("int4") else fmt
-            self.head = PackedLinear([model.get_output_embeddings()], head_fmt)
-            self.norm = RMSNorm(self.inner.norm)
+            head_fmt = "int8" if self.fmt.startswith("int4") else self.fmt
+            self.head = PackedLinear([self.model.get_output_embeddings()], head_fmt)
+            self.norm = RMSNorm(self.inner.norm, exact=self.fmt == DENSE)
+
+    def ready(self) -> bool:
+        """Whether `step` may run now: the copies are first remade if the model's weights changed in
+        place or were swapped since (training, loading); False if a projection is no longer a plain
+        linear layer (a quant wrapper or an adapter put in afterwards): the model's forward decodes."""
+        if self._fingerprint() != self._built_from:
+            self._build()
+        return self._servable
 
     def step(
         self,

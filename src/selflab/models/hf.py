@@ -60,6 +60,7 @@ class HFModel:
         threads: int | str | None = "auto",
         prefix_cache_mb: int = 2048,
         quant: str = "none",
+        lean_decode: bool = True,
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -95,7 +96,13 @@ class HFModel:
             seed=seed,
             threads=threads,
             prefix_cache_mb=prefix_cache_mb,
-            decoder=decoder_for(self.model, self.quant) if self.device.type == "cpu" else None,
+            # CPU decode steps of llama-family models take the lean path (`engine_decode`): the
+            # model's own weights by default, a low-bit decode format under quant=...
+            decoder=(
+                decoder_for(self.model, self.quant)
+                if self.device.type == "cpu" and (lean_decode or self.quant != "none")
+                else None
+            ),
         )
 
     def __repr__(self) -> str:

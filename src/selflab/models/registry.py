@@ -18,7 +18,7 @@ _CACHE: dict[str, LanguageModel] = {}
 _LOCK = threading.Lock()
 
 _INT_OPTIONS = {"prefix_cache_mb", "concurrency", "retries", "max_batch_size", "seed"}
-_BOOL_OPTIONS = {"prefix_reuse"}
+_BOOL_OPTIONS = {"prefix_reuse", "lean_decode"}
 _FLOAT_OPTIONS = {"timeout", "backoff"}
 
 
@@ -56,6 +56,7 @@ def _build(spec: ModelSpec, overrides: dict[str, Any]) -> LanguageModel:
             "threads",
             "prefix_reuse",
             "prefix_cache_mb",
+            "lean_decode",
             "seed",
         }
         unknown = set(options) - allowed

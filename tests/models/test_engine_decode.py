@@ -17,12 +17,13 @@ from selflab.models.engine_cache import cache_kwargs
 from selflab.models.engine_decode import (
     DECODE_FORMATS,
     DENSE,
-    DENSE_MAX_ROWS,
+    PACKED_MAX_ROWS,
     FastDecoder,
     PackedLinear,
     RMSNorm,
     decode_plan,
     int8_dynamic_available,
+    mkl_packing_available,
     unsupported_reason,
 )
 from selflab.models.engine_slots import SlotCache
@@ -95,14 +96,19 @@ def _prefill(model: nn.Module, prompts: list[list[int]]) -> tuple[SlotCache, lis
 
 
 @pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize("fmt", [*FORMATS, "dense-unfused"])
+@pytest.mark.parametrize("fmt", [*FORMATS, "dense-unpacked", "dense-own"])
 def test_step_matches_transformers_with_rows_of_different_lengths(fmt: str, bias: bool) -> None:
     _skip_unavailable(fmt)
-    # dense-unfused: the dense format of a model whose fused copies would exceed the limit.
-    limit = 0 if fmt == "dense-unfused" else 1024
-    fmt = fmt.removesuffix("-unfused")
-    decoder = FastDecoder(_llama(bias), fmt, max_rows=1 if fmt == "int8-dynamic" else 4, fuse_limit_mb=limit)
-    assert decoder.fused == (limit > 0 or fmt != DENSE)
+    # dense-unpacked: fused copies without MKL packing; dense-own: the model's own weights, as for a
+    # model whose copies would exceed the limit.
+    limit = 0 if fmt == "dense-own" else 1024
+    pack = fmt == DENSE
+    fmt = fmt.removesuffix("-own").removesuffix("-unpacked")
+    decoder = FastDecoder(
+        _llama(bias), fmt, max_rows=1 if fmt == "int8-dynamic" else 4, copy_limit_mb=limit, pack=pack
+    )
+    assert decoder.copies == (limit > 0 or fmt != DENSE)
+    assert decoder.pack == (pack and limit > 0 and mkl_packing_available())
     model = _reference(_llama(bias), fmt)
     lengths = [9, 4, 7, 2][: decoder.max_rows]
     g = torch.Generator().manual_seed(1)
@@ -152,11 +158,28 @@ def test_packed_linear_fuses_projections_with_and_without_bias() -> None:
             got = PackedLinear([a, b], fmt)(x)
             assert got.shape == (1, 24) and got.dtype == x.dtype
             assert _rel(got, want) < {DENSE: 1e-6, "fp16": 0.005, "int4-g32": 0.15}.get(fmt, 0.03), fmt
-        unfused = PackedLinear([a, b], DENSE, fuse=False)
+        unfused = PackedLinear([a, b], DENSE, copies=False)
         assert unfused.linears == [a, b] and torch.allclose(unfused(x), want, atol=1e-6)
         # A width no int4 group size divides falls back to int8 for that projection.
         odd = PackedLinear([nn.Linear(40, 8)], "int4-g32")
         assert odd.fmt == "int8" and odd(torch.randn(1, 40)).shape == (1, 8)
+
+
+@pytest.mark.skipif(not mkl_packing_available(), reason="this torch has no MKL")
+def test_mkl_packed_weights_give_the_same_numbers_at_every_row_count() -> None:
+    """One MKL pack (made for 16 rows) serves every row count the decoder passes."""
+    torch.manual_seed(0)
+    a, b = nn.Linear(64, 48), nn.Linear(64, 16, bias=False)
+    packed = PackedLinear([a, b], DENSE, pack=True)
+    single = PackedLinear([b], DENSE, pack=True)
+    assert packed.mkl is not None and single.mkl is not None
+    assert single.weight.data_ptr() == b.weight.data_ptr()  # a single projection packs its own weight
+    with torch.inference_mode():
+        for rows in (1, 2, 3, 4, 7, 16, 32):
+            x = torch.randn(rows, 64)
+            want = torch.cat([a(x), b(x)], dim=-1)
+            assert torch.allclose(packed(x), want, rtol=1e-5, atol=1e-5), rows
+            assert torch.allclose(single(x), b(x), rtol=1e-5, atol=1e-5), rows
 
 
 def test_models_it_cannot_serve_are_refused_with_the_reason_and_the_fix() -> None:
@@ -182,7 +205,9 @@ def test_models_it_cannot_serve_are_refused_with_the_reason_and_the_fix() -> Non
     assert decode_plan(plain, "int4") == ("int4-g32", 32)
     assert decode_plan(plain, "int4-g64") == ("int4-g64", 32)
     assert decode_plan(plain, "int8") == ("int8", 4)
-    assert decode_plan(plain, "none") == (DENSE, DENSE_MAX_ROWS)  # the model's own weights, every step
+    assert decode_plan(plain, "none") == (DENSE, None)  # the model's own numbers; rows: the decoder's
+    if mkl_packing_available():
+        assert FastDecoder(plain, DENSE).max_rows == PACKED_MAX_ROWS
     assert decode_plan(GPT2LMHeadModel(gpt2.config), "none") is None
     wrapped = _llama()
     quantize_int4(wrapped, 32)

@@ -69,12 +69,20 @@ from selflab.models.lowbit import (
 # Quant options that exist only as decode formats (`hf:PATH?quant=...`), and the most rows each
 # serves (see the module docstring). `int8` and `int4[-gN]` are decode formats too (`decode_plan`).
 DECODE_FORMATS = {"fp16": 4, "int8-dynamic": 1}
-# The format of `quant=none`: the model's own weights and dtype, for decode steps of few rows.
+# The format of `quant=none`: the model's own numbers, for decode steps of few rows: up to
+# PACKED_MAX_ROWS with MKL-packed fp32 copies, DENSE_MAX_ROWS without (see the module docstring).
 DENSE = "dense"
 DENSE_MAX_ROWS = 4
-# Fused q|k|v and gate|up copies are made only up to this size (SmolLM2-135M fp32: 280 MB); a larger
-# model decodes with its own weights, unfused, rather than hold two copies of most of them.
-FUSE_COPY_LIMIT_MB = 1024
+PACKED_MAX_ROWS = 16
+# Copies (fused q|k|v and gate|up, MKL-packed weights) are made only up to this size (SmolLM2-135M
+# fp32: 818 MB); a larger model decodes with its own weights, unfused, rather than hold them twice.
+COPY_LIMIT_MB = 1024
+# MKL's packed B matrix does not depend on the row count it was packed for (checked in the tests:
+# packs for 16 rows give the same numbers at 2-32 rows as packs for those counts).
+_PACK_ROWS = 16
+# Below this many rows the packed kernel is no faster (measured) and plain `F.linear` keeps the
+# model's numbers bit for bit.
+_PACKED_FROM_ROWS = 4
 # Architectures whose decoder layer is exactly rms-norm, rotary attention, rms-norm, gated SiLU MLP.
 _LLAMA_LIKE = ("llama", "mistral")
 
@@ -102,17 +110,17 @@ def unsupported_reason(model: nn.Module) -> str | None:
     return None
 
 
-def decode_plan(model: nn.Module, quant: str) -> tuple[str, int] | None:
-    """The decode format and row limit that `quant` gives `model` on a CPU, or None where the lean
-    path does not serve it (another architecture, or no low-bit option): the model's forward then
-    decodes every step, through its quant wrappers if any."""
+def decode_plan(model: nn.Module, quant: str) -> tuple[str, int | None] | None:
+    """The decode format and row limit that `quant` gives `model` on a CPU (None: the format's own,
+    chosen by `FastDecoder`), or None where the lean path does not serve it (another architecture):
+    the model's forward then decodes every step, through its quant wrappers if any."""
     if quant in DECODE_FORMATS:
         return quant, DECODE_FORMATS[quant]
     if unsupported_reason(model) is not None:
         return None
     dtype = next(model.parameters()).dtype
     if quant == "none":
-        return DENSE, DENSE_MAX_ROWS
+        return DENSE, None
     if quant == "int8" and int8_available():
         return "int8", INT8_MAX_ROWS
     if quant.startswith("int4") and int4_available() and int8_available():
@@ -130,19 +138,22 @@ def _projections(attn: nn.Module, mlp: nn.Module) -> list[nn.Module]:
     return [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj]
 
 
-def _fused_copy_bytes(layers: nn.ModuleList) -> int:
-    """Bytes that the `dense` format's fused q|k|v and gate|up copies would take."""
-    return sum(
-        lin.weight.numel() * lin.weight.element_size()
-        for layer in layers
-        for lin in (
-            layer.self_attn.q_proj,
-            layer.self_attn.k_proj,
-            layer.self_attn.v_proj,
-            layer.mlp.gate_proj,
-            layer.mlp.up_proj,
-        )  # fmt: skip
-    )
+def mkl_packing_available() -> bool:
+    return bool(torch._C.has_mkl) and hasattr(torch.ops.mkl, "_mkl_linear")
+
+
+def _copy_bytes(model: nn.Module, pack: bool) -> int:
+    """Bytes the `dense` format's copies would take: fused q|k|v and gate|up, and with `pack` an
+    MKL-packed copy of every projection and the head."""
+    fused = packed = 0
+    for layer in model.model.layers:
+        a, m = layer.self_attn, layer.mlp
+        for lin in _projections(a, m):
+            size = lin.weight.numel() * lin.weight.element_size()
+            fused += size if lin not in (a.o_proj, m.down_proj) else 0
+            packed += size
+    head = model.get_output_embeddings().weight
+    return fused + (packed + head.numel() * head.element_size() if pack else 0)
 
 
 def _sources(model: nn.Module) -> list[tuple[dict, str]]:
@@ -166,21 +177,28 @@ def _bias(linear: nn.Linear) -> torch.Tensor:
 
 class PackedLinear:
     """One projection (or several, concatenated) in a decode format; `__call__` returns x's dtype.
-    `dense` keeps the model's weights and dtype: one fused copy when `fuse`, else the linears
-    themselves (read at each call, so no copy can go stale)."""
+    `dense` keeps the model's numbers: with `copies`, one fused weight (the model's own for a single
+    projection), MKL-packed too when `pack` (fp32); without, the linears themselves (read at each
+    call)."""
 
-    def __init__(self, linears: list[nn.Linear], fmt: str, fuse: bool = True) -> None:
+    def __init__(self, linears: list[nn.Linear], fmt: str, copies: bool = True, pack: bool = False) -> None:
         self.fmt = fmt
         self.out_features = sum(lin.out_features for lin in linears)
         self.linears: list[nn.Linear] | None = None
+        self.mkl: torch.Tensor | None = None  # the dense format's MKL-packed weight
         if fmt == DENSE:
-            if len(linears) == 1 or not fuse:
+            if not copies or (len(linears) == 1 and not pack):
                 self.linears = linears
+                return
+            if len(linears) == 1:  # the model's own tensors, no copy
+                self.weight, self.bias = linears[0].weight.detach(), linears[0].bias
             else:
                 self.weight = torch.cat([lin.weight.detach() for lin in linears]).contiguous()
                 self.bias = None
                 if any(lin.bias is not None for lin in linears):
                     self.bias = torch.cat([_bias(lin).to(self.weight.dtype) for lin in linears])
+            if pack:
+                self.mkl = torch.ops.mkl._mkl_reorder_linear_weight(self.weight, _PACK_ROWS)
             return
         weight = torch.cat([lin.weight.detach() for lin in linears]).float()
         bias = None
@@ -215,6 +233,8 @@ class PackedLinear:
         if self.linears is not None:
             outs = [F.linear(x, lin.weight, lin.bias) for lin in self.linears]
             return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+        if self.mkl is not None and x.shape[0] >= _PACKED_FROM_ROWS:  # x's own row count: packed, always
+            return torch.ops.mkl._mkl_linear(x, self.mkl, self.weight, self.bias, x.shape[0])
         if self.fmt == DENSE:
             return F.linear(x, self.weight, self.bias)
         if self.fmt == "fp16":
@@ -259,14 +279,14 @@ class RMSNorm:
 
 
 class _Layer:
-    def __init__(self, layer: nn.Module, fmt: str, fuse: bool) -> None:
+    def __init__(self, layer: nn.Module, fmt: str, copies: bool, pack: bool) -> None:
         a, m = layer.self_attn, layer.mlp
         self.norm1 = RMSNorm(layer.input_layernorm, exact=fmt == DENSE)
         self.norm2 = RMSNorm(layer.post_attention_layernorm, exact=fmt == DENSE)
-        self.qkv = PackedLinear([a.q_proj, a.k_proj, a.v_proj], fmt, fuse)
-        self.o = PackedLinear([a.o_proj], fmt)
-        self.gate_up = PackedLinear([m.gate_proj, m.up_proj], fmt, fuse)
-        self.down = PackedLinear([m.down_proj], fmt)
+        self.qkv = PackedLinear([a.q_proj, a.k_proj, a.v_proj], fmt, copies, pack)
+        self.o = PackedLinear([a.o_proj], fmt, copies, pack)
+        self.gate_up = PackedLinear([m.gate_proj, m.up_proj], fmt, copies, pack)
+        self.down = PackedLinear([m.down_proj], fmt, copies, pack)
         self.scaling = float(a.scaling)
         self.intermediate = m.gate_proj.out_features
 
@@ -274,23 +294,33 @@ class _Layer:
 class FastDecoder:
     """Decode steps of up to `max_rows` rows for a llama-family model, with fused decode-format copies
     of its projections (see the module docstring). `step` reads and writes the engine's `SlotCache`.
-    `fuse_limit_mb` bounds the fused copies of the `dense` format."""
+    `copy_limit_mb` bounds the copies of the `dense` format; `pack` lets it use MKL-packed fp32 copies
+    (where MKL is there)."""
 
     def __init__(
-        self, model: nn.Module, fmt: str, max_rows: int | None = None, fuse_limit_mb: int = FUSE_COPY_LIMIT_MB
+        self,
+        model: nn.Module,
+        fmt: str,
+        max_rows: int | None = None,
+        copy_limit_mb: int = COPY_LIMIT_MB,
+        pack: bool = True,
     ) -> None:
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"the fast decode path cannot serve this model: {reason}")
         config = model.config
         self.fmt = fmt
-        self.max_rows = max_rows if max_rows is not None else DECODE_FORMATS.get(fmt, 1)
         self.model = model
         self.inner = model.model
         self.heads = int(config.num_attention_heads)
         self.kv_heads = int(getattr(config, "num_key_value_heads", None) or self.heads)
         self.head_dim = int(self.inner.layers[0].self_attn.head_dim)
-        self.fused = fmt != DENSE or _fused_copy_bytes(self.inner.layers) <= fuse_limit_mb << 20
+        dense_fp32 = fmt == DENSE and next(model.parameters()).dtype == torch.float32
+        self.pack = pack and dense_fp32 and mkl_packing_available()
+        self.pack = self.pack and _copy_bytes(model, pack=True) <= copy_limit_mb << 20
+        self.copies = fmt != DENSE or _copy_bytes(model, pack=False) <= copy_limit_mb << 20
+        default_rows = (PACKED_MAX_ROWS if self.pack else DENSE_MAX_ROWS) if fmt == DENSE else DECODE_FORMATS.get(fmt, 1)  # fmt: skip
+        self.max_rows = max_rows if max_rows is not None else default_rows
         self._sources = _sources(model)
         self._build()
 
@@ -310,10 +340,10 @@ class FastDecoder:
         if not self._servable:
             return
         with torch.no_grad():
-            self.layers = [_Layer(layer, self.fmt, self.fused) for layer in self.inner.layers]
+            self.layers = [_Layer(layer, self.fmt, self.copies, self.pack) for layer in self.inner.layers]
             # The head keeps 8 bits under int4, as llama.cpp's Q4 files and `quantize_int4` keep it.
             head_fmt = "int8" if self.fmt.startswith("int4") else self.fmt
-            self.head = PackedLinear([self.model.get_output_embeddings()], head_fmt)
+            self.head = PackedLinear([self.model.get_output_embeddings()], head_fmt, self.copies, self.pack)
             self.norm = RMSNorm(self.inner.norm, exact=self.fmt == DENSE)
 
     def ready(self) -> bool:

@@ -14,17 +14,14 @@ from transformers import AutoModelForCausalLM, DynamicCache, LlamaConfig, LlamaF
 
 from selflab.errors import ModelSpecError
 from selflab.models.engine_cache import cache_kwargs
-from selflab.models.engine_decode import (
+from selflab.models.engine_decode import PACKED_MAX_ROWS, FastDecoder, decode_plan, unsupported_reason
+from selflab.models.engine_formats import (
     DECODE_FORMATS,
     DENSE,
-    PACKED_MAX_ROWS,
-    FastDecoder,
     PackedLinear,
     RMSNorm,
-    decode_plan,
     int8_dynamic_available,
     mkl_packing_available,
-    unsupported_reason,
 )
 from selflab.models.engine_slots import SlotCache
 from selflab.models.hf import HFModel

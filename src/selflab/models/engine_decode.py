@@ -9,87 +9,44 @@ on that machine. So a single stream decoded 9.5 tok/s, a fifth of llama.cpp's Q4
 
 This module keeps the model but decodes with its own step: fused projections (q|k|v and gate|up: 4
 matmuls per layer instead of 7), a 3-op rms-norm (transformers' 6 ops for `dense`), rotary by `roll`,
-keys/values written straight into the engine's slot cache. The projections are in a **decode format**:
-
-- `dense` (the default of every CPU model it can serve, `quant=none`): the model's own weights,
-  dtype and rms-norm ops, so its logits equal the model's forward (bit for bit on SmolLM2-135M);
-  q|k|v and gate|up are fused copies when those copies fit `FUSE_COPY_LIMIT_MB`, else the model's
-  own weights, unfused. It serves steps of up to 4 rows (measured on a 2-core Intel Xeon with AMX,
-  SmolLM2-135M fp32, the generation benchmark's requests, alternated runs in one process:
-  concurrency 1 14.9 / 18.7 -> 24.1 / 25.1 tok/s; concurrency 8 unchanged, 69.0 / 66.9 against
-  66.7 / 68.2, where serving every step was up to 9% slower; every greedy text the same).
-  `hf:PATH?lean_decode=false` turns it off;
-- `fp16`: half-precision weights, fp32 accumulation (`F.linear` in fp16); no batch coupling, ~0.1%
-  error; pays up to 4 rows (2 threads: 1 row 28 vs 64 ms for all matmuls, 4 rows 93 vs 159 ms, 8
-  rows 187 vs 153 ms);
-- `int8-dynamic`: int8 weights per output channel with activations quantised per call (fbgemm's
-  `quantized::linear_dynamic`, as llama.cpp quantises activations to 8 bits for its Q4/Q8 dot
-  products); 24 ms at 1 row. The activation scale is one per tensor, so rows of a batch would
-  change each other's numbers: it serves a single row only.
-
-The weight-only formats of `quant=int8` and `quant=int4[-gN]` (`selflab.models.lowbit`; bf16
-activations) are decode formats too: a llama-family model under them decodes few rows here, with
-the kernels and weight codes of `selflab.models.quant`'s layer wrappers, fused (int4's head stays
-int8, as in `quantize_int4`), and keeps its dense forward for everything else; other architectures
-keep the wrappers. Where bf16 is native (AVX512-BF16/AMX), int4 is the fastest single row of all:
-measured on a 2-core Intel Xeon with AMX, the step's matmuls take 15 ms at 1 thread against 28 ms for
-int8-dynamic and 52 ms for fp32; on AVX2 its bf16 activations are converted in software (29 ms).
+keys/values written straight into the engine's slot cache. The projections are in a **decode format**
+(`engine_formats`: `dense`, the default, with the model's own numbers; `fp16`, `int8-dynamic`, and
+the weight-only `int8` / `int4[-gN]` of `quant=`).
 
 Everything else (prefill, more rows than `max_rows`, training, scoring) goes through the model's own
 forward in its own dtype, so only decode steps differ from the dense model (like `quant=int8`
 and `int4`, `selflab.models.quant`). The step itself (rms-norm, rotary, attention over the engine's
 slot cache with its per-row lengths and row groups) is checked against transformers' forward with the
 same weights in `tests/models/test_engine_decode.py`. The copies follow the model: when it admits
-requests the engine asks `ready()` (~0.5 ms), which compares the modules and weight tensors they came from (identity,
-storage, in-place version counter) and remakes them after a change, or hands the step back to the
-model's forward when a projection stopped being a plain linear layer.
+requests the engine asks `ready()` (~0.5 ms), which compares the modules and weight tensors they
+came from (identity, storage, in-place version counter) and remakes them after a change, or hands
+the step back to the model's forward when a projection stopped being a plain linear layer.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selflab.models.engine_slots import SlotCache
-from selflab.models.lowbit import (
-    INT4_MAX_ROWS,
-    INT8_MAX_ROWS,
-    int4_available,
-    int4_group_for,
-    int4_group_of,
-    int8_available,
-    int8_channel_scales,
-    pack_int4,
-    pack_int8,
+from selflab.models.engine_formats import (
+    DECODE_FORMATS,
+    DENSE,
+    PackedLinear,
+    RMSNorm,
+    mkl_packing_available,
 )
+from selflab.models.engine_slots import SlotCache
+from selflab.models.lowbit import INT4_MAX_ROWS, INT8_MAX_ROWS, int4_available, int4_group_of, int8_available
 
-# Quant options that exist only as decode formats (`hf:PATH?quant=...`), and the most rows each
-# serves (see the module docstring). `int8` and `int4[-gN]` are decode formats too (`decode_plan`).
-DECODE_FORMATS = {"fp16": 4, "int8-dynamic": 1}
-# The format of `quant=none`: the model's own numbers, for decode steps of few rows: up to
-# PACKED_MAX_ROWS with MKL-packed fp32 copies, DENSE_MAX_ROWS without (see the module docstring).
-DENSE = "dense"
+# Rows the `dense` format serves: with MKL-packed fp32 copies, and without (engine_formats).
 DENSE_MAX_ROWS = 4
 PACKED_MAX_ROWS = 16
 # Copies (fused q|k|v and gate|up, MKL-packed weights) are made only up to this size (SmolLM2-135M
 # fp32: 818 MB); a larger model decodes with its own weights, unfused, rather than hold them twice.
 COPY_LIMIT_MB = 1024
-# MKL's packed B matrix does not depend on the row count it was packed for (checked in the tests:
-# packs for 16 rows give the same numbers at 2-32 rows as packs for those counts).
-_PACK_ROWS = 16
-# Below this many rows the packed kernel is no faster (measured) and plain `F.linear` keeps the
-# model's numbers bit for bit.
-_PACKED_FROM_ROWS = 4
 # Architectures whose decoder layer is exactly rms-norm, rotary attention, rms-norm, gated SiLU MLP.
 _LLAMA_LIKE = ("llama", "mistral")
-
-
-def int8_dynamic_available() -> bool:
-    engines = torch.backends.quantized.supported_engines
-    return "fbgemm" in engines or "x86" in engines
 
 
 def unsupported_reason(model: nn.Module) -> str | None:
@@ -138,10 +95,6 @@ def _projections(attn: nn.Module, mlp: nn.Module) -> list[nn.Module]:
     return [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj]
 
 
-def mkl_packing_available() -> bool:
-    return bool(torch._C.has_mkl) and hasattr(torch.ops.mkl, "_mkl_linear")
-
-
 def _copy_bytes(model: nn.Module, pack: bool) -> int:
     """Bytes the `dense` format's copies would take: fused q|k|v and gate|up, and with `pack` an
     MKL-packed copy of every projection and the head."""
@@ -167,115 +120,6 @@ def _sources(model: nn.Module) -> list[tuple[dict, str]]:
         out += [(layer.self_attn._modules, name) for name in ("q_proj", "k_proj", "v_proj", "o_proj")]
         out += [(layer.mlp._modules, name) for name in ("gate_proj", "up_proj", "down_proj")]
     return out
-
-
-def _bias(linear: nn.Linear) -> torch.Tensor:
-    if linear.bias is None:
-        return linear.weight.new_zeros(linear.out_features, dtype=torch.float32)
-    return linear.bias.detach().float()
-
-
-class PackedLinear:
-    """One projection (or several, concatenated) in a decode format; `__call__` returns x's dtype.
-    `dense` keeps the model's numbers: with `copies`, one fused weight (the model's own for a single
-    projection), MKL-packed too when `pack` (fp32); without, the linears themselves (read at each
-    call)."""
-
-    def __init__(self, linears: list[nn.Linear], fmt: str, copies: bool = True, pack: bool = False) -> None:
-        self.fmt = fmt
-        self.out_features = sum(lin.out_features for lin in linears)
-        self.linears: list[nn.Linear] | None = None
-        self.mkl: torch.Tensor | None = None  # the dense format's MKL-packed weight
-        if fmt == DENSE:
-            if not copies or (len(linears) == 1 and not pack):
-                self.linears = linears
-                return
-            if len(linears) == 1:  # the model's own tensors, no copy
-                self.weight, self.bias = linears[0].weight.detach(), linears[0].bias
-            else:
-                self.weight = torch.cat([lin.weight.detach() for lin in linears]).contiguous()
-                self.bias = None
-                if any(lin.bias is not None for lin in linears):
-                    self.bias = torch.cat([_bias(lin).to(self.weight.dtype) for lin in linears])
-            if pack:
-                self.mkl = torch.ops.mkl._mkl_reorder_linear_weight(self.weight, _PACK_ROWS)
-            return
-        weight = torch.cat([lin.weight.detach() for lin in linears]).float()
-        bias = None
-        if any(lin.bias is not None for lin in linears):  # a projection without one adds zeros
-            bias = torch.cat([_bias(lin) for lin in linears])
-        self.fmt = fmt
-        self.out_features = weight.shape[0]
-        self.bias = bias
-        group = int4_group_for(weight.shape[1], int4_group_of(fmt)) if fmt.startswith("int4") else None
-        if fmt.startswith("int4") and group is None:  # no group size divides the width: int8 instead
-            fmt = self.fmt = "int8"
-        if fmt == "fp16":
-            self.weight = weight.half().contiguous()
-            self.bias = bias.half() if bias is not None else None
-        elif fmt == "int8-dynamic":
-            scale = int8_channel_scales(weight)
-            with warnings.catch_warnings():  # quantized tensors are deprecated; the kernel is not gone
-                warnings.simplefilter("ignore")
-                q = torch.quantize_per_channel(
-                    weight, scale.double(), torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8
-                )
-                self.packed = torch.ops.quantized.linear_prepack(q, bias)
-        elif fmt == "int8":  # as `quant.Int8Linear`: symmetric per output channel, bf16 activations
-            self.weight, self.scales = pack_int8(weight)
-        elif group is not None:  # as `quant.Int4Linear`
-            self.group = group
-            self.weight, self.scale_zero = pack_int4(weight, group)
-        else:
-            raise ValueError(f"unknown decode format '{fmt}'; use one of fp16, int8-dynamic, int8, int4-gN")
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.linears is not None:
-            outs = [F.linear(x, lin.weight, lin.bias) for lin in self.linears]
-            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
-        if self.mkl is not None and x.shape[0] >= _PACKED_FROM_ROWS:  # x's own row count: packed, always
-            return torch.ops.mkl._mkl_linear(x, self.mkl, self.weight, self.bias, x.shape[0])
-        if self.fmt == DENSE:
-            return F.linear(x, self.weight, self.bias)
-        if self.fmt == "fp16":
-            return F.linear(x.half(), self.weight, self.bias).to(x.dtype)
-        if self.fmt == "int8-dynamic":
-            if x.dtype == torch.float32:  # a no-op conversion still costs a few us of dispatch
-                return torch.ops.quantized.linear_dynamic(x, self.packed, True)
-            return torch.ops.quantized.linear_dynamic(x.float(), self.packed, True).to(x.dtype)
-        flat = x.to(torch.bfloat16)
-        if self.fmt == "int8":
-            out = torch.ops.aten._weight_int8pack_mm(flat, self.weight, self.scales)
-        else:  # the int4 kernel pads its outputs to a multiple of 16
-            out = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.weight, self.group, self.scale_zero)
-            out = out[:, : self.out_features]
-        if self.bias is not None:
-            out = out + self.bias.to(out.dtype)
-        return out.to(x.dtype)
-
-
-class RMSNorm:
-    """The model's RMS norm in three ops (`F.rms_norm` costs ~3x more on a CPU where each op costs
-    ~5 us of dispatch): x / max(|x|, sqrt(n * eps)) * (sqrt(n) * weight). Close where mean(x^2) >> eps
-    (the residual stream; 8e-5 of SmolLM2-135M's logits after its 61 norms); the clamp only guards an
-    all-zero row. `exact` computes it in transformers' own ops and order instead (6 ops), for the
-    `dense` format, whose logits then equal the model's forward bit for bit."""
-
-    def __init__(self, norm: nn.Module, exact: bool = False) -> None:
-        weight = norm.weight.detach()
-        n = weight.shape[-1]
-        self.eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
-        self.exact = exact
-        self.floor = (n * self.eps) ** 0.5
-        self.weight = weight if exact else weight * n**0.5
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.exact:  # as LlamaRMSNorm.forward
-            h = x if x.dtype == torch.float32 else x.float()
-            h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True).add_(self.eps))
-            return self.weight * (h if x.dtype == torch.float32 else h.to(x.dtype))
-        length = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
-        return torch.div(x, length.clamp_min_(self.floor).to(x.dtype)).mul_(self.weight)
 
 
 class _Layer:

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from selflab.errors import ModelSpecError
-from selflab.models.engine_decode import DECODE_FORMATS, int8_dynamic_available, unsupported_reason
+from selflab.models.engine_decode import unsupported_reason
+from selflab.models.engine_formats import DECODE_FORMATS, int8_dynamic_available
 from selflab.models.lowbit import (
     INT4_DEFAULT_GROUP,
     INT4_GROUP_SIZES,

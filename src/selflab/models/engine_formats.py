@@ -1,0 +1,178 @@
+"""Decode formats: the weights of one projection (or several, fused) as the lean decode step
+(`engine_decode`) multiplies them, and its rms-norm.
+
+- `dense` (the default of every CPU model it can serve, `quant=none`): the model's own numbers.
+  q|k|v and gate|up are fused copies, and in fp32 every projection and the head also get an
+  MKL-packed copy (`torch.ops.mkl._mkl_linear`, the kernel inductor uses for frozen fp32 linears),
+  used from 4 rows up (a plain call packs the weight operand anew each time, as GEMM libraries do); the
+  211 matmuls of one SmolLM2-135M step take, at 4 / 8 / 13 / 16 rows, 50 / 67 / 90 / 73 ms plain
+  against 34 / 41 / 50 / 52 ms packed (2 threads, a 2-core Intel Xeon with AMX); at 1-3 rows the
+  same as plain, so plain `F.linear` keeps a single stream's logits equal to the model's forward
+  bit for bit. Copies are made only while they fit `COPY_LIMIT_MB` (SmolLM2-135M fp32: 818 MB);
+  a larger model decodes with its own weights, unfused. Rows: up to 16 with packing, 4 without.
+  Measured on that Xeon, the generation benchmark's requests, alternated runs against the
+  previous engine: concurrency 1 +27-62%, concurrency 8 72.0 / 76.0 -> 89.0 / 92.8 tok/s (+38%
+  with kernels limited to AVX2), concurrency 64 unchanged; every greedy text the same.
+  `hf:PATH?lean_decode=false` turns it off;
+- `fp16`: half-precision weights, fp32 accumulation (`F.linear` in fp16); no batch coupling, ~0.1%
+  error; pays up to 4 rows (2 threads: 1 row 28 vs 64 ms for all matmuls, 4 rows 93 vs 159 ms, 8
+  rows 187 vs 153 ms);
+- `int8-dynamic`: int8 weights per output channel with activations quantised per call (fbgemm's
+  `quantized::linear_dynamic`, as llama.cpp quantises activations to 8 bits for its Q4/Q8 dot
+  products); 24 ms at 1 row. The activation scale is one per tensor, so rows of a batch would
+  change each other's numbers: it serves a single row only.
+
+The weight-only formats of `quant=int8` and `quant=int4[-gN]` (`selflab.models.lowbit`; bf16
+activations) are decode formats too: a llama-family model under them decodes few rows on the lean step, with
+the kernels and weight codes of `selflab.models.quant`'s layer wrappers, fused (int4's head stays
+int8, as in `quantize_int4`), and keeps its dense forward for everything else; other architectures
+keep the wrappers. Where bf16 is native (AVX512-BF16/AMX), int4 is the fastest single row of all:
+measured on a 2-core Intel Xeon with AMX, the step's matmuls take 15 ms at 1 thread against 28 ms for
+int8-dynamic and 52 ms for fp32; on AVX2 its bf16 activations are converted in software (29 ms).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selflab.models.lowbit import (
+    int4_group_for,
+    int4_group_of,
+    int8_channel_scales,
+    pack_int4,
+    pack_int8,
+)
+
+# Quant options that exist only as decode formats (`hf:PATH?quant=...`), and the most rows each
+# serves (see the module docstring). `int8` and `int4[-gN]` are decode formats too (`decode_plan`).
+DECODE_FORMATS = {"fp16": 4, "int8-dynamic": 1}
+# The format of `quant=none`: the model's own numbers (see the module docstring).
+DENSE = "dense"
+# MKL's packed B matrix does not depend on the row count it was packed for (checked in the tests:
+# packs for 16 rows give the same numbers at 2-32 rows as packs for those counts).
+_PACK_ROWS = 16
+# Below this many rows the packed kernel is no faster (measured) and plain `F.linear` keeps the
+# model's numbers bit for bit.
+_PACKED_FROM_ROWS = 4
+
+
+def int8_dynamic_available() -> bool:
+    engines = torch.backends.quantized.supported_engines
+    return "fbgemm" in engines or "x86" in engines
+
+
+def mkl_packing_available() -> bool:
+    return bool(torch._C.has_mkl) and hasattr(torch.ops.mkl, "_mkl_linear")
+
+
+def _bias(linear: nn.Linear) -> torch.Tensor:
+    if linear.bias is None:
+        return linear.weight.new_zeros(linear.out_features, dtype=torch.float32)
+    return linear.bias.detach().float()
+
+
+class PackedLinear:
+    """One projection (or several, concatenated) in a decode format; `__call__` returns x's dtype.
+    `dense` keeps the model's numbers: with `copies`, one fused weight (the model's own for a single
+    projection), MKL-packed too when `pack` (fp32); without, the linears themselves (read at each
+    call)."""
+
+    def __init__(self, linears: list[nn.Linear], fmt: str, copies: bool = True, pack: bool = False) -> None:
+        self.fmt = fmt
+        self.out_features = sum(lin.out_features for lin in linears)
+        self.linears: list[nn.Linear] | None = None
+        self.mkl: torch.Tensor | None = None  # the dense format's MKL-packed weight
+        if fmt == DENSE:
+            if not copies or (len(linears) == 1 and not pack):
+                self.linears = linears
+                return
+            if len(linears) == 1:  # the model's own tensors, no copy
+                self.weight, self.bias = linears[0].weight.detach(), linears[0].bias
+            else:
+                self.weight = torch.cat([lin.weight.detach() for lin in linears]).contiguous()
+                self.bias = None
+                if any(lin.bias is not None for lin in linears):
+                    self.bias = torch.cat([_bias(lin).to(self.weight.dtype) for lin in linears])
+            if pack:
+                self.mkl = torch.ops.mkl._mkl_reorder_linear_weight(self.weight, _PACK_ROWS)
+            return
+        weight = torch.cat([lin.weight.detach() for lin in linears]).float()
+        bias = None
+        if any(lin.bias is not None for lin in linears):  # a projection without one adds zeros
+            bias = torch.cat([_bias(lin) for lin in linears])
+        self.fmt = fmt
+        self.out_features = weight.shape[0]
+        self.bias = bias
+        group = int4_group_for(weight.shape[1], int4_group_of(fmt)) if fmt.startswith("int4") else None
+        if fmt.startswith("int4") and group is None:  # no group size divides the width: int8 instead
+            fmt = self.fmt = "int8"
+        if fmt == "fp16":
+            self.weight = weight.half().contiguous()
+            self.bias = bias.half() if bias is not None else None
+        elif fmt == "int8-dynamic":
+            scale = int8_channel_scales(weight)
+            with warnings.catch_warnings():  # quantized tensors are deprecated; the kernel is not gone
+                warnings.simplefilter("ignore")
+                q = torch.quantize_per_channel(
+                    weight, scale.double(), torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8
+                )
+                self.packed = torch.ops.quantized.linear_prepack(q, bias)
+        elif fmt == "int8":  # as `quant.Int8Linear`: symmetric per output channel, bf16 activations
+            self.weight, self.scales = pack_int8(weight)
+        elif group is not None:  # as `quant.Int4Linear`
+            self.group = group
+            self.weight, self.scale_zero = pack_int4(weight, group)
+        else:
+            raise ValueError(f"unknown decode format '{fmt}'; use one of fp16, int8-dynamic, int8, int4-gN")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.linears is not None:
+            outs = [F.linear(x, lin.weight, lin.bias) for lin in self.linears]
+            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+        if self.mkl is not None and x.shape[0] >= _PACKED_FROM_ROWS:  # x's own row count: packed, always
+            return torch.ops.mkl._mkl_linear(x, self.mkl, self.weight, self.bias, x.shape[0])
+        if self.fmt == DENSE:
+            return F.linear(x, self.weight, self.bias)
+        if self.fmt == "fp16":
+            return F.linear(x.half(), self.weight, self.bias).to(x.dtype)
+        if self.fmt == "int8-dynamic":
+            if x.dtype == torch.float32:  # a no-op conversion still costs a few us of dispatch
+                return torch.ops.quantized.linear_dynamic(x, self.packed, True)
+            return torch.ops.quantized.linear_dynamic(x.float(), self.packed, True).to(x.dtype)
+        flat = x.to(torch.bfloat16)
+        if self.fmt == "int8":
+            out = torch.ops.aten._weight_int8pack_mm(flat, self.weight, self.scales)
+        else:  # the int4 kernel pads its outputs to a multiple of 16
+            out = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.weight, self.group, self.scale_zero)
+            out = out[:, : self.out_features]
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype)
+        return out.to(x.dtype)
+
+
+class RMSNorm:
+    """The model's RMS norm in three ops (`F.rms_norm` costs ~3x more on a CPU where each op costs
+    ~5 us of dispatch): x / max(|x|, sqrt(n * eps)) * (sqrt(n) * weight). Close where mean(x^2) >> eps
+    (the residual stream; 8e-5 of SmolLM2-135M's logits after its 61 norms); the clamp only guards an
+    all-zero row. `exact` computes it in transformers' own ops and order instead (6 ops), for the
+    `dense` format, whose logits then equal the model's forward bit for bit."""
+
+    def __init__(self, norm: nn.Module, exact: bool = False) -> None:
+        weight = norm.weight.detach()
+        n = weight.shape[-1]
+        self.eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
+        self.exact = exact
+        self.floor = (n * self.eps) ** 0.5
+        self.weight = weight if exact else weight * n**0.5
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.exact:  # as LlamaRMSNorm.forward
+            h = x if x.dtype == torch.float32 else x.float()
+            h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True).add_(self.eps))
+            return self.weight * (h if x.dtype == torch.float32 else h.to(x.dtype))
+        length = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
+        return torch.div(x, length.clamp_min_(self.floor).to(x.dtype)).mul_(self.weight)

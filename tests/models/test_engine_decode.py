@@ -13,6 +13,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, DynamicCache, LlamaConfig, LlamaForCausalLM
 
 from selflab.errors import ModelSpecError
+from selflab.models.engine import weights_version
 from selflab.models.engine_cache import cache_kwargs
 from selflab.models.engine_decode import PACKED_MAX_ROWS, FastDecoder, decode_plan, unsupported_reason
 from selflab.models.engine_formats import (
@@ -291,8 +292,8 @@ def test_embedded_model_step_is_close_to_the_dense_step() -> None:
 
 
 def test_copies_follow_weights_changed_in_place() -> None:
-    """Training or loading weights into the model after the decoder was built: the next step uses the
-    new weights (the fused copies and norms are remade when `ready()` sees the change)."""
+    """Training or loading weights into the model after the decoder was built: `refresh()` remakes the
+    fused copies and norms, and the engine's `weights_version` sees every such change."""
     model = _llama()
     decoder = FastDecoder(model, DENSE, max_rows=4)
     prompt, token = [5, 6, 7], torch.tensor([8])
@@ -300,13 +301,14 @@ def test_copies_follow_weights_changed_in_place() -> None:
     def step_and_want() -> tuple[torch.Tensor, torch.Tensor]:
         cache, own = _prefill(model, [prompt])
         cache.ensure_columns()
-        assert decoder.ready()
+        assert decoder.refresh()
         got = decoder.step(token, torch.tensor([len(prompt)]), cache, [(0, 1, len(prompt) + 1)])[0]
         want = model(input_ids=token.view(1, 1), **cache_kwargs(model, own[0]), use_cache=True)
         return got, want.logits[0, -1]
 
     with torch.inference_mode():
         before, _ = step_and_want()
+    seen = weights_version(model)
     with torch.no_grad():  # as an optimizer step does: in place
         model.model.layers[1].self_attn.k_proj.weight.mul_(3.0)
         model.model.layers[2].post_attention_layernorm.weight.add_(0.5)
@@ -314,15 +316,20 @@ def test_copies_follow_weights_changed_in_place() -> None:
         got, want = step_and_want()
     assert _rel(got, before) > 1e-3  # the change matters ...
     assert _rel(got, want) < 1e-5  # ... and the decoder has it
+    assert weights_version(model) != seen
     # Swapping a tensor in (load_state_dict(assign=True), `.data =`) is seen too.
+    seen = weights_version(model)
     model.model.layers[0].mlp.up_proj.weight.data = torch.randn(96, 64)
+    assert weights_version(model) != seen
     with torch.inference_mode():
         got, want = step_and_want()
     assert _rel(got, want) < 1e-5
     # A projection wrapped afterwards (an adapter, a quant wrapper): the model's forward decodes.
+    seen = weights_version(model)
     layer = model.model.layers[2].self_attn
-    layer.v_proj = nn.Sequential(layer.v_proj)
-    assert not decoder.ready()
+    layer.v_proj = nn.Sequential(layer.v_proj, nn.Linear(32, 32))
+    assert weights_version(model) != seen
+    assert not decoder.refresh()
 
 
 def test_lean_decode_can_be_turned_off_by_spec(folder: Path) -> None:
@@ -338,21 +345,30 @@ def test_lean_decode_can_be_turned_off_by_spec(folder: Path) -> None:
 
 
 def test_engine_decodes_with_weights_changed_between_calls(folder: Path) -> None:
-    """A loop that trains the model in place between calls: the next call's few-row steps use the
-    new weights (the engine re-checks the decoder when it admits requests)."""
+    """A loop that trains the model in place between calls: the next call computes with the new
+    weights, in its few-row steps (the lean decoder's copies) and in its prompts (the prefix cache,
+    which held this prompt from the first call), with no call to `clear_prefix_cache`."""
     lm = HFModel(folder, device="cpu", threads=1)
     off = HFModel(folder, device="cpu", threads=1, lean_decode=False)
-    try:
-        request = GenerationRequest.chat("Tell me a story.", max_new_tokens=12)
-        assert lm.generate([request])[0].text == off.generate([request])[0].text
+    fresh = HFModel(folder, device="cpu", threads=1)
+
+    def train(model: nn.Module) -> None:
         with torch.no_grad():
-            for model in (lm.model, off.model):
-                for layer in model.model.layers:
-                    layer.mlp.up_proj.weight.mul_(-1.5)
-        lm.engine.clear_prefix_cache()
-        off.engine.clear_prefix_cache()
-        assert lm.generate([request])[0].text == off.generate([request])[0].text
+            for layer in model.model.layers:
+                layer.mlp.up_proj.weight.mul_(-1.5)
+
+    try:
+        request = GenerationRequest.chat("Tell me a story about a dragon and a knight.", max_new_tokens=12)
+        first = lm.generate([request])[0].text
+        assert first == off.generate([request])[0].text
+        assert lm.engine.prefix_cache is not None and len(lm.engine.prefix_cache) > 0
+        for model in (lm.model, off.model, fresh.model):
+            train(model)
+        want = fresh.generate([request])[0].text  # never saw the old weights
+        assert want != first
+        assert lm.generate([request])[0].text == want
+        assert off.generate([request])[0].text == want
         assert lm.engine.stats.fast_decode_steps == 2 * 11
     finally:
-        lm.close()
-        off.close()
+        for model in (lm, off, fresh):
+            model.close()

@@ -65,7 +65,8 @@ class BatchingEngine:
     forward; `min_prefix_tokens` is the shortest shared prefix worth computing once; `seed` seeds the
     generator that gives unseeded sampled requests their own seeds (so a run is reproducible).
     `prefix_cache_mb` bounds the keys/values kept from finished requests for later prompts that start
-    the same way (0 turns the cache off); call `clear_prefix_cache()` after changing weights in place.
+    the same way (0 turns the cache off); it is cleared by itself when the weights change between
+    calls (`_follow_weights`).
     `attention_groups` > 1 splits decode attention into groups of rows of similar length
     (`engine_attention`; it switches an "sdpa" model to the equivalent grouped function).
     `decoder`: a lean decode path (`engine_decode`: the model's weights by default, or low-bit
@@ -95,7 +96,8 @@ class BatchingEngine:
         # Decode attention in up to this many groups of rows of similar length (1: one padded group).
         self.attention_groups = attention_groups
         self.decoder = decoder
-        self._lean = False  # whether the decoder serves the running batch's few-row steps
+        self._lean = decoder is not None  # whether the decoder serves few-row steps
+        self._weights = weights_version(model)
         self._grouped = attention_groups > 1 and use_grouped_attention(model)
         self.device = next(model.parameters()).device
         config = model.config.get_text_config()
@@ -235,12 +237,21 @@ class BatchingEngine:
         self._next_pos = self._next_pos[:0]
         self._last = self._last[:0]
 
+    def _follow_weights(self) -> None:
+        """Weights changed between calls (training in place, loading a state dict, an adapter put in):
+        cached keys/values and the lean decoder's copies were computed from the old ones, so both
+        are remade. Checked once per admission (~0.5-1 ms for SmolLM2-135M's 272 tensors)."""
+        version = weights_version(self.model)
+        if version == self._weights:
+            return
+        self._weights = version
+        self.clear_prefix_cache()
+        self._lean = self.decoder is not None and self.decoder.refresh()
+
     def _admit(self, jobs: list[Job]) -> None:
         """Prefill new requests (packed, in chunks of at most `PACK_TOKENS` new tokens, or
         `max_prefill_tokens` if smaller) and append them to the running batch."""
-        # The lean decoder's copies follow weights changed between calls (checked here, ~0.5 ms,
-        # rather than at every step).
-        self._lean = self.decoder is not None and self.decoder.ready()
+        self._follow_weights()
         ready = []
         for job in jobs:
             if not job.future.set_running_or_notify_cancel():
@@ -385,6 +396,13 @@ class BatchingEngine:
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def weights_version(model: torch.nn.Module) -> list[tuple[int, int, int]]:
+    """Which tensors the model computes with, where they live and how often they were changed in
+    place: differs after training steps, `load_state_dict`, swapped tensors or added adapters."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return [(id(t), t.data_ptr(), t._version) for t in tensors]
 
 
 def _eos_ids(model: torch.nn.Module, tokenizer) -> set[int]:

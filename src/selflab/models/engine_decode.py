@@ -17,10 +17,10 @@ Everything else (prefill, more rows than `max_rows`, training, scoring) goes thr
 forward in its own dtype, so only decode steps differ from the dense model (like `quant=int8`
 and `int4`, `selflab.models.quant`). The step itself (rms-norm, rotary, attention over the engine's
 slot cache with its per-row lengths and row groups) is checked against transformers' forward with the
-same weights in `tests/models/test_engine_decode.py`. The copies follow the model: when it admits
-requests the engine asks `ready()` (~0.5 ms), which compares the modules and weight tensors they
-came from (identity, storage, in-place version counter) and remakes them after a change, or hands
-the step back to the model's forward when a projection stopped being a plain linear layer.
+same weights in `tests/models/test_engine_decode.py`. The copies follow the model: when the engine
+admits requests after the weights changed (`engine.weights_version`), it calls `refresh()`, which
+remakes them, or hands decoding back to the model's forward when a projection stopped being a
+plain linear layer.
 """
 
 from __future__ import annotations
@@ -109,19 +109,6 @@ def _copy_bytes(model: nn.Module, pack: bool) -> int:
     return fused + (packed + head.numel() * head.element_size() if pack else 0)
 
 
-def _sources(model: nn.Module) -> list[tuple[dict, str]]:
-    """(a parent's `_modules`, name) of every module whose weights the decoder copies or reads."""
-    inner = model.model
-    out: list[tuple[dict, str]] = [(inner._modules, "norm")]
-    head = model.get_output_embeddings()
-    out += [(model._modules, name) for name, module in model._modules.items() if module is head]
-    for layer in inner.layers:
-        out += [(layer._modules, "input_layernorm"), (layer._modules, "post_attention_layernorm")]
-        out += [(layer.self_attn._modules, name) for name in ("q_proj", "k_proj", "v_proj", "o_proj")]
-        out += [(layer.mlp._modules, name) for name in ("gate_proj", "up_proj", "down_proj")]
-    return out
-
-
 class _Layer:
     def __init__(self, layer: nn.Module, fmt: str, copies: bool, pack: bool) -> None:
         a, m = layer.self_attn, layer.mlp
@@ -165,38 +152,22 @@ class FastDecoder:
         self.copies = fmt != DENSE or _copy_bytes(model, pack=False) <= copy_limit_mb << 20
         default_rows = (PACKED_MAX_ROWS if self.pack else DENSE_MAX_ROWS) if fmt == DENSE else DECODE_FORMATS.get(fmt, 1)  # fmt: skip
         self.max_rows = max_rows if max_rows is not None else default_rows
-        self._sources = _sources(model)
-        self._build()
+        self.refresh()
 
-    def _fingerprint(self) -> list[tuple[int, ...]]:
-        """Which modules and weight tensors the copies came from, and their in-place versions."""
-        out = []
-        for slots, name in self._sources:
-            module = slots[name]
-            params = [t for t in (module._parameters.get("weight"), module._parameters.get("bias")) if t is not None]  # fmt: skip
-            out.append((id(module), *(t.data_ptr() for t in params), *(t._version for t in params)))
-        return out
-
-    def _build(self) -> None:
-        """(Re)make the copies from the model's current weights."""
-        self._built_from = self._fingerprint()
-        self._servable = unsupported_reason(self.model) is None
-        if not self._servable:
-            return
+    def refresh(self) -> bool:
+        """(Re)make the copies from the model's current weights (the engine calls this when they
+        changed between calls); False, and no copies, if the model can no longer be served (a
+        projection wrapped by an adapter or a quant wrapper since): its forward then decodes."""
+        self.layers: list[_Layer] = []
+        if unsupported_reason(self.model) is not None:
+            return False
         with torch.no_grad():
             self.layers = [_Layer(layer, self.fmt, self.copies, self.pack) for layer in self.inner.layers]
             # The head keeps 8 bits under int4, as llama.cpp's Q4 files and `quantize_int4` keep it.
             head_fmt = "int8" if self.fmt.startswith("int4") else self.fmt
             self.head = PackedLinear([self.model.get_output_embeddings()], head_fmt, self.copies, self.pack)
             self.norm = RMSNorm(self.inner.norm, exact=self.fmt == DENSE)
-
-    def ready(self) -> bool:
-        """Whether `step` may run now: the copies are first remade if the model's weights changed in
-        place or were swapped since (training, loading); False if a projection is no longer a plain
-        linear layer (a quant wrapper or an adapter put in afterwards): the model's forward decodes."""
-        if self._fingerprint() != self._built_from:
-            self._build()
-        return self._servable
+        return True
 
     def step(
         self,

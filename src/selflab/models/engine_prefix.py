@@ -14,7 +14,7 @@ hit changes nothing but floating-point summation order. Memory is bounded (least
 entries go first), and an entry that a newer one extends is dropped as redundant.
 
 Only valid for the weights the keys/values came from: the engine owns one cache per model, and
-`clear()` must be called if the model's weights are changed in place.
+`clear()` forgets them; the engine calls it when the model's weights change between calls (`weights_version`).
 """
 
 from __future__ import annotations

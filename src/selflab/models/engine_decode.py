@@ -41,7 +41,7 @@ from selflab.models.lowbit import INT4_MAX_ROWS, INT8_MAX_ROWS, int4_available, 
 
 # Rows the `dense` format serves: with MKL-packed fp32 copies, and without (engine_formats).
 DENSE_MAX_ROWS = 4
-PACKED_MAX_ROWS = 16
+PACKED_MAX_ROWS = 32
 # Copies (fused q|k|v and gate|up, MKL-packed weights) are made only up to this size (SmolLM2-135M
 # fp32: 818 MB); a larger model decodes with its own weights, unfused, rather than hold them twice.
 COPY_LIMIT_MB = 1024

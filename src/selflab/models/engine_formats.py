@@ -5,7 +5,7 @@
   q|k|v and gate|up are fused copies, and in fp32 every projection and the head also get an
   MKL-packed copy (`torch.ops.mkl._mkl_linear`, the kernel inductor uses for frozen fp32 linears),
   used from 4 rows up (a plain call packs the weight operand anew each time, as GEMM libraries do); the
-  211 matmuls of one SmolLM2-135M step take, at 4 / 8 / 13 / 16 rows, 50 / 67 / 90 / 73 ms plain
+  121 fused matmuls of one SmolLM2-135M step take, at 4 / 8 / 13 / 16 rows, 50 / 67 / 90 / 73 ms plain
   against 34 / 41 / 50 / 52 ms packed (2 threads, a 2-core Intel Xeon with AMX); at 1-3 rows the
   same as plain, so plain `F.linear` keeps a single stream's logits equal to the model's forward
   bit for bit. Copies are made only while they fit `COPY_LIMIT_MB` (SmolLM2-135M fp32: 818 MB);

@@ -98,15 +98,16 @@ def _projections(attn: nn.Module, mlp: nn.Module) -> list[nn.Module]:
 def _copy_bytes(model: nn.Module, pack: bool) -> int:
     """Bytes the `dense` format's copies would take: fused q|k|v and gate|up, and with `pack` an
     MKL-packed copy of every projection and the head."""
+
+    def size(lin: nn.Module) -> int:
+        return lin.weight.numel() * lin.weight.element_size()
+
     fused = packed = 0
     for layer in model.model.layers:
         a, m = layer.self_attn, layer.mlp
-        for lin in _projections(a, m):
-            size = lin.weight.numel() * lin.weight.element_size()
-            fused += size if lin not in (a.o_proj, m.down_proj) else 0
-            packed += size
-    head = model.get_output_embeddings().weight
-    return fused + (packed + head.numel() * head.element_size() if pack else 0)
+        fused += sum(size(lin) for lin in (a.q_proj, a.k_proj, a.v_proj, m.gate_proj, m.up_proj))
+        packed += sum(size(lin) for lin in _projections(a, m))
+    return fused + (packed + size(model.get_output_embeddings()) if pack else 0)
 
 
 class _Layer:
@@ -147,8 +148,12 @@ class FastDecoder:
         self.kv_heads = int(getattr(config, "num_key_value_heads", None) or self.heads)
         self.head_dim = int(self.inner.layers[0].self_attn.head_dim)
         dense_fp32 = fmt == DENSE and next(model.parameters()).dtype == torch.float32
-        self.pack = pack and dense_fp32 and mkl_packing_available()
-        self.pack = self.pack and _copy_bytes(model, pack=True) <= copy_limit_mb << 20
+        self.pack = (
+            pack
+            and dense_fp32
+            and mkl_packing_available()
+            and _copy_bytes(model, pack=True) <= copy_limit_mb << 20
+        )
         self.copies = fmt != DENSE or _copy_bytes(model, pack=False) <= copy_limit_mb << 20
         default_rows = (PACKED_MAX_ROWS if self.pack else DENSE_MAX_ROWS) if fmt == DENSE else DECODE_FORMATS.get(fmt, 1)  # fmt: skip
         self.max_rows = max_rows if max_rows is not None else default_rows

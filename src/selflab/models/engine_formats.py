@@ -105,8 +105,6 @@ class PackedLinear:
         bias = None
         if any(lin.bias is not None for lin in linears):  # a projection without one adds zeros
             bias = torch.cat([_bias(lin) for lin in linears])
-        self.fmt = fmt
-        self.out_features = weight.shape[0]
         self.bias = bias
         group = int4_group_for(weight.shape[1], int4_group_of(fmt)) if fmt.startswith("int4") else None
         if fmt.startswith("int4") and group is None:  # no group size divides the width: int8 instead

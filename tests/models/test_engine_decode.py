@@ -335,6 +335,8 @@ def test_copies_follow_weights_changed_in_place() -> None:
 def test_lean_decode_can_be_turned_off_by_spec(folder: Path) -> None:
     from selflab.models.registry import load_model
 
+    with pytest.raises(ModelSpecError, match="lean_decode='maybe' is not true or false"):
+        load_model(f"hf:{folder}?lean_decode=maybe", cache=False)
     lm = load_model(f"hf:{folder}?lean_decode=false&threads=1", cache=False)
     try:
         assert isinstance(lm, HFModel) and lm.engine.decoder is None

@@ -35,9 +35,8 @@ def _coerce(options: dict[str, str]) -> dict[str, Any]:
             else:
                 out[k] = int(v) if k in _INT_OPTIONS else float(v) if k in _FLOAT_OPTIONS else v
         except ValueError as exc:
-            raise ModelSpecError(
-                f"model spec option {k}={v!r} is not a number", f"give {k} a number"
-            ) from exc
+            kind = "true or false" if k in _BOOL_OPTIONS else "a number"
+            raise ModelSpecError(f"model spec option {k}={v!r} is not {kind}", f"give {k} {kind}") from exc
     return out
 
 

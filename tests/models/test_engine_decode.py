@@ -135,6 +135,31 @@ def test_step_matches_transformers_with_rows_of_different_lengths(fmt: str, bias
             assert not cache.data[:, :, r, :, lengths[r] + 1 :].any()
 
 
+@pytest.mark.parametrize("fmt", [DENSE, "dense-unpacked"])
+def test_extend_matches_transformers_for_several_tokens_per_row(fmt: str) -> None:
+    """`extend` (a speculative draft's check): n tokens per row, each attending causally over its
+    row; logits and keys/values as transformers computes them for the same n tokens."""
+    pack = fmt == DENSE
+    decoder = FastDecoder(_llama(), DENSE, pack=pack)
+    model = _llama()
+    lengths, n = [9, 4, 6], 5
+    g = torch.Generator().manual_seed(2)
+    prompts = [torch.randint(0, 300, (m,), generator=g).tolist() for m in lengths]
+    tokens = torch.randint(0, 300, (len(prompts), n), generator=g)
+    with torch.inference_mode():
+        cache, own = _prefill(model, prompts)
+        cache.ensure_columns(n)
+        got = decoder.extend(tokens, torch.tensor(lengths), cache, [(0, 3, max(lengths) + n)])
+        assert got.shape == (3, n, 300)
+        for r, past in enumerate(own):
+            want = model(input_ids=tokens[r : r + 1], **cache_kwargs(model, past), use_cache=True).logits[0]
+            assert _rel(got[r], want) < 1e-5, (r, _rel(got[r], want))
+            for layer in range(model.config.num_hidden_layers):
+                keys = cache.data[layer, 0, r, :, lengths[r] : lengths[r] + n]
+                assert _rel(keys, past.layers[layer].keys[0, :, -n:]) < 1e-5
+            assert not cache.data[:, :, r, :, lengths[r] + n :].any()
+
+
 def test_rms_norm_equals_the_models_norm() -> None:
     model = _llama()
     norm = model.model.layers[0].input_layernorm
@@ -221,7 +246,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_engine_uses_the_fast_path_for_few_rows_and_stays_reproducible(folder: Path, fmt: str) -> None:
     _skip_unavailable(fmt)
     quant = "none" if fmt == DENSE else fmt.partition("-g")[0]  # quant=int4 is int4-g32
-    lm = HFModel(folder, device="cpu", quant=quant, threads=1)
+    lm = HFModel(folder, device="cpu", quant=quant, threads=1, speculate="none")
     # The model to agree with: dense, or under the same format's layer wrappers (no lean path).
     dense = HFModel(folder, device="cpu", threads=1, lean_decode=False)
     assert dense.engine.decoder is None
@@ -350,7 +375,7 @@ def test_engine_decodes_with_weights_changed_between_calls(folder: Path) -> None
     """A loop that trains the model in place between calls: the next call computes with the new
     weights, in its few-row steps (the lean decoder's copies) and in its prompts (the prefix cache,
     which held this prompt from the first call), with no call to `clear_prefix_cache`."""
-    lm = HFModel(folder, device="cpu", threads=1)
+    lm = HFModel(folder, device="cpu", threads=1, speculate="none")  # every step a plain lean one
     off = HFModel(folder, device="cpu", threads=1, lean_decode=False)
     fresh = HFModel(folder, device="cpu", threads=1)
 

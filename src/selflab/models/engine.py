@@ -50,6 +50,7 @@ from selflab.models.engine_prefix import PrefixCache
 from selflab.models.engine_sampling import choose_tokens
 from selflab.models.engine_shared import cache_finished, cache_prompts, share_prefixes
 from selflab.models.engine_slots import SlotCache
+from selflab.models.engine_speculate import Speculator
 from selflab.models.engine_threads import ThreadTuner
 from selflab.models.types import Completion, SamplingParams
 
@@ -71,6 +72,8 @@ class BatchingEngine:
     (`engine_attention`; it switches an "sdpa" model to the equivalent grouped function).
     `decoder`: a lean decode path (`engine_decode`: the model's weights by default, or low-bit
     copies), used for steps of at most `decoder.max_rows` rows; other steps use the model's forward.
+    `speculator`: drafts tokens with a low-bit copy that `decoder` checks, for few unconstrained rows
+    (`engine_speculate`).
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class BatchingEngine:
         prefix_cache_mb: int = 2048,
         attention_groups: int = 4,
         decoder: FastDecoder | None = None,
+        speculator: Speculator | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -97,6 +101,7 @@ class BatchingEngine:
         self.attention_groups = attention_groups
         self.decoder = decoder
         self._lean = decoder is not None  # whether the decoder serves few-row steps
+        self.speculator = speculator
         self._weights = weights_version(model)
         self._grouped = attention_groups > 1 and use_grouped_attention(model)
         self.device = next(model.parameters()).device
@@ -247,6 +252,8 @@ class BatchingEngine:
         self._weights = version
         self.clear_prefix_cache()
         self._lean = self.decoder is not None and self.decoder.refresh()
+        if self.speculator is not None and not self.speculator.refresh():
+            self.speculator = None
 
     def _admit(self, jobs: list[Job]) -> None:
         """Prefill new requests (packed, in chunks of at most `PACK_TOKENS` new tokens, or
@@ -330,14 +337,31 @@ class BatchingEngine:
         return choose_tokens(logits, params, gens, want, mask)
 
     def _step(self) -> None:
-        """One decode step for every row of the running batch; finished rows leave it at once."""
+        """One decode step for every row of the running batch (or, for few unconstrained rows, a
+        speculative cycle: `engine_speculate`); finished rows leave it at once."""
         cache = self._cache
         before = cache.reallocations
-        cache.ensure_columns()
-        banned = self.masks.banned_soon(self._rows, self.stats)
         positions = self._next_pos
+        spec = self.speculator
+        if spec is not None and self._lean and spec.serves(self._rows):
+            cache.ensure_columns(spec.tokens + 1)
+            cycle = spec.cycle(self._last, positions, cache, self._rows)
+            self.stats.spec_cycles += 1
+            self.stats.spec_drafted += cycle.drafted
+            self.stats.spec_accepted += cycle.accepted
+            self._emit(cycle.tokens, cycle.logprobs, positions)
+        else:
+            cache.ensure_columns()
+            tokens, logprobs = self._decode_step(positions)
+            lps = logprobs.tolist() if logprobs is not None else [None] * len(self._rows)
+            self._emit([[t] for t in tokens.tolist()], [[lp] for lp in lps], positions)
+        self.stats.rebuilds += cache.reallocations - before
+
+    def _decode_step(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Feed every row its newest token (at `positions`, written to the cache) and choose the next."""
+        cache = self._cache
+        banned = self.masks.banned_soon(self._rows, self.stats)
         span = max(cache.lengths) + 1
-        mask = torch.arange(span, device=self.device)[None, :] <= positions[:, None]
         groups = [(0, len(self._rows), span)]
         extra = {}
         if self._grouped:
@@ -348,6 +372,7 @@ class BatchingEngine:
             logits = self.decoder.step(self._last, positions, cache, groups)
             self.stats.fast_decode_steps += 1
         else:
+            mask = torch.arange(span, device=self.device)[None, :] <= positions[:, None]
             out = self.model(
                 input_ids=self._last.unsqueeze(1),
                 position_ids=positions.unsqueeze(1),
@@ -358,21 +383,28 @@ class BatchingEngine:
                 **extra,
             )
             logits = out.logits[:, -1, :]
-        cache.advance()
-        self._next_pos = positions + 1
-        tokens, logprobs = self._choose(logits, self._rows, banned)
         self.stats.decode_steps += 1
         self.stats.decode_row_steps += len(self._rows)
         self.stats.decode_columns_read += sum((r1 - r0) * cols for r0, r1, cols in groups)
         self.stats.decode_columns_cached += sum(cache.lengths)
-        tokens_list = tokens.tolist()
-        lps = logprobs.tolist() if logprobs is not None else None
-        dead = [
-            r
-            for r, job in enumerate(self._rows)
-            if self._advance(job, tokens_list[r], lps[r] if lps is not None else None, row=r)
-        ]
-        self._last = tokens
+        return self._choose(logits, self._rows, banned)
+
+    def _emit(
+        self, tokens: list[list[int]], logprobs: list[list[float | None]], positions: torch.Tensor
+    ) -> None:
+        """Record each row's new tokens (`tokens[r]`; the cache holds keys/values up to each one's
+        column, `positions[r]` + i), drop finished rows and keep each row's newest token to feed."""
+        cache = self._cache
+        starts = positions.tolist()
+        dead = []
+        for r, job in enumerate(self._rows):
+            for i, token in enumerate(tokens[r]):
+                cache.lengths[r] = starts[r] + i + 1  # keys/values of the tokens before this one
+                if self._advance(job, token, logprobs[r][i], row=r):
+                    dead.append(r)
+                    break
+        self._next_pos = torch.tensor(cache.lengths, device=self.device)
+        self._last = torch.tensor([row[-1] for row in tokens], device=self.device)
         if dead:
             order = cache.remove(dead)
             self._rows = [self._rows[i] for i in order]
@@ -381,7 +413,6 @@ class BatchingEngine:
             self._last = self._last[index]
             if not self._rows:
                 self._cache = SlotCache(self.num_layers, self.device)  # free the memory
-        self.stats.rebuilds += cache.reallocations - before
 
     def _advance(self, job: Job, token: int, logprob: float | None, row: int | None = None) -> bool:
         """Record a new token for `job`; when it is finished, keep its keys/values (`row`: its row in

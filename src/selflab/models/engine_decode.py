@@ -136,12 +136,16 @@ class FastDecoder:
         max_rows: int | None = None,
         copy_limit_mb: int = COPY_LIMIT_MB,
         pack: bool = True,
+        head_fmt: str | None = None,
     ) -> None:
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"the fast decode path cannot serve this model: {reason}")
         config = model.config
         self.fmt = fmt
+        # The head keeps 8 bits under int4, as llama.cpp's Q4 files and `quantize_int4` keep it (a
+        # speculative draft, `engine_speculate`, may take 4).
+        self.head_fmt = head_fmt or ("int8" if fmt.startswith("int4") else fmt)
         self.model = model
         self.inner = model.model
         self.heads = int(config.num_attention_heads)
@@ -168,9 +172,9 @@ class FastDecoder:
             return False
         with torch.no_grad():
             self.layers = [_Layer(layer, self.fmt, self.copies, self.pack) for layer in self.inner.layers]
-            # The head keeps 8 bits under int4, as llama.cpp's Q4 files and `quantize_int4` keep it.
-            head_fmt = "int8" if self.fmt.startswith("int4") else self.fmt
-            self.head = PackedLinear([self.model.get_output_embeddings()], head_fmt, self.copies, self.pack)
+            self.head = PackedLinear(
+                [self.model.get_output_embeddings()], self.head_fmt, self.copies, self.pack
+            )
             self.norm = RMSNorm(self.inner.norm, exact=self.fmt == DENSE)
         return True
 
@@ -184,28 +188,45 @@ class FastDecoder:
         """Logits (rows, vocab) of one decode step: row r's `tokens[r]` at `positions[r]` (== its
         cached length), its key/value written to that column; `groups` (row start, row end, span)
         say which columns each range of rows attends over."""
+        return self.extend(tokens[:, None], positions, cache, groups)[:, 0]
+
+    def extend(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        cache: SlotCache,
+        groups: list[tuple[int, int, int]],
+    ) -> torch.Tensor:
+        """Logits (rows, n, vocab) of `n` new tokens per row (`tokens`: (rows, n)): row r's tokens at
+        positions[r] .. positions[r] + n - 1, their keys/values written to those columns, each
+        attending causally over its row. n = 1 is a decode step; n > 1 checks a speculative draft
+        (`engine_speculate`). A group's span must cover its rows' last new column."""
         data = cache.data
         assert data is not None
-        rows, heads, kv, dim = tokens.shape[0], self.heads, self.kv_heads, self.head_dim
-        x = self.inner.embed_tokens(tokens)  # (rows, hidden)
-        cos, sin = self.inner.rotary_emb(x, positions[:, None])  # (rows, 1, dim)
+        rows, n = tokens.shape
+        heads, kv, dim = self.heads, self.kv_heads, self.head_dim
+        x = self.inner.embed_tokens(tokens.reshape(-1))  # (rows * n, hidden)
+        at = positions[:, None] + torch.arange(n, device=x.device) if n > 1 else positions[:, None]
+        cos, sin = self.inner.rotary_emb(x, at)  # (rows, n, dim)
+        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)  # (rows, n, 1, dim): broadcast over heads
         half = dim // 2
         # rotate_half(t) * sin == roll(t, half) * [-sin_1, sin_2] (the two halves of sin are equal)
         sin = torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
         span = max(end for _, _, end in groups)
-        # A row attends over its own columns [0, position]; a group of one row needs no mask (its
-        # span is its length + 1), and SDPA without a mask skips converting it for every layer.
-        mask = (torch.arange(span, device=x.device)[None, :] <= positions[:, None])[:, None, None, :]
-        masks = [mask[r0:r1, ..., :cols] if r1 - r0 > 1 else None for r0, r1, cols in groups]
-        row_ids = torch.arange(rows, device=x.device)
+        # Query j of row r attends over columns [0, positions[r] + j]; a group of one row decoding one
+        # token needs no mask (its span is its length + 1), and SDPA without a mask skips converting
+        # it for every layer.
+        mask = (torch.arange(span, device=x.device) <= at[:, :, None])[:, None]  # (rows, 1, n, span)
+        masks = [mask[r0:r1, ..., :cols] if r1 - r0 > 1 or n > 1 else None for r0, r1, cols in groups]
+        row_ids = torch.arange(rows, device=x.device)[:, None]
         for i, layer in enumerate(self.layers):
-            qkv = layer.qkv(layer.norm1(x)).view(rows, heads + 2 * kv, dim)
-            qk = qkv[:, : heads + kv]
+            qkv = layer.qkv(layer.norm1(x)).view(rows, n, heads + 2 * kv, dim)
+            qk = qkv[:, :, : heads + kv]
             qk = qk * cos + qk.roll(half, -1) * sin
             keys, values = data[i, 0], data[i, 1]
-            keys[row_ids, :, positions] = qk[:, heads:]
-            values[row_ids, :, positions] = qkv[:, heads + kv :]
-            q = qk[:, :heads].unsqueeze(2)  # (rows, heads, 1, dim)
+            keys[row_ids, :, at] = qk[:, :, heads:]
+            values[row_ids, :, at] = qkv[:, :, heads + kv :]
+            q = qk[:, :, :heads].transpose(1, 2)  # (rows, heads, n, dim)
             parts = [
                 F.scaled_dot_product_attention(
                     q[r0:r1],
@@ -218,7 +239,7 @@ class FastDecoder:
                 for (r0, r1, cols), group_mask in zip(groups, masks, strict=True)
             ]
             attn = parts[0] if len(parts) == 1 else torch.cat(parts)
-            x = x + layer.o(attn.view(rows, heads * dim))
+            x = x + layer.o(attn.transpose(1, 2).reshape(rows * n, heads * dim))
             gate_up = layer.gate_up(layer.norm2(x))
             x = x + layer.down(F.silu(gate_up[:, : layer.intermediate]) * gate_up[:, layer.intermediate :])
-        return self.head(self.norm(x))
+        return self.head(self.norm(x)).view(rows, n, -1)

@@ -48,6 +48,10 @@ class EngineStats:
     decode_steps: int = 0
     decode_row_steps: int = 0
     fast_decode_steps: int = 0  # steps decoded by the lean few-row path (`engine_decode`)
+    # Speculative cycles (`engine_speculate`), draft tokens proposed and accepted by the model.
+    spec_cycles: int = 0
+    spec_drafted: int = 0
+    spec_accepted: int = 0
     prefill_calls: int = 0
     prefill_tokens: int = 0
     prefix_reused_tokens: int = 0

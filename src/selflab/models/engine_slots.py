@@ -102,14 +102,10 @@ class SlotCache:
         `positions[i]` (== lengths[i]); attention sees columns [0, longest + 1)."""
         return _SlotWriteCache(self, positions)
 
-    def advance(self) -> None:
-        """After a decode step: every row holds one more token."""
-        self.lengths = [n + 1 for n in self.lengths]
-
-    def ensure_columns(self) -> None:
-        """Room for one more token in every row."""
-        if self.data is not None and self.rows and max(self.lengths) + 1 > self.data.shape[4]:
-            self._reserve(self.rows, max(self.lengths) + 1, self.data[:, :, 0], self.data.shape[2])
+    def ensure_columns(self, tokens: int = 1) -> None:
+        """Room for `tokens` more tokens in every row."""
+        if self.data is not None and self.rows and max(self.lengths) + tokens > self.data.shape[4]:
+            self._reserve(self.rows, max(self.lengths) + tokens, self.data[:, :, 0], self.data.shape[2])
 
 
 class _SlotLayer(DynamicLayer):

@@ -23,6 +23,7 @@ from selflab.models.dtypes import resolve_dtype
 from selflab.models.engine import BatchingEngine, common_prefix_len
 from selflab.models.engine_cache import KVBuffer, cache_kwargs
 from selflab.models.engine_decode import decoder_for
+from selflab.models.engine_speculate import DRAFT_TOKENS, speculator_for
 from selflab.models.types import Completion, GenerationRequest, HiddenStates, Message
 
 # Shared prompt length (tokens) from which `score` runs the prompt once for all continuations.
@@ -61,6 +62,8 @@ class HFModel:
         prefix_cache_mb: int = 2048,
         quant: str = "none",
         lean_decode: bool = True,
+        speculate: str = "auto",
+        draft_tokens: int = DRAFT_TOKENS,
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -88,6 +91,18 @@ class HFModel:
             ) from exc
         self.model.to(self.device).eval()
         self.quant = _quantize(self.model, quant, self.device)
+        # CPU decode steps of llama-family models take the lean path (`engine_decode`): the model's
+        # own weights by default, a low-bit decode format under quant=...; a single stream is
+        # drafted by a low-bit copy and checked by it (`engine_speculate`).
+        decoder = (
+            decoder_for(self.model, self.quant)
+            if self.device.type == "cpu" and (lean_decode or self.quant != "none")
+            else None
+        )
+        try:
+            speculator = speculator_for(self.model, decoder, speculate, draft_tokens)
+        except ValueError as exc:
+            raise ModelSpecError(str(exc), "e.g. hf:PATH?speculate=none") from exc
         self.engine = BatchingEngine(
             self.model,
             self.tokenizer,
@@ -96,13 +111,8 @@ class HFModel:
             seed=seed,
             threads=threads,
             prefix_cache_mb=prefix_cache_mb,
-            # CPU decode steps of llama-family models take the lean path (`engine_decode`): the
-            # model's own weights by default, a low-bit decode format under quant=...
-            decoder=(
-                decoder_for(self.model, self.quant)
-                if self.device.type == "cpu" and (lean_decode or self.quant != "none")
-                else None
-            ),
+            decoder=decoder,
+            speculator=speculator,
         )
 
     def __repr__(self) -> str:

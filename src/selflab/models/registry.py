@@ -17,7 +17,7 @@ from selflab.models.types import LanguageModel
 _CACHE: dict[str, LanguageModel] = {}
 _LOCK = threading.Lock()
 
-_INT_OPTIONS = {"prefix_cache_mb", "concurrency", "retries", "max_batch_size", "seed"}
+_INT_OPTIONS = {"prefix_cache_mb", "concurrency", "retries", "max_batch_size", "seed", "draft_tokens"}
 _BOOL_OPTIONS = {"prefix_reuse", "lean_decode"}
 _FLOAT_OPTIONS = {"timeout", "backoff"}
 
@@ -56,6 +56,8 @@ def _build(spec: ModelSpec, overrides: dict[str, Any]) -> LanguageModel:
             "prefix_reuse",
             "prefix_cache_mb",
             "lean_decode",
+            "speculate",
+            "draft_tokens",
             "seed",
         }
         unknown = set(options) - allowed

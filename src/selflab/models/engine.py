@@ -9,6 +9,9 @@ thread keeps a running batch on the device:
 - every decode step advances all running rows by one token, each row with its own sampling settings
   and its own random generator (`engine_sampling`); attention runs in groups of rows of similar
   length, so a short row does not read a long row's padding (`engine_attention`);
+- a single unconstrained row (a sequential caller, interactive use) is decoded speculatively: a
+  4-bit copy of the model drafts a few tokens and the model checks them in one pass, keeping its
+  own tokens, seeded samples included (`engine_speculate`);
 - a finished row leaves the batch at once (the last row moves into its slot) and its future is
   resolved; waiting requests take the free slots;
 - when requests admitted together share a long token prefix (a judge rubric, a system prompt, a game's

@@ -187,3 +187,32 @@ def test_the_draft_follows_weights_changed_between_calls(folder: Path) -> None:
     finally:
         lm.close()
         plain.close()
+
+
+@pytest.mark.integration
+def test_embedded_model_speculates_with_its_4bit_copy_and_keeps_its_own_text() -> None:
+    """The default on the real model: `auto` drafts with the int4 copy where the kernels exist;
+    greedy and seeded sampled chat answers equal a plain decode's, and most draft tokens are kept."""
+    from selflab.models.registry import load_model
+
+    if not (int4_available() and int8_available()):
+        pytest.skip("this torch lacks the int4 CPU kernel")
+    plain = load_model("smollm2-135m?speculate=none", cache=False)
+    lm = load_model("smollm2-135m", cache=False)
+    try:
+        assert isinstance(lm, HFModel) and lm.engine.speculator is not None
+        assert lm.engine.speculator.draft.fmt == "int4-g32"
+        requests = [
+            GenerationRequest.chat("What is the capital of France?", max_new_tokens=24),
+            GenerationRequest.chat("Give three facts about prime numbers.", max_new_tokens=40),
+            GenerationRequest.chat(
+                "Write a short poem about rain.", max_new_tokens=40, temperature=0.7, top_p=0.95, seed=5
+            ),
+        ]
+        for request in requests:
+            assert lm.generate([request])[0].text == plain.generate([request])[0].text
+        stats = lm.engine.stats
+        assert stats.spec_cycles > 0 and stats.spec_accepted > 0.6 * stats.spec_drafted
+    finally:
+        lm.close()
+        plain.close()

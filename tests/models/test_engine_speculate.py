@@ -5,6 +5,7 @@ paused; bad options are refused with the fix."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def test_each_request_gets_the_tokens_of_a_plain_decode(
         proposer = FastDecoder(lm.model, "int4-g32")
     else:
         proposer = FastDecoder(lm.model, "dense") if draft == "self" else _foreign_draft(folder)
-    lm.engine.speculator = Speculator(lm.engine.decoder, proposer, tokens=3, max_rows=1)
+    lm.engine.speculator = Speculator(lm.engine.decoder, proposer, tokens=3, max_rows=1, timed=False)
     try:
         for request in _requests():  # one at a time: a single running row
             want, got = plain.generate([request])[0], lm.generate([request])[0]
@@ -91,7 +92,9 @@ def test_each_request_gets_the_tokens_of_a_plain_decode(
 def test_a_stop_string_inside_an_accepted_run_ends_the_text_there(folder: Path) -> None:
     plain = HFModel(folder, device="cpu", threads=1, speculate="none")
     lm = HFModel(folder, device="cpu", threads=1, speculate="none")
-    lm.engine.speculator = Speculator(lm.engine.decoder, FastDecoder(lm.model, "dense"), tokens=6)
+    lm.engine.speculator = Speculator(
+        lm.engine.decoder, FastDecoder(lm.model, "dense"), tokens=6, timed=False
+    )
     try:
         full = plain.generate([GenerationRequest.chat("Tell me a story.", max_new_tokens=30)])[0].text
         stop = full[len(full) // 2 : len(full) // 2 + 3]
@@ -129,7 +132,7 @@ def test_constrained_rows_and_wider_batches_decode_plainly(folder: Path) -> None
 
 def test_a_draft_that_keeps_missing_is_paused(folder: Path) -> None:
     lm = HFModel(folder, device="cpu", threads=1, speculate="none")
-    lm.engine.speculator = Speculator(lm.engine.decoder, _foreign_draft(folder), tokens=4)
+    lm.engine.speculator = Speculator(lm.engine.decoder, _foreign_draft(folder), tokens=4, timed=False)
     try:
         out = lm.generate([GenerationRequest.chat("Tell me a story.", max_new_tokens=60)])[0]
         stats = lm.engine.stats
@@ -137,6 +140,33 @@ def test_a_draft_that_keeps_missing_is_paused(folder: Path) -> None:
         assert 1 <= stats.spec_cycles <= 12
         assert stats.fast_decode_steps >= engine_speculate.PAUSE_STEPS
         assert out.completion_tokens == 60
+    finally:
+        lm.close()
+
+
+def test_cycles_slower_than_plain_steps_are_paused(folder: Path) -> None:
+    """A draft that proposes the right tokens but slowly (here: 20 ms a step): the engine's plain
+    steps are timed, cycles are timed, and cycles stop while they are slower per token."""
+    lm = HFModel(folder, device="cpu", threads=1, speculate="none")
+    draft = FastDecoder(lm.model, "dense")
+    step = draft.step
+
+    def slow_step(*args, **kwargs):
+        time.sleep(0.02)
+        return step(*args, **kwargs)
+
+    draft.step = slow_step  # type: ignore[method-assign]
+    spec = Speculator(lm.engine.decoder, draft, tokens=3)
+    lm.engine.speculator = spec
+    try:
+        out = lm.generate([GenerationRequest.chat("Tell me a story.", max_new_tokens=60)])[0]
+        stats = lm.engine.stats
+        assert out.completion_tokens == 60
+        assert spec.plain_s is not None and spec.cycle_s is not None and spec.cycle_s > spec.plain_s
+        # The first step is plain (a time to beat), then one cycle, then a pause of plain steps.
+        assert 1 <= stats.spec_cycles <= 3
+        assert stats.spec_accepted == stats.spec_drafted
+        assert stats.fast_decode_steps >= engine_speculate.PAUSE_STEPS
     finally:
         lm.close()
 
@@ -171,7 +201,9 @@ def test_the_draft_follows_weights_changed_between_calls(folder: Path) -> None:
     the model by itself still has every token accepted (stale copies would propose the old model's)."""
     plain = HFModel(folder, device="cpu", threads=1, speculate="none")
     lm = HFModel(folder, device="cpu", threads=1, speculate="none")
-    lm.engine.speculator = Speculator(lm.engine.decoder, FastDecoder(lm.model, "dense"), tokens=3)
+    lm.engine.speculator = Speculator(
+        lm.engine.decoder, FastDecoder(lm.model, "dense"), tokens=3, timed=False
+    )
     try:
         request = GenerationRequest.chat("Tell me a story about a dragon.", max_new_tokens=16)
         first = lm.generate([request])[0].text

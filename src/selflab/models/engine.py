@@ -354,8 +354,11 @@ class BatchingEngine:
             self.stats.spec_accepted += cycle.accepted
             self._emit(cycle.tokens, cycle.logprobs, positions)
         else:
+            started = time.perf_counter()
             cache.ensure_columns()
             tokens, logprobs = self._decode_step(positions)
+            if spec is not None and spec.eligible(self._rows):  # what a cycle must beat
+                spec.observe_plain(time.perf_counter() - started)
             lps = logprobs.tolist() if logprobs is not None else [None] * len(self._rows)
             self._emit([[t] for t in tokens.tolist()], [[lp] for lp in lps], positions)
         self.stats.rebuilds += cache.reallocations - before

@@ -136,16 +136,12 @@ class FastDecoder:
         max_rows: int | None = None,
         copy_limit_mb: int = COPY_LIMIT_MB,
         pack: bool = True,
-        head_fmt: str | None = None,
     ) -> None:
         reason = unsupported_reason(model)
         if reason is not None:
             raise ValueError(f"the fast decode path cannot serve this model: {reason}")
         config = model.config
         self.fmt = fmt
-        # The head keeps 8 bits under int4, as llama.cpp's Q4 files and `quantize_int4` keep it (a
-        # speculative draft, `engine_speculate`, may take 4).
-        self.head_fmt = head_fmt or ("int8" if fmt.startswith("int4") else fmt)
         self.model = model
         self.inner = model.model
         self.heads = int(config.num_attention_heads)
@@ -172,9 +168,9 @@ class FastDecoder:
             return False
         with torch.no_grad():
             self.layers = [_Layer(layer, self.fmt, self.copies, self.pack) for layer in self.inner.layers]
-            self.head = PackedLinear(
-                [self.model.get_output_embeddings()], self.head_fmt, self.copies, self.pack
-            )
+            # The head keeps 8 bits under int4, as llama.cpp's Q4 files and `quantize_int4` keep it.
+            head_fmt = "int8" if self.fmt.startswith("int4") else self.fmt
+            self.head = PackedLinear([self.model.get_output_embeddings()], head_fmt, self.copies, self.pack)
             self.norm = RMSNorm(self.inner.norm, exact=self.fmt == DENSE)
         return True
 

@@ -1,12 +1,12 @@
-"""Speculative decoding for few rows: a low-bit copy of the same model drafts, the model checks.
+"""Speculative decoding of a single stream: a low-bit copy of the same model drafts, the model checks.
 
-Why: a decode step of one or a few rows streams every weight from memory for one multiply-add each
+Why: a decode step of one row streams every weight from memory for one multiply-add each
 (SmolLM2-135M in fp32: 538 MB per step, ~40-50 ms on a 2-core machine), while a step over a few
-more rows costs little more (5 rows ~1.5 steps). A 4-bit copy of the same weights (`int4-g32`,
-~75 MB) steps in ~18 ms and agrees with the model on most next tokens (measured on the generation
-benchmark's chat requests: 98.4% of greedy tokens, 94.8% of sampled ones with the same random
-number). So the draft proposes `k` tokens one by one, and the model checks all of them in one
-forward pass of k + 1 tokens per row (`FastDecoder.extend`).
+rows costs little more (5 rows ~1.35-1.5 steps, MKL-packed weights). A 4-bit copy of the same
+weights (`int4-g32`, its head 8-bit: ~90 MB) steps in ~18-26 ms and agrees with the model on most
+next tokens (the generation benchmark's chat requests: 98.4% of greedy tokens, 94.8% of sampled
+ones drawn with the same random number). So the draft proposes `k` tokens one by one, and the model
+checks all of them in one forward pass of k + 1 tokens (`FastDecoder.extend`).
 
 Output is the model's, not the draft's:
 
@@ -21,14 +21,16 @@ Output is the model's, not the draft's:
 - keys/values of the accepted tokens are the model's: the check pass overwrites the draft's.
 
 Logits of the check pass come from matmuls over k + 1 rows (MKL-packed weights from 4 rows), which
-may differ from a single row's in the last bits, as in any batch of rows; greedy texts on the
-benchmark's requests are unchanged (the benchmark counts them). Constrained rows are not
-speculated (their grammar state would have to be rolled back), nor are rows in a batch wider than
-`max_rows`.
+may differ from a single row's in the last bits, as in any batch of rows; every greedy and sampled
+text of the measured A/B runs was identical with and without speculation. Constrained rows are not
+speculated (their grammar state would have to be rolled back). A cycle serves any number of rows,
+each keeping its own run, but at 8 rows it was slower than plain steps (a step of 8 rows is no
+longer bound by its weights), so the engine speculates only when one row is running.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -46,12 +48,20 @@ from selflab.models.types import SamplingParams
 DRAFT_TOKENS = 4
 SPEC_MAX_ROWS = 1
 # Below this share of accepted draft tokens a cycle costs more than plain steps (a draft step costs
-# ~0.45 of a plain one, a check of 5 tokens ~1.4: 4 drafts + 1 check ~3.2 steps for 1 + 4s tokens).
+# ~0.4-0.55 of a plain one, a check of 5 tokens ~1.4: 4 drafts + 1 check ~3-3.6 steps for 1 + 4s
+# tokens).
 MIN_ACCEPTANCE = 0.5
 # The share is a running average over about this many draft tokens.
 ACCEPTANCE_WINDOW = 64
-# After the share fell below MIN_ACCEPTANCE, this many plain steps before trying again.
+# After the share fell below MIN_ACCEPTANCE, or cycles took longer per token than plain steps, this
+# many plain steps before trying again.
 PAUSE_STEPS = 32
+# Cycles must beat plain steps on this machine (with kernels limited to AVX2 the 4-bit draft steps
+# at ~0.6 of a plain step and the gain can vanish): both are timed (running averages, this weight
+# for the newest; a cycle's seconds and tokens are averaged apart, so one early miss does not
+# count as a slow machine), and one step in this many is plain to keep the plain time current.
+TIME_WEIGHT = 0.1
+PROBE_EVERY = 32
 
 
 # `hf:PATH?speculate=...`: "auto", "none", or a draft format.
@@ -107,8 +117,9 @@ class Cycle:
 
 class Speculator:
     """Drafts with `draft` (a low-bit `FastDecoder` of the model) and checks with `target` (the
-    model's own `FastDecoder`); tracks the share of accepted draft tokens and pauses while it is
-    too low to pay (a model the low-bit copy imitates badly)."""
+    model's own `FastDecoder`). Pauses while it does not pay: when the share of accepted draft
+    tokens is too low (a model its low-bit copy imitates badly) or, with `timed`, when cycles take
+    longer per token than the plain steps the engine reports (`observe_plain`)."""
 
     def __init__(
         self,
@@ -116,6 +127,7 @@ class Speculator:
         draft: FastDecoder,
         tokens: int = DRAFT_TOKENS,
         max_rows: int = SPEC_MAX_ROWS,
+        timed: bool = True,
     ) -> None:
         if tokens < 1:
             raise ValueError(f"draft tokens must be >= 1, got {tokens}")
@@ -126,27 +138,53 @@ class Speculator:
         # Running share of draft tokens accepted, from a modest start so that a draft that keeps
         # missing is paused after a few cycles (~6).
         self.acceptance = MIN_ACCEPTANCE + 0.2
+        self.timed = timed
+        self.plain_s: float | None = None  # seconds per token: plain steps of an eligible batch
+        self._cycle: tuple[float, float] | None = None  # running averages: seconds, tokens per row
         self._pause = 0
+        self._since_probe = 0
 
     def refresh(self) -> bool:
         """Remake the draft's copies after the weights changed (False: it cannot serve the model)."""
         return self.draft.refresh()
 
+    def eligible(self, jobs: list[Job]) -> bool:
+        """Whether `jobs` could be speculated: few rows, none constrained (its grammar state would
+        need rolling back), one with more than one token to go."""
+        return (
+            len(jobs) <= self.max_rows
+            and all(job.matcher is None for job in jobs)
+            and any(_left(job) > 1 for job in jobs)
+        )
+
     def serves(self, jobs: list[Job]) -> bool:
-        """Whether the next step of `jobs` should be a speculative cycle."""
+        """Whether the next step of `jobs` should be a speculative cycle (else a plain step, which
+        the engine times for `observe_plain` when `jobs` are eligible)."""
+        if not self.eligible(jobs):
+            return False
         if self._pause > 0:
             self._pause -= 1
             return False
-        if len(jobs) > self.max_rows:
+        if self.timed and (self.plain_s is None or self._since_probe >= PROBE_EVERY):
+            self._since_probe = 0
             return False
-        # A row with at most one token to go gains nothing; a constrained row is not speculated.
-        return all(job.matcher is None for job in jobs) and any(_left(job) > 1 for job in jobs)
+        return True
+
+    @property
+    def cycle_s(self) -> float | None:
+        """Seconds per token of the cycles so far (running averages), None before the first."""
+        return self._cycle[0] / self._cycle[1] if self._cycle is not None else None
+
+    def observe_plain(self, seconds: float) -> None:
+        """A plain step of an eligible batch took `seconds` (one token per row)."""
+        self.plain_s = seconds if self.plain_s is None else _blend(self.plain_s, seconds)
 
     def cycle(self, last: torch.Tensor, positions: torch.Tensor, cache: SlotCache, jobs: list[Job]) -> Cycle:
         """Draft `tokens` tokens per row after `last` (each row's newest token, at `positions`),
         check them in one pass, and return the model's tokens (see the module docstring). Keys and
         values are written up to column positions + k; the caller advances each row's length by
         the tokens it keeps."""
+        started = time.perf_counter()
         rows = len(jobs)
         k = min(self.tokens, max(_left(job) for job in jobs) - 1)
         params: list[SamplingParams | None] = [job.sampling for job in jobs]
@@ -180,17 +218,28 @@ class Speculator:
             out_tokens.append(picks[r, : n + 1].tolist())
             out_logprobs.append([float(lp[r]) if lp is not None else None for lp in logprobs[: n + 1]])
         accepted = sum(runs)
-        self._account(accepted, rows * k)
+        self._account(accepted, rows * k, time.perf_counter() - started, accepted / rows + 1)
         return Cycle(out_tokens, out_logprobs, drafted=rows * k, accepted=accepted)
 
-    def _account(self, accepted: int, drafted: int) -> None:
-        if drafted == 0:
-            return
-        weight = min(1.0, drafted / ACCEPTANCE_WINDOW)
-        self.acceptance = (1 - weight) * self.acceptance + weight * accepted / drafted
-        if self.acceptance < MIN_ACCEPTANCE:
+    def _account(self, accepted: int, drafted: int, seconds: float, tokens: float) -> None:
+        self._since_probe += 1
+        self._cycle = (
+            (seconds, tokens)
+            if self._cycle is None
+            else (_blend(self._cycle[0], seconds), _blend(self._cycle[1], tokens))
+        )
+        if drafted:
+            weight = min(1.0, drafted / ACCEPTANCE_WINDOW)
+            self.acceptance = (1 - weight) * self.acceptance + weight * accepted / drafted
+        cycle_s = self.cycle_s
+        slower = self.timed and self.plain_s is not None and cycle_s is not None and cycle_s > self.plain_s
+        if self.acceptance < MIN_ACCEPTANCE or slower:
             self._pause = PAUSE_STEPS
-            self.acceptance = MIN_ACCEPTANCE + 0.1  # one more try after the pause
+            self.acceptance = max(self.acceptance, MIN_ACCEPTANCE + 0.1)  # one more try after the pause
+
+
+def _blend(average: float, new: float) -> float:
+    return (1 - TIME_WEIGHT) * average + TIME_WEIGHT * new
 
 
 def _left(job: Job) -> int:

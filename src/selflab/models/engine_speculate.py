@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from selflab.models.engine_decode import FastDecoder
-from selflab.models.engine_formats import DECODE_FORMATS, DENSE
+from selflab.models.engine_formats import DENSE
 from selflab.models.engine_jobs import Job
 from selflab.models.engine_sampling import choose_tokens
 from selflab.models.engine_slots import SlotCache
@@ -98,10 +98,7 @@ def speculator_for(
         return None
     if option == "auto" and next(model.parameters()).dtype != torch.float32:
         return None
-    max_rows = DECODE_FORMATS.get(fmt, SPEC_MAX_ROWS)
-    return Speculator(
-        target, FastDecoder(model, fmt, max_rows=max_rows), tokens, min(SPEC_MAX_ROWS, max_rows)
-    )
+    return Speculator(target, FastDecoder(model, fmt), tokens)
 
 
 @dataclass

@@ -13,9 +13,14 @@ from torch import nn
 from transformers import AutoModelForCausalLM, DynamicCache, LlamaConfig, LlamaForCausalLM
 
 from selflab.errors import ModelSpecError
-from selflab.models.engine import weights_version
 from selflab.models.engine_cache import cache_kwargs
-from selflab.models.engine_decode import PACKED_MAX_ROWS, FastDecoder, decode_plan, unsupported_reason
+from selflab.models.engine_decode import (
+    PACKED_MAX_ROWS,
+    FastDecoder,
+    decode_plan,
+    unsupported_reason,
+    weights_version,
+)
 from selflab.models.engine_formats import (
     DECODE_FORMATS,
     DENSE,

@@ -45,8 +45,8 @@ import torch
 from selflab.models.constraints import TokenMasks
 from selflab.models.engine_attention import plan_groups, use_grouped_attention
 from selflab.models.engine_cache import cache_kwargs
-from selflab.models.engine_decode import FastDecoder
-from selflab.models.engine_jobs import EngineStats, Job, completion, error_completion, record_token
+from selflab.models.engine_decode import FastDecoder, weights_version
+from selflab.models.engine_jobs import EngineStats, Job, completion, eos_ids, error_completion, record_token
 from selflab.models.engine_masks import EngineMasks
 from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, common_prefix_len, packed_prefill, packs
 from selflab.models.engine_prefix import PrefixCache
@@ -112,7 +112,7 @@ class BatchingEngine:
         self.num_layers = int(config.num_hidden_layers)
         limits = [getattr(config, "max_position_embeddings", None), getattr(config, "sliding_window", None)]
         self.max_len = min([int(x) for x in limits if x] or [1 << 30])
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0))
         self.stats = EngineStats()
@@ -433,21 +433,3 @@ class BatchingEngine:
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-
-def weights_version(model: torch.nn.Module) -> list[tuple[int, int, int]]:
-    """Which tensors the model computes with, where they live and how often they were changed in
-    place: differs after training steps, `load_state_dict`, swapped tensors or added adapters."""
-    tensors = [*model.parameters(), *model.buffers()]
-    return [(id(t), t.data_ptr(), t._version) for t in tensors]
-
-
-def _eos_ids(model: torch.nn.Module, tokenizer) -> set[int]:
-    """End-of-sequence ids from the generation config and the tokenizer (either may be a list)."""
-    ids: set[int] = set()
-    gen = getattr(model, "generation_config", None)
-    for source in (getattr(gen, "eos_token_id", None), tokenizer.eos_token_id):
-        if source is None:
-            continue
-        ids.update([source] if isinstance(source, int) else list(source))
-    return ids

@@ -18,7 +18,7 @@ forward in its own dtype, so only decode steps differ from the dense model (like
 and `int4`, `selflab.models.quant`). The step itself (rms-norm, rotary, attention over the engine's
 slot cache with its per-row lengths and row groups) is checked against transformers' forward with the
 same weights in `tests/models/test_engine_decode.py`. The copies follow the model: when the engine
-admits requests after the weights changed (`engine.weights_version`), it calls `refresh()`, which
+admits requests after the weights changed (`weights_version`), it calls `refresh()`, which
 remakes them, or hands decoding back to the model's forward when a projection stopped being a
 plain linear layer.
 """
@@ -239,3 +239,10 @@ class FastDecoder:
             gate_up = layer.gate_up(layer.norm2(x))
             x = x + layer.down(F.silu(gate_up[:, : layer.intermediate]) * gate_up[:, layer.intermediate :])
         return self.head(self.norm(x)).view(rows, n, -1)
+
+
+def weights_version(model: torch.nn.Module) -> list[tuple[int, int, int]]:
+    """Which tensors the model computes with, where they live and how often they were changed in
+    place: differs after training steps, `load_state_dict`, swapped tensors or added adapters."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return [(id(t), t.data_ptr(), t._version) for t in tensors]

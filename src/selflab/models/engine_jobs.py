@@ -156,3 +156,14 @@ def completion(job: Job, tokenizer) -> Completion:
 
 def error_completion(job: Job, message: str) -> Completion:
     return Completion(text="", prompt_tokens=len(job.prompt_ids), finish_reason="error", error=message)
+
+
+def eos_ids(model: torch.nn.Module, tokenizer) -> set[int]:
+    """End-of-sequence ids from the generation config and the tokenizer (either may be a list)."""
+    ids: set[int] = set()
+    gen = getattr(model, "generation_config", None)
+    for source in (getattr(gen, "eos_token_id", None), tokenizer.eos_token_id):
+        if source is None:
+            continue
+        ids.update([source] if isinstance(source, int) else list(source))
+    return ids

@@ -1,6 +1,6 @@
 """Generation throughput of the embedded model: naive HF `generate` vs the batching engine.
 
-Run: python benchmarks/generation.py [--requests 64] [--naive-subset 8] [--c1-subset 8] [--dtypes auto]
+Run: python benchmarks/generation.py [--requests 64] [--naive-subset 8] [--c1-subset 16] [--dtypes auto]
 A variant may add a weight-only quant option: --dtypes float32,bfloat16+int8,bfloat16+int4
 (`hf:...?dtype=bfloat16&quant=int8`; int4 takes a group size too: bfloat16+int4-g64), or a decode
 format of the lean single-stream path: float32+fp16, float32+int8-dynamic (`engine_decode`).
@@ -10,6 +10,9 @@ greedy and half sampled with per-request seeds. Measured in one run, so ratios a
 noisy shared machine:
 - naive: transformers `model.generate`, one request at a time (a subset of the requests);
 - engine at concurrency 1, 8 and 64 (client threads, each sending one request at a time);
+- llama.cpp's server (the peer, `llamacpp_peer`) at concurrency 64, and at concurrency 1
+  *interleaved* with each engine variant: request by request, the order alternating, so that both
+  sides of the single-stream ratio are timed in the same minutes (`interleaved`);
 - the machine's fp32 matmul GFLOP/s and the resulting compute ceiling 2 * n_params FLOP per token.
 The whole set is repeated in bfloat16 when the CPU multiplies bf16 natively (AVX512-BF16/AMX): at
 small batch, decoding streams every weight from memory each step, and bf16 halves those bytes. By
@@ -23,6 +26,7 @@ the fp32 ceiling: RESULT engine_vs_naive=... ceiling_fraction=... tokens_per_s=.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import queue
 import random
 import threading
@@ -162,6 +166,34 @@ def engine(lm, requests: list[GenerationRequest], concurrency: int) -> tuple[int
     return sum(counts), elapsed, greedy
 
 
+def interleaved(
+    models: list, requests: list[GenerationRequest]
+) -> list[tuple[int, float, float, dict[int, str]]]:
+    """Single stream, interleaved: every request goes to each model in turn, one call at a time, the
+    order rotating from one request to the next. Why: this shared machine's speed drifts by 10-25%
+    from minute to minute (once by half for a minute, docs/performance.md), and timing one side's
+    requests minutes after the other's put that drift into the single-stream ratio; interleaved,
+    both sides are timed in the same minutes. Returns per model: completion tokens, seconds, this
+    process's CPU seconds during its calls, and the text of every greedy request (by index)."""
+    tokens = [0] * len(models)
+    seconds = [0.0] * len(models)
+    cpu = [0.0] * len(models)
+    greedy: list[dict[int, str]] = [{} for _ in models]
+    for i, req in enumerate(requests):
+        for k in range(len(models)):
+            m = (i + k) % len(models)
+            started, cpu_started = time.perf_counter(), time.process_time()
+            got = models[m].generate([req])[0]
+            seconds[m] += time.perf_counter() - started
+            cpu[m] += time.process_time() - cpu_started
+            if got.error:
+                raise RuntimeError(f"{getattr(models[m], 'name', 'model')} error: {got.error}")
+            tokens[m] += got.completion_tokens
+            if req.sampling.greedy:
+                greedy[m][i] = got.text
+    return [(tokens[m], seconds[m], cpu[m], greedy[m]) for m in range(len(models))]
+
+
 def bf16_native() -> bool:
     """Whether this CPU has bf16 matmul instructions (otherwise bf16 is emulated and slow)."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -178,10 +210,16 @@ def default_variants() -> list[str]:
 
 
 def measure(
-    dtype: str, requests: list[GenerationRequest], args: argparse.Namespace, console: Console
+    dtype: str,
+    requests: list[GenerationRequest],
+    args: argparse.Namespace,
+    console: Console,
+    peers: list[dict] | None = None,
 ) -> dict:
     """Naive and engine throughput for one variant ("dtype" or "dtype+quant", e.g. "bfloat16+int4");
-    returns table rows and tokens/s per setting."""
+    returns table rows and tokens/s per setting. With `peers` (open llama.cpp servers), concurrency 1
+    is measured interleaved with each of them (`interleaved`), and their tokens/s there are
+    returned as "peer_c1" (label -> (tokens, seconds, greedy texts))."""
     base, _, quant = dtype.partition("+")
     lm = HFModel(embedded.prepare(), name=embedded.EMBEDDED_NAME, dtype=base, quant=quant or "none")
     lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])  # first-call overheads
@@ -193,19 +231,27 @@ def measure(
     rows.append((f"naive HF generate, 1 at a time ({args.naive_subset} req)", tok, sec, cpu))
     tps = {"naive": tok / sec}
     greedy: dict[int, dict[int, str]] = {}  # concurrency -> greedy request index -> text
+    peer_c1: dict[str, tuple[int, float, dict[int, str]]] = {}
     for conc in args.levels:
         subset = args.c1_subset if conc == 1 else args.requests
         before = lm.engine.stats.decode_row_steps, lm.engine.stats.decode_steps
-        cpu = time.process_time()
-        tok, sec, texts = engine(lm, requests[:subset], conc)
-        cpu = time.process_time() - cpu
+        if conc == 1 and peers:
+            runs = interleaved([lm, *(peer["model"] for peer in peers)], requests[:subset])
+            tok, sec, cpu, texts = runs[0]
+            for peer, (p_tok, p_sec, _, p_texts) in zip(peers, runs[1:], strict=True):
+                peer_c1[peer["label"]] = (p_tok, p_sec, p_texts)
+                console.print(f"{peer['label']} c=1 (interleaved with {dtype}): {p_tok} tokens in {p_sec:.1f} s", style="dim")  # fmt: skip
+        else:
+            cpu = time.process_time()
+            tok, sec, texts = engine(lm, requests[:subset], conc)
+            cpu = time.process_time() - cpu
         greedy[conc] = texts
         rows_per_step = (lm.engine.stats.decode_row_steps - before[0]) / max(
             1, lm.engine.stats.decode_steps - before[1]
         )
-        rows.append(
-            (f"engine, concurrency {conc} ({subset} req, mean batch {rows_per_step:.1f})", tok, sec, cpu)
-        )
+        paired = ", interleaved with llama.cpp" if conc == 1 and peers else ""
+        setting = f"engine, concurrency {conc} ({subset} req, mean batch {rows_per_step:.1f}{paired})"
+        rows.append((setting, tok, sec, cpu))
         tps[conc] = tok / sec
         console.print(
             f"{dtype} engine c={conc}: {tok} tokens in {sec:.1f} s ({cpu:.1f} s process CPU)", style="dim"
@@ -219,33 +265,37 @@ def measure(
     console.print(f"{dtype} engine stats: {lm.engine.stats}", style="dim")
     n_params = sum(p.numel() for p in lm.model.parameters())
     lm.close()
-    return {"rows": rows, "tps": tps, "n_params": n_params, "greedy": greedy}
+    return {"rows": rows, "tps": tps, "n_params": n_params, "greedy": greedy, "peer_c1": peer_c1}
 
 
-def measure_peer(
-    kind: str, requests: list[GenerationRequest], args: argparse.Namespace, console: Console
+def open_peer(
+    stack: contextlib.ExitStack,
+    kind: str,
+    args: argparse.Namespace,
+    requests: list[GenerationRequest],
+    console: Console,
 ) -> dict:
-    """llama.cpp's server (`kind`: "xllamacpp" or a llama-server path) on the shipped GGUF, with
-    continuous batching over `max(levels)` slots, reached through our `openai:` backend."""
+    """Start llama.cpp's server (`kind`: "xllamacpp" or a llama-server path) on the shipped GGUF, with
+    continuous batching over `max(levels)` slots, reached through our `openai:` backend; it stays up
+    (in `stack`) for the engine's interleaved single stream. Measures its top concurrency here."""
     slots = max(args.levels)
     label = "xllamacpp" if kind == "xllamacpp" else Path(kind).name
+    url = stack.enter_context(llamacpp_peer.serve(kind, embedded.gguf_path(), slots, TORCH_DEFAULT_THREADS))
+    lm = OpenAIModel("smollm2", url, concurrency=slots, timeout=900.0, retries=0)
+    stack.callback(lm.close)
+    lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])
     rows: list = []
     tps: dict = {}
     greedy: dict[int, dict[int, str]] = {}
-    with llamacpp_peer.serve(kind, embedded.gguf_path(), slots, TORCH_DEFAULT_THREADS) as url:
-        lm = OpenAIModel("smollm2", url, concurrency=slots, timeout=900.0, retries=0)
-        lm.generate([GenerationRequest.chat("Warm up.", max_new_tokens=4)])
-        for conc in sorted({1, slots} & set(args.levels)):
-            subset = args.c1_subset if conc == 1 else args.requests
-            tok, sec, texts = engine(lm, requests[:subset], conc)
-            greedy[conc] = texts
-            rows.append(
-                (f"llama.cpp {label}, concurrency {conc} ({subset} req, {slots} slots)", tok, sec, None)
-            )
-            tps[conc] = tok / sec
-            console.print(f"{label} c={conc}: {tok} tokens in {sec:.1f} s", style="dim")
-        lm.close()
-    return {"label": label, "rows": rows, "tps": tps, "greedy": greedy}
+    if slots > 1:
+        tok, sec, texts = engine(lm, requests[: args.requests], slots)
+        greedy[slots] = texts
+        rows.append(
+            (f"llama.cpp {label}, concurrency {slots} ({args.requests} req, {slots} slots)", tok, sec, None)
+        )
+        tps[slots] = tok / sec
+        console.print(f"{label} c={slots}: {tok} tokens in {sec:.1f} s", style="dim")
+    return {"label": label, "model": lm, "slots": slots, "rows": rows, "tps": tps, "greedy": greedy}
 
 
 def print_agreement(
@@ -265,7 +315,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--naive-subset", type=int, default=8, help="requests timed with naive generate")
-    parser.add_argument("--c1-subset", type=int, default=8, help="requests timed at engine concurrency 1")
+    parser.add_argument("--c1-subset", type=int, default=16, help="requests timed at engine concurrency 1")
     parser.add_argument(
         "--dtypes",
         default="auto",
@@ -291,8 +341,16 @@ def main() -> None:
     peers = [] if args.no_peer else llamacpp_peer.peers(args.llama_server)
     if not args.no_peer and not peers:
         console.print("no llama.cpp peer: pip install -e '.[bench]' (xllamacpp)", style="yellow")
-    peer_results = [measure_peer(kind, requests, args, console) for kind in peers]
-    results = {dtype: measure(dtype, requests, args, console) for dtype in dtypes}
+    with contextlib.ExitStack() as stack:
+        peer_results = [open_peer(stack, kind, args, requests, console) for kind in peers]
+        results = {dtype: measure(dtype, requests, args, console, peer_results) for dtype in dtypes}
+    main_dtype = "float32" if "float32" in results else dtypes[0]
+    for peer in peer_results:  # its single stream as timed beside the main variant's
+        if peer["label"] in results[main_dtype]["peer_c1"]:
+            tok, sec, texts = results[main_dtype]["peer_c1"][peer["label"]]
+            peer["rows"].insert(0, (f"llama.cpp {peer['label']}, concurrency 1 ({args.c1_subset} req, interleaved with the {main_dtype} engine)", tok, sec, None))  # fmt: skip
+            peer["tps"][1] = tok / sec
+            peer["greedy"][1] = texts
     torch_dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
     gflops = {d: matmul_gflops(torch_dtypes[d]) for d in {"float32", *(v.partition("+")[0] for v in dtypes)}}
     n_params = next(iter(results.values()))["n_params"]
@@ -357,7 +415,6 @@ def main() -> None:
             f"bfloat16: engine_vs_naive={b[top] / b['naive']:.2f}, {b[top]:.1f} tok/s at {top} = "
             f"{b[top] / ceilings['float32']:.3f} of the fp32 ceiling, {b[top] / ceilings['bfloat16']:.3f} of the bf16 ceiling"
         )
-    main_dtype = "float32" if "float32" in results else dtypes[0]
     t = results[main_dtype]["tps"]
     for variant, res in results.items():  # what a variant's weights change, against the dense model
         if variant != main_dtype:
@@ -390,8 +447,9 @@ def main() -> None:
             if variant != main_dtype:
                 v = res["tps"]
                 extra += f" {variant}_vs_llamacpp={v[top] / p[top]:.2f}"
-                if 1 in p and 1 in v:
-                    extra += f" {variant}_vs_llamacpp_c1={v[1] / p[1]:.2f}"
+                if 1 in v and peer["label"] in res["peer_c1"]:  # the peer timed beside this variant
+                    p_tok, p_sec, _ = res["peer_c1"][peer["label"]]
+                    extra += f" {variant}_vs_llamacpp_c1={v[1] / (p_tok / p_sec):.2f}"
     print(
         f"RESULT engine_vs_naive={t[top] / t['naive']:.2f} ceiling_fraction={t[top] / ceilings['float32']:.3f} "
         f"tokens_per_s={t[top]:.1f}{extra}"

@@ -129,6 +129,12 @@ class PackedLinear:
             raise ValueError(f"unknown decode format '{fmt}'; use one of fp16, int8-dynamic, int8, int4-gN")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.raw(x).to(x.dtype)
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        """The product in the kernel's own dtype (bf16 for the weight-only int8/int4 formats, fp16
+        for fp16, else x's): a caller that adds it to x's dtype (type promotion, exact) saves a
+        conversion of ~5 us (a 4-bit draft step of SmolLM2-135M made 8 per layer, 240 in all)."""
         if self.linears is not None:
             outs = [F.linear(x, lin.weight, lin.bias) for lin in self.linears]
             return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
@@ -137,20 +143,19 @@ class PackedLinear:
         if self.fmt == DENSE:
             return F.linear(x, self.weight, self.bias)
         if self.fmt == "fp16":
-            return F.linear(x.half(), self.weight, self.bias).to(x.dtype)
+            return F.linear(x.half(), self.weight, self.bias)
         if self.fmt == "int8-dynamic":
-            if x.dtype == torch.float32:  # a no-op conversion still costs a few us of dispatch
-                return torch.ops.quantized.linear_dynamic(x, self.packed, True)
-            return torch.ops.quantized.linear_dynamic(x.float(), self.packed, True).to(x.dtype)
+            return torch.ops.quantized.linear_dynamic(x.float(), self.packed, True)
         flat = x.to(torch.bfloat16)
         if self.fmt == "int8":
             out = torch.ops.aten._weight_int8pack_mm(flat, self.weight, self.scales)
-        else:  # the int4 kernel pads its outputs to a multiple of 16
+        else:
             out = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.weight, self.group, self.scale_zero)
-            out = out[:, : self.out_features]
+            if out.shape[1] != self.out_features:  # the int4 kernel pads its outputs to a multiple of 16
+                out = out[:, : self.out_features]
         if self.bias is not None:
             out = out + self.bias.to(out.dtype)
-        return out.to(x.dtype)
+        return out
 
 
 class RMSNorm:

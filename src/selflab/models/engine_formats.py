@@ -129,7 +129,8 @@ class PackedLinear:
             raise ValueError(f"unknown decode format '{fmt}'; use one of fp16, int8-dynamic, int8, int4-gN")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.raw(x).to(x.dtype)
+        out = self.raw(x)
+        return out if out.dtype == x.dtype else out.to(x.dtype)  # a no-op `to` still costs dispatch
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         """The product in the kernel's own dtype (bf16 for the weight-only int8/int4 formats, fp16
@@ -145,7 +146,9 @@ class PackedLinear:
         if self.fmt == "fp16":
             return F.linear(x.half(), self.weight, self.bias)
         if self.fmt == "int8-dynamic":
-            return torch.ops.quantized.linear_dynamic(x.float(), self.packed, True)
+            return torch.ops.quantized.linear_dynamic(
+                x if x.dtype == torch.float32 else x.float(), self.packed, True
+            )
         flat = x.to(torch.bfloat16)
         if self.fmt == "int8":
             out = torch.ops.aten._weight_int8pack_mm(flat, self.weight, self.scales)

@@ -98,6 +98,23 @@ def _prefill(model: nn.Module, prompts: list[list[int]]) -> tuple[SlotCache, lis
     return cache, own
 
 
+@pytest.mark.parametrize("fmt", ["fp16", "int4-g32"])
+def test_a_bf16_model_keeps_its_dtype_through_low_bit_products(fmt: str) -> None:
+    """A bf16 model under a decode format whose products are fp16 (or bf16): the residual stream
+    stays bf16 (bf16 + fp16 would promote it to fp32), and the step stays close to the model's."""
+    _skip_unavailable(fmt)
+    model = _llama().to(torch.bfloat16)
+    decoder = FastDecoder(model, fmt, max_rows=2)
+    prompt, token = [5, 6, 7, 8], torch.tensor([9])
+    with torch.inference_mode():
+        cache, own = _prefill(model, [prompt])
+        cache.ensure_columns()
+        got = decoder.step(token, torch.tensor([len(prompt)]), cache, [(0, 1, len(prompt) + 1)])
+        want = model(input_ids=token.view(1, 1), **cache_kwargs(model, own[0]), use_cache=True).logits[0, -1]
+    assert got.dtype == torch.bfloat16
+    assert _rel(got[0], want) < 0.2
+
+
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("fmt", [*FORMATS, "dense-unpacked", "dense-own"])
 def test_step_matches_transformers_with_rows_of_different_lengths(fmt: str, bias: bool) -> None:

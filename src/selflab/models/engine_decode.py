@@ -217,6 +217,11 @@ class FastDecoder:
         row_ids = torch.arange(rows, device=x.device)[:, None]
         # One row writes its new keys/values as a slice: an index_put costs ~3x its dispatch.
         first = int(positions[0]) if rows == 1 else None
+        # Added to an fp32 residual stream, a product in its kernel's dtype (`PackedLinear.raw`) is
+        # converted exactly by type promotion, one op fewer each; gate|up's stays in x's dtype (SiLU
+        # in bf16 moved the 4-bit step's logits 3.6% from quant=int4's, 2% allowed). In a bf16 stream
+        # an fp16 product would promote it to fp32: products are converted there.
+        promotes = x.dtype == torch.float32
         for i, layer in enumerate(self.layers):
             qkv = layer.qkv(layer.norm1(x)).view(rows, n, heads + 2 * kv, dim)
             qk = qkv[:, :, : heads + kv]
@@ -241,14 +246,11 @@ class FastDecoder:
                 for (r0, r1, cols), group_mask in zip(groups, masks, strict=True)
             ]
             attn = parts[0] if len(parts) == 1 else torch.cat(parts)
-            # Added to the residual stream, a product in its kernel's dtype (`PackedLinear.raw`) is
-            # converted exactly by type promotion, one op fewer each; gate|up's stays in x's dtype
-            # (SiLU in bf16 moved the 4-bit step's logits 3.6% from quant=int4's, 2% allowed).
-            x = x + layer.o.raw(attn.transpose(1, 2).reshape(rows * n, heads * dim))
+            mixed = attn.transpose(1, 2).reshape(rows * n, heads * dim)
+            x = x + (layer.o.raw(mixed) if promotes else layer.o(mixed))
             gate_up = layer.gate_up(layer.norm2(x))
-            x = x + layer.down.raw(
-                F.silu(gate_up[:, : layer.intermediate]) * gate_up[:, layer.intermediate :]
-            )
+            hidden = F.silu(gate_up[:, : layer.intermediate]) * gate_up[:, layer.intermediate :]
+            x = x + (layer.down.raw(hidden) if promotes else layer.down(hidden))
         return self.head(self.norm(x)).view(rows, n, -1)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from generation import workload  # noqa: E402
+from generation_timing import workload  # noqa: E402
 
 from selflab.models import embedded  # noqa: E402
 from selflab.models import engine as engine_module  # noqa: E402

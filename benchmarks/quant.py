@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import llamacpp_peer  # noqa: E402
-from generation import workload  # noqa: E402
+from generation_timing import workload  # noqa: E402
 
 from selflab.models import embedded  # noqa: E402
 from selflab.models.hf import HFModel  # noqa: E402

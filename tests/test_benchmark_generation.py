@@ -1,4 +1,4 @@
-"""benchmarks/generation.py's interleaved single stream: both sides timed request by request, the
+"""benchmarks/generation.py's interleaved single stream (`generation_timing.interleaved`): both sides timed request by request, the
 order alternating, each side's tokens, seconds and greedy texts kept apart; a failed call stops it."""
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _generation_module():
-    sys.path.insert(0, str(BENCHMARKS))  # generation.py imports its sibling llamacpp_peer
+    sys.path.insert(0, str(BENCHMARKS))  # as the scripts run: their siblings importable
     try:
-        spec = importlib.util.spec_from_file_location("generation_benchmark", BENCHMARKS / "generation.py")
+        spec = importlib.util.spec_from_file_location(
+            "generation_timing", BENCHMARKS / "generation_timing.py"
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

@@ -144,7 +144,7 @@ def open_peer(
         )
         tps[slots] = tok / sec
         console.print(f"{label} c={slots}: {tok} tokens in {sec:.1f} s", style="dim")
-    return {"label": label, "model": lm, "slots": slots, "rows": rows, "tps": tps, "greedy": greedy}
+    return {"label": label, "model": lm, "rows": rows, "tps": tps, "greedy": greedy}
 
 
 def print_agreement(

@@ -176,6 +176,9 @@ def main() -> None:
     parser.add_argument("--llama-server", default=None, help="llama-server binary (default: PATH)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    for name in ("requests", "naive_subset", "c1_subset"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1 (a ratio needs timed requests)")
     args.levels = sorted({int(x) for x in args.levels.split(",")})
     console = Console(width=150)
     dtypes = (

@@ -25,10 +25,11 @@ from selflab.models.engine_formats import (
     DECODE_FORMATS,
     DENSE,
     PackedLinear,
-    RMSNorm,
     int8_dynamic_available,
     mkl_packing_available,
+    rms_norm_of,
 )
+from selflab.models.engine_layers import rms_norm, run_layers
 from selflab.models.engine_slots import SlotCache
 from selflab.models.hf import HFModel
 from selflab.models.lowbit import int4_available, int8_available
@@ -188,8 +189,10 @@ def test_rms_norm_equals_the_models_norm() -> None:
     with torch.no_grad():
         norm.weight.uniform_(0.5, 2.0)
         x = torch.randn(3, 64) * 5
-        assert torch.allclose(RMSNorm(norm)(x), norm(x), rtol=1e-5, atol=1e-5)
-        assert torch.isfinite(RMSNorm(norm)(torch.zeros(1, 64))).all()  # an all-zero row stays finite
+        assert torch.allclose(rms_norm(x, rms_norm_of(norm)), norm(x), rtol=1e-5, atol=1e-5)
+        assert torch.equal(rms_norm(x, rms_norm_of(norm, exact=True)), norm(x))  # transformers' own ops
+        zeros = torch.zeros(1, 64)
+        assert torch.isfinite(rms_norm(zeros, rms_norm_of(norm))).all()  # an all-zero row stays finite
 
 
 @needs_dyn8
@@ -204,7 +207,8 @@ def test_packed_linear_fuses_projections_with_and_without_bias() -> None:
             assert got.shape == (1, 24) and got.dtype == x.dtype
             assert _rel(got, want) < {DENSE: 1e-6, "fp16": 0.005, "int4-g32": 0.15}.get(fmt, 0.03), fmt
         unfused = PackedLinear([a, b], DENSE, copies=False)
-        assert unfused.linears == [a, b] and torch.allclose(unfused(x), want, atol=1e-6)
+        assert unfused.spec.kind == "pieces" and unfused.spec.weights[0].data_ptr() == a.weight.data_ptr()
+        assert torch.allclose(unfused(x), want, atol=1e-6)
         # A width no int4 group size divides falls back to int8 for that projection.
         odd = PackedLinear([nn.Linear(40, 8)], "int4-g32")
         assert odd.fmt == "int8" and odd(torch.randn(1, 40)).shape == (1, 8)
@@ -217,8 +221,8 @@ def test_mkl_packed_weights_give_the_same_numbers_at_every_row_count() -> None:
     a, b = nn.Linear(64, 48), nn.Linear(64, 16, bias=False)
     packed = PackedLinear([a, b], DENSE, pack=True)
     single = PackedLinear([b], DENSE, pack=True)
-    assert packed.mkl is not None and single.mkl is not None
-    assert single.weight.data_ptr() == b.weight.data_ptr()  # a single projection packs its own weight
+    assert packed.spec.extra is not None and single.spec.extra is not None
+    assert single.spec.weights[0].data_ptr() == b.weight.data_ptr()  # a single one packs its own weight
     with torch.inference_mode():
         for rows in (1, 2, 3, 4, 7, 16, 32):
             x = torch.randn(rows, 64)
@@ -421,3 +425,35 @@ def test_engine_decodes_with_weights_changed_between_calls(folder: Path) -> None
     finally:
         for model in (lm, off, fresh):
             model.close()
+
+
+@pytest.mark.parametrize("fmt", [*FORMATS, "dense-own"])
+def test_the_compiled_step_gives_the_python_steps_numbers_bit_for_bit(fmt: str) -> None:
+    """The layers run compiled by TorchScript (a silent fallback to Python would lose the speed) and
+    give exactly what the same function gives run by Python: one row, several rows, and a one-row
+    check of several tokens (the speculative cycle's shapes)."""
+    _skip_unavailable(fmt)
+    limit = 0 if fmt == "dense-own" else 1024
+    fmt = fmt.removesuffix("-own")
+    compiled = FastDecoder(_llama(bias=True), fmt, copy_limit_mb=limit)
+    python = FastDecoder(_llama(bias=True), fmt, copy_limit_mb=limit, script=False)
+    assert isinstance(getattr(compiled.run_layers, "compiled", None), torch.jit.ScriptFunction)
+    assert python.run_layers is run_layers
+    g = torch.Generator().manual_seed(3)
+    lengths = [7, 3, 5][: min(3, compiled.max_rows)]
+    prompts = [torch.randint(0, 300, (m,), generator=g).tolist() for m in lengths]
+    with torch.inference_mode():
+        caches = [_prefill(_llama(bias=True), prompts)[0] for _ in range(2)]
+        for cache in caches:
+            cache.ensure_columns(8)
+        positions = torch.tensor(lengths)
+        shapes = [(len(lengths), 1), (1, 1), (1, 5)]
+        for rows, n in shapes:
+            tokens = torch.randint(0, 300, (rows, n), generator=g)
+            groups = [(0, rows, max(lengths[:rows]) + n)]
+            got, want = (
+                decoder.extend(tokens, positions[:rows], cache, groups)
+                for decoder, cache in zip((compiled, python), caches, strict=True)
+            )
+            assert torch.equal(got, want), (rows, n)
+            assert torch.equal(caches[0].data, caches[1].data), (rows, n)

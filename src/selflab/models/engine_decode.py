@@ -26,16 +26,16 @@ plain linear layer.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from selflab.models.engine_formats import (
     DECODE_FORMATS,
     DENSE,
     PackedLinear,
-    RMSNorm,
     mkl_packing_available,
+    rms_norm_of,
 )
+from selflab.models.engine_layers import Layer, Projection, layers_runner
 from selflab.models.engine_slots import SlotCache
 from selflab.models.lowbit import INT4_MAX_ROWS, INT8_MAX_ROWS, int4_available, int4_group_of, int8_available
 
@@ -110,17 +110,23 @@ def _copy_bytes(model: nn.Module, pack: bool) -> int:
     return fused + (packed + size(model.get_output_embeddings()) if pack else 0)
 
 
-class _Layer:
-    def __init__(self, layer: nn.Module, fmt: str, copies: bool, pack: bool) -> None:
-        a, m = layer.self_attn, layer.mlp
-        self.norm1 = RMSNorm(layer.input_layernorm, exact=fmt == DENSE)
-        self.norm2 = RMSNorm(layer.post_attention_layernorm, exact=fmt == DENSE)
-        self.qkv = PackedLinear([a.q_proj, a.k_proj, a.v_proj], fmt, copies, pack)
-        self.o = PackedLinear([a.o_proj], fmt, copies, pack)
-        self.gate_up = PackedLinear([m.gate_proj, m.up_proj], fmt, copies, pack)
-        self.down = PackedLinear([m.down_proj], fmt, copies, pack)
-        self.scaling = float(a.scaling)
-        self.intermediate = m.gate_proj.out_features
+def _layer(layer: nn.Module, fmt: str, copies: bool, pack: bool) -> Layer:
+    a, m = layer.self_attn, layer.mlp
+    exact = fmt == DENSE
+
+    def linear(linears: list[nn.Linear]) -> Projection:
+        return PackedLinear(linears, fmt, copies, pack).spec
+
+    return Layer(
+        norm1=rms_norm_of(layer.input_layernorm, exact),
+        qkv=linear([a.q_proj, a.k_proj, a.v_proj]),
+        o=linear([a.o_proj]),
+        norm2=rms_norm_of(layer.post_attention_layernorm, exact),
+        gate_up=linear([m.gate_proj, m.up_proj]),
+        down=linear([m.down_proj]),
+        scaling=float(a.scaling),
+        intermediate=m.gate_proj.out_features,
+    )
 
 
 class FastDecoder:
@@ -136,6 +142,7 @@ class FastDecoder:
         max_rows: int | None = None,
         copy_limit_mb: int = COPY_LIMIT_MB,
         pack: bool = True,
+        script: bool = True,
     ) -> None:
         reason = unsupported_reason(model)
         if reason is not None:
@@ -157,21 +164,24 @@ class FastDecoder:
         self.copies = fmt != DENSE or _copy_bytes(model, pack=False) <= copy_limit_mb << 20
         default_rows = (PACKED_MAX_ROWS if self.pack else DENSE_MAX_ROWS) if fmt == DENSE else DECODE_FORMATS.get(fmt, 1)  # fmt: skip
         self.max_rows = max_rows if max_rows is not None else default_rows
+        self.run_layers = layers_runner(script)
         self.refresh()
 
     def refresh(self) -> bool:
         """(Re)make the copies from the model's current weights (the engine calls this when they
         changed between calls); False, and no copies, if the model can no longer be served (a
         projection wrapped by an adapter or a quant wrapper since): its forward then decodes."""
-        self.layers: list[_Layer] = []
+        self.layers: list[Layer] = []
         if unsupported_reason(self.model) is not None:
             return False
         with torch.no_grad():
-            self.layers = [_Layer(layer, self.fmt, self.copies, self.pack) for layer in self.inner.layers]
+            self.layers = [_layer(layer, self.fmt, self.copies, self.pack) for layer in self.inner.layers]
             # The head keeps 8 bits under int4, as llama.cpp's Q4 files and `quantize_int4` keep it.
             head_fmt = "int8" if self.fmt.startswith("int4") else self.fmt
-            self.head = PackedLinear([self.model.get_output_embeddings()], head_fmt, self.copies, self.pack)
-            self.norm = RMSNorm(self.inner.norm, exact=self.fmt == DENSE)
+            self.head = PackedLinear(
+                [self.model.get_output_embeddings()], head_fmt, self.copies, self.pack
+            ).spec
+            self.norm = rms_norm_of(self.inner.norm, exact=self.fmt == DENSE)
         return True
 
     def step(
@@ -200,12 +210,11 @@ class FastDecoder:
         data = cache.data
         assert data is not None
         rows, n = tokens.shape
-        heads, kv, dim = self.heads, self.kv_heads, self.head_dim
         x = self.inner.embed_tokens(tokens.reshape(-1))  # (rows * n, hidden)
         at = positions[:, None] + torch.arange(n, device=x.device) if n > 1 else positions[:, None]
         cos, sin = self.inner.rotary_emb(x, at)  # (rows, n, dim)
         cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)  # (rows, n, 1, dim): broadcast over heads
-        half = dim // 2
+        half = self.head_dim // 2
         # rotate_half(t) * sin == roll(t, half) * [-sin_1, sin_2] (the two halves of sin are equal)
         sin = torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
         span = max(end for _, _, end in groups)
@@ -214,44 +223,12 @@ class FastDecoder:
         # it for every layer.
         mask = (torch.arange(span, device=x.device) <= at[:, :, None])[:, None]  # (rows, 1, n, span)
         masks = [mask[r0:r1, ..., :cols] if r1 - r0 > 1 or n > 1 else None for r0, r1, cols in groups]
-        row_ids = torch.arange(rows, device=x.device)[:, None]
-        # One row writes its new keys/values as a slice: an index_put costs ~3x its dispatch.
-        first = int(positions[0]) if rows == 1 else None
-        # Added to an fp32 residual stream, a product in its kernel's dtype (`PackedLinear.raw`) is
-        # converted exactly by type promotion, one op fewer each; gate|up's stays in x's dtype (SiLU
-        # in bf16 moved the 4-bit step's logits 3.6% from quant=int4's, 2% allowed). In a bf16 stream
-        # an fp16 product would promote it to fp32: products are converted there.
-        promotes = x.dtype == torch.float32
-        for i, layer in enumerate(self.layers):
-            qkv = layer.qkv(layer.norm1(x)).view(rows, n, heads + 2 * kv, dim)
-            qk = qkv[:, :, : heads + kv]
-            qk = qk * cos + qk.roll(half, -1) * sin
-            keys, values = data[i, 0], data[i, 1]
-            if first is not None:
-                keys[0, :, first : first + n] = qk[0, :, heads:].transpose(0, 1)
-                values[0, :, first : first + n] = qkv[0, :, heads + kv :].transpose(0, 1)
-            else:
-                keys[row_ids, :, at] = qk[:, :, heads:]
-                values[row_ids, :, at] = qkv[:, :, heads + kv :]
-            q = qk[:, :, :heads].transpose(1, 2)  # (rows, heads, n, dim)
-            parts = [
-                F.scaled_dot_product_attention(
-                    q[r0:r1],
-                    keys[r0:r1, :, :cols],
-                    values[r0:r1, :, :cols],
-                    attn_mask=group_mask,
-                    scale=layer.scaling,
-                    enable_gqa=heads != kv,
-                )
-                for (r0, r1, cols), group_mask in zip(groups, masks, strict=True)
-            ]
-            attn = parts[0] if len(parts) == 1 else torch.cat(parts)
-            mixed = attn.transpose(1, 2).reshape(rows * n, heads * dim)
-            x = x + (layer.o.raw(mixed) if promotes else layer.o(mixed))
-            gate_up = layer.gate_up(layer.norm2(x))
-            hidden = F.silu(gate_up[:, : layer.intermediate]) * gate_up[:, layer.intermediate :]
-            x = x + (layer.down.raw(hidden) if promotes else layer.down(hidden))
-        return self.head(self.norm(x)).view(rows, n, -1)
+        first = int(positions[0]) if rows == 1 else -1
+        logits = self.run_layers(
+            x, cos, sin, data, at, first, groups, masks, self.layers, self.norm, self.head,
+            self.heads, self.kv_heads, self.head_dim,
+        )  # fmt: skip
+        return logits.view(rows, n, -1)
 
 
 def weights_version(model: torch.nn.Module) -> list[tuple[int, int, int]]:

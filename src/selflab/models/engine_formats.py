@@ -37,9 +37,22 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from selflab.models.engine_layers import (
+    DENSE as KIND_DENSE,
+)
+from selflab.models.engine_layers import (
+    FP16,
+    INT4,
+    INT8,
+    INT8_DYNAMIC,
+    PIECES,
+    Norm,
+    Projection,
+    project,
+    project_as,
+)
 from selflab.models.lowbit import (
     int4_group_for,
     int4_group_of,
@@ -56,9 +69,6 @@ DENSE = "dense"
 # MKL's packed B matrix does not depend on the row count it was packed for (checked in the tests:
 # packs for 16 rows give the same numbers at 2-32 rows as packs for those counts).
 _PACK_ROWS = 16
-# Below this many rows the packed kernel is no faster (measured) and plain `F.linear` keeps the
-# model's numbers bit for bit.
-_PACKED_FROM_ROWS = 4
 
 
 def int8_dynamic_available() -> bool:
@@ -70,6 +80,10 @@ def mkl_packing_available() -> bool:
     return bool(torch._C.has_mkl) and hasattr(torch.ops.mkl, "_mkl_linear")
 
 
+def _own_bias(linear: nn.Linear) -> torch.Tensor | None:
+    return linear.bias.detach() if linear.bias is not None else None
+
+
 def _bias(linear: nn.Linear) -> torch.Tensor:
     if linear.bias is None:
         return linear.weight.new_zeros(linear.out_features, dtype=torch.float32)
@@ -77,41 +91,41 @@ def _bias(linear: nn.Linear) -> torch.Tensor:
 
 
 class PackedLinear:
-    """One projection (or several, concatenated) in a decode format; `__call__` returns x's dtype.
-    `dense` keeps the model's numbers: with `copies`, one fused weight (the model's own for a single
-    projection), MKL-packed too when `pack` (fp32); without, the linears themselves (read at each
-    call)."""
+    """One projection (or several, concatenated) in a decode format: builds the `Projection` that
+    `engine_layers` multiplies with (`spec`); calling it returns x's dtype. `dense` keeps the model's
+    numbers: with `copies`, one fused weight (the model's own for a single projection), MKL-packed
+    too when `pack` (fp32); without, the linears' own weights, unfused."""
 
     def __init__(self, linears: list[nn.Linear], fmt: str, copies: bool = True, pack: bool = False) -> None:
         self.fmt = fmt
         self.out_features = sum(lin.out_features for lin in linears)
-        self.linears: list[nn.Linear] | None = None
-        self.mkl: torch.Tensor | None = None  # the dense format's MKL-packed weight
         if fmt == DENSE:
             if not copies or (len(linears) == 1 and not pack):
-                self.linears = linears
+                self.spec = self._make(
+                    PIECES, [lin.weight.detach() for lin in linears], [_own_bias(lin) for lin in linears]
+                )
                 return
             if len(linears) == 1:  # the model's own tensors, no copy
-                self.weight, self.bias = linears[0].weight.detach(), linears[0].bias
+                weight, bias = linears[0].weight.detach(), _own_bias(linears[0])
             else:
-                self.weight = torch.cat([lin.weight.detach() for lin in linears]).contiguous()
-                self.bias = None
+                weight = torch.cat([lin.weight.detach() for lin in linears]).contiguous()
+                bias = None
                 if any(lin.bias is not None for lin in linears):
-                    self.bias = torch.cat([_bias(lin).to(self.weight.dtype) for lin in linears])
-            if pack:
-                self.mkl = torch.ops.mkl._mkl_reorder_linear_weight(self.weight, _PACK_ROWS)
+                    bias = torch.cat([_bias(lin).to(weight.dtype) for lin in linears])
+            mkl = torch.ops.mkl._mkl_reorder_linear_weight(weight, _PACK_ROWS) if pack else None
+            self.spec = self._make(KIND_DENSE, [weight], [bias], extra=mkl)
             return
         weight = torch.cat([lin.weight.detach() for lin in linears]).float()
         bias = None
         if any(lin.bias is not None for lin in linears):  # a projection without one adds zeros
             bias = torch.cat([_bias(lin) for lin in linears])
-        self.bias = bias
         group = int4_group_for(weight.shape[1], int4_group_of(fmt)) if fmt.startswith("int4") else None
         if fmt.startswith("int4") and group is None:  # no group size divides the width: int8 instead
             fmt = self.fmt = "int8"
         if fmt == "fp16":
-            self.weight = weight.half().contiguous()
-            self.bias = bias.half() if bias is not None else None
+            self.spec = self._make(
+                FP16, [weight.half().contiguous()], [bias.half() if bias is not None else None]
+            )
         elif fmt == "int8-dynamic":
             scale = int8_channel_scales(weight)
             with warnings.catch_warnings():  # quantized tensors are deprecated; the kernel is not gone
@@ -119,67 +133,41 @@ class PackedLinear:
                 q = torch.quantize_per_channel(
                     weight, scale.double(), torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8
                 )
-                self.packed = torch.ops.quantized.linear_prepack(q, bias)
+                packed = torch.ops.quantized.linear_prepack(q, bias)
+            self.spec = self._make(INT8_DYNAMIC, [], [], packed=packed)
         elif fmt == "int8":  # as `quant.Int8Linear`: symmetric per output channel, bf16 activations
-            self.weight, self.scales = pack_int8(weight)
+            codes, scales = pack_int8(weight)
+            self.spec = self._make(INT8, [codes], [bias], extra=scales)
         elif group is not None:  # as `quant.Int4Linear`
-            self.group = group
-            self.weight, self.scale_zero = pack_int4(weight, group)
+            codes, scale_zero = pack_int4(weight, group)
+            self.spec = self._make(INT4, [codes], [bias], extra=scale_zero, group=group)
         else:
             raise ValueError(f"unknown decode format '{fmt}'; use one of fp16, int8-dynamic, int8, int4-gN")
 
+    def _make(
+        self,
+        kind: str,
+        weights: list[torch.Tensor],
+        biases: list[torch.Tensor | None],
+        extra: torch.Tensor | None = None,
+        packed: object = None,
+        group: int = 0,
+    ) -> Projection:
+        return Projection(kind, weights, biases, extra, packed, group, self.out_features)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.raw(x)
-        return out if out.dtype == x.dtype else out.to(x.dtype)  # a no-op `to` still costs dispatch
+        return project_as(x, self.spec)
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
-        """The product in the kernel's own dtype (bf16 for the weight-only int8/int4 formats, fp16
-        for fp16, else x's): a caller that adds it to x's dtype (type promotion, exact) saves a
-        conversion of ~5 us (a 4-bit draft step of SmolLM2-135M made 8 per layer, 240 in all)."""
-        if self.linears is not None:
-            outs = [F.linear(x, lin.weight, lin.bias) for lin in self.linears]
-            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
-        if self.mkl is not None and x.shape[0] >= _PACKED_FROM_ROWS:  # x's own row count: packed, always
-            return torch.ops.mkl._mkl_linear(x, self.mkl, self.weight, self.bias, x.shape[0])
-        if self.fmt == DENSE:
-            return F.linear(x, self.weight, self.bias)
-        if self.fmt == "fp16":
-            return F.linear(x.half(), self.weight, self.bias)
-        if self.fmt == "int8-dynamic":
-            return torch.ops.quantized.linear_dynamic(
-                x if x.dtype == torch.float32 else x.float(), self.packed, True
-            )
-        flat = x.to(torch.bfloat16)
-        if self.fmt == "int8":
-            out = torch.ops.aten._weight_int8pack_mm(flat, self.weight, self.scales)
-        else:
-            out = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.weight, self.group, self.scale_zero)
-            if out.shape[1] != self.out_features:  # the int4 kernel pads its outputs to a multiple of 16
-                out = out[:, : self.out_features]
-        if self.bias is not None:
-            out = out + self.bias.to(out.dtype)
-        return out
+        """The product in the kernel's own dtype (`engine_layers.project`)."""
+        return project(x, self.spec)
 
 
-class RMSNorm:
-    """The model's RMS norm in three ops (`F.rms_norm` costs ~3x more on a CPU where each op costs
-    ~5 us of dispatch): x / max(|x|, sqrt(n * eps)) * (sqrt(n) * weight). Close where mean(x^2) >> eps
-    (the residual stream; 8e-5 of SmolLM2-135M's logits after its 61 norms); the clamp only guards an
-    all-zero row. `exact` computes it in transformers' own ops and order instead (6 ops), for the
-    `dense` format, whose logits then equal the model's forward bit for bit."""
-
-    def __init__(self, norm: nn.Module, exact: bool = False) -> None:
-        weight = norm.weight.detach()
-        n = weight.shape[-1]
-        self.eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
-        self.exact = exact
-        self.floor = (n * self.eps) ** 0.5
-        self.weight = weight if exact else weight * n**0.5
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.exact:  # as LlamaRMSNorm.forward
-            h = x if x.dtype == torch.float32 else x.float()
-            h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True).add_(self.eps))
-            return self.weight * (h if x.dtype == torch.float32 else h.to(x.dtype))
-        length = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
-        return torch.div(x, length.clamp_min_(self.floor).to(x.dtype)).mul_(self.weight)
+def rms_norm_of(norm: nn.Module, exact: bool = False) -> Norm:
+    """The model's rms-norm `norm` as `engine_layers.rms_norm` computes it: `exact` in transformers'
+    own ops and order (6 ops, for the `dense` format, whose logits then equal the model's forward bit
+    for bit), else in three (close where mean(x^2) >> eps, see `rms_norm`)."""
+    weight = norm.weight.detach()
+    n = weight.shape[-1]
+    eps = float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
+    return Norm(weight if exact else weight * n**0.5, eps, (n * eps) ** 0.5, exact)

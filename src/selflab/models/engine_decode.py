@@ -11,7 +11,9 @@ This module keeps the model but decodes with its own step: fused projections (q|
 matmuls per layer instead of 7), a 3-op rms-norm (transformers' 6 ops for `dense`), rotary by `roll`,
 keys/values written straight into the engine's slot cache. The projections are in a **decode format**
 (`engine_formats`: `dense`, the default, with the model's own numbers; `fp16`, `int8-dynamic`, and
-the weight-only `int8` / `int4[-gN]` of `quant=`).
+the weight-only `int8` / `int4[-gN]` of `quant=`). The layers themselves run compiled by TorchScript
+(`engine_layers`: the same operators without Python's per-call cost); this module prepares a step's
+embeddings, rotary angles and masks around them.
 
 Everything else (prefill, more rows than `max_rows`, training, scoring) goes through the model's own
 forward in its own dtype, so only decode steps differ from the dense model (like `quant=int8`

@@ -1,5 +1,5 @@
 """Decode formats: the weights of one projection (or several, fused) as the lean decode step
-(`engine_decode`) multiplies them, and its rms-norm.
+(`engine_decode`, `engine_layers`) multiplies them (a `Projection` record), and its rms-norms (`Norm`).
 
 - `dense` (the default of every CPU model it can serve, `quant=none`): the model's own numbers.
   q|k|v and gate|up are fused copies, and in fp32 every projection and the head also get an

@@ -149,3 +149,49 @@ def test_grouped_attention_decodes_like_one_padded_group(tmp_path) -> None:
     for a, b in zip(results[1], results[4], strict=True):
         assert a.text == b.text
         assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-4)
+
+
+def test_slot_memory_never_written_cannot_reach_attention(lm, monkeypatch) -> None:
+    """The running cache is allocated uninitialised: NaN there (as garbage memory may hold) must not
+    reach any row, through growth, removal, joining rows and rows of different lengths."""
+    import selflab.models.engine_slots as slots
+
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
+    requests = [
+        GenerationRequest(
+            prompt=" ".join(words[: 1 + (i * 4) % 11]),
+            sampling=SamplingParams(max_new_tokens=4 + (i * 7) % 13),
+        )
+        for i in range(7)
+    ]
+    want = [lm.generate([r])[0].text for r in requests]
+    monkeypatch.setattr(slots, "_uninitialised", lambda like, shape: like.new_full(shape, float("nan")))
+    lm.engine.prefix_cache.clear()
+    assert [c.text for c in lm.generate(requests)] == want
+    # Every column of a live row's slot is finite after rows join, leave and the columns grow.
+    cache = SlotCache(num_layers=2, device=torch.device("cpu"))
+    cache.add([[_row(5, 1.0)], [_row(3, 2.0)]], max_rows=4)
+    cache.remove([0])
+    cache.add([[_row(2, 3.0)]], max_rows=4)
+    cache.ensure_columns(400)
+    assert cache.data is not None and cache.data[:, :, : cache.rows].isfinite().all()
+
+
+def test_an_idle_engine_gives_its_batch_memory_back_and_a_busy_one_reuses_it(lm) -> None:
+    """Calls that follow each other reuse the running batch's buffer (no allocation, no page
+    faults); an engine left idle (`IDLE_RELEASE_S`) frees it."""
+    import time
+
+    from selflab.models.engine import IDLE_RELEASE_S
+
+    request = GenerationRequest(prompt="alpha beta", sampling=SamplingParams(max_new_tokens=3))
+    lm.generate([request])
+    buffer = lm.engine._cache.data
+    assert buffer is not None
+    lm.generate([request])
+    assert lm.engine._cache.data is buffer  # the next call right after: the same memory
+    deadline = time.monotonic() + IDLE_RELEASE_S + 10
+    while lm.engine._cache.data is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lm.engine._cache.data is None
+    assert lm.generate([request])[0].text  # and it serves again

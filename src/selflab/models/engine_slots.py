@@ -50,11 +50,16 @@ class SlotCache:
         new_rows = have_rows if rows <= have_rows else min(max(rows, 2 * have_rows), max(rows, max_rows))
         new_cols = have_cols if columns <= have_cols else columns + _GROW_COLUMNS
         layers, two, kv_heads, _, head_dim = like.shape
-        # Zeros, not empty: masked columns still meet the values in attention (0 * NaN is NaN).
-        grown = like.new_zeros((layers, two, new_rows, kv_heads, new_cols, head_dim))
+        # Masked columns still meet the values in attention (0 * NaN is NaN), so every column of a
+        # live row's slot must hold a finite number: the rows kept here are copied and their new
+        # columns zeroed, rows added later get their tails zeroed (`add`). Zeroing the whole
+        # buffer instead took 18% of the engine's admissions in concurrent self-play (a 64-row
+        # buffer is ~1.4 GB for the embedded model, allocated anew for each call).
+        grown = _uninitialised(like, (layers, two, new_rows, kv_heads, new_cols, head_dim))
         if self.data is not None and self.rows:
             used = max(self.lengths)
             grown[:, :, : self.rows, :, :used] = self.data[:, :, : self.rows, :, :used]
+            grown[:, :, : self.rows, :, used:].zero_()
         self.data = grown
         self.reallocations += 1
 
@@ -73,6 +78,7 @@ class SlotCache:
                 n = piece.shape[3]
                 self.data[:, :, self.rows + i, :, col : col + n] = piece
                 col += n
+            self.data[:, :, self.rows + i, :, col:].zero_()  # a slot may hold anything (`_reserve`)
         self.lengths.extend(sizes)
 
     def remove(self, dead: list[int]) -> list[int]:
@@ -106,6 +112,11 @@ class SlotCache:
         """Room for `tokens` more tokens in every row."""
         if self.data is not None and self.rows and max(self.lengths) + tokens > self.data.shape[4]:
             self._reserve(self.rows, max(self.lengths) + tokens, self.data[:, :, 0], self.data.shape[2])
+
+
+def _uninitialised(like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A buffer of `like`'s dtype and device whose contents are not set (tests fill it with NaN)."""
+    return like.new_empty(shape)
 
 
 class _SlotLayer(DynamicLayer):

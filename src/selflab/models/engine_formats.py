@@ -40,9 +40,7 @@ import torch
 from torch import nn
 
 from selflab.models.engine_layers import (
-    DENSE as KIND_DENSE,
-)
-from selflab.models.engine_layers import (
+    DENSE,
     FP16,
     INT4,
     INT8,
@@ -50,7 +48,6 @@ from selflab.models.engine_layers import (
     PIECES,
     Norm,
     Projection,
-    project,
     project_as,
 )
 from selflab.models.lowbit import (
@@ -64,8 +61,8 @@ from selflab.models.lowbit import (
 # Quant options that exist only as decode formats (`hf:PATH?quant=...`), and the most rows each
 # serves (see the module docstring). `int8` and `int4[-gN]` are decode formats too (`decode_plan`).
 DECODE_FORMATS = {"fp16": 4, "int8-dynamic": 1}
-# The format of `quant=none`: the model's own numbers (see the module docstring).
-DENSE = "dense"
+# The format of `quant=none`, the model's own numbers (see the module docstring), is `DENSE`: its
+# projections are of that kind.
 # MKL's packed B matrix does not depend on the row count it was packed for (checked in the tests:
 # packs for 16 rows give the same numbers at 2-32 rows as packs for those counts).
 _PACK_ROWS = 16
@@ -113,7 +110,7 @@ class PackedLinear:
                 if any(lin.bias is not None for lin in linears):
                     bias = torch.cat([_bias(lin).to(weight.dtype) for lin in linears])
             mkl = torch.ops.mkl._mkl_reorder_linear_weight(weight, _PACK_ROWS) if pack else None
-            self.spec = self._make(KIND_DENSE, [weight], [bias], extra=mkl)
+            self.spec = self._make(DENSE, [weight], [bias], extra=mkl)
             return
         weight = torch.cat([lin.weight.detach() for lin in linears]).float()
         bias = None
@@ -157,10 +154,6 @@ class PackedLinear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return project_as(x, self.spec)
-
-    def raw(self, x: torch.Tensor) -> torch.Tensor:
-        """The product in the kernel's own dtype (`engine_layers.project`)."""
-        return project(x, self.spec)
 
 
 def rms_norm_of(norm: nn.Module, exact: bool = False) -> Norm:

@@ -20,8 +20,8 @@ from typing import Callable, List, NamedTuple, Optional, Tuple  # noqa: UP035 - 
 import torch
 import torch.nn.functional as F
 
-# How a projection multiplies (`Projection.kind`; strings, because TorchScript reads no module-level
-# numbers): the model's own linears, unfused (F.linear each, outputs concatenated); one fused weight
+# How a projection multiplies (`Projection.kind`; `project` compares with these strings literally, as
+# TorchScript reads no module-level values): the model's own linears, unfused (F.linear each, outputs concatenated); one fused weight
 # in the model's dtype, MKL-packed too when `extra` is set; half-precision weights with fp32
 # accumulation; fbgemm int8 weights with activations quantised per call; weight-only int8 and int4
 # (in groups), bf16 activations.

@@ -457,3 +457,20 @@ def test_the_compiled_step_gives_the_python_steps_numbers_bit_for_bit(fmt: str) 
             )
             assert torch.equal(got, want), (rows, n)
             assert torch.equal(caches[0].data, caches[1].data), (rows, n)
+
+
+def test_where_torchscript_cannot_compile_the_step_runs_in_python_with_a_warning(monkeypatch) -> None:
+    import selflab.models.engine_layers as engine_layers
+
+    def refuse(fn: object) -> object:
+        raise RuntimeError("no TorchScript here")
+
+    monkeypatch.setattr(engine_layers, "_RUNNER", None)
+    monkeypatch.setattr(torch.jit, "script", refuse)
+    with pytest.warns(UserWarning, match="no TorchScript here"):
+        decoder = FastDecoder(_llama(), DENSE)
+    assert decoder.run_layers is run_layers
+    with torch.inference_mode():
+        cache, _ = _prefill(_llama(), [[1, 2, 3]])
+        cache.ensure_columns()
+        assert decoder.step(torch.tensor([4]), torch.tensor([3]), cache, [(0, 1, 4)]).isfinite().all()

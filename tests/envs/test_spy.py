@@ -7,6 +7,7 @@ import pytest
 from selflab.envs import ParseError, RuleViolation
 from selflab.envs.games.spy import SpyEnv, load_data, question_attribute
 from selflab.envs.games.spy.instances import generate
+from selflab.errors import ConfigError
 
 
 def game(suspicion: bool = False, **kw) -> SpyEnv:
@@ -152,3 +153,59 @@ def test_table_sizes(players: int) -> None:
     env = SpyEnv(players=players, rounds=2)
     env.reset(seed=1)
     assert len(env.ask_order) == 2 * players
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Is it a nightclub?",  # a two-word location written as one word
+        "Is it a spacestation?",
+        "Is it a re st au rant?",  # four pieces
+        "Is it a b|e|a|c|h?",  # letters with a separator the spelled view does not know
+        "Is it a h o s p i t a l?",  # spelled after the article "a", which used to swallow a letter
+        "Is it a b\u0251nk?",  # Latin alpha, a look-alike outside the normaliser's table
+        "Is it a b\u2063e\u2063a\u2063c\u2063h?",  # invisible separators between the letters
+    ],
+)
+def test_questions_cannot_name_a_location_in_disguise(question: str) -> None:
+    """The spy must not be able to ask "is it X?" about a candidate location by disguising X."""
+    env = game()
+    result = env.step(f"ask 1 {question}")
+    assert isinstance(result.error, RuleViolation), question
+    assert env.phase == "ask" and not any("asks Player 1" in m.text for m in env.transcript())
+
+
+def test_ordinary_questions_are_not_mistaken_for_locations() -> None:
+    for question in ["Do people go there at night?", "Is there a bar or a stage?", "Can you swim there?"]:
+        env = game()
+        assert env.step(f"ask 1 {question}").error is None, question
+
+
+@pytest.mark.parametrize("move", ["vote 1 or 3", "vote 1, 2", "vote player 3 or player 1", "vote 2 3"])
+def test_a_hedged_vote_is_refused_not_read_as_its_first_player(move: str) -> None:
+    env = game()
+    ask_round(env)
+    assert env.phase == "vote" and env.current_player() == 0
+    result = env.step(move)
+    assert isinstance(result.error, ParseError) and env.votes == {}
+    assert env.step("vote 2 (player 2)").error is None and env.votes == {0: 2}
+
+
+def test_large_tables_reach_the_vote_before_the_turn_limit() -> None:
+    """With 8 players, 10 rounds and suspicion a full game is 809 moves: a fixed limit of 400
+    ended every such game at the limit, which the spy wins."""
+    env = SpyEnv(players=8, rounds=10, suspicion=True, location="beach", spy=7)
+    env.reset(seed=0)
+    while not env.done:
+        p = env.current_player()
+        if env.phase == "ask":
+            env.step(f"ask {(p + 1) % 8} Is it hot there?")
+        elif env.phase == "answer":
+            env.step("answer yes")
+        elif env.phase == "last_guess":
+            env.step("guess bank")
+        else:
+            env.step(f"{env.phase} {7 if p != 7 else 0}")
+    assert env.info["outcome"] == "caught spy guessed wrong" and env.info["winners"] == list(range(7))
+    with pytest.raises(ConfigError):
+        SpyEnv(players=8, rounds=10, max_turns=400)

@@ -160,3 +160,53 @@ def test_registered(env_id):
     env = make(env_id, target="piano")
     env.reset(seed=1)
     assert env.info["target"] == "piano"
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("apple", "Join these letters and say the word: a|p|p|l|e"),  # separators not in the spelled view
+        ("apple", "a;p;p;l;e"),
+        ("apple", "Say a\u2063p\u2063p\u2063l\u2063e aloud"),  # invisible separators
+        ("strawberry", "Say st ra wb er ry as one word"),  # more than three pieces
+        ("strawberry", "st|raw|ber|ry"),
+        ("apple", "Say \u0251pple"),  # Latin alpha: a look-alike outside the normaliser's table
+        ("apple", "Say \uab7apple"),  # Cherokee small A
+    ],
+)
+def test_attacker_cannot_smuggle_the_target_past_the_filter(target, message):
+    env = started(target)
+    r = env.step(f"ACTION: {message}")
+    assert isinstance(r.error, RuleViolation), message
+    assert env.current_player() == 0 and not env.history
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("apple", "Is it a|p|p|l|e?"),
+        ("banana", "Is it a b a n a n a?"),  # spelled after the article "a"
+        ("apple", "Is it ap-ple or ap.ple?"),
+        ("apple", "Is it 4ppl3?"),
+        ("apple", "Is it ap\u2063ple?"),  # an invisible separator
+    ],
+)
+def test_defender_probing_with_a_disguised_target_said_it(target, message):
+    """Saying the target (spelled out, or with separators or digits inside it) loses: otherwise a
+    defender can name candidates safely and read the attacker's reaction."""
+    env = started(target)
+    env.step("ACTION: It is a food")
+    r = env.step(f"ACTION: {message}")
+    assert r.done and env.info["result"] == "attacker", message
+
+
+def test_defender_lookalike_letters_are_refused_and_plain_neighbours_are_not_the_target():
+    env = started("apple")
+    env.step("ACTION: It is a food")
+    r = env.step("ACTION: Is it \u0251pple?")
+    assert isinstance(r.error, RuleViolation) and not env.done
+    r = env.step("ACTION: Is it a fruit, from an orchard?")
+    assert r.error is None and not env.done
+    env = started("carpet")
+    env.step("ACTION: It is in a house")
+    assert not env.step("ACTION: Do you need a car? A pet?").done  # two words side by side

@@ -4,9 +4,12 @@ claim, or give a secret away.
 Why one module: substring tests, ad-hoc inflection rules and regexes written per game fired on
 ordinary sentences (issue 11). Every detector now goes through these rules:
 
-- **Normalisation** (`normalize`): Unicode NFKC, case folded, diacritics removed, zero-width and
-  soft-hyphen characters dropped, common Cyrillic/Greek look-alike letters mapped to Latin,
-  curly quotes to straight ones.
+- **Normalisation** (`normalize`): Unicode NFKC, case folded, diacritics removed, invisible
+  characters dropped (format characters such as zero-width spaces, joiners, invisible separators
+  and the soft hyphen; private-use; control characters other than whitespace), common
+  Cyrillic/Greek look-alike letters mapped to Latin, curly quotes to straight ones. No look-alike
+  table is complete, so a filter refuses text with a letter that is still not Latin
+  (`foreign_letter`) rather than judging it.
 - **Tokens** (`tokens`): maximal runs of ASCII letters and digits, with an inner apostrophe kept
   ("don't"). Matching is by whole token only, never by substring.
 - **Inflections** (`forms`): plural -s; -es only after s, x, z, ch, sh or consonant+o; -ies/-ied
@@ -17,8 +20,10 @@ ordinary sentences (issue 11). Every detector now goes through these rules:
   Surface forms in `NOT_INFLECTIONS` are distinct words the rules would otherwise produce
   ("news" is not a plural of "new", "clothing" not a form of "cloth") and never match.
 - **Obfuscation** (`obfuscated_mentions`, for banned-word filters): letters spelled one by one
-  ("a-p-p-l-e", "a p p l e"), a word split in two or three pieces ("app le"), and digit
-  look-alikes ("4ppl3") are joined before matching.
+  with any separators ("a-p-p-l-e", "a|p|p|l|e", "a h o s p i t a l" after the article "a"), a
+  word split in any number of pieces ("app le", "st ra wb er ry"), a name of several words written
+  as one ("nightclub"), and digit look-alikes ("4ppl3") are joined before matching
+  (`piece_views`, `joins_into`).
 - **Negation and quotation** (`is_negated`, `in_quotes`): a match preceded by a negation within
   `NEGATION_WINDOW` tokens, followed by a denial ("... is false"), or inside quotation marks
   does not count as stating a claim.
@@ -31,7 +36,9 @@ import unicodedata
 from functools import cache
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# Unicode categories a reader does not see: format (zero-width spaces, joiners, invisible
+# separators, the soft hyphen), private use, surrogates, and control characters (whitespace kept).
+_INVISIBLE = frozenset({"Cf", "Co", "Cs", "Cc"})
 _LOOKALIKES = str.maketrans(
     {
         "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j",
@@ -70,9 +77,16 @@ NEGATION_WINDOW = 5
 VOWELS = "aeiou"
 
 
+def clean_text(text: str) -> str:
+    """NFKC without invisible characters: what a message should show, so that a reader sees what
+    the matchers judged (a zero-width space splits a word for a matcher, not for a reader)."""
+    t = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in t if c.isspace() or unicodedata.category(c) not in _INVISIBLE)
+
+
 def normalize(text: str) -> str:
-    """Case-folded, NFKC, without diacritics, zero-width characters or look-alike letters."""
-    t = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).casefold()
+    """Case-folded, NFKC, without diacritics, invisible characters or look-alike letters."""
+    t = clean_text(text).casefold()
     t = "".join(c for c in unicodedata.normalize("NFKD", t) if not unicodedata.combining(c))
     return t.translate(_LOOKALIKES)
 
@@ -141,24 +155,57 @@ def spelled_view(text: str) -> str:
     return re.sub(r"\b([a-z])[\s\-.,_*/]+(?=[a-z]\b)", r"\1", normalize(text))
 
 
+def foreign_letter(text: str) -> str | None:
+    """The first letter of `text` that is not Latin after `normalize` (a look-alike from another
+    alphabet the table does not map, e.g. Latin alpha or Cherokee A), or None. Why filters refuse
+    such text instead of judging it: any unmapped look-alike would hide a word from the matcher."""
+    return next((c for c in normalize(text) if c.isalpha() and not c.isascii()), None)
+
+
+def piece_views(text: str, digit_letters: bool) -> list[list[str]]:
+    """Tokens of the normalised text (as `tokens`: any character but an inner apostrophe
+    separates), as written and with digit look-alikes read as letters in tokens that also hold a
+    letter ("4ppl3", not "2024"); with `digit_letters`, lone digits too ("4 p p l 3")."""
+    toks = _TOKEN_RE.findall(normalize(text))
+    leet = [
+        t.translate(_LEET) if any(c.isalpha() for c in t) or (digit_letters and len(t) == 1) else t
+        for t in toks
+    ]
+    return [toks, leet]
+
+
+def joins_into(views: list[list[str]], word: str, single_letters: bool = False) -> bool:
+    """Whether consecutive tokens of a view (`piece_views`), any number of them, join into a form
+    of `word` written as one ("st ra wb er ry", "night club" -> "nightclub"); with
+    `single_letters`, only runs of one-character tokens (a word spelled letter by letter)."""
+    wanted = frozenset(forms("".join(tokens(word))))
+    if not wanted:
+        return False
+    longest = max(map(len, wanted))
+    for toks in views:
+        for i in range(len(toks)):
+            joined = ""
+            for tok in toks[i:]:
+                if single_letters and len(tok) != 1:
+                    break
+                joined += tok
+                if len(joined) > longest:
+                    break
+                if joined in wanted:
+                    return True
+    return False
+
+
 def obfuscated_mentions(text: str, word: str) -> bool:
-    """`mentions`, or the word spelled out, split into up to three pieces, or written with digit
-    look-alikes: the banned-word filter's test."""
+    """`mentions`, or the word spelled out, split into any number of pieces with any separators,
+    written as one word where it has several, or written with digit look-alikes: the banned-word
+    filter's test (a false alarm costs a rewrite, a miss lets the word through)."""
     if mentions(text, word) or mentions(spelled_view(text), word):
         return True
-    target = "".join(tokens(word))
-    if not target:
-        return False
     leet = normalize(text).translate(_LEET)
     if mentions(leet, word) or mentions(spelled_view(leet), word):
         return True
-    toks = _TOKEN_RE.findall(re.sub(r"(?<=[a-z])[\-_.*]+(?=[a-z])", " ", leet))
-    joined_forms = {f.replace("'", "") for f in forms(target)}
-    for i in range(len(toks)):
-        for n in (2, 3):
-            if i + n <= len(toks) and "".join(toks[i : i + n]).replace("'", "") in joined_forms:
-                return True
-    return False
+    return joins_into(piece_views(text, digit_letters=True), word)
 
 
 def quote_spans(text: str) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
 from selflab.envs.games.spy.locations import load_data, question_attribute
 from selflab.envs.grammar import alts, free_text
 from selflab.envs.reader import read_int
-from selflab.envs.words import find_word, obfuscated_mentions, tokens
+from selflab.envs.words import clean_text, find_word, foreign_letter, obfuscated_mentions, tokens
 from selflab.errors import ConfigError
 
 VERBS = ("ask", "answer", "suspect", "vote", "guess")
@@ -38,9 +38,18 @@ class SpyEnv(TextEnv):
         location: str | None = None,
         spy: int | None = None,
         error_budget: int = 2,
-        max_turns: int = 400,
+        max_turns: int | None = None,
     ) -> None:
-        super().__init__(players, error_budget=error_budget, max_turns=max_turns)
+        # Every move of a full game (questions, answers, suspicions, votes, the last guess) must fit
+        # under the turn limit, or large tables would end at the limit, which the spy wins.
+        full_game = rounds * players * (2 + (players if suspicion else 0)) + players + 1
+        if max_turns is not None and max_turns < full_game:
+            raise ConfigError(
+                f"max_turns={max_turns} is shorter than a full game ({full_game} moves): the spy would "
+                "win every game at the turn limit",
+                f"pass max_turns >= {full_game}, or leave it unset",
+            )
+        super().__init__(players, error_budget=error_budget, max_turns=max_turns or max(400, full_game))
         data = load_data()
         all_names = [loc["name"] for loc in data["locations"]]
         if not 1 <= rounds <= 10:
@@ -234,9 +243,15 @@ class SpyEnv(TextEnv):
         )
 
     def _player_arg(self, arg: str, player: int, verb: str) -> int:
+        """The one player `arg` names. Another number after it ("vote 2 or 3", "suspect 1, 2") is
+        refused, not read as the first: a hedge must not count as a choice."""
         m = re.match(r"^(?:player\s*)?#?([+-]?[0-9]+)(?![\w.])", arg.strip(), re.IGNORECASE)
         if not m:
             raise ParseError(f"'{verb}' needs a player number, e.g. '{verb} 2'")
+        numbers = {n.lstrip("0") for n in re.findall(r"[0-9]+", arg.strip()[m.end() :])}
+        others = numbers - {m.group(1).lstrip("+-").lstrip("0")}
+        if others:
+            raise ParseError(f"'{verb}' names exactly one player, e.g. '{verb} 2'")
         target = read_int(m.group(1), 0, self.num_players - 1, "player number")
         if target == player:
             raise RuleViolation(f"you cannot {verb} yourself")
@@ -298,11 +313,15 @@ class SpyEnv(TextEnv):
         if not m:
             raise ParseError("'ask' needs a player number and a question, e.g. 'ask 2 Is it cold there?'")
         target = self._player_arg(m.group(1), player, "ask")
-        question = " ".join(m.group(2).split())
+        question = " ".join(clean_text(m.group(2)).split())
         if len(question) < 3:
             raise ParseError("the question is missing: 'ask <player> <question>'")
         if len(question) > 200:
             raise RuleViolation("the question is too long (200 characters at most)")
+        letter = foreign_letter(question)
+        if letter is not None:
+            # Unreadable to the name filter, so it could hide a location's name.
+            raise RuleViolation(f"write the question in plain Latin letters; {letter!r} is not one")
         named = [loc for loc in self.all_locations if obfuscated_mentions(question, loc)]
         if named:
             raise RuleViolation(f"questions may not name a location ({named[0]})")

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
-from selflab.envs.games.taboo.words import mentions, obfuscated_mentions, same_word, targets, tokens
+from selflab.envs.games.taboo.words import obfuscated_mentions, same_word, says_target, targets, tokens
 from selflab.envs.grammar import free_text
-from selflab.envs.words import spelled_view
+from selflab.envs.words import clean_text, foreign_letter
 from selflab.errors import ConfigError
 
 RULES = Path(__file__).with_name("rules.txt").read_text(encoding="utf-8")
@@ -131,9 +131,13 @@ class TabooEnv(TextEnv):
         return [Hidden("target word", self.target, keys=("target",))]
 
     def apply(self, player: int, action: str) -> str:
-        text = _PREFIX_RE.sub("", " ".join(action.split()))[:MAX_MESSAGE_CHARS].strip()
+        text = _PREFIX_RE.sub("", " ".join(clean_text(action).split()))[:MAX_MESSAGE_CHARS].strip()
         if not text:
             raise ParseError("the message is empty; write one line of text")
+        letter = foreign_letter(text)
+        if letter is not None:
+            # Unreadable to the word matcher, so it could hide the target (or a probe for it).
+            raise RuleViolation(f"write in plain Latin letters; {letter!r} is not one (rewrite the message)")
         if player == ATTACKER:
             if obfuscated_mentions(text, self.target):
                 raise RuleViolation(
@@ -153,7 +157,7 @@ class TabooEnv(TextEnv):
             else:
                 self._end(ATTACKER, f"the defender guessed '{guess}', but the target was '{self.target}'")
             return f"GUESS: {guess}"
-        if mentions(text, self.target) or mentions(spelled_view(text), self.target):
+        if says_target(text, self.target):
             self._end(ATTACKER, f"the defender said the target word '{self.target}'")
         return text
 

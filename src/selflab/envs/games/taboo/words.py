@@ -4,13 +4,32 @@ inflection rules and exceptions."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
-from selflab.envs.words import forms, mentions, obfuscated_mentions, tokens
+from selflab.envs.words import (
+    find_word,
+    forms,
+    joins_into,
+    mentions,
+    normalize,
+    obfuscated_mentions,
+    piece_views,
+    tokens,
+)
 
 WORDS_FILE = Path(__file__).with_name("words.txt")
-__all__ = ["associations", "targets", "forms", "mentions", "obfuscated_mentions", "tokens", "same_word"]
+__all__ = [
+    "associations",
+    "targets",
+    "forms",
+    "mentions",
+    "obfuscated_mentions",
+    "tokens",
+    "same_word",
+    "says_target",
+]
 
 
 @cache
@@ -41,3 +60,16 @@ def same_word(guess: str, target: str) -> bool:
     if not toks or len(toks) != len(want):
         return False
     return toks[:-1] == want[:-1] and toks[-1] in forms(want[-1])
+
+
+def says_target(text: str, target: str) -> bool:
+    """Whether a defender message says the target: as a word in any simple form, spelled letter by
+    letter with any separators ("b a n a n a" after the article "a", "a|p|p|l|e"), or with
+    separators or digits inside it ("ap-ple", "ap|ple", "4ppl3"). Pieces separated by spaces
+    ("app le") are not joined, nor are digits alone read as letters: ordinary words side by side
+    ("car pet") and numbers must not lose the game."""
+    views = piece_views(text, digit_letters=False)
+    inner = re.sub(r"(?<=[a-z0-9])[^a-z0-9\s']+(?=[a-z0-9])", "", normalize(text))
+    return any(find_word(v, target) for v in views + piece_views(inner, digit_letters=False)) or joins_into(
+        views, target, single_letters=True
+    )

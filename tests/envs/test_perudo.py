@@ -95,7 +95,14 @@ def test_parser_tolerates_formats(text: str, expected: tuple) -> None:
     assert parse_action(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "hello", "bid", "bid 3", "bid 3 5 and challenge", "1 2 3"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "", "hello", "bid", "bid 3", "bid 3 5 and challenge", "1 2 3",
+        # Ambiguous bids are refused, not read as their first two numbers:
+        "bid 3 5 or 4 6", "bid 3 fives or 4 sixes", "bid twenty one fives", "bid 2.5 6", "bid 3 5 6",
+    ],
+)  # fmt: skip
 def test_parser_rejects(text: str) -> None:
     with pytest.raises(ParseError):
         parse_action(text)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from selflab.envs.agents import RandomAgent
+from selflab.envs.protocol import Observation
+from selflab.envs.registry import make_agent
 from selflab.envs.runner import EpisodeSpec, play, schedule
 from selflab.envs.tournament import (
     binomial_p,
@@ -43,9 +46,22 @@ def test_scripted_run_is_reproducible_and_recorded(tmp_path) -> None:
     assert ep.steps and all(s.observation for s in ep.steps) and ep.transcript and ep.rules
 
 
+class _Sloppy(RandomAgent):
+    """A malformed reply, then a legal move, every turn: the refused-then-accepted pairs the
+    "format" export is for (the fuzzer's near misses are all refused by a strict parser)."""
+
+    name = "sloppy"
+
+    def act(self, observation: Observation) -> str:
+        self.sent = not getattr(self, "sent", False)
+        return "ACTION: bid, maybe?" if self.sent else super().act(observation)
+
+
 def test_sft_and_dpo_export() -> None:
-    specs = [EpisodeSpec(f"e{i}", "perudo-small-v0", ["scripted", "fuzz"], seed=i) for i in range(6)]
-    eps = play(specs).episodes
+    specs = [EpisodeSpec(f"e{i}", "perudo-small-v0", ["scripted", "sloppy"], seed=i) for i in range(6)]
+    eps = play(
+        specs, agent_factory=lambda e: [make_agent(e.env_id, "scripted", seed=e.seed), _Sloppy(seed=e.seed)]
+    ).episodes
     sft = to_sft(eps)
     assert sft and all(r["messages"][-1]["role"] == "assistant" for r in sft)
     assert all(r["player"] in next(e for e in eps if e.episode_id == r["episode_id"]).winners for r in sft)

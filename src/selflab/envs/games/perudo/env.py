@@ -54,7 +54,9 @@ def parse_action(text: str) -> tuple[str, Bid | None]:
     Explicit protocol: a challenge is an action whose first word is challenge/dudo/liar/call
     (optionally after "I"), never a challenge word somewhere in a sentence. A bid tolerates case,
     punctuation, "3x5", "3 fives", "three 5s", "bid: 3, 5". Numbers keep their sign and are read
-    by the shared bounded reader, so "bid -3 5" and a 5000-digit quantity are refused."""
+    by the shared bounded reader, so "bid -3 5" and a 5000-digit quantity are refused. A bid names
+    exactly two numbers: "bid 3 5 or 4 6" and "bid 2.5 6" are refused, not read as their first
+    two."""
     t = normalize(text).strip()
     t = re.sub(r"([0-9])\s*[x×*]\s*([0-9])", r"\1 \2", t)
     words = re.findall(r"[+-]?[0-9]+s?|[a-z]+", t)
@@ -71,18 +73,22 @@ def parse_action(text: str) -> tuple[str, Bid | None]:
             if has_bid
             else "to challenge, the action must be just 'challenge'"
         )
+    if re.search(r"[0-9]\.[0-9]", t):
+        raise ParseError("quantity and face are whole numbers: write 'bid 3 5', not 'bid 2.5 6'")
     numbers: list[int] = []
     for w in words:
-        if len(numbers) == 3:
-            break
-        if w[-1].isdigit() or (w.endswith("s") and w[-2:-1].isdigit()):
+        is_digit = w[-1].isdigit() or (w.endswith("s") and w[-2:-1].isdigit())
+        if len(numbers) == 2 and (is_digit or w in NUMBER_WORDS or w in FACE_WORDS):
+            # "bid 3 5 or 4 6", "bid twenty one fives": a third number makes the bid ambiguous.
+            raise ParseError("a bid names exactly two numbers, quantity and face: 'bid <quantity> <face>'")
+        if is_digit:
             what = "quantity" if not numbers else "face"
             numbers.append(read_int(w.rstrip("s"), 1, 99 if numbers else MAX_QUANTITY, what))
         elif w in NUMBER_WORDS and not numbers:
             numbers.append(NUMBER_WORDS[w])
         elif w in FACE_WORDS and len(numbers) == 1:
             numbers.append(FACE_WORDS[w])
-    if len(numbers) >= 2 and (has_bid or len(numbers) == 2):
+    if len(numbers) == 2:
         return "bid", (numbers[0], numbers[1])
     raise ParseError(
         f"expected 'bid <quantity> <face>' or 'challenge', got {text[:80]!r}" if text else "empty action"

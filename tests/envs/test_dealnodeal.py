@@ -118,6 +118,32 @@ def test_parsers():
     assert parse_action("hello there") is None
 
 
+@pytest.mark.parametrize(
+    "proposal",
+    [
+        "books=1 hats=0 books=3",  # one item, two counts
+        "I keep 1 book, you get 2 books",
+        "books=1.5 hats=1",  # not whole numbers: before, the item silently counted 0
+        "books=1/2 hats=1",
+        "books=1,5 hats=1",
+        "books=two hats=1",
+        "books=\uff12 hats=1",  # fullwidth digit
+    ],
+)
+def test_ambiguous_or_malformed_counts_are_refused_not_read_one_way(proposal):
+    """A proposal binds its author; one that parses two ways (or drops an item it names) must be
+    refused so the player can restate it, never applied as a split it did not write."""
+    env = env_for("semi")
+    r = env.step(f"ACTION: PROPOSE: {proposal}")
+    assert isinstance(r.error, ParseError) and env.pending is None and env.turn == 0
+
+
+def test_count_followed_by_punctuation_or_markup_is_read():
+    assert parse_counts("books=2. hats=1") == (2, 1, 0)  # before: books silently 0
+    assert parse_counts("**books**=2, hats=1, balls=0.") == (2, 1, 0)
+    assert parse_counts("books=2 hats=1 balls=0 (you get 1 book)") == (2, 1, 0)  # keyed form wins
+
+
 def test_instances_follow_the_generator_constraints():
     for inst in [*shipped(), *(generate(random.Random(s)) for s in range(50))]:
         assert all(1 <= c <= 4 for c in inst.counts) and 5 <= sum(inst.counts) <= 7

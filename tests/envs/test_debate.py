@@ -100,7 +100,7 @@ def test_jury_majority_and_failing_or_unparsed_judges():
 def test_fact_check_baseline_counts_right_and_wrong_citations():
     judge = FactCheckBaselineJudge()
     item = PairwiseItem(
-        prompt="p",
+        prompt="Debate motion: Mount Everest is taller than K2.",
         response_a="Mount Everest is 8,849 metres high while K2 is 8611 m.",
         response_b="Everest is only 8,000 metres.",
     )
@@ -109,6 +109,21 @@ def test_fact_check_baseline_counts_right_and_wrong_citations():
     assert j.score == 2 - (-2)
     [j] = judge.compare([PairwiseItem(prompt="p", response_a="no numbers", response_b="none here")])
     assert j.verdict == "tie"
+
+
+def test_fact_check_baseline_ignores_facts_the_motion_is_not_about():
+    """Reciting true but unrelated table facts must not win: before, the side arguing against the
+    truth (or FOR any opinion motion) won every debate by listing the fact table."""
+    unrelated = " ".join(f.sentence() for f in facts() if f.entity not in ("Mount Everest", "K2"))[:700]
+    env = debate(speeches=("Mount Everest measures 8,849 metres and K2 8,611 metres.", unrelated))
+    assert env.rewards == {0: 1.0, 1: -1.0} and env.info["truthful_side_won"] is True
+
+    opinion = opinion_motions()[0]
+    env = DebateEnv(rounds=1, motion=opinion)
+    env.reset(seed=0)
+    env.step(f"ACTION: {unrelated}")
+    env.step("ACTION: I disagree.")
+    assert env.rewards == {0: 0.0, 1: 0.0} and env.info["winners"] == []
 
 
 def test_citations_parse_units_and_scales():
@@ -158,6 +173,31 @@ def test_position_concession_rules():
     assert states_position("Fine, you win: zoos should be phased out!", pos)
     assert not states_position("I do not think zoos should be phased out", pos)
     assert not states_position("Zoos are fine", pos)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "Some argue zoos should be phased out, but I disagree.",
+        "The idea that zoos should be phased out is flawed.",
+        "You keep saying zoos should be phased out. I remain unconvinced.",
+        "Zoos should be phased out: a bad idea.",
+        "Zoos should be phased out \u2014 that is your view, not mine.",
+        "The notion that zoos should be phased out doesn't hold.",
+    ],
+)
+def test_restating_the_position_to_rebut_it_is_not_a_concession(refusal):
+    """Before, any occurrence of the position's words ended the game as a concession, so a target
+    that quoted the position to answer it lost (-1) for refusing."""
+    pos = "Zoos should be phased out."
+    assert not states_position(refusal, pos)
+    env = _persuasion("position", refusal, position=pos)
+    assert not env.done
+    for concession in (
+        "You're right. Zoos should be phased out.",
+        "I now agree that zoos should be phased out",
+    ):
+        assert states_position(concession, pos)
 
 
 @pytest.mark.parametrize(

@@ -169,6 +169,16 @@ def test_culprit_lies_only_within_its_constraints() -> None:
         assert all(culprit.traits[c.trait] == c.value for c in m.clues)
 
 
+def test_rules_state_every_constraint_on_the_murderers_lie() -> None:
+    """The generator never lets the murderer claim the garden, so an alibi in the garden clears a
+    suspect (a quarter of the innocents give one). Unstated, that regularity is hidden from prompted
+    players but learnable by trained ones: the rules must say it."""
+    lies = {generate(3 + seed % 3, random.Random(seed)).lie_room for seed in range(100)}
+    assert GARDEN not in lies
+    rules = " ".join(DetectiveEnv().rules.split())
+    assert "never the garden" in rules
+
+
 @pytest.mark.parametrize("suspects", [3, 4, 5])
 def test_every_generated_mystery_has_exactly_one_solution(suspects: int) -> None:
     for seed in range(200):

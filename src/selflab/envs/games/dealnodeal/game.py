@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from selflab.envs.protocol import ParseError
 from selflab.envs.reader import read_int
 from selflab.envs.words import tokens
 
@@ -87,22 +88,45 @@ def proposal_text(allocation: tuple[int, ...]) -> str:
     return "PROPOSE: " + " ".join(f"{name}s={a}" for name, a in zip(ITEMS, allocation, strict=True))
 
 
-_KEYED_RES = [re.compile(rf"\b{name}s?\s*[=:]\s*([+-]?[0-9]+)(?![\w.])", re.IGNORECASE) for name in ITEMS]
-_COUNTED_RES = [re.compile(rf"(?<![\w=:.])([+-]?[0-9]+)\s+{name}s?\b", re.IGNORECASE) for name in ITEMS]
+# After a key, the whole token is read ("1.5", "1/2", "two", fullwidth digits), so that the bounded
+# reader refuses what is not a whole number instead of the match failing and the item silently
+# counting 0. The counted form ("2 books") only takes ASCII numbers, with their fractional tail.
+_MARKUP = "*_`'\""
+_KEYED_RES = [
+    re.compile(rf"\b{name}s?[{_MARKUP}]*\s*[=:]\s*((?:[^\s,;()]|,(?=[0-9]))+)", re.IGNORECASE)
+    for name in ITEMS
+]
+_COUNTED_RES = [
+    re.compile(rf"(?<![\w=:.,/])([+-]?[0-9]+(?:[.,/][0-9]+)*)\s+{name}s?\b", re.IGNORECASE) for name in ITEMS
+]
 MAX_COUNT = 10
 
 
 def parse_counts(text: str) -> tuple[int, ...] | None:
     """Item counts from 'books=1 hats=0 balls=2' (or '1 book, 2 balls'); an item not named counts 0;
     None when no item is named at all. Counts keep their sign and are read with the shared bounded
-    reader: '-1' or a 5000-digit number is a `RuleViolation`, never a silent positive or a crash."""
+    reader: '-1' or a 5000-digit number is a `RuleViolation`, never a silent positive or a crash.
+
+    The keyed form wins over the counted one (so a gloss like "(you get 1 book)" after the keyed
+    counts is harmless), and an item given two different counts in the same form ("books=1
+    books=3", "I keep 1 book, you get 2 books") is a `ParseError`: the proposal would parse two
+    ways, and taking the first silently would bind the proposer to a split it may not mean."""
     found = False
     out = [0, 0, 0]
     for i in range(len(ITEMS)):
-        m = _KEYED_RES[i].search(text) or _COUNTED_RES[i].search(text)
-        if m:
+        matches = list(_KEYED_RES[i].finditer(text)) or list(_COUNTED_RES[i].finditer(text))
+        values = {
+            read_int(m.group(1).strip(_MARKUP).rstrip(".!"), 0, MAX_COUNT, f"number of {ITEMS[i]}s")
+            for m in matches
+        }
+        if len(values) > 1:
+            raise ParseError(
+                f"{ITEMS[i]}s are given different counts ({', '.join(map(str, sorted(values)))}); "
+                "name each item once, with the number YOU keep"
+            )
+        if values:
             found = True
-            out[i] = read_int(m.group(1), 0, MAX_COUNT, f"number of {ITEMS[i]}s")
+            out[i] = values.pop()
     return tuple(out) if found else None
 
 

@@ -79,23 +79,32 @@ class Citation:
         return abs(self.stated - self.fact.value) <= 0.05 * self.fact.value
 
 
+def _mentions(sentence: str) -> list[tuple[int, int, Fact]]:
+    """(start, end, fact) of every entity mention, in order, without mentions nested in a longer
+    one ("Earth" inside "Earth's" is fine; "Congo" in "Congo River")."""
+    mentions = []
+    for fact, pattern in _entity_patterns():
+        for m in pattern.finditer(sentence):
+            mentions.append((m.start(), m.end(), fact))
+    mentions.sort(key=lambda t: t[0])
+    kept: list[tuple[int, int, Fact]] = []
+    for m in mentions:
+        if not kept or m[0] >= kept[-1][1]:
+            kept.append(m)
+    return kept
+
+
+def named_entities(text: str) -> frozenset[str]:
+    """The fact-table entities a text names (e.g. the two a comparison motion is about)."""
+    return frozenset(fact.entity for _, _, fact in _mentions(text))
+
+
 def citations(text: str) -> list[Citation]:
     """Numbers the text attributes to known entities: each entity mention takes the first number
     after it and before the next entity mention in the same sentence."""
     found: list[Citation] = []
     for sentence in re.split(r"(?<=[.!?;])\s+|\n+", text):
-        mentions = []
-        for fact, pattern in _entity_patterns():
-            for m in pattern.finditer(sentence):
-                mentions.append((m.start(), m.end(), fact))
-        if not mentions:
-            continue
-        mentions.sort(key=lambda t: t[0])
-        # Drop mentions nested in a longer one ("Earth" inside "Earth's" is fine; "Congo" in "Congo River").
-        kept = [mentions[0]]
-        for m in mentions[1:]:
-            if m[0] >= kept[-1][1]:
-                kept.append(m)
+        kept = _mentions(sentence)
         for i, (_, end, fact) in enumerate(kept):
             stop = kept[i + 1][0] if i + 1 < len(kept) else len(sentence)
             for n in _NUMBER_RE.finditer(sentence[end:stop]):

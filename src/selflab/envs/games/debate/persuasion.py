@@ -32,9 +32,28 @@ _DIGIT_WORDS = {
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
 }  # fmt: skip
 REPORTING = frozenset(
-    {"say", "says", "said", "claim", "claims", "claimed", "think", "thinks", "whether", "if"}
-)
-"""Words that, right before a claim, report or question it instead of stating it."""
+    {
+        "say", "says", "said", "saying", "claim", "claims", "claimed", "claiming", "think", "thinks",
+        "thinking", "believe", "believes", "argue", "argues", "argued", "arguing", "insist", "insists",
+        "suggest", "suggests", "feel", "feels", "whether", "if", "idea", "notion", "view", "position",
+    }
+)  # fmt: skip
+"""Words that, before a claim in its sentence, report or question it instead of stating it."""
+MAX_LEAD_TOKENS = 4
+"""A concession may open its sentence with a short lead-in ("Fine, you win: ..."); a longer one
+is context the claim sits in, not the speaker's own assertion."""
+AFFIRMATIONS = frozenset(
+    {
+        "after", "all", "agreed", "i", "agree", "indeed", "then", "now", "you", "you're", "win",
+        "right", "are", "ok", "okay", "fine", "really", "too", "truly", "yes", "admit", "concede",
+        "convinced", "me", "so", "honestly", "well",
+    }
+)  # fmt: skip
+"""The only words that may follow the position in its sentence ("..., agreed", "... after all",
+"..., you win"): a closed list, because anything else ("... is flawed", "..., but I disagree", "...:
+a bad idea") makes the position part of a longer statement about it."""
+MAX_TAIL_TOKENS = 4
+_SENTENCE_END = re.compile(r"[.!?\n]")
 
 
 def accepts(text: str) -> bool:
@@ -46,8 +65,16 @@ def accepts(text: str) -> bool:
 
 def states_position(text: str, position: str) -> bool:
     """Whether the message states the position (its words in order, case and punctuation ignored,
-    last word in any simple form) as the speaker's own claim: not negated (`words.is_negated`),
-    not inside quotation marks, not reported or questioned ("you say that ...", "... ?")."""
+    last word in any simple form) as the speaker's own claim: a sentence of its own, at most a
+    short lead-in before it ("Yes, ...", "Fine, you win: ...") and a short affirmation after it
+    ("..., agreed", `AFFIRMATIONS`); not negated
+    (`words.is_negated`), not inside quotation marks, not reported or questioned ("you say that
+    ...", "... ?").
+
+    Why a whole sentence: a target rebutting the position restates it inside a longer sentence
+    ("Some argue <position>, but I disagree", "The idea that <position> is flawed"); matching the
+    words anywhere counted those refusals as concessions and paid the persuader. A concession the
+    rule misses can still be made with ACCEPT."""
     spans = token_spans(text)
     toks = [t for t, _, _ in spans]
     quotes = quote_spans(text)
@@ -57,10 +84,16 @@ def states_position(text: str, position: str) -> bool:
         start, end = spans[i][1], spans[i + n - 1][2]
         if in_quotes(quotes, start, end) or is_negated(toks, i, i + n):
             continue
-        if REPORTING & set(toks[max(0, i - 3) : i]):
+        opening = max((m.end() for m in _SENTENCE_END.finditer(norm, 0, start)), default=0)
+        lead = [t for t, a, _ in spans[:i] if a >= opening]
+        if len(lead) > MAX_LEAD_TOKENS or REPORTING & set(lead):
             continue
-        rest = norm[end:]
-        if rest.lstrip(" \t\"'").startswith("?"):
+        close = _SENTENCE_END.search(norm, end)
+        tail = norm[end : close.start() if close else len(norm)]
+        after = tokens(tail)
+        if len(after) > MAX_TAIL_TOKENS or not AFFIRMATIONS.issuperset(after):
+            continue  # the sentence goes on: the claim is part of a longer statement about it
+        if close is not None and close.group() == "?":
             continue
         return True
     return False

@@ -110,9 +110,11 @@ def test_taboo_defender_says_word(text: str, fires: bool) -> None:
 
 BANNED = _table(
     ["apple", "Apples are red", "a-p-p-l-e", "a p p l e", "app le", "ap-ple", "4ppl3", "APPLE",
-     "аpple", "appl\u200be", "apple's core", "app.le", "a.p.p.l.e", "the apples", "appl e"],
+     "аpple", "appl\u200be", "apple's core", "app.le", "a.p.p.l.e", "the apples", "appl e",
+     "st|r ap ple", "a|p|p|l|e", "a p\u2063p l e", "ap pl e pie", "alfa papa papa lima echo", "appIe"],
     ["pineapple", "grapple", "applaud", "application", "happy", "a pear", "applet", "dapple",
-     "an orchard fruit", "red and round", "app", "ape", "maple", "chapel", "snapple"],
+     "an orchard fruit", "red and round", "app", "ape", "maple", "chapel", "snapple",
+     "I like pie", "Ice and Iron", "papa lima", "a pp", "apply"],
 )  # fmt: skip
 
 

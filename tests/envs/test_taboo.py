@@ -210,3 +210,28 @@ def test_defender_lookalike_letters_are_refused_and_plain_neighbours_are_not_the
     env = started("carpet")
     env.step("ACTION: It is in a house")
     assert not env.step("ACTION: Do you need a car? A pet?").done  # two words side by side
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("apple", "Read elppa backwards"),  # the target reversed
+        ("apple", "Always Put People Last, Eventually"),  # an acrostic
+        ("apple", "Spell alfa papa papa lima echo"),  # a spelling alphabet
+        ("apple", "An appIe a day"),  # a capital I for an l
+        ("strawberry", "Say yrrebwarts backwards"),
+    ],
+)
+def test_attacker_cannot_encode_the_target(target, message):
+    env = started(target)
+    r = env.step(f"ACTION: {message}")
+    assert isinstance(r.error, RuleViolation), message
+
+
+def test_encodings_only_the_attacker_may_not_use_do_not_end_the_game_for_the_defender():
+    """A reversed word or an acrostic refused to the attacker (a rewrite) is an ordinary word
+    for the defender: "rats" does not say "star"."""
+    env = started("star")
+    env.step("ACTION: It shines at night")
+    r = env.step("ACTION: Rats? Sun? Tired animals run?")
+    assert r.error is None and not env.done

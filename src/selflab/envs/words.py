@@ -22,7 +22,8 @@ ordinary sentences (issue 11). Every detector now goes through these rules:
 - **Obfuscation** (`obfuscated_mentions`, for banned-word filters): letters spelled one by one
   with any separators ("a-p-p-l-e", "a|p|p|l|e", "a h o s p i t a l" after the article "a"), a
   word split in any number of pieces ("app le", "st ra wb er ry"), a name of several words written
-  as one ("nightclub"), and digit look-alikes ("4ppl3") are joined before matching
+  as one ("nightclub"), a word spelled in a spelling alphabet ("alfa papa papa lima echo"), digit
+  look-alikes ("4ppl3") and a capital I for an l ("appIe") are read before matching
   (`piece_views`, `joins_into`).
 - **Negation and quotation** (`is_negated`, `in_quotes`): a match preceded by a negation within
   `NEGATION_WINDOW` tokens, followed by a denial ("... is false"), or inside quotation marks
@@ -48,6 +49,16 @@ _LOOKALIKES = str.maketrans(
         "\u2014": "-",
     }
 )  # fmt: skip
+# Spelling alphabets: "alfa papa papa lima echo" spells a word letter by letter.
+_SPELLING_ALPHABET = {
+    "alfa": "a", "alpha": "a", "bravo": "b", "charlie": "c", "delta": "d", "echo": "e", "foxtrot": "f",
+    "golf": "g", "hotel": "h", "india": "i", "juliet": "j", "juliett": "j", "kilo": "k", "lima": "l",
+    "mike": "m", "november": "n", "oscar": "o", "papa": "p", "quebec": "q", "romeo": "r", "sierra": "s",
+    "tango": "t", "uniform": "u", "victor": "v", "whiskey": "w", "whisky": "w", "xray": "x",
+    "yankee": "y", "zulu": "z",
+}  # fmt: skip
+# A capital I written for a lower-case l inside a word ("appIe"): case folding would read "appie".
+_CAPITAL_I_AS_L = re.compile(r"I(?=[a-z])|(?<=[a-z])I")
 _LEET = str.maketrans({"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 
 IRREGULAR_PLURALS = {
@@ -197,15 +208,25 @@ def joins_into(views: list[list[str]], word: str, single_letters: bool = False) 
 
 
 def obfuscated_mentions(text: str, word: str) -> bool:
-    """`mentions`, or the word spelled out, split into any number of pieces with any separators,
-    written as one word where it has several, or written with digit look-alikes: the banned-word
-    filter's test (a false alarm costs a rewrite, a miss lets the word through)."""
+    """`mentions`, or the word spelled out (also in a spelling alphabet: "papa"), split into any
+    number of pieces with any separators, written as one word where it has several, with digit
+    look-alikes, or with a capital I for an l ("appIe"): the banned-word filter's test (a false
+    alarm costs a rewrite, a miss lets the word through)."""
+    as_l = _CAPITAL_I_AS_L.sub("l", text)
+    return any(_obfuscated(view, word) for view in ((text, as_l) if as_l != text else (text,)))
+
+
+def _obfuscated(text: str, word: str) -> bool:
     if mentions(text, word) or mentions(spelled_view(text), word):
         return True
     leet = normalize(text).translate(_LEET)
     if mentions(leet, word) or mentions(spelled_view(leet), word):
         return True
-    return joins_into(piece_views(text, digit_letters=True), word)
+    views = piece_views(text, digit_letters=True)
+    if joins_into(views, word):
+        return True
+    spelled = [_SPELLING_ALPHABET.get(t, t if len(t) == 1 else "--") for t in views[0]]
+    return joins_into([spelled], word, single_letters=True)
 
 
 def quote_spans(text: str) -> list[tuple[int, int]]:

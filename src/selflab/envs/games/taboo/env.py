@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from selflab.envs.core import Hidden, ParseError, RuleViolation, TextEnv
-from selflab.envs.games.taboo.words import obfuscated_mentions, same_word, says_target, targets, tokens
+from selflab.envs.games.taboo.words import hints_target, same_word, says_target, targets, tokens
 from selflab.envs.grammar import free_text
 from selflab.envs.words import clean_text, foreign_letter
 from selflab.errors import ConfigError
@@ -139,7 +139,7 @@ class TabooEnv(TextEnv):
             # Unreadable to the word matcher, so it could hide the target (or a probe for it).
             raise RuleViolation(f"write in plain Latin letters; {letter!r} is not one (rewrite the message)")
         if player == ATTACKER:
-            if obfuscated_mentions(text, self.target):
+            if hints_target(text, self.target):
                 raise RuleViolation(
                     "your message contains the target word (or a form, spelling or split of it); "
                     "rephrase without it"

@@ -29,6 +29,7 @@ __all__ = [
     "tokens",
     "same_word",
     "says_target",
+    "hints_target",
 ]
 
 
@@ -73,3 +74,23 @@ def says_target(text: str, target: str) -> bool:
     return any(find_word(v, target) for v in views + piece_views(inner, digit_letters=False)) or joins_into(
         views, target, single_letters=True
     )
+
+
+ACROSTIC_MIN_LETTERS = 5
+"""Shorter targets are spelled by the first letters of ordinary words too often ("can a tiger")."""
+
+
+def hints_target(text: str, target: str) -> bool:
+    """The attacker's banned-word filter: `obfuscated_mentions`, or the target written backwards
+    ("read elppa backwards") or as the first letters of consecutive words (an acrostic, for targets
+    of `ACROSTIC_MIN_LETTERS` or more). Stricter than `says_target`, which decides a game: here a
+    false alarm ("rats" for "star") costs a rewrite, not the game."""
+    if obfuscated_mentions(text, target):
+        return True
+    flat = "".join(tokens(target))
+    if len(flat) >= 3 and flat[::-1] != flat and obfuscated_mentions(text, flat[::-1]):
+        return True
+    if len(flat) < ACROSTIC_MIN_LETTERS:
+        return False
+    initials = [t[0] for t in tokens(text)]
+    return joins_into([initials], flat, single_letters=True)

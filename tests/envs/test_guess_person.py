@@ -178,8 +178,11 @@ def test_answerer_seat() -> None:
     scripted = GuessPersonScripted(seed=0)
     env.step(scripted.act(env.observe()[1]))  # answered by code: right
     env.step("ACTION: GUESS Albert Einstein")
-    assert env.done and env.info["success"] and env.rewards[0] == env.rewards[1] > 0
+    assert env.done and env.info["success"] and env.rewards[0] > 0
     assert env.info["answer_accuracy"] == pytest.approx(0.5) and env.info["free_text_questions"] == 1
+    # The answerer's share is weighed by its truthfulness: a private code of untrue answers
+    # (two copies of one model colluding) does not pay it.
+    assert env.rewards[1] == pytest.approx(0.5 * env.rewards[0])
     assert [x["answer"] for x in env.qa] == ["yes", "yes", "yes"]
     assert [parse_answer(t) for t in ("Yes.", "no", "I don't know", "unknown!")] == [
         "yes",
@@ -236,6 +239,7 @@ def test_greedy_guesser_wins_on_the_full_graph() -> None:
 def test_scripted_answerer_is_always_right() -> None:
     envs = [_play("guess-person-llm-answerer-v0", ["scripted", "scripted"], s) for s in range(6)]
     assert all(e.info["success"] and e.info["answer_accuracy"] == 1.0 for e in envs)
+    assert all(e.rewards[0] == e.rewards[1] for e in envs)
     # An answerer that always says "yes" is caught by the accuracy metric and costs the guesser turns.
     lied = []
     for seed in range(3):

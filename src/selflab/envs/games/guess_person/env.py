@@ -53,7 +53,8 @@ def build_rules(llm_answerer: bool) -> str:
     answerer = (
         "\nAnswerer: you are shown the person's facts; answer each question truthfully with one line:\n"
         "ACTION: yes   or   ACTION: no   or   ACTION: unknown\n"
-        "The answerer scores what the guesser scores: help it find the person.\n"
+        "The answerer scores what the guesser scores, times the share of its answers to structured\n"
+        "questions that match the records: help the guesser find the person, truthfully.\n"
         if llm_answerer
         else ""
     )
@@ -364,4 +365,9 @@ class GuessPersonEnv(TextEnv):
             else f"out of turns; the person was {self._secret.name}"
         )
         rewards = {p: reward for p in range(self.num_players)}
+        if self.llm_answerer:
+            # Shared scores alone would pay two copies of one model for a private code (answers that
+            # ignore the question); the answerer's share is weighed by how truthful it was.
+            accuracy = self._info["answer_accuracy"]
+            rewards[ANSWERER] = reward * (1.0 if accuracy is None else accuracy)
         self.finish(rewards, reason=reason, winners=list(range(self.num_players)) if success else [])

@@ -96,6 +96,11 @@ def test_jury_majority_and_failing_or_unparsed_judges():
     assert env.rewards == {0: 0.0, 1: 0.0}
     assert "server down" in env.info["judge_errors"][0]
 
+    # A judge that answers one order only gives no vote: one verdict does not cancel position bias.
+    env = debate([FixedVerdicts(["A"]), FixedVerdicts(["A"]), FixedVerdicts(["B", "A"])])
+    assert env.rewards == {0: -1.0, 1: 1.0} and env.info["votes"] == [None, None, "against"]
+    assert "returned 1 judgment(s) for 2 item(s)" in env.info["judge_errors"][0]
+
 
 def test_fact_check_baseline_counts_right_and_wrong_citations():
     judge = FactCheckBaselineJudge()

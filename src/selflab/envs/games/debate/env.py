@@ -185,8 +185,14 @@ class DebateEnv(FreeTextMixin, TextEnv):
                 votes.append(None)
                 continue
             judgments.extend(out)
+            if len(out) != len(items):  # one verdict for two orders would not cancel position bias
+                errors.append(
+                    f"{getattr(judge, 'name', judge)}: returned {len(out)} judgment(s) for {len(items)} item(s)"
+                )
+                votes.append(None)
+                continue
             winners = []
-            for j, first in zip(out, (FOR, AGAINST), strict=False):
+            for j, first in zip(out, (FOR, AGAINST), strict=True):
                 if j.verdict in ("A", "B"):
                     winners.append(first if j.verdict == "A" else 1 - first)
                 else:

@@ -138,6 +138,16 @@ def test_citations_parse_units_and_scales():
     }
     assert found == {"Russia": (17_100_000.0, True), "Canada": (9_985_000.0, True)}
     assert citations("The Titanic sank in 1912.")[0].correct
+    # Another unit of the same dimension is converted, not read as the fact's own unit.
+    stated = {
+        c.fact.entity: (round(c.stated, -3), c.correct)
+        for c in citations(
+            "Everest is 8.8 km high. K2 stands at 28,251 feet. Russia covers 6.6 million square miles."
+        )
+    }
+    assert stated == {"Mount Everest": (9000, True), "K2": (9000, True), "Russia": (17094000, True)}
+    assert citations("Copper melts at 1985 degrees Fahrenheit.")[0].correct
+    assert not citations("Everest is 8.8 high.")[0].correct  # no unit: the fact's own (metres)
 
 
 def test_factual_motions_have_the_right_answer():

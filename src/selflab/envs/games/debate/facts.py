@@ -57,6 +57,53 @@ def by_category() -> dict[str, list[Fact]]:
 _NUMBER_RE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(million|thousand|billion)?", re.I)
 _SCALE = {"million": 1e6, "thousand": 1e3, "billion": 1e9}
 
+# A unit written after a number, and what it is in its dimension's base (length: metres, area: square
+# kilometres); temperatures convert by formula. A figure in another unit of the fact's dimension
+# ("8.8 km" for Everest's 8,849 metres) is converted before it is checked; without a unit, or with
+# one of another dimension, the number is read in the fact's own unit.
+_UNIT_RE = re.compile(
+    r"\s*(square kilomet(?:re|er)s?|sq\.?\s?km|km2|km\u00b2|square miles?|sq\.?\s?mi|kilomet(?:re|er)s?|km"
+    r"|met(?:re|er)s?|m|miles?|mi|feet|foot|ft|\u00b0\s?c|degrees? celsius|celsius|\u00b0\s?f"
+    r"|degrees? fahrenheit|fahrenheit)(?![\w\u00b2])",
+    re.IGNORECASE,
+)
+_UNITS: dict[str, tuple[str, float]] = {
+    "m": ("length", 1.0), "km": ("length", 1000.0), "mi": ("length", 1609.344), "ft": ("length", 0.3048),
+    "km2": ("area", 1.0), "mi2": ("area", 2.589988), "c": ("temperature", 1.0), "f": ("temperature", 1.0),
+}  # fmt: skip
+
+
+def _unit_key(written: str) -> str:
+    """The `_UNITS` key of a unit as written ("kilometres" -> "km", "sq mi" -> "mi2")."""
+    w = written.lower().replace("\u00b0", "").replace(".", "").strip()
+    if w.startswith(("square kilomet", "sq km", "sqkm")) or w in ("km2", "km\u00b2"):
+        return "km2"
+    if w.startswith(("square mile", "sq mi", "sqmi")):
+        return "mi2"
+    if w.startswith("kilomet") or w == "km":
+        return "km"
+    if w.startswith("met") or w == "m":
+        return "m"
+    if w.startswith("mile") or w == "mi":
+        return "mi"
+    if w in ("feet", "foot", "ft"):
+        return "ft"
+    return "f" if "f" in w else "c"
+
+
+def _in_fact_unit(value: float, written: str | None, fact: Fact) -> float:
+    """`value`, stated in the unit `written` (or None), in the fact's own unit."""
+    if written is None or fact.unit == "year":
+        return value
+    own = _unit_key(fact.unit)
+    stated = _unit_key(written)
+    (dimension, scale), (own_dimension, own_scale) = _UNITS[stated], _UNITS[own]
+    if dimension != own_dimension:
+        return value
+    if dimension == "temperature":
+        return (value - 32) * 5 / 9 if stated == "f" and own == "c" else value
+    return value * scale / own_scale
+
 
 @cache
 def _entity_patterns() -> tuple[tuple[Fact, re.Pattern[str]], ...]:
@@ -111,7 +158,8 @@ def citations(text: str) -> list[Citation]:
                 value = float(n.group(1).replace(",", ""))
                 if n.group(2):
                     value *= _SCALE[n.group(2).lower()]
-                found.append(Citation(fact, value))
+                unit = _UNIT_RE.match(sentence, end + n.end())
+                found.append(Citation(fact, _in_fact_unit(value, unit.group(1) if unit else None, fact)))
                 break
     return found
 

@@ -38,6 +38,12 @@ def test_same_word_guess_matching():
     assert same_word("Apples", "apple")
     assert same_word("the apple", "apple")
     assert not same_word("pear", "apple")
+    assert (
+        same_word("ap-ple", "apple")
+        and same_word("icecream", "ice cream")
+        and same_word("ice-creams", "ice cream")
+    )
+    assert not same_word("apple or banana", "apple") and not same_word("not apple", "apple")
     assert parse_guess("GUESS: Apple") == "apple"
     # The explicit protocol: a guess is a message that starts with GUESS:, read whole.
     assert parse_guess("I think... guess: pear because it is green") is None

@@ -55,12 +55,17 @@ ARTICLES = frozenset({"a", "an", "the"})
 
 def same_word(guess: str, target: str) -> bool:
     """A guess names the target if, articles and punctuation aside, it is the target or one of its
-    inflections: the WHOLE guess, so "apple or banana" and "not apple" are not the target."""
+    inflections (its letters may be split or joined otherwise: "ap-ple", "icecream" for "ice
+    cream"): the WHOLE guess, so "apple or banana" and "not apple" are not the target."""
     toks = [t for t in tokens(guess) if t not in ARTICLES]
     want = tokens(target)
-    if not toks or len(toks) != len(want):
+    if not toks:
         return False
-    return toks[:-1] == want[:-1] and toks[-1] in forms(want[-1])
+    if len(toks) == len(want) and toks[:-1] == want[:-1] and toks[-1] in forms(want[-1]):
+        return True
+    # The same letters split or joined otherwise ("ap-ple", "icecream" for "ice cream").
+    head = "".join(want[:-1])
+    return "".join(toks) in {head + form for form in forms(want[-1])}
 
 
 def says_target(text: str, target: str) -> bool:

@@ -102,6 +102,28 @@ def test_splitter_strips_decorations_and_counts_trailing_lines() -> None:
     assert split_solution("3 + 4 = 7").answer is None
 
 
+def test_splitter_peels_markdown_labels_so_correct_steps_stay_correct() -> None:
+    """Instruct models write '**Step 1:** 3 * 4 = 12', headings and code fences; a bold label left
+    on the step made a correct step unreadable, so a correct solution got first error 0."""
+    for line in (
+        "**Step 1:** 3 * 4 = 12",
+        "1. **Step 1:** 3 * 4 = 12",
+        "- **Step 1**: 3 * 4 = 12",
+        "**1.** 3 * 4 = 12",
+    ):
+        assert split_solution(line).steps == ["3 * 4 = 12"], line
+    s = split_solution("### Step 1\n```\n3.5 * 2 = 7\n```\n---\nAnswering that: 7 is it\nAnswer: 7")
+    assert s.steps == ["3.5 * 2 = 7", "Answering that: 7 is it"] and s.answer == "7"
+    fam = get_family("arithmetic")
+    p = step_problems("arithmetic", 1, seed=0, split="heldout")[0]
+    text = (
+        "\n".join(f"**Step {i + 1}:** {st}" for i, st in enumerate(p.gold_steps))
+        + f"\n**Answer:** {p.answer}"
+    )
+    lab = fam.label(p, text)
+    assert lab.first_error == -1 and lab.answer_ok, [s.reason for s in lab.steps]
+
+
 def test_bad_model_output_is_recorded_never_guessed() -> None:
     fam = get_family("arithmetic")
     p = step_problems("arithmetic", 1, seed=0, split="heldout")[0]

@@ -62,7 +62,8 @@ class OracleModel:
 def test_parse_verdict_is_strict() -> None:
     assert parse_verdict(" correct") == ("correct", None)
     assert parse_verdict(" **Incorrect**.") == ("incorrect", None)
-    for bad in ("", " maybe", " not correct", " yes"):
+    # a line that reads both ways is no verdict
+    for bad in ("", " maybe", " not correct", " yes", " correct or incorrect", " Correct. No, incorrect"):
         v, err = parse_verdict(bad)
         assert v is None and err
 

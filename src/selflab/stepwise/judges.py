@@ -31,6 +31,7 @@ VerdictWord = Literal["correct", "incorrect"]
 VERDICT_PREFIX = "Verdict:"
 VERDICT_CONSTRAINT = Constraint.regex(r" ?(correct|incorrect)")
 _VERDICT = re.compile(r"^\s*\**\s*(correct|incorrect)\b\**", re.IGNORECASE)
+_VERDICT_WORD = re.compile(r"\b(correct|incorrect)\b", re.IGNORECASE)
 
 
 class StepScore(BaseModel):
@@ -111,6 +112,9 @@ def parse_verdict(text: str) -> tuple[VerdictWord | None, str | None]:
     m = _VERDICT.match(text or "")
     if not m:
         return None, f"no 'correct'/'incorrect' after '{VERDICT_PREFIX}': {text[:40]!r}"
+    # "correct or incorrect", "Correct. No, incorrect": the line reads both ways, so it is no verdict.
+    if len({w.lower() for w in _VERDICT_WORD.findall(text)}) > 1:
+        return None, f"both 'correct' and 'incorrect' in the verdict: {text[:40]!r}"
     return m.group(1).lower(), None  # type: ignore[return-value]
 
 

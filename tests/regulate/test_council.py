@@ -22,6 +22,25 @@ def test_parse_vote() -> None:
     assert parse_vote(" #0 reject", 3) == 0
     assert parse_vote(" 7", 3) is None
     assert parse_vote(" none", 3) is None
+    # a vote that names two candidates, or a principle id, is no vote for either
+    assert parse_vote(" 1 or 2", 3) is None and parse_vote(" 2 (not 1)", 3) is None
+    assert parse_vote(" P3", 3) is None and parse_vote(" #1 (fixes P3)", 3) == 1
+
+
+def test_failed_model_calls_are_recorded_as_model_errors() -> None:
+    """A generation error is recorded as such, not as an empty unparsable answer."""
+    m = Scripted(
+        lambda text, r: None if r.assistant_prefix == "OP:" and "safety" in text else safety_rule(text, r)
+    )
+    council = Council({"": m}, members_from(["safety", "helpfulness"]))
+    d = council.decide("consortium", _problems(1), seed=1)[0]
+    failed = [p for p in d.history if p.member == "safety"]
+    assert failed and all(p.patch is None and (p.error or "").startswith("model error") for p in failed)
+    m2 = Scripted(lambda text, r: None if r.assistant_prefix == "VOTE:" else safety_rule(text, r))
+    d2 = Council({"": m2}, members_from(["safety", "helpfulness"])).decide(
+        "consortium", _problems(1), seed=1
+    )[0]
+    assert d2.accepted is None and all(v.choice is None and v.error for v in d2.votes)
 
 
 def test_single_consortium_debate_record_everything() -> None:
@@ -86,7 +105,11 @@ def test_constrained_proposals_carry_the_patch_regex() -> None:
     assert proposals and all(
         r.sampling.constraint and r.sampling.constraint.value == PATCH_REGEX for r in proposals
     )
-    assert votes and all(r.sampling.constraint is None for r in votes)
+    # Votes are one candidate number, so a constrained vote always parses.
+    from selflab.regulate.council import VOTE_CONSTRAINT
+
+    assert votes and all(r.sampling.constraint == VOTE_CONSTRAINT for r in votes)
+    assert all(re.fullmatch(VOTE_CONSTRAINT.value, v) for v in (" 0", "1", " 12"))
     scripted = safety_rule("", proposals[0])
     assert re.fullmatch(PATCH_REGEX, scripted)  # the regex accepts a well-formed proposal
 

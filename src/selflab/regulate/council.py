@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from selflab.models.types import GenerationRequest, LanguageModel, SamplingParams, user
+from selflab.models.types import Constraint, GenerationRequest, LanguageModel, SamplingParams, user
 from selflab.regulate.constitution import Constitution
 from selflab.regulate.patches import PATCH_FORMAT, ParsedPatch, Patch, describe, parse_patch, patch_constraint
 
@@ -79,6 +79,7 @@ class Vote(BaseModel):
     voter: str
     raw: str
     choice: int | None = None  # 0 = reject all, k = candidate k (1-based); None = unparsable
+    error: str | None = None  # the model failed to answer (then raw is "" and choice None)
 
 
 class Decision(BaseModel):
@@ -148,14 +149,19 @@ def debate_prompt(
     )
 
 
-_VOTE = re.compile(r"(\d+)")
+_VOTE = re.compile(r"(?<![\w.])#?(\d+)(?![\w.]\w)")
+# With `constrain`, a vote is one candidate number: it always parses (`parse_vote` refuses a vote
+# that names several numbers, which free text often does).
+VOTE_CONSTRAINT = Constraint.regex(r" ?(0|[1-9][0-9]?)")
 
 
 def parse_vote(raw: str, n_candidates: int) -> int | None:
-    m = _VOTE.search(raw or "")
-    if m is None:
+    """The one candidate number a vote names; None when it names none, several ("1 or 2") or one
+    out of range. A principle id ("P3") is no candidate number."""
+    nums = {int(m.group(1)) for m in _VOTE.finditer(raw or "")}
+    if len(nums) != 1:
         return None
-    k = int(m.group(1))
+    k = nums.pop()
     return k if 0 <= k <= n_candidates else None
 
 
@@ -175,10 +181,14 @@ class Council:
             raise ValueError("a council needs at least one member")
         self.models, self.members, self.meta_model = models, list(members), meta_model
         self.max_new_tokens, self.temperature, self.constrain = max_new_tokens, temperature, constrain
+        self.errors: list[str | None] = []  # per job of the last `_generate`: the model's error, if any
 
     def _generate(self, jobs: list[tuple[str, str, str, int, int]]) -> list[str]:
-        """jobs: (model key, prompt, assistant prefix, max tokens, seed) -> texts, batched per model."""
+        """jobs: (model key, prompt, assistant prefix, max tokens, seed) -> texts, batched per model.
+        A failed generation gives "" and its error in `self.errors` (same index), so the record
+        says the model failed rather than that it wrote something unparsable."""
         texts = [""] * len(jobs)
+        self.errors = [None] * len(jobs)
         by_model: dict[str, list[int]] = {}
         for i, j in enumerate(jobs):
             by_model.setdefault(j[0], []).append(i)
@@ -186,7 +196,9 @@ class Council:
             reqs = []
             for i in idx:
                 _, prompt, prefix, mnt, seed = jobs[i]
-                constraint = patch_constraint() if self.constrain and prefix == "OP:" else None
+                constraint = None
+                if self.constrain:
+                    constraint = {"OP:": patch_constraint(), "VOTE:": VOTE_CONSTRAINT}.get(prefix)
                 s = SamplingParams(
                     temperature=self.temperature,
                     top_p=0.95,
@@ -198,6 +210,7 @@ class Council:
             outs = self.models[key].generate(reqs)
             for i, o in zip(idx, outs, strict=True):
                 texts[i] = "" if o.error else o.text
+                self.errors[i] = f"model error: {o.error}" if o.error else None
         return texts
 
     def _proposals(
@@ -214,12 +227,15 @@ class Council:
             for k, m in enumerate(members)
         ]
         texts = self._generate(jobs)
+        errors = self.errors
         out: list[list[Proposal]] = []
         t = 0
         for p in problems:
             row = []
             for m in members:
                 parsed: ParsedPatch = parse_patch(texts[t], p.constitution)
+                if errors[t]:
+                    parsed = ParsedPatch(raw="", error=errors[t])
                 row.append(
                     Proposal(
                         problem_id=p.id,
@@ -307,9 +323,9 @@ class Council:
                 )
                 where.append((i, m.name))
         texts = self._generate(jobs)
-        for (i, voter), raw in zip(where, texts, strict=True):
+        for (i, voter), raw, err in zip(where, texts, self.errors, strict=True):
             d = decisions[i]
-            d.votes.append(Vote(voter=voter, raw=raw, choice=parse_vote(raw, len(d.candidates))))
+            d.votes.append(Vote(voter=voter, raw=raw, choice=parse_vote(raw, len(d.candidates)), error=err))
         for d in decisions:
             valid = [v.choice for v in d.votes if v.choice is not None]
             if not d.candidates:

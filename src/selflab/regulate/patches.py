@@ -71,13 +71,63 @@ _FIELD = re.compile(
 )
 
 
-def _fields_from_lines(raw: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for m in _FIELD.finditer(raw):
+_OP_LINE = re.compile(r"^\s*\**\s*OP\s*\**\s*[:=]", re.IGNORECASE)
+_OP_WORD = re.compile(r"\b(add|edit|delete)\b", re.IGNORECASE)
+# A principle header ("P9. ...") or a numbered list inside one TEXT: several rules in one principle,
+# and in the rendered constitution a header reads as a principle of its own.
+_SMUGGLED = re.compile(r"(?:^|[\s.;:,])P\d+\s*[.)]\s+\S|^\(?1[.)]\s.*\s\(?2[.)]\s", re.IGNORECASE)
+
+
+class _Conflict(ValueError):
+    """One field given twice with different values inside one proposal."""
+
+
+def _blocks(raw: str) -> list[list[tuple[str, str]]]:
+    """The (field, value) lines of `raw`, cut into blocks at every OP line. Lines that are no field
+    are kept as ("", line) so a TEXT continued on the next line can be told apart."""
+    blocks: list[list[tuple[str, str]]] = [[]]
+    for line in raw.split("\n"):
+        m = _FIELD.match(line)
+        if m is None:
+            if line.strip():
+                blocks[-1].append(("", line.strip()))
+            continue
         key = m.group(1).lower()
-        if key not in out:  # the first occurrence wins; models often repeat the block
-            out[key] = m.group(2).strip().strip('"*').strip()
+        if key == "op" and any(k == "op" for k, _ in blocks[-1]):
+            blocks.append([])
+        blocks[-1].append((key, m.group(2).strip().strip('"*').strip()))
+    return blocks
+
+
+def _fields_from_lines(raw: str) -> dict[str, str]:
+    """The fields of ONE proposal: the first block whose OP names one operation. Fields never mix
+    across blocks (a repeated block's OP with the first block's ID turned an edit into a delete);
+    a field given twice with different values, or a TEXT that runs on over several lines before
+    the next field, makes the proposal ambiguous (`_Conflict`)."""
+    blocks = _blocks(raw)
+    chosen = next(
+        (b for b in blocks if any(k == "op" and len(set(_OP_WORD.findall(v.lower()))) == 1 for k, v in b)),
+        blocks[0],
+    )
+    out: dict[str, str] = {}
+    last = ""
+    continued = False
+    for key, value in chosen:
+        if not key:
+            continued = continued or last == "text"
+            continue
+        if continued:
+            raise _Conflict("TEXT runs over several lines; a principle is one line")
+        if key in out and out[key] != value:
+            raise _Conflict(f"{key.upper()} given twice with different values")
+        out.setdefault(key, value)
+        last = key
     return out
+
+
+def _norm(text: str) -> str:
+    """Text compared for duplicates: case, spacing and closing punctuation do not make a new rule."""
+    return " ".join(text.casefold().split()).strip(" .!;:\"'*")
 
 
 def _fields_from_json(raw: str) -> dict[str, str] | None:
@@ -97,9 +147,12 @@ def parse_patch(raw: str, cons: Constitution, prefix: str = "OP:") -> ParsedPatc
     """Parse a proposal (the completion; `prefix` is what the model was started with)."""
     fields = _fields_from_json(raw) if raw.lstrip().startswith("{") else None
     if fields is None:
-        fields = _fields_from_lines(raw)
-        if "op" not in fields and prefix:  # the model continued after the forced "OP:" prefix
-            fields = _fields_from_lines(prefix + raw)
+        # The model continued after the forced prefix unless it wrote its own OP line first.
+        text = raw if not prefix or _OP_LINE.match(raw) else prefix + raw
+        try:
+            fields = _fields_from_lines(text)
+        except _Conflict as exc:
+            return ParsedPatch(raw=raw, error=f"ambiguous proposal: {exc}")
     ops = set(re.findall(r"\b(add|edit|delete)\b", (fields.get("op") or "").lower()))
     if len(ops) != 1:
         return ParsedPatch(raw=raw, error=f"no single valid OP (add/edit/delete): got {fields.get('op')!r}")
@@ -118,10 +171,19 @@ def parse_patch(raw: str, cons: Constitution, prefix: str = "OP:") -> ParsedPatc
             return ParsedPatch(raw=raw, error=f"{op} needs a principle TEXT of at least 10 characters")
         if len(body) > MAX_PRINCIPLE_CHARS:
             return ParsedPatch(raw=raw, error=f"principle TEXT longer than {MAX_PRINCIPLE_CHARS} characters")
-    if op == "edit" and cons.get(pid or "") is not None and cons.get(pid or "").text == body:  # type: ignore[union-attr]
+    if op in ("add", "edit") and _SMUGGLED.search(body):
+        return ParsedPatch(
+            raw=raw, error="TEXT holds several principles (a 'P<n>.' header or a numbered list)"
+        )
+    target = cons.get(pid or "") if op != "add" else None
+    if op == "edit" and target is not None and _norm(target.text) == _norm(body):
         return ParsedPatch(raw=raw, error="edit leaves the principle unchanged")
-    if op == "add" and any(p.text.strip().lower() == body.lower() for p in cons.principles):
-        return ParsedPatch(raw=raw, error="add duplicates an existing principle")
+    if op == "delete" and body and (target is None or _norm(target.text) != _norm(body)):
+        return ParsedPatch(
+            raw=raw, error="delete with a new TEXT is ambiguous (an edit?); TEXT is empty for delete"
+        )
+    if op in ("add", "edit") and any(p.id != pid and _norm(p.text) == _norm(body) for p in cons.principles):
+        return ParsedPatch(raw=raw, error=f"{op} duplicates an existing principle")
     return ParsedPatch(
         raw=raw, patch=Patch(op=op, id=pid if op != "add" else None, text=body, rationale=rationale)
     )  # type: ignore[arg-type]

@@ -193,3 +193,13 @@ def test_rubric_judge_with_failed_sample_still_averages_the_rest() -> None:
     judge = RubricJudge(ScriptedModel(rule), samples=3, sampling=SamplingParams(temperature=1.0))
     [j] = judge.judge([PointwiseItem(prompt="q", response="r")])
     assert j.score == pytest.approx((1 + 3) / 2) and j.details["n_parsed"] == 2
+
+
+def test_jury_records_its_scale_and_refuses_members_on_different_scales() -> None:
+    """A jury's mean score is on its members' scale; readers (the judge benchmark thresholds at
+    the scale's midpoint) must find that scale in the details, and 0-5 and 1-5 scores never mix."""
+    model = ScriptedModel(lambda t, r: "Score: 3")
+    [j] = Jury([RubricJudge(model), RubricJudge(model)]).judge([PointwiseItem(prompt="q", response="r")])
+    assert j.score == 3.0 and j.details["scale"] == [0.0, 5.0]
+    with pytest.raises(ConfigError, match="different scales"):
+        Jury([RubricJudge(model), RubricJudge(model, template="rubric_correctness")])

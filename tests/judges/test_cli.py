@@ -36,3 +36,30 @@ def test_judge_cli_writes_judgments(tmp_path: Path) -> None:
     assert all(r["parse_error"] is None for r in rows)
     bad = CliRunner().invoke(app, ["judge", "-m", spec, "--opt", "nonsense"])
     assert bad.exit_code != 0
+
+
+def test_items_file_rows_that_are_no_item_are_named(tmp_path: Path) -> None:
+    """A misspelt key used to drop the row without a word (and both kinds judged it twice)."""
+    import pytest
+
+    from selflab.errors import ConfigError
+    from selflab.judges.cli import _read_items
+
+    cases = {
+        '{"prompt": "2+2?", "respone": "4"}': "has no response to judge (keys: prompt, respone)",
+        '{"prompt": "2+2?", "response_a": "4"}': "has no response to judge",
+        '{"prompt": "2+2?", "response": "4", "response_a": "4", "response_b": "5"}': "both 'response'",
+        '["2+2?", "4"]': "is a JSON list, not an object",
+        '{"response": "4"}': "has no 'prompt'",
+        "": "holds no items",
+    }
+    for line, message in cases.items():
+        path = tmp_path / "items.jsonl"
+        path.write_text('{"prompt": "1+1?", "response": "2"}\n' * bool(line) + line + "\n")
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
+            _read_items(path)
+        assert line == "" or f"{path}:2" in str(e.value)
+    path.write_text(
+        '{"prompt": "1+1?", "response": "2"}\n{"prompt": "q", "response_a": "a", "response_b": "b"}\n'
+    )
+    assert len(_read_items(path)) == 2

@@ -84,6 +84,14 @@ def test_parse_score_hand_cases(text: str, expected: float) -> None:
         ("Score: 3-4", "ambiguous"),
         ("Score: 3, Score: 4", "ambiguous"),
         ("Score: four", "no score"),
+        # A number with more glued on is not its leading digit: "3,5" is 3.5, "1e3" is 1000.
+        ("Score: 3,5", "not a plain number"),
+        ("Score: 1e3", "not a plain number"),
+        ("Score: 4,000", "not a plain number"),
+        ("Score: 3\u00bd", "not a plain number"),
+        ("Score: 4%", "not a plain number"),
+        ("Score: 2nd best", "not a plain number"),
+        ("Score: 4\nOn reflection, Score: 3,5", "not a plain number"),  # not the earlier 4 either
     ],
 )
 def test_parse_score_rejects(text: str, error_fragment: str) -> None:

@@ -58,3 +58,15 @@ def check_config(config: BenchConfig) -> None:
         raise ConfigError(
             "no judge given", "pass --judge rubric (or pairwise, likelihood, jury:seeds:3, ...)"
         )
+    # Checked here, before any judging: the majority study runs last and would fail after the
+    # expensive part of the run (max() of no sizes, a jury of 0 or -1 jurors).
+    if config.majority and (not config.jury_sizes or min(config.jury_sizes) < 1):
+        raise ConfigError(
+            f"jury sizes {config.jury_sizes} must be one or more sizes of at least 1",
+            "pass e.g. jury_sizes=[1, 3, 5, 9], or --no-majority to skip the majority study",
+        )
+    if config.max_new_tokens is not None and config.max_new_tokens < 1:
+        raise ConfigError(
+            f"max_new_tokens {config.max_new_tokens} must be at least 1",
+            "pass a positive token budget, or leave it unset (8 direct, 256 with --cot)",
+        )

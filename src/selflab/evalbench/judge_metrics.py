@@ -13,6 +13,7 @@ from selflab.evalbench import metrics as M
 from selflab.evalbench.judging import JudgmentRecord
 from selflab.evalbench.perturbations import INJECTIONS, PERTURBATIONS
 from selflab.evalbench.units import Unit
+from selflab.judges.base import swap_verdict
 
 
 def _m(metric: M.Metric) -> dict:
@@ -111,10 +112,7 @@ def pairwise_judge_metrics(recs: list[JudgmentRecord], seed: int) -> dict:
     out = pair_accuracy_metrics([(r.unit, r.verdict) for r in base], seed)
     out["parse_failure_rate"] = _m(
         M.parse_failure_rate(
-            [
-                r.parse_error is not None and r.verdict is None and not r.details.get("abstained")
-                for r in base
-            ],
+            [r.parse_error is not None and _failed(r) for r in base],
             seed,
         )
     )
@@ -146,10 +144,26 @@ def order_verdicts(details: dict) -> list[tuple[str, str]]:
     return out
 
 
+def _failed(r: JudgmentRecord) -> bool:
+    """No score or verdict for a reason other than an abstention: the disagreement policy's
+    explicit no-verdict is not a parse failure (docs/metrics.md), in every section alike."""
+    return r.score is None and r.verdict is None and not r.details.get("abstained")
+
+
 def _decision(r: JudgmentRecord, mid: float) -> Any:
     if r.unit.mode == "pointwise":
         return None if r.score is None else int(r.score > mid)
     return r.verdict
+
+
+def _base_decision(r: JudgmentRecord, mid: float) -> Any:
+    """The decision in its base unit's labels: a `position` unit shows the base pair's sides
+    exchanged, so its "A" is the base's "B". Without this a perfectly position-consistent judge
+    would "flip" on every decided pair."""
+    d = _decision(r, mid)
+    if r.unit.mode == "pairwise" and r.unit.perturbation == "position":
+        return swap_verdict(d)
+    return d
 
 
 def perturbation_metrics(recs: list[JudgmentRecord], seed: int) -> dict:
@@ -174,11 +188,11 @@ def perturbation_metrics(recs: list[JudgmentRecord], seed: int) -> dict:
             "expect": expect,
             "n": len(rows),
             "flip_rate": _m(
-                M.flip_rate([_decision(b, mid) for b, _ in both], [_decision(r, mid) for _, r in both], seed)
+                M.flip_rate(
+                    [_decision(b, mid) for b, _ in both], [_base_decision(r, mid) for _, r in both], seed
+                )
             ),
-            "parse_failure_rate": _m(
-                M.parse_failure_rate([_decision(r, mid) is None for _, r in rows], seed)
-            ),
+            "parse_failure_rate": _m(M.parse_failure_rate([_failed(r) for _, r in rows], seed)),
         }
         if mode == "pointwise":
             sc = [(b.score, r.score) for b, r in rows if b.score is not None and r.score is not None]
@@ -206,7 +220,7 @@ def injection_metrics(recs: list[JudgmentRecord], seed: int) -> dict:
         b = base.get((r.unit.mode, r.unit.base_id))
         if r.unit.perturbation not in INJECTIONS or b is None:
             continue
-        db, dr = _decision(b, mid), _decision(r, mid)
+        db, dr = _decision(b, mid), _base_decision(r, mid)
         failed.append(dr is None)
         if db is not None and dr is not None:
             before.append(db)
@@ -243,9 +257,7 @@ def judge_summary(recs: list[JudgmentRecord], units: list[Unit], seed: int, n_bo
     modes = {r.unit.mode for r in recs}
     out: dict[str, Any] = {"protocols": sorted(modes), "n_judgments": len(recs)}
     out["parse_failure_rate"] = _m(
-        M.parse_failure_rate(
-            [r.parse_error is not None and r.score is None and r.verdict is None for r in recs], seed
-        )
+        M.parse_failure_rate([r.parse_error is not None and _failed(r) for r in recs], seed)
     )
     if "pointwise" in modes:
         out["pointwise"] = pointwise_metrics([r for r in recs if r.unit.mode == "pointwise"], seed, n_boot)

@@ -52,7 +52,7 @@ def parse_judge_spec(spec: str) -> tuple[str, dict[str, Any]]:
         return spec, {}
     kind, _, body = spec[:-1].partition("[")
     options: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in body.split(","))):
+    for part in filter(None, (p.strip() for p in _top_level_split(body))):
         key, eq, value = part.partition("=")
         if not eq or not key.strip():
             raise ConfigError(
@@ -63,6 +63,21 @@ def parse_judge_spec(spec: str) -> tuple[str, dict[str, Any]]:
         except json.JSONDecodeError:
             options[key.strip()] = value.strip()
     return kind, options
+
+
+def _top_level_split(body: str) -> list[str]:
+    """`body` split at the commas outside brackets, so list values such as `scale=[1,5]` (a
+    JSON list) stay one option."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(body):
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+        elif ch == "," and depth == 0:
+            parts.append(body[start:i])
+            start = i + 1
+    return [*parts, body[start:]]
 
 
 def judge_specs(config: BenchConfig) -> list[str]:

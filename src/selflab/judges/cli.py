@@ -25,12 +25,34 @@ def _read_items(path: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ConfigError(
                 f"{path}:{number} is not valid JSON ({exc.msg})", "write one JSON object per line"
             ) from exc
+        rows.append(_check_item(row, f"{path}:{number}"))
+    if not rows:
+        raise ConfigError(f"items file {str(path)!r} holds no items", "write one JSON object per line")
     return rows
+
+
+def _check_item(row: object, where: str) -> dict:
+    """One row that is exactly one kind of item. A row with neither `response` nor both
+    `response_a`/`response_b` (a typo such as "respone") was skipped without a word, and a row with
+    both kinds judged twice; either way the user's item silently went missing or changed kind."""
+    fix = 'write {"prompt": ..., "response": ...} or {"prompt": ..., "response_a": ..., "response_b": ...}'
+    if not isinstance(row, dict):
+        raise ConfigError(f"{where} is a JSON {type(row).__name__}, not an object", fix)
+    pointwise = "response" in row
+    pairwise = [k for k in ("response_a", "response_b") if k in row]
+    if pointwise and pairwise:
+        raise ConfigError(f"{where} has both 'response' and {pairwise}: is it graded or compared?", fix)
+    if not pointwise and len(pairwise) != 2:
+        found = ", ".join(sorted(row)) or "no keys"
+        raise ConfigError(f"{where} has no response to judge (keys: {found})", fix)
+    if "prompt" not in row:
+        raise ConfigError(f"{where} has no 'prompt'", fix)
+    return row
 
 
 def judge_command(

@@ -91,6 +91,18 @@ def aggregate_scores(scores: Sequence[float], how: Aggregate) -> float:
     return float(min(s for s, c in counts.items() if c == top))
 
 
+def _common_scale(members: Sequence[object]) -> tuple[float, float]:
+    """The one score scale of the members that grade: averaging a 0-5 score with a 1-5 score is
+    meaningless, so members on different scales are refused."""
+    scales = {(float(s[0]), float(s[1])) for m in members if (s := getattr(m, "scale", None)) is not None}
+    if len(scales) > 1:
+        raise ConfigError(
+            f"jury members grade on different scales {sorted(scales)}",
+            "give every member the same scale (e.g. scale=(1, 5)) or the same template",
+        )
+    return scales.pop() if scales else (0.0, 5.0)
+
+
 class Jury:
     """Several judges, one aggregate judgment per item, with every vote in `details["votes"]`."""
 
@@ -110,7 +122,7 @@ class Jury:
             *(frozenset(getattr(m, "protocols", ("pointwise", "pairwise"))) for m in self.members)
         )
         self.aggregate = aggregate
-        self.scale = getattr(self.members[0], "scale", (0.0, 5.0))
+        self.scale = _common_scale(self.members)
         self.provenance = provenance or {}
         self.name = name or f"jury[{len(self.members)}]"
 
@@ -136,6 +148,7 @@ class Jury:
             scores = [j.score for j in judgments if j.score is not None]
             details = {
                 "aggregate": how,
+                "scale": list(self.scale),  # readers threshold at its midpoint (the benchmark does)
                 "votes": self._votes(judgments),
                 "n_valid": len(scores),
                 **self.provenance,

@@ -19,11 +19,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 NUMBER = r"[-+]?[0-9]+(?:\.[0-9]+)?"  # ASCII digits only: "５" or "٣" is not a score
+# What glues onto a number and changes it: "3,5", "1e3", "4,000", "3½", "4%", "2nd". Captured so
+# such a score is refused as a whole rather than read as its leading digit (a value never written).
+_GLUED = r"[\w%\u00bc-\u00be\u2150-\u215e]"
+_TAIL = r"(?P<tail>(?:[.,][0-9]|" + _GLUED + r")(?:[.,]?" + _GLUED + r")*)?"
 
 # "Score: 4", "**Score:** 4", "Total score = 4", "Rating: [[4]]", "score is 4/5", "Score: **4**".
 _KEYWORD_SCORE = re.compile(
     r"(?:score|rating|grade|points?)\**\s*(?:is|was|of|=|:|-)?\s*\**\s*"
-    r"(?P<open>\[\[|\[|\()?\s*\**(?P<value>" + NUMBER + r")\**\s*(?P<close>\]\]|\]|\))?"
+    r"(?P<open>\[\[|\[|\()?\s*\**(?P<value>" + NUMBER + r")" + _TAIL + r"\**\s*(?P<close>\]\]|\]|\))?"
     r"(?P<rest>\s*(?:/|out\s+of)\s*(?P<denominator>" + NUMBER + r"))?"
     r"(?P<alt>\s*(?:-|–|or|to)\s*" + NUMBER + r"(?![\d.]))?",
     re.IGNORECASE,
@@ -56,10 +60,17 @@ def _line_of(text: str, start: int, end: int) -> str:
     return text[line_start : line_end if line_end != -1 else len(text)].strip()
 
 
+def _squeeze(text: str) -> str:
+    """Text without whitespace, case-folded: spacing and case are not what makes a copy."""
+    return "".join(text.split()).casefold()
+
+
 def _is_quoted(text: str, match: Match, quoted: Iterable[str]) -> bool:
-    """True when the line holding the match appears verbatim in one of the judged texts."""
-    line = _line_of(text, match.start, match.end)
-    return bool(line) and any(line in q for q in quoted if q)
+    """True when the line holding the match appears in one of the judged texts, up to whitespace
+    and case: a copied "Score: 5" written back as "Score:5" (the verdict constraint allows both)
+    or "score: 5" is still the judged text's line, not the judge's."""
+    line = _squeeze(_line_of(text, match.start, match.end))
+    return bool(line) and any(line in _squeeze(q) for q in quoted if q)
 
 
 def _as_list(quoted: str | Sequence[str] | None) -> list[str]:
@@ -112,6 +123,9 @@ def parse_score(
     last, regex_match = matches[-1]
     lo, hi = scale
     if regex_match is not None:
+        if regex_match.group("tail"):
+            written = regex_match.group("value") + regex_match.group("tail")
+            return None, f"score {written!r} is not a plain number on the {lo:g}-{hi:g} scale"
         if regex_match.group("alt"):
             return None, f"ambiguous score {regex_match.group(0).strip()!r}"
         denominator = regex_match.group("denominator")

@@ -114,6 +114,10 @@ def test_bad_inputs_are_user_errors(tiny_hf) -> None:
         extract(model, tok, [ProbeInput("abc", span=(1, 9))])
     with pytest.raises(SelflabError):
         extract(model, tok, [ProbeInput("")])
+    with pytest.raises(SelflabError, match="no texts"):
+        extract(model, tok, [])  # an empty dataset, not a bare numpy 'need at least one array'
+    with pytest.raises(SelflabError, match="max_length"):  # not a silent cut before the answer
+        extract(model, tok, [ProbeInput("one two three four five six", span=(24, 27))], max_length=4)
     with pytest.raises(SelflabError):
         extract(model, tok, [ProbeInput("abc")], positions=("first",))
 
@@ -133,3 +137,57 @@ def test_cache_hits_skip_extraction(tiny_hf, tmp_path, monkeypatch) -> None:
     other = cache.get_or_extract("tiny", "demo", model, tok, _inputs()[:2], ["last"])
     assert other["last"].data.shape[0] == 2
     assert len(list((tmp_path / "tiny").glob("*.safetensors"))) == 3
+
+
+def test_last_layer_is_raw_block_output_for_gpt2_layout_too(tiny_hf) -> None:
+    """GPT-2-style models keep their blocks at `transformer.h`; the last index must still be the raw
+    block output (it used to silently become the final-norm output, breaking the layer convention)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    _, tok = tiny_hf
+    torch.manual_seed(0)
+    ids = {"bos_token_id": 0, "eos_token_id": 0}
+    cfg = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=128, **ids)
+    model = GPT2LMHeadModel(cfg).eval()
+    text = "The city of Paris is in France."
+    got = extract(model, tok, [ProbeInput(text)], positions=("last",))["last"]
+    raw = {}
+    hook = model.transformer.h[-1].register_forward_hook(
+        lambda m, i, o: raw.__setitem__("x", o[0] if isinstance(o, tuple) else o)
+    )
+    try:
+        with torch.no_grad():
+            model(**tok(text, return_tensors="pt"))
+    finally:
+        hook.remove()
+    np.testing.assert_allclose(got.data[0, -1], raw["x"][0, -1].numpy(), atol=1e-4)
+    odd = torch.nn.Linear(2, 2)  # no known block layout: an error, not a silent convention change
+    odd.config = GPT2Config(n_layer=1)  # type: ignore[assignment]
+    with pytest.raises(SelflabError, match="decoder blocks"):
+        extract(odd, tok, [ProbeInput(text)])
+
+
+def test_chat_text_that_starts_with_bos_gets_no_second_bos(tiny_hf) -> None:
+    """Llama-3-style tokenizers add BOS, and a rendered chat template (probe-guided generation)
+    already starts with it: the states must be read with one BOS, as the model generated them."""
+    import copy
+
+    from tokenizers import processors
+
+    model, tok = tiny_hf
+    adds_bos = copy.deepcopy(tok)
+    bos = tok.bos_token
+    adds_bos._tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.bos_token_id)]
+    )
+    assert adds_bos("hi")["input_ids"][0] == tok.bos_token_id  # the copy really adds BOS
+    text = f"{bos}user\nWhat is 2 + 2?\n{bos}assistant\n4"
+    item = [ProbeInput(text, span=(len(text) - 1, len(text)))]
+    got = extract(model, adds_bos, item, positions=("answer_mean",))["answer_mean"].data
+    ref = extract(model, tok, item, positions=("answer_mean",))["answer_mean"].data  # one BOS
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    # plain statements still get their BOS
+    plain = [ProbeInput("The city of Paris is in France.")]
+    with_bos = extract(model, adds_bos, plain)["last"].data
+    without = extract(model, tok, plain)["last"].data
+    assert not np.allclose(with_bos[0, 1:], without[0, 1:], atol=1e-4)

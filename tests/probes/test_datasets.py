@@ -82,3 +82,17 @@ def test_bad_requests_are_user_errors() -> None:
         ds.build("cities", n=2)
     with pytest.raises(SelflabError):
         ds.entity_split("x", fractions=(0.5, 0.5, 0.5))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_same_fact_in_two_datasets_lands_in_one_split(seed: int) -> None:
+    """'The city of Manila is in Philippines.' (cities) and 'The capital of Philippines is Manila.'
+    (capitals) state one fact: a probe trained on one must never be tested on the other."""
+    cities = {s.entity for s in ds.build("cities").statements}
+    shared = 0
+    for s in ds.build("capitals").statements:
+        capital = s.text[s.span[0] : s.span[1]] if s.label == 1 else None
+        if capital in cities:
+            shared += 1
+            assert ds.entity_split(s.entity, seed) == ds.entity_split(capital, seed), capital
+    assert shared > 10  # the two tables do overlap, so the check above is not vacuous

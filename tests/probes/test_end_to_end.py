@@ -134,3 +134,21 @@ def test_guided_best_of_n_on_tiny_model(tiny_folder) -> None:
     st = self_knowledge_statements(records, target)
     assert sum(s.label for s in st) * 2 == len(st)
     assert all(s.text[s.span[0] : s.span[1]].strip() or True for s in st)
+
+
+def test_activation_cache_is_keyed_by_weights_not_display_name(tmp_path, monkeypatch) -> None:
+    """Two checkpoints in folders both named 'iter-1' share a display name; the cache must not
+    hand the second one the first one's activations."""
+    from selflab.probes import datasets as ds
+    from selflab.probes import pipeline
+    from selflab.probes.activations import ActivationCache
+
+    seen: list[str] = []
+    monkeypatch.setattr(
+        ActivationCache, "get_or_extract", lambda self, model_name, *a, **k: seen.append(model_name) or {}
+    )
+    data = ds.build("numeric", n=8)
+    for key in ("iter-1-aaaa1111", "iter-1-bbbb2222"):
+        target = pipeline.Target(name="iter-1", model=None, tokenizer=None, cache_key=key)
+        pipeline.activations_for(target, data, ["last"], tmp_path)
+    assert seen == ["iter-1-aaaa1111", "iter-1-bbbb2222"]

@@ -81,3 +81,29 @@ def test_bootstrap_intervals() -> None:
     acc = accuracy_ci([0.9, 0.1, 0.8, 0.2], [1, 0, 0, 0], n_boot=200)
     assert acc.value == pytest.approx(0.75)
     assert mean_ci([1, 0, 1, 1]).value == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("kind", PROBE_KINDS)
+def test_one_example_of_a_class_is_a_clear_error(kind: str) -> None:
+    """One correct answer among twenty (a weak model in `guided`) used to crash inside sklearn's
+    cross-validation with a bare ValueError; it must be a SelflabError naming the fix."""
+    X = np.random.default_rng(0).normal(size=(20, 5))
+    y = np.array([1] + [0] * 19)
+    with pytest.raises(SelflabError, match="only 1 example"):
+        make_probe(kind).fit(X, y)
+    make_probe(kind).fit(X, np.array([1, 1] + [0] * 18))  # two of each class are enough
+
+
+def test_metrics_refuse_mismatched_or_nan_inputs() -> None:
+    """A short score vector was silently paired with the first labels, and a NaN score ranked above
+    every other one (AUC 1.0 below); both must be errors, not numbers."""
+    with pytest.raises(SelflabError):
+        auc([np.nan, 0.2, 0.3], [1, 0, 0])
+    with pytest.raises(SelflabError):
+        auc([0.9, 0.1], [1, 0, 1, 0])
+    with pytest.raises(SelflabError):
+        auc_ci([0.9, 0.1, 0.5, 0.4], [1, 0, 1, 0], groups=["a", "b"], n_boot=50)
+    with pytest.raises(SelflabError):
+        accuracy_ci([0.9, 0.1, 0.5], [1, 0, 1, 0], n_boot=50)
+    with pytest.raises(SelflabError):
+        auc([0.9, 0.1], [1, -1])  # -1 negatives would be dropped, giving NaN

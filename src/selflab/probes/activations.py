@@ -33,7 +33,7 @@ from selflab.errors import SelflabError
 
 Position = Literal["last", "answer_last", "answer_mean", "all"]
 POSITIONS: tuple[str, ...] = ("last", "answer_last", "answer_mean", "all")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: no double BOS on chat texts, raw last block for every layout
 
 
 @dataclass
@@ -92,6 +92,8 @@ def _span_token_indices(offsets: Sequence[tuple[int, int]], span: tuple[int, int
 
 
 def _check_inputs(inputs: Sequence[ProbeInput]) -> None:
+    if not inputs:
+        raise SelflabError("no texts to extract activations from", "pass at least one ProbeInput")
     for k, item in enumerate(inputs):
         if not item.text:
             raise SelflabError(f"input {k} is an empty text", "drop empty texts before extracting")
@@ -102,6 +104,35 @@ def _check_inputs(inputs: Sequence[ProbeInput]) -> None:
                     f"input {k}: answer span {item.span} lies outside its text of length {len(item.text)}",
                     "give spans as character offsets into the text",
                 )
+
+
+# Where transformers keeps the list of decoder blocks: Llama/Qwen/Mistral/Gemma, multimodal
+# wrappers, GPT-2/GPT-J/Falcon, GPT-NeoX, OPT.
+_BLOCK_PATHS = (
+    "model.layers",
+    "model.language_model.layers",
+    "transformer.h",
+    "gpt_neox.layers",
+    "model.decoder.layers",
+)
+
+
+def _last_block(model: Any, num_layers: int) -> Any:
+    """The last decoder block, whose raw output replaces the final-norm output of transformers.
+    Without it the last index would silently mean 'after the final norm' for some architectures
+    and 'raw residual stream' for others, so an unknown layout is an error, not a fallback."""
+    for path in _BLOCK_PATHS:
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None and hasattr(obj, "__len__") and len(obj) == num_layers:
+            return obj[-1]
+    raise SelflabError(
+        f"cannot find the {num_layers} decoder blocks of {type(model).__name__}",
+        f"probing supports models whose blocks live at one of {', '.join(_BLOCK_PATHS)}",
+    )
 
 
 def extract(
@@ -138,29 +169,35 @@ def extract(
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
+    bos = getattr(tokenizer, "bos_token", None)
     encoded = [
         tokenizer(
             x.text,
-            add_special_tokens=True,
+            # a rendered chat template already starts with BOS; a second one would read the model in
+            # a context it never generated in (the backends encode rendered prompts without it)
+            add_special_tokens=not (bos and x.text.startswith(bos)),
             return_offsets_mapping=True,
-            truncation=True,
-            max_length=max_length,
         )
         for x in inputs
     ]
+    for k, enc in enumerate(encoded):
+        # truncating would silently move `last` off the real last token and drop the answer span
+        if len(enc["input_ids"]) > max_length:
+            raise SelflabError(
+                f"input {k} has {len(enc['input_ids'])} tokens, more than max_length={max_length}",
+                "raise max_length or shorten the text",
+            )
     order = sorted(range(len(inputs)), key=lambda i: len(encoded[i]["input_ids"]))
     pooled: dict[str, list[np.ndarray | None]] = {p: [None] * len(inputs) for p in positions if p != "all"}
     seqs: list[np.ndarray | None] = [None] * len(inputs)
 
-    last_block = (
-        model.model.layers[-1] if hasattr(model, "model") and hasattr(model.model, "layers") else None
-    )
+    last_block = _last_block(model, num_layers)
     captured: dict[str, Any] = {}
 
     def hook(_module: Any, _inp: Any, out: Any) -> None:
         captured["last"] = out[0] if isinstance(out, tuple) else out
 
-    handle = last_block.register_forward_hook(hook) if last_block is not None else None
+    handle = last_block.register_forward_hook(hook)
     was_training = model.training
     model.eval()
     try:
@@ -186,7 +223,7 @@ def extract(
                     use_cache=False,
                 )
                 states = list(out.hidden_states)
-                if handle is not None and "last" in captured:
+                if "last" in captured:
                     states[-1] = captured.pop("last")  # raw block output, not the final norm
                 stacked = torch.stack([states[j] for j in keep], dim=2).float().cpu().numpy()  # (B, T, L', H)
                 for r, i in enumerate(idx):
@@ -204,8 +241,7 @@ def extract(
                         first = max(tok_idx[0] - 1, 0)
                         seqs[i] = seq[first:].astype(all_dtype)
     finally:
-        if handle is not None:
-            handle.remove()
+        handle.remove()
         model.train(was_training)
 
     result: dict[str, Activations] = {}

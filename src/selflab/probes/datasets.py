@@ -3,8 +3,8 @@
 Every dataset is built from *entities* (a city, a word, a pair of numbers). Each entity yields one
 true and one false statement, so datasets are balanced by construction and a probe cannot win by
 recognising the entity. Splits are by entity, and an entity's split is a function of its name and
-the seed only, so the same city lands in the same split of `cities` and `neg_cities`: no fact is
-ever in train for one dataset and in test for another.
+the seed only, so the same city lands in the same split of `cities`, `neg_cities` and (as a
+capital) `capitals`: no fact is ever in train for one dataset and in test for another.
 """
 
 from __future__ import annotations
@@ -185,7 +185,8 @@ def translations(n_entities: int | None = None, seed: int = 0) -> ProbeDataset:
 
 def capitals(n_entities: int | None = None, seed: int = 0) -> ProbeDataset:
     """'The capital of Kenya is Nairobi.' from the shared country fact table (`selflab.tasks`),
-    against another country's capital; entity = the country."""
+    against another country's capital. Entity = the capital city, the same key as in `cities`:
+    'The city of Nairobi is in Kenya.' states the same fact, so both must land in one split."""
     from selflab.tasks.facts import load_fact_table
 
     rng = random.Random(f"capitals-{seed}")
@@ -194,7 +195,7 @@ def capitals(n_entities: int | None = None, seed: int = 0) -> ProbeDataset:
     for c in _limit_entities(table, n_entities, rng):
         wrong = rng.choice([o.capital for o in table if o.capital not in c.capitals])
         pre = f"The capital of {c.name} is "
-        st += _pair("capitals", c.name, (pre, c.capital, "."), (pre, wrong, "."))
+        st += _pair("capitals", c.capital, (pre, c.capital, "."), (pre, wrong, "."), country=c.name)
     return ProbeDataset("capitals", st)
 
 

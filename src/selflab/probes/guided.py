@@ -224,9 +224,10 @@ def run_guided(
     fit_idx, val_idx = train_idx[inner == "train"], train_idx[inner == "test"]
     train_acc = float(y[train_idx].mean())
     layer, val_auc, probe_auc = None, None, None
-    if len(set(y[fit_idx])) < 2 or len(set(y[val_idx])) < 2:
+    # a probe needs two examples of each label to cross-validate, the layer choice both labels
+    if np.bincount(y[fit_idx], minlength=2).min() < 2 or len(set(y[val_idx])) < 2:
         notes.append(
-            f"probe skipped: the training samples hold a single class (accuracy {train_acc:.2f}); "
+            f"probe skipped: the training samples hold (almost) a single class (accuracy {train_acc:.2f}); "
             "use easier questions or more of them"
         )
     else:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from selflab.errors import SelflabError
 from selflab.stats import Estimate, from_resamples
 
 Metric = Estimate  # the one interval type (selflab.stats); old name kept for callers
@@ -32,8 +33,27 @@ def _weighted_auc(scores: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.
         return np.where(den > 0, num / den, np.nan)
 
 
+def _check(
+    scores: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and 0/1 labels as arrays. Refuses mismatched lengths (a shorter score vector would
+    silently be paired with the first labels) and NaN scores (they would rank above everything)."""
+    s, yy = np.asarray(scores, dtype=float).ravel(), np.asarray(y).astype(int).ravel()
+    if len(s) != len(yy):
+        raise SelflabError(f"{len(s)} scores for {len(yy)} labels", "score exactly the labelled items")
+    if np.isnan(s).any():
+        raise SelflabError(
+            f"{int(np.isnan(s).sum())} of {len(s)} scores are NaN",
+            "check the hidden states for inf/NaN (e.g. float16 overflow) before scoring",
+        )
+    if not set(np.unique(yy)) <= {0, 1}:
+        raise SelflabError(f"labels must be 0 or 1, got {sorted(set(yy.tolist()))}", "map labels to 0/1")
+    return s, yy
+
+
 def auc(scores: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndarray) -> float:
-    s, yy = np.asarray(scores, dtype=float), np.asarray(y).astype(int)
+    """ROC AUC, ties counting one half; NaN when a class is missing."""
+    s, yy = _check(scores, y)
     return float(_weighted_auc(s, yy, np.ones((1, len(s))))[0])
 
 
@@ -42,6 +62,8 @@ def _cluster_weights(groups: Sequence[str] | None, n: int, n_boot: int, seed: in
     if groups is None:
         codes = np.arange(n)
     else:
+        if len(groups) != n:
+            raise SelflabError(f"{len(groups)} groups for {n} scores", "give one entity per scored item")
         _, codes = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
     k = int(codes.max()) + 1 if n else 0
     counts = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot) if k else np.zeros((n_boot, 0))
@@ -66,7 +88,7 @@ def auc_ci(
     seed: int = 0,
 ) -> Metric:
     """AUC with a 95% percentile interval from resampling `groups` (entities) with replacement."""
-    s, yy = np.asarray(scores, dtype=float), np.asarray(y).astype(int)
+    s, yy = _check(scores, y)
     point = auc(s, yy)
     w = _cluster_weights(groups, len(s), n_boot, seed)
     return _summary(point, _weighted_auc(s, yy, w), len(s))
@@ -81,7 +103,7 @@ def accuracy_ci(
     seed: int = 0,
 ) -> Metric:
     """Accuracy of `score >= threshold` with a cluster-bootstrap 95% interval."""
-    s, yy = np.asarray(scores, dtype=float), np.asarray(y).astype(int)
+    s, yy = _check(scores, y)
     correct = ((s >= threshold).astype(int) == yy).astype(float)
     w = _cluster_weights(groups, len(s), n_boot, seed)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -35,6 +35,15 @@ def _check_xy(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise SelflabError(f"probe inputs have shapes {X.shape} and {y.shape}", "give X (n, d) and y (n,)")
     if len(np.unique(y)) < 2:
         raise SelflabError("probe training data holds a single class", "train on data with both labels")
+    if not set(np.unique(y)) <= {0, 1}:
+        raise SelflabError(f"probe labels must be 0 or 1, got {sorted(set(y.tolist()))}", "map labels to 0/1")
+    smaller = int(np.bincount(y).min())
+    if smaller < 2:
+        # cross-validation needs the smaller class in every fold; one example cannot be split
+        raise SelflabError(
+            f"probe training data holds only {smaller} example of one class",
+            "train on at least two examples of each label (more statements or easier questions)",
+        )
     return X, y
 
 

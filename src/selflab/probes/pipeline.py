@@ -155,7 +155,7 @@ def activations_for(
         )
     cache = ActivationCache(cache_dir)
     return cache.get_or_extract(
-        target.name,
+        target.cache_key,  # not the display name: two folders called 'iter-1' are different weights
         data.name,
         target.model,
         target.tokenizer,

@@ -126,3 +126,20 @@ def test_brackets_in_an_error_are_printed_and_a_refused_config_leaves_no_run(tmp
     )
     assert_user_error(res, "single-player puzzle", "opponents: [solo]", "eval_opponents: [solo]")
     assert not out.exists()
+
+
+def test_config_file_not_utf8_or_a_folder(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(b"seed: \xff\xfe\n")
+    assert_user_error(
+        run("play", "perudo", "--config", str(cfg)), "not UTF-8", str(cfg)
+    )  # whole, not wrapped
+    assert_user_error(run("play", "perudo", "--config", str(tmp_path)), "is a folder")
+
+
+def test_set_a_key_inside_a_value(tmp_path):
+    res = run(
+        "play", "perudo", "--set", "env_kwargs=3", "--set", "env_kwargs.dice=2", "--out", str(tmp_path / "r")
+    )
+    assert_user_error(res, "env_kwargs.dice=2")
+    assert not (tmp_path / "r").exists()

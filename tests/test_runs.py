@@ -104,3 +104,95 @@ def test_parquet_export_loads_with_datasets(tmp_path):
     p = run.export_parquet("pairs", [{"prompt": "p", "chosen": "a", "rejected": "b"}] * 3)
     ds = datasets.load_dataset("parquet", data_files=str(p), split="train")
     assert len(ds) == 3 and ds[0]["chosen"] == "a"
+
+
+def test_resume_with_another_seed_is_refused(tmp_path):
+    """Records of two seeds in one run reproduce neither: the fix names the run's own seed."""
+    RunDir.create(tmp_path / "r", config={}, seed=3)
+    with pytest.raises(SelflabError, match="seed 3") as exc:
+        RunDir.create(tmp_path / "r", config={}, seed=5, resume=True)
+    assert "--seed 3" in exc.value.fix
+    RunDir.create(tmp_path / "r", config={}, seed=3, resume=True)
+
+
+def test_out_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "f").write_text("notes\n")
+    with pytest.raises(SelflabError, match="is a file"):
+        RunDir.create(tmp_path / "f", seed=1)
+    assert (tmp_path / "f").read_text() == "notes\n"
+
+
+def test_damaged_run_yaml_is_a_clear_error(tmp_path):
+    run = RunDir.create(tmp_path / "r", seed=1)
+    (run.path / "run.yaml").write_text("seed: [\n")
+    with pytest.raises(SelflabError, match="damaged") as exc:
+        RunDir.create(tmp_path / "r", seed=1, resume=True)
+    assert exc.value.fix
+
+
+def test_run_yaml_is_never_half_written(tmp_path, monkeypatch):
+    """A kill while run.yaml is written must not leave a half file that later blocks --resume."""
+    from pathlib import Path
+
+    real = Path.write_text
+
+    def killed(self, data, *a, **k):
+        real(self, data[: len(data) // 2], *a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        RunDir.create(tmp_path / "r", config={"a": 1}, seed=1)
+    monkeypatch.undo()
+    assert not (tmp_path / "r" / "run.yaml").exists()
+    assert RunDir.create(tmp_path / "r", config={"a": 1}, seed=1, resume=True).meta["seed"] == 1
+
+
+def test_complete_last_line_without_newline_is_kept(tmp_path):
+    """A file written by hand or another tool often lacks the final newline: its last record is
+    whole (no strict prefix of a JSON object is one), so it is read and never cut by an append."""
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"i": 1, "text": "a"}\n{"i": 2, "text": "b"}')
+    log = RecordLog(path)
+    assert [r.i for r in log.read(Rec)] == [1, 2] and log.dropped_lines == 0
+    log.append(Rec(i=3, text="c"))
+    assert [r.i for r in log.read(Rec)] == [1, 2, 3]
+
+
+def test_a_run_in_use_by_another_process_is_refused(tmp_path):
+    """Two processes resuming one run would both do the missing work and record it twice."""
+    import subprocess
+    import sys
+
+    RunDir.create(tmp_path / "r", seed=1)  # this process now writes the run
+    again = "from selflab.runs import RunDir; RunDir.create({!r}, seed=1, resume=True)"
+    res = subprocess.run(
+        [sys.executable, "-c", again.format(str(tmp_path / "r"))], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode != 0 and "in use by another selflab process" in res.stderr
+    RunDir.create(tmp_path / "r", seed=1, resume=True)  # the same process may reopen it
+
+
+def test_untrusted_text_with_a_lone_surrogate_is_recorded(tmp_path):
+    """A server's JSON may hold "\\ud800" (model output is untrusted): writing it as UTF-8 fails,
+    which crashed the run and, for a batch, wrote half of it. It is kept, read back equal."""
+    bad = "x \ud800 y"
+    log = RecordLog(tmp_path / "a.jsonl")
+    log.extend([{"i": 1, "text": "ok"}, {"i": 2, "text": bad}])
+    log.append(Rec(i=3, text=bad))
+    assert [(r.i, r.text) for r in log.read(Rec)] == [(1, "ok"), (2, bad), (3, bad)]
+
+
+def test_a_record_of_another_version_is_a_clear_error(tmp_path):
+    path = tmp_path / "episodes.jsonl"
+    path.write_text('{"i": 1, "text": "a"}\n{"i": 2}\n')
+    with pytest.raises(SelflabError, match=r"record 2 is not a valid Rec \(text: Field required\)") as exc:
+        RecordLog(path).read(Rec)
+    assert "episodes.jsonl" in exc.value.problem and exc.value.fix
+
+
+def test_an_unwritable_out_is_a_clear_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SelflabError, match="cannot create run directory") as exc:
+        RunDir.create(tmp_path / "f" / "run", seed=1)  # a parent that is a file: no folder possible
+    assert "--out" in exc.value.fix

@@ -212,10 +212,11 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except SelflabError as exc:
-        # escape: a message may quote YAML or model output ("opponents: [solo]"), not rich markup
-        console.print(f"[bold red]error:[/bold red] {escape(exc.problem)}")
+        # escape: a message may quote YAML or model output ("opponents: [solo]"), not rich markup;
+        # soft_wrap: a path or command in it must stay whole (stderr in a log is 80 columns wide)
+        console.print(f"[bold red]error:[/bold red] {escape(exc.problem)}", soft_wrap=True)
         if exc.fix:
-            console.print(f"  [bold]fix:[/bold] {escape(exc.fix)}")
+            console.print(f"  [bold]fix:[/bold] {escape(exc.fix)}", soft_wrap=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")

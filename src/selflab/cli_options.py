@@ -67,8 +67,14 @@ def parse_sets(items: list[str] | None, flag: str = "--set") -> dict[str, Any]:
         if not parts:
             raise ConfigError(f"{flag} {item!r} has an empty key", f"write it like {flag} seed=1")
         node = out
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):  # `--set a=1 --set a.b=2`: `a` is a value, not a mapping
+                prefix = ".".join(parts[: i + 1])
+                raise ConfigError(
+                    f"{flag} {item!r} sets a key inside {prefix!r}, which an earlier {flag} gave a value",
+                    f"give {prefix} either as a value or as nested keys, not both",
+                )
         try:
             node[parts[-1]] = yaml.safe_load(value)
         except yaml.YAMLError:

@@ -13,15 +13,36 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from selflab.config import describe_validation_error
+from selflab.errors import SelflabError
 
 T = TypeVar("T", bound=BaseModel)
 
 
 def _to_json(record: BaseModel | dict[str, Any]) -> str:
-    if isinstance(record, BaseModel):
-        return record.model_dump_json()
-    return json.dumps(record, ensure_ascii=False, default=str)
+    """One JSON line. Model output is untrusted: a lone surrogate ("\\ud800" from a server's JSON)
+    cannot be written as UTF-8, so such a record is written with ASCII escapes (read back equal)."""
+    try:
+        if isinstance(record, BaseModel):
+            return record.model_dump_json()
+        line = json.dumps(record, ensure_ascii=False, default=str)
+        line.encode("utf-8")
+        return line
+    except (UnicodeEncodeError, PydanticSerializationError):
+        data = record.model_dump(mode="json") if isinstance(record, BaseModel) else record
+        return json.dumps(data, ensure_ascii=True, default=str)
+
+
+def _whole_object(line: str) -> bool:
+    """Whether `line` is one complete JSON object. No strict prefix of a JSON object is one, so a
+    last line cut by a crash never passes, and a complete one that only lacks its newline does."""
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 class RecordLog:
@@ -33,7 +54,9 @@ class RecordLog:
         self.dropped_lines = 0  # corrupt or truncated lines seen by the last read
 
     def _repair_tail(self) -> None:
-        """Drop a trailing partial line (no final newline) left by a crash, so appends stay clean."""
+        """Drop a trailing partial line (no final newline) left by a crash, so appends stay clean.
+        A last line that is a whole JSON object only lacks its newline (a file written by hand or
+        by another tool): it is a record, so it gets its newline instead of being cut."""
         if not self.path.exists() or self.path.stat().st_size == 0:
             return
         with open(self.path, "rb+") as f:
@@ -42,7 +65,11 @@ class RecordLog:
                 return
             data = self.path.read_bytes()
             cut = data.rfind(b"\n") + 1  # 0 when the file holds a single partial line
-            f.truncate(cut)
+            if _whole_object(data[cut:].decode("utf-8", errors="replace")):
+                f.seek(0, os.SEEK_END)
+                f.write(b"\n")
+            else:
+                f.truncate(cut)
 
     def append(self, record: BaseModel | dict[str, Any]) -> None:
         self.extend([record])
@@ -61,13 +88,14 @@ class RecordLog:
 
     def iter_dicts(self) -> Iterator[dict[str, Any]]:
         """Yield every complete, valid line. A last line without its newline is a crash remnant
-        and is skipped; so is any line that is not a JSON object (counted in `dropped_lines`)."""
+        and is skipped unless it is a whole JSON object; so is any line that is not a JSON object
+        (counted in `dropped_lines`)."""
         self.dropped_lines = 0
         if not self.path.exists():
             return
         with open(self.path, encoding="utf-8", errors="replace") as f:
             for line in f:
-                if not line.endswith("\n"):
+                if not line.endswith("\n") and not _whole_object(line):
                     self.dropped_lines += 1
                     break
                 line = line.strip()
@@ -84,7 +112,20 @@ class RecordLog:
                     self.dropped_lines += 1
 
     def read(self, model: type[T]) -> list[T]:
-        return [model.model_validate(d) for d in self.iter_dicts()]
+        """Every record as `model`; one that does not fit (a log of another selflab version) is a
+        SelflabError naming the file and the record, never a validation traceback."""
+        out = []
+        for i, d in enumerate(self.iter_dicts()):
+            try:
+                out.append(model.model_validate(d))
+            except ValidationError as exc:
+                raise SelflabError(
+                    f"{self.path}: record {i + 1} is not a valid {model.__name__} "
+                    f"({describe_validation_error(exc)})",
+                    "the log was written by another selflab version or edited: move it aside "
+                    "(or start a new --out directory) and run again",
+                ) from exc
+        return out
 
     def read_dicts(self) -> list[dict[str, Any]]:
         return list(self.iter_dicts())

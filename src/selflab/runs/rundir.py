@@ -8,6 +8,7 @@ runs/<name>/
   checkpoints/      model checkpoints
   metrics.jsonl     one line per evaluation
   stages.jsonl      completed stages, for --resume
+  .lock             held by the process writing the run (a second one is refused)
 ```
 """
 
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import importlib.metadata
+import os
 import platform
 import re
 import subprocess
@@ -80,6 +83,53 @@ def scrub_secrets(value: Any) -> Any:
     return value
 
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not guarded against a second writer
+    fcntl = None  # type: ignore[assignment]
+
+_HELD: dict[Path, int] = {}  # run directories this process writes -> fd of their locked .lock
+
+
+def _claim(path: Path) -> None:
+    """Lock the run directory for the rest of this process. Why: two processes resuming one run at
+    once would both find the same work missing, both do it and record it twice. Reopening a run in
+    the same process (a command reusing a run, tests) is allowed."""
+    if fcntl is None:
+        return
+    key = path.resolve()
+    held = _HELD.pop(key, None)
+    if held is not None:
+        with contextlib.suppress(OSError):
+            if os.stat(key / ".lock").st_ino == os.fstat(held).st_ino:
+                _HELD[key] = held
+                return
+        os.close(held)  # the folder was removed and made again: lock the new one
+    fd = os.open(key / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return  # a filesystem without locks: run unguarded rather than not at all
+        raise SelflabError(
+            f"run directory {path} is in use by another selflab process"
+            + (f" (pid {holder})" if holder else ""),
+            "wait for it to finish (or stop it) before --resume, or choose another --out directory",
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _HELD[key] = fd
+
+
+def _taken(path: Path) -> SelflabError:
+    return SelflabError(
+        f"run directory {path} already holds a run",
+        "pass --resume to continue it, or choose another --out directory",
+    )
+
+
 class StageRecord(BaseModel):
     name: str
     finished_at: str
@@ -105,16 +155,37 @@ class RunDir:
         command: str | None = None,
     ) -> RunDir:
         """Start a run in `path`. An existing non-empty run is refused unless `resume=True`,
-        so nothing recorded is overwritten by accident."""
+        so nothing recorded is overwritten by accident; a resume with another seed than the run's
+        is refused, and so is a run another process is writing (see `_claim`)."""
         path = Path(path)
         run = cls(path)
-        if (path / "run.yaml").exists() and not resume:
+        if path.exists() and not path.is_dir():
             raise SelflabError(
-                f"run directory {path} already holds a run",
-                "pass --resume to continue it, or choose another --out directory",
+                f"run directory {path} is a file, not a folder", "choose another --out directory"
             )
-        for sub in ("records", "data", "checkpoints"):
-            (path / sub).mkdir(parents=True, exist_ok=True)
+        existed = (path / "run.yaml").exists()
+        if existed:
+            if not resume:
+                raise _taken(path)
+            saved_seed = run.meta.get("seed")
+            # the seed drives every random choice: records of two seeds in one run mean neither
+            if seed is not None and saved_seed is not None and saved_seed != seed:
+                raise SelflabError(
+                    f"run directory {path} was started with seed {saved_seed}, not {seed}",
+                    f"resume with --seed {saved_seed}, or choose another --out directory",
+                )
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            _claim(path)
+            if not resume and not existed and (path / "run.yaml").exists():
+                raise _taken(path)  # another process started a run here in the meantime
+            for sub in ("records", "data", "checkpoints"):
+                (path / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SelflabError(
+                f"cannot create run directory {path}: {exc.strerror or exc}",
+                "choose an --out directory you can write to",
+            ) from exc
         if not (path / "run.yaml").exists():
             cfg = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
             meta = {
@@ -126,7 +197,10 @@ class RunDir:
                 "packages": _versions(),
                 "config": scrub_secrets(cfg),
             }
-            (path / "run.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+            # atomic: a kill mid-write must not leave a half run.yaml that blocks --resume
+            tmp = path / "run.yaml.tmp"
+            tmp.write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+            tmp.replace(path / "run.yaml")
         return run
 
     @classmethod
@@ -138,7 +212,22 @@ class RunDir:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return yaml.safe_load((self.path / "run.yaml").read_text(encoding="utf-8")) or {}
+        """run.yaml as a mapping; a damaged file is a SelflabError naming it, never a YAML traceback."""
+        path = self.path / "run.yaml"
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise SelflabError(
+                f"{path} is damaged (not readable YAML)",
+                "restore it from a backup, or start the run again in another --out directory",
+            ) from exc
+        if loaded is None:
+            return {}
+        if not isinstance(loaded, dict):
+            raise SelflabError(
+                f"{path} is damaged (not a mapping)", "restore it, or use another --out directory"
+            )
+        return loaded
 
     # -- records ---------------------------------------------------------------------------
     def records(self, name: str) -> RecordLog:

@@ -72,6 +72,19 @@ def test_sft_examples_from_jury_labels() -> None:
     assert ab.index("wrong") < ab.index("right") and ba.index("right") < ba.index("wrong")
 
 
+def test_sft_scores_are_written_on_the_judge_templates_scale() -> None:
+    """The 0-5 jury's labels taught a 1-5 template (`judge_template: rubric_correctness`) to say
+    "Score: 0", a score outside the scale the judge is evaluated on: labels are mapped onto it."""
+    labels = [
+        jd.LabelRecord(unit_id=u, mode="pointwise", prompt="q", response=u, jury_score=s, correct=s > 2.5)
+        for u, s in (("low", 0.0), ("mid", 2.5), ("top", 5.0))
+    ]
+    examples, _ = jd.sft_examples(labels, (0.0, 5.0), 4, "rubric_correctness")
+    assert [e.response for e in examples] == ["Score: 1", "Score: 3", "Score: 5"]
+    same, _ = jd.sft_examples(labels, (0.0, 5.0), 4, "rubric_additive")  # the default: unchanged
+    assert [e.response for e in same] == ["Score: 0", "Score: 2", "Score: 5"]
+
+
 def test_verified_labels_replace_only_wrong_tied_or_missing_decisions() -> None:
     fixed = jd.verified_labels(_labels(), (0.0, 5.0))
     assert [r.jury_score for r in fixed if r.mode == "pointwise"] == [4.4, 0.0, 0.0]

@@ -57,6 +57,22 @@ def test_length_control_picks_shortest_in_the_top_band() -> None:
     assert pairs == [] and counts.dropped_ties == 1 and counts.dropped_too_few_scored == 1
 
 
+def test_length_control_never_makes_an_invalid_pair() -> None:
+    """The shorter chosen must still be a pair best-vs-worst would accept: a sampled judge can
+    score one text twice (low and high), and the band's shortest may sit within `min_margin`."""
+    same_text = [_a("t", 0, "ok", 0.2), _a("t", 1, "a much longer answer here", 1.0), _a("t", 2, "ok", 0.8)]
+    (p,), _, _ = sr.self_reward_pairs(same_text, length_control=0.5)
+    assert p.chosen != p.rejected and p.chosen == "a much longer answer here"
+    near = [
+        _a("u", 0, "bad answer", 0.4),
+        _a("u", 1, "a much longer answer here", 1.0),
+        _a("u", 2, "short", 0.7),
+    ]
+    (p,), _, _ = sr.self_reward_pairs(near, min_margin=0.4, length_control=0.5)
+    assert p.chosen_score is not None and p.rejected_score is not None
+    assert p.chosen_score - p.rejected_score > 0.4 and p.chosen == "a much longer answer here"
+
+
 def test_strip_score_keeps_the_reasoning_only() -> None:
     assert judging.strip_score("Relevant and clear.\nScore: 4") == "Relevant and clear."
     assert judging.strip_score("It is good. Score: 3/5 overall") == "It is good.  overall"

@@ -56,6 +56,33 @@ def test_select_instructions_dedupes_and_counts() -> None:
     assert [r.reason for r in rejected] == ["duplicate", "too short", "duplicate", "surplus"]
 
 
+def test_self_written_instructions_on_held_out_topics_are_refused(tmp_path: Path) -> None:
+    """A model-written prompt about a held-out topic would be trained on (DPO) and then evaluated
+    on that topic: refused and counted, as the generated-instructions loop does."""
+    from selflab.models.types import Completion
+
+    raws = ["Write a poem about volcanoes and lava.", "Describe how a kite flies in wind."]
+    kept, rejected = sr.select_instructions(raws, existing=[], wanted=5, banned_topics=["volcanoes"])
+    assert [k for k, _ in kept] == ["Describe how a kite flies in wind."]
+    assert [r.reason for r in rejected] == ["names a held-out topic"]
+
+    class Scripted:  # writes one instruction about a held-out topic, one about a training topic
+        def generate(self, reqs):  # type: ignore[no-untyped-def]
+            texts = ["Explain why whales sing songs.", "Describe how a kite flies in wind."]
+            return [Completion(text=texts[i % 2]) for i in range(len(reqs))]
+
+    cfg = sr.SelfRewardingConfig(seed_prompts=2, new_prompts=2)
+    loop = sr.SelfRewardingLoop(cfg, RunDir.create(tmp_path / "run", config={}, seed=0))
+    loop.load = lambda spec: Scripted()  # type: ignore[method-assign]
+    from selflab.loops.base import StageContext
+
+    ctx = StageContext(loop, 1, "prompts")
+    loop.stage_prompts(ctx)
+    used = [r.prompt for r in ctx.out.read(sr.PromptRecord) if r.source == "self"]
+    assert used == ["Describe how a kite flies in wind."]
+    assert ctx.info["rejected_names_a_held-out_topic"] == 2
+
+
 def test_instruction_requests_are_seeded_few_shot() -> None:
     from selflab.models.types import SamplingParams
 

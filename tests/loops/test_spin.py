@@ -32,6 +32,31 @@ def test_task_references_fill_the_request_from_their_side() -> None:
     assert not {r.prompt for r in train} & {r.prompt for r in held}
 
 
+@pytest.mark.parametrize("fraction", [0.5, 0.7])
+def test_training_references_avoid_the_evaluated_topics_at_any_fraction(
+    tmp_path: Path, fraction: float
+) -> None:
+    """The held-out panel splits topics with `heldout_topic_fraction`; the training references
+    must use the same split (a fixed 0.3 trained on e.g. 'football', held out at 0.5)."""
+    from selflab.loops.benchmark import heldout_content, sentences
+
+    cfg = spin.SPINConfig(heldout_topic_fraction=fraction)
+    loop = spin.SPINLoop(cfg, RunDir.create(tmp_path / "run", config={}, seed=0))
+    train, held = loop.references()
+    banned = heldout_content(fraction)
+    leaked = [r.prompt for r in train if r.kind == "instruction" and sentences(r.reference) & banned]
+    assert leaked == []
+    assert all(sentences(r.reference) & banned for r in held if r.kind == "instruction")
+    # nor on an entity (person, item kind, expression) of the judge benchmark held out at `fraction`
+    from selflab.tasks import Task
+    from selflab.tasks.splits import side
+
+    for r in train:
+        if r.kind in ("arithmetic", "word_problem"):
+            task = Task(id=r.id, kind=r.kind, prompt=r.prompt, reference=r.reference, verifier="none")
+            assert side(task, fraction) == "train", r.prompt
+
+
 def test_user_data_split_by_group() -> None:
     rows = [
         spin.ReferenceExample(id=f"r{i}", prompt=f"q{i}", reference="a", group=f"g{i % 5}") for i in range(40)

@@ -57,6 +57,18 @@ def _config(tiny: Path, **kw: object) -> vs.VerifiedSFTConfig:
     return vs.VerifiedSFTConfig.model_validate(base)
 
 
+def test_control_family_may_not_be_the_trained_family() -> None:
+    """Arithmetic trained at 0.3 and controlled at 0.5 share a third of the control items (and
+    "untrained" would be false): refused, naming the fix."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="set control_family to another family"):
+        vs.VerifiedSFTConfig(task_family="arithmetic")
+    ok = vs.VerifiedSFTConfig(task_family="arithmetic", control_family="word_problems")
+    assert ok.control_family == "word_problems"
+    assert vs.VerifiedSFTConfig(task_family="arithmetic", control_family=None).control_family is None
+
+
 def test_registry_lists_the_loop() -> None:
     assert "verified-sft" in list_loops()
     assert get_loop("verified-sft") is vs.VerifiedSFTLoop

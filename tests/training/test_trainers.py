@@ -138,6 +138,20 @@ def test_weighted_sft_masks_the_prompt_and_weights_the_loss(tiny: Path) -> None:
     assert float(loss) == pytest.approx(float(want), rel=1e-5)
 
 
+def test_weighted_sft_loss_does_not_grow_with_gradient_accumulation(tiny: Path, tmp_path: Path) -> None:
+    """One optimiser step over the same two rows, as one batch of 2 or as 2 accumulated batches
+    of 1, has one loss (the weighted token mean over both); summing per-micro-batch means made it
+    (and the gradient) `grad_accum` times larger."""
+    rows = [{**r, "weight": w} for r, w in zip(ROWS["sft"], (2.0, 0.5), strict=True)]
+    cfg = TrainConfig(lora=True, max_steps=1, batch_size=2, learning_rate=1e-9, seed=0)
+    one = train("sft", f"hf:{tiny}", rows, tmp_path / "one", cfg)
+    acc = train(
+        "sft", f"hf:{tiny}", rows, tmp_path / "acc", cfg.model_copy(update={"batch_size": 1, "grad_accum": 2})
+    )
+    assert one.train_loss is not None and acc.train_loss is not None
+    assert acc.train_loss == pytest.approx(one.train_loss, rel=1e-4)
+
+
 def test_weight_zero_is_the_same_as_leaving_the_example_out(tiny: Path, tmp_path: Path) -> None:
     """Adam is invariant to the gradient's scale, so training on [A (w=1), B (w=0)] must land where
     training on [A] alone lands; with B's weight ignored it would not."""

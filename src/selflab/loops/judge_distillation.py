@@ -146,6 +146,7 @@ class JudgeDistillationLoop(Loop):
             return
         units, pairs = self.training_units(ctx.iteration)
         jury = self._teacher()
+        scale = tuple(getattr(jury, "scale", (0.0, 5.0)))
         scores = jury.judge([PointwiseItem(prompt=u.prompt, response=u.response, id=u.id) for u in units])  # type: ignore[attr-defined]
         records = []
         for u, j in zip(units, scores, strict=True):
@@ -163,6 +164,7 @@ class JudgeDistillationLoop(Loop):
                     n_valid=len(votes),
                     tie_broken=broken,
                     correct=u.correct,
+                    scale=scale,
                 )
             )
         if c.pairwise and pairs:
@@ -190,7 +192,6 @@ class JudgeDistillationLoop(Loop):
                 )
                 for p, it, j in zip(pairs, items, verdicts, strict=True)
             ]
-        scale = tuple(getattr(jury, "scale", (0.0, 5.0)))
         ctx.info.update(teacher_accuracy(records, scale))  # type: ignore[arg-type]
         if c.labels == "verified":
             records = verified_labels(records, scale)  # type: ignore[arg-type]
@@ -262,9 +263,10 @@ class JudgeDistillationLoop(Loop):
         if self.phase(ctx.iteration) == "sft":
             labels = self.read(ctx.iteration, "label", LabelRecord)
             dropped = 0
+            scale = next((r.scale for r in labels if r.mode == "pointwise"), (0.0, 5.0))  # the jury's
             if c.balance_labels:
-                labels, dropped = balance_pointwise(labels, (0.0, 5.0), rng)
-            examples, counts = sft_examples(labels, (0.0, 5.0), c.judge_max_new_tokens, c.judge_template)
+                labels, dropped = balance_pointwise(labels, scale, rng)
+            examples, counts = sft_examples(labels, scale, c.judge_max_new_tokens, c.judge_template)
             counts["sft_dropped_for_balance"] = dropped
             rng.shuffle(examples)
             ctx.out.extend(examples)

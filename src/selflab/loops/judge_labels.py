@@ -30,6 +30,7 @@ class LabelRecord(BaseModel):
     correct: bool | None = None  # pointwise truth
     better: str | None = None  # pairwise truth
     corrected_from: str | None = None  # labels="verified": the jury's wrong decision, replaced by the truth
+    scale: tuple[float, float] = (0.0, 5.0)  # the jury's score scale (`jury_score` is on it)
 
 
 def unbiased_majority(scores: Sequence[float], seed: int) -> tuple[float | None, bool]:
@@ -72,9 +73,11 @@ def direct_pairwise_judge(model: object, max_new_tokens: int) -> object:
 def sft_examples(
     labels: Sequence[LabelRecord], scale: tuple[float, float], max_new_tokens: int, template: str
 ) -> tuple[list[SFTExample], dict[str, int]]:
-    """Jury labels -> SFT demonstrations in the exact prompt format the judge is evaluated with.
-    Pointwise: "Score: n" (the rounded majority score); pairwise: "Verdict: [[X]]" in both orders.
-    Unlabeled units and tied pairs are dropped and counted."""
+    """Jury labels (scores on `scale`) -> SFT demonstrations in the exact prompt format the judge
+    is evaluated with. Pointwise: "Score: n", the majority score mapped linearly onto the scale of
+    the judge's `template` (a 0-5 jury's 0 is a 1-5 template's 1, never an out-of-scale "Score: 0")
+    and rounded; pairwise: "Verdict: [[X]]" in both orders. Unlabeled units and tied pairs are
+    dropped and counted."""
     from selflab.judges.types import PairwiseItem, PointwiseItem
 
     point = direct_pointwise_judge(None, max_new_tokens, template)
@@ -82,12 +85,14 @@ def sft_examples(
     out: list[SFTExample] = []
     counts = {"sft_unlabeled": 0, "sft_ties": 0, "sft_pointwise": 0, "sft_pairwise": 0}
     lo, hi = scale
+    t_lo, t_hi = point.scale  # type: ignore[attr-defined]
     for r in labels:
         if r.mode == "pointwise":
             if r.jury_score is None:
                 counts["sft_unlabeled"] += 1
                 continue
-            score = int(min(hi, max(lo, round(r.jury_score))))
+            mapped = t_lo + (r.jury_score - lo) * (t_hi - t_lo) / (hi - lo)
+            score = int(min(t_hi, max(t_lo, round(mapped))))
             text = point.prompt_text(PointwiseItem(prompt=r.prompt, response=r.response))  # type: ignore[attr-defined]
             out.append(
                 SFTExample(

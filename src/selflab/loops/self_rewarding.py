@@ -38,7 +38,8 @@ from selflab.loops.judging import JudgedAnswer
 from selflab.loops.measures import Answer, sample_answers_on
 from selflab.models.types import GenerationRequest, SamplingParams, user
 from selflab.tasks import Task
-from selflab.tasks.splits import split_tasks
+from selflab.tasks.instructions import topic_pool
+from selflab.tasks.splits import entity_heldout, split_tasks
 from selflab.training import (
     PairCounts,
     PreferencePair,
@@ -156,11 +157,20 @@ def instruction_requests(
     return out
 
 
+def names_topic(text: str, topics: Sequence[str]) -> bool:
+    """Does `text` mention one of `topics` (a word starting with one of a topic's stems)?"""
+    from selflab.loops.generated_instructions import _stems
+
+    words = _norm(text).split()
+    return any(w.startswith(s) for t in topics for s in _stems(t) for w in words)
+
+
 def select_instructions(
-    raws: Sequence[str], existing: Sequence[str], wanted: int
+    raws: Sequence[str], existing: Sequence[str], wanted: int, banned_topics: Sequence[str] = ()
 ) -> tuple[list[tuple[str, str]], list[PromptRejection]]:
     """Parse, deduplicate (against `existing` and each other, case and punctuation folded) and
-    keep the first `wanted`; returns ((instruction, raw) kept, rejections with reasons)."""
+    keep the first `wanted`; an instruction naming a `banned_topics` topic (the held-out ones) is
+    a leak into training and refused. Returns ((instruction, raw) kept, rejections with reasons)."""
     seen = {_norm(p) for p in existing}
     kept: list[tuple[str, str]] = []
     rejected: list[PromptRejection] = []
@@ -172,6 +182,9 @@ def select_instructions(
         key = _norm(text)
         if key in seen:
             rejected.append(PromptRejection(raw=raw[:300], reason="duplicate"))
+            continue
+        if names_topic(text, banned_topics):
+            rejected.append(PromptRejection(raw=raw[:300], reason="names a held-out topic"))
             continue
         if len(kept) >= wanted:
             rejected.append(PromptRejection(raw=raw[:300], reason="surplus"))
@@ -198,8 +211,9 @@ def self_reward_pairs(
     """Self-Rewarding's pair rule on self-scored answers grouped by prompt: highest vs lowest mean
     score; unparsable, ties and duplicate texts dropped and counted (`best_vs_worst_pairs`).
     With `length_control` = rho > 0 the chosen side is the shortest (in words) response scoring at
-    least top - rho * (top - bottom): Meta-Rewarding's guard against the verbosity drift a
-    self-judge rewards. Returns (pairs, counts, truncated answers left out)."""
+    least top - rho * (top - bottom) (and still more than `min_margin` above the rejected one,
+    with another text): Meta-Rewarding's guard against the verbosity drift a self-judge rewards.
+    Returns (pairs, counts, truncated answers left out)."""
     counts = PairCounts()
     pairs: list[PreferencePair] = []
     truncated = 0
@@ -219,7 +233,16 @@ def self_reward_pairs(
         if length_control > 0:
             assert p.chosen_score is not None and p.rejected_score is not None
             floor = p.chosen_score - length_control * (p.chosen_score - p.rejected_score)
-            band = [r for r in responses if r.score is not None and r.score >= floor]
+            # the shorter chosen must still be a valid pair: not the rejected text (a sampled judge
+            # can score one text twice, differently) and not a tie within `min_margin`
+            band = [
+                r
+                for r in responses
+                if r.score is not None
+                and r.score >= floor
+                and r.score - p.rejected_score > min_margin
+                and r.response.strip() != p.rejected.strip()
+            ]
             short = min(band, key=lambda r: len(r.response.split()))  # first among equals
             p = p.model_copy(update={"chosen": short.response, "chosen_score": short.score})
         pairs.append(p)
@@ -271,7 +294,8 @@ class SelfRewardingLoop(Loop):
             )
             outs = model.generate(reqs)
             raws = ["" if o.error else o.text for o in outs]
-            kept, rejected = select_instructions(raws, [t.prompt for t in seeds], c.new_prompts)
+            held = [t for t in topic_pool(c.topics) if entity_heldout(t, c.heldout_topic_fraction)]
+            kept, rejected = select_instructions(raws, [t.prompt for t in seeds], c.new_prompts, held)
             records += [
                 PromptRecord(id=f"self-{ctx.iteration}-{j}", prompt=p, source="self", raw=raw[:300])
                 for j, (p, raw) in enumerate(kept)
@@ -289,7 +313,7 @@ class SelfRewardingLoop(Loop):
             ctx.info.update(
                 new_prompt_requests=n,
                 new_prompts=len(kept),
-                **{f"rejected_{k}": v for k, v in reasons.items()},
+                **{f"rejected_{k.replace(' ', '_')}": v for k, v in reasons.items()},
             )
         ctx.out.extend(records)
         ctx.info["prompts"] = sum(1 for r in records if r.source in ("seed", "self"))

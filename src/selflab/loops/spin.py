@@ -42,7 +42,9 @@ from selflab.tasks import Task
 from selflab.tasks.splits import content_sentences, split_tasks
 from selflab.training import PreferencePair, SFTExample, TrainConfig, dpo_rows, save_parquet, sft_rows
 
-# (family, share of the references, held-out fraction of its entity split)
+# (family, share of the references, held-out fraction of its entity split); the loop replaces the
+# instruction fraction by its `heldout_topic_fraction` and raises the others to at least it, the
+# fraction its held-out panel (topics, judge benchmark) uses: otherwise it trains on held-out items
 REFERENCE_MIX = (
     ("instructions", 0.4, 0.3),
     ("arithmetic", 0.2, 0.5),
@@ -95,15 +97,20 @@ def task_references(
     seed: int,
     heldout: bool,
     exclude: set[str] = frozenset(),  # type: ignore[assignment]
+    topic_fraction: float | None = None,
 ) -> list[ReferenceExample]:
     """`n` verified task references mixed over `REFERENCE_MIX`, from one side of each family's
     entity split (families interleaved, so any prefix keeps the mix), leaving out any whose
-    content sentences are in `exclude` (the same computation can appear in two families)."""
+    content sentences are in `exclude` (the same computation can appear in two families).
+    `topic_fraction` is the held-out evaluation's fraction (its topics and its judge benchmark's
+    entities): it replaces the instructions' fraction and raises the others' to at least it."""
     sizes = [int(n * share) for _, share, _ in REFERENCE_MIX]
     for i in range(n - sum(sizes)):
         sizes[i % len(sizes)] += 1
     per: list[list[ReferenceExample]] = []
     for (family, _, frac), m in zip(REFERENCE_MIX, sizes, strict=True):
+        if topic_fraction is not None:  # never train on what the panel holds out at its fraction
+            frac = topic_fraction if family == "instructions" else max(frac, topic_fraction)
         tasks = split_tasks(family, 2 * m + 8, seed + len(per), heldout, frac) if m else []
         refs = [
             ReferenceExample(id=t.id, prompt=t.prompt, reference=t.reference, kind=t.kind)
@@ -227,12 +234,15 @@ class SPINLoop(Loop):
         """(training references, held-out references), fixed for the run; never fewer than asked."""
         c = self.config
         if c.data is None:
-            held = task_references(c.heldout_references, self.seed_for("spin-heldout"), True)
+            frac = c.heldout_topic_fraction  # the evaluation's topic split, never a fixed 0.3
+            held = task_references(
+                c.heldout_references, self.seed_for("spin-heldout"), True, topic_fraction=frac
+            )
             sets = heldout_sets(self.seed_for("eval"), self.seed_for("control"), c)
             evaluated = [*sets.values()]
             seen = {s for ts in evaluated for t in ts for s in content_sentences(t)}
             seen |= {s.lower() for r in held for s in _ref_sentences(r)}
-            train = task_references(c.train_prompts, self.seed_for("spin-train"), False, seen)
+            train = task_references(c.train_prompts, self.seed_for("spin-train"), False, seen, frac)
         else:
             train, held = split_references(load_references(c.data), c.heldout_fraction)
             train, held = train[: c.train_prompts], held[: c.heldout_references]

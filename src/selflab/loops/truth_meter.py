@@ -12,7 +12,7 @@ meter keeps the loop honest: every iteration records per-item values for
 
 Each value gets a bootstrap CI, and a paired test against iteration 0 on the same items, paired
 by item id (by position only for measurements without ids): exact McNemar for pass/fail items,
-paired bootstrap otherwise. One `IterationMetrics` line per
+Wilcoxon signed-rank otherwise (and a bootstrap CI of the mean difference). One `IterationMetrics` line per
 iteration goes to `metrics.jsonl`; the per-item values go to `records/truth_items.jsonl` so a
 resumed run can still test against its baseline.
 """

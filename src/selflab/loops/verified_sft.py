@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from selflab.judges.fence import FenceMode
 from selflab.loops.base import Loop, LoopConfig, StageContext, register_loop
@@ -78,6 +78,19 @@ class VerifiedSFTConfig(LoopConfig):
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(lora=True, learning_rate=2e-4, epochs=2, batch_size=8)
     )
+
+    @model_validator(mode="after")
+    def _control_is_untrained(self) -> VerifiedSFTConfig:
+        """The control family is the untrained one: the trained family's training side (split at
+        `heldout_topic_fraction`) overlaps its held-out side at the control's 0.5 split, so the
+        control would score items the loop trained on."""
+        if self.control_family is not None and self.control_tasks and self.control_family == self.task_family:
+            raise ValueError(
+                f"control_family {self.control_family!r} is the trained task_family: it would not be "
+                "untrained (and shares items with training); set control_family to another family, "
+                "or control_family: null"
+            )
+        return self
 
 
 @register_loop

@@ -8,7 +8,8 @@ is the token-mean negative log-likelihood with each token scaled by its row's we
 
     loss = sum_i w_i * sum_t nll_it / sum_i n_i
 
-With every weight 1 this is TRL's own token-mean loss, and the unweighted path is left untouched
+over every row of one optimiser step (all gradient-accumulation micro-batches: the Trainer's
+`num_items_in_batch`). With every weight 1 this is TRL's own token-mean loss, and the unweighted path is left untouched
 (so runs without weights are unchanged).
 """
 
@@ -75,8 +76,18 @@ class WeightedSFTTrainer(SFTTrainer):
         target = labels[:, 1:]
         nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
         mask = (target != -100).float()
-        loss = (nll * mask * weight.to(nll.dtype)[:, None]).sum() / torch.clamp(mask.sum(), min=1.0)
-        return (loss, outputs) if return_outputs else loss
+        total = (nll * mask * weight.to(nll.dtype)[:, None]).sum()
+        if num_items_in_batch is None:
+            return_loss = total / torch.clamp(mask.sum(), min=1.0)
+        else:
+            # The Trainer passes the tokens of the whole optimiser step (all accumulation steps) and
+            # then does NOT divide by the accumulation steps: a per-micro-batch mean here would sum
+            # them, i.e. multiply the loss and gradient by `grad_accum`.
+            n = torch.as_tensor(num_items_in_batch, dtype=total.dtype, device=total.device)
+            return_loss = total / torch.clamp(n, min=1.0)
+            if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+                return_loss = return_loss * self.accelerator.num_processes  # the count is global
+        return (return_loss, outputs) if return_outputs else return_loss
 
 
 def weighted_sft_trainer(model: Any, args: Any, rows: list[dict[str, Any]], tokenizer: Any, **kw: Any) -> Any:

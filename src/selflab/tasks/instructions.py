@@ -100,6 +100,14 @@ def describe(c: dict[str, Any]) -> str:
 
 
 def _constraint(kind: str, topic: str, rng: random.Random) -> dict[str, Any]:
+    """One seeded constraint of `kind`; an unknown kind or topic is the caller's input, so it is
+    a user error naming the choices, not a KeyError from deep inside."""
+    from selflab.errors import SelflabError
+
+    if kind not in CONSTRAINT_KINDS:
+        raise SelflabError(f"unknown constraint kind {kind!r}", f"choose from {', '.join(CONSTRAINT_KINDS)}")
+    if topic not in all_topics():
+        raise SelflabError(f"unknown topic {topic!r}", f"choose from {', '.join(sorted(all_topics()))}")
     t = all_topics()[topic]
     if kind == "max_words":
         return {"kind": kind, "n": rng.choice([25, 30, 40, 50])}

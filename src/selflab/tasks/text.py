@@ -5,13 +5,21 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d])")
+# "-" or the typeset minus "−" (U+2212): read without its sign, "−3" would be 3.
+_NUMBER = re.compile(r"(?<![\w.])[-\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d])")
+
+
+def invisible(ch: str) -> bool:
+    """Format characters (zero-width spaces and joiners, soft hyphens, byte-order marks) do not
+    show, so a word with one inside ("hon\u00adey") must still read as that word."""
+    return unicodedata.category(ch) == "Cf"
 
 
 def fold(text: str) -> str:
-    """Lowercase and strip accents so "Brasília" matches "brasilia"."""
+    """Lowercase, strip accents and drop invisible format characters, so "Brasília" matches
+    "brasilia" and "hon\u00adey" matches "honey"."""
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    return "".join(c for c in decomposed if not unicodedata.combining(c) and not invisible(c)).lower()
 
 
 def contains_term(text: str, term: str) -> bool:
@@ -37,7 +45,7 @@ def numbers(text: str) -> list[float]:
     """All numbers in the text, in order ("1,234.5" -> 1234.5). Ignores digits glued to letters."""
     out: list[float] = []
     for m in _NUMBER.finditer(text):
-        s = m.group(0).replace(",", "")
+        s = m.group(0).replace(",", "").replace("\u2212", "-")
         try:
             out.append(float(s))
         except ValueError:  # pragma: no cover - the regex only matches numerals

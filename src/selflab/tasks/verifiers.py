@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from selflab.tasks.text import contains_term, first_position, fold, numbers, word_tokens, words
+from selflab.tasks.text import contains_term, first_position, fold, invisible, numbers, word_tokens, words
 from selflab.tasks.types import Verification
 
 Verifier = Callable[[str, dict[str, Any]], Verification]
@@ -124,18 +124,40 @@ def verify_choice(response: str, params: dict[str, Any]) -> Verification:
     return _fail(f"chooses {other[0]!r}")
 
 
-_SCALE = {"thousand": 1e-3, "million": 1.0, "millions": 1.0, "billion": 1e3, "billions": 1e3}
+_SCALE = {
+    "thousand": 1e-3,
+    "million": 1.0,
+    "millions": 1.0,
+    "billion": 1e3,
+    "billions": 1e3,
+    "bn": 1e3,
+    "b": 1e3,
+}
+_QUANTITY = re.compile(
+    r"(-?\d[\d,]*(?:\.\d+)?)\s*(thousand|millions?|billions?|bn(?![a-z])|b(?![a-z]))?"
+    r"(\s*(?:%|percent\b|per cent\b))?"
+)
+
+
+def _is_population(m: re.Match[str]) -> bool:
+    """Not a share ("0.9%") and not a bare year ("(2023 estimate)", "as of 2024"): answers often
+    add one after the quantity, and no country has 1,800 to 2,100 people or millions of them."""
+    if m.group(3):
+        return False
+    digits = m.group(1).rstrip(",")
+    return bool(m.group(2)) or not (re.fullmatch(r"\d{4}", digits) and 1800 <= int(digits) <= 2100)
 
 
 @register("approx_millions")
 def verify_approx_millions(response: str, params: dict[str, Any]) -> Verification:
-    """A quantity in millions within a relative tolerance; understands '1.4 billion', '68 million'
-    and bare numbers (read as millions when below 10,000, else as a raw count)."""
+    """A quantity in millions within a relative tolerance; understands '1.4 billion', '1.4bn',
+    '68 million' and bare numbers (read as millions when below 10,000, else as a raw count). The
+    last such quantity counts; shares and bare years are not quantities."""
     want = float(params["answer"])
     rel = float(params.get("rel_tol", 0.2))
-    matches = list(re.finditer(r"(-?\d[\d,]*(?:\.\d+)?)\s*(thousand|millions?|billions?)?", fold(response)))
+    matches = [m for m in _QUANTITY.finditer(fold(response)) if _is_population(m)]
     if not matches:
-        return _fail("no number in the response")
+        return _fail("no population figure in the response")
     m = matches[-1]
     value = float(m.group(1).replace(",", "") or 0)
     unit = m.group(2)
@@ -169,7 +191,7 @@ def detect_language(text: str) -> str:
 def extract_json(text: str) -> Any:
     """Parse a JSON value from a response, allowing a ``` / ```json fence around it. Raises
     ValueError when it is not JSON."""
-    s = text.strip()
+    s = "".join(ch for ch in text if not invisible(ch)).strip()  # a byte-order mark, say
     fence = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", s, flags=re.S | re.I)
     if fence:
         s = fence.group(1)
@@ -182,6 +204,10 @@ def bullet_lines(text: str) -> list[str]:
 
 def paragraphs(text: str) -> list[str]:
     return [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+
+
+# ASCII, fullwidth, small, ideographic and Arabic commas: a comma in any script is a comma.
+COMMAS = (",", "\uff0c", "\ufe50", "\ufe51", "\u3001", "\u060c")
 
 
 def check_constraint(response: str, c: dict[str, Any]) -> Verification:
@@ -229,7 +255,7 @@ def check_constraint(response: str, c: dict[str, Any]) -> Verification:
         got = detect_language(response)
         return Verification(ok=got == c["lang"], reason=f"detected language {got} ({c['lang']} required)")
     if kind == "ends_with":
-        ok = fold(response.rstrip()).endswith(fold(c["phrase"]))
+        ok = fold(response).rstrip().endswith(fold(c["phrase"]))
         return Verification(
             ok=ok, reason="ends with the phrase" if ok else f"does not end with {c['phrase']!r}"
         )
@@ -237,10 +263,10 @@ def check_constraint(response: str, c: dict[str, Any]) -> Verification:
         n = len(paragraphs(response))
         return Verification(ok=n == c["n"], reason=f"{n} paragraphs ({c['n']} required)")
     if kind == "no_commas":
-        n = response.count(",")
+        n = sum(response.count(ch) for ch in COMMAS)
         return Verification(ok=n == 0, reason=f"{n} commas (none allowed)")
     if kind == "title":
-        ok = re.search(r"<<[^<>\n]+>>", response) is not None
+        ok = re.search(r"<<[^<>\n]*[^\s<>][^<>\n]*>>", response) is not None  # not "<<  >>"
         return Verification(ok=ok, reason="has a <<title>>" if ok else "no <<title>>")
     return _fail(f"unknown constraint kind {kind!r}")
 

@@ -114,3 +114,27 @@ def test_banned_masks_for_a_mixed_batch():
     # An empty language still allows EOS (the engine then records an error: it does not accept).
     assert dead == [] and (~banned[0]).nonzero().squeeze(1).tolist() == [tokenizer.eos_token_id]
     assert torch.equal(masks.allowed([yes_no]), ~banned[2:3])
+
+
+def test_cut_off_text_ending_in_a_partial_character_is_a_valid_prefix():
+    """A `length` text can stop inside a multi-byte character, decoded as one U+FFFD: the openai
+    backend must not record such a valid cut as a violation."""
+    c = Constraint.regex("[αβ😀]{2,6}")
+    assert mismatch(c, "αβ\ufffd", prefix=True) is None
+    assert mismatch(c, "αβ\ufffd") is not None  # a finished text must match in full
+    assert mismatch(c, "αx\ufffd", prefix=True) is not None
+
+
+def test_boolean_json_schemas():
+    """JSON Schema allows `true` (anything) and `false` (nothing); llguidance takes objects only."""
+    anything = Constraint.json_schema("true")
+    validate(anything)
+    assert text_matches(anything, '[1, {"a": null}]') and mismatch(anything, "[1", prefix=True) is None
+    with pytest.raises(ConstraintError, match="accepts no value"):
+        validate(Constraint.json_schema("false"))
+
+
+def test_seed_outside_the_generator_range_is_refused_at_once():
+    with pytest.raises(ValueError):
+        SamplingParams(seed=2**64)
+    assert SamplingParams(seed=-1).seed == -1

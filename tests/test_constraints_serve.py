@@ -272,3 +272,56 @@ def test_raw_prompt_constraints_go_through_text_completions(served):
         g.finish_reason == "stop" and text_matches(c, g.text) for g, c in zip(got, REQUESTS, strict=True)
     )
     remote.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"messages": []}, "exactly one of"),
+        ({"messages": [{"role": "assistant", "content": "x"}]}, "exactly one of"),
+        ({"messages": MESSAGES, "n": 3}, "n=3"),
+        ({"messages": MESSAGES, "max_tokens": 0}, "max_tokens"),
+        ({"messages": MESSAGES, "seed": 10**30}, "seed"),
+        ({"messages": MESSAGES, "seed": 10**30, "stream": True}, "seed"),
+        ({"messages": MESSAGES, "guided_grammar": "start: A\nA: /a/ & /b/"}, "cannot be completed"),
+        # Only the tokenizer can tell; a stream used to answer 200 and report it inside the events.
+        ({"messages": MESSAGES, "guided_grammar": "start: <|no_such|>", "stream": True}, "special token"),
+    ],
+)
+def test_malformed_requests_get_400_not_500(served, body, needle):
+    """Requests the client got wrong are answered 4xx with the reason (they were 500s, or for n and
+    max_tokens=0, silently answered with something else)."""
+    import httpx
+
+    resp = httpx.post(f"{served[1]}/chat/completions", json={"max_tokens": 4, **body}, timeout=60)
+    assert resp.status_code == 400, resp.text
+    assert needle in resp.text
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"prompt": "", "echo": True, "max_tokens": 0, "logprobs": 1}, "non-empty prompt"),
+        ({"prompt": "hello " * 3000, "echo": True, "max_tokens": 0, "logprobs": 1}, "fits the context"),
+        ({"prompt": "", "max_tokens": 3}, "empty prompt"),
+        ({"prompt": "hello " * 3000, "max_tokens": 3}, "context"),
+    ],
+)
+def test_bad_text_completion_requests_get_400(served, body, needle):
+    """Echo scoring of an empty or over-long prompt was a 500 (or a silent forward past the
+    context). Echo with max_tokens > 0 is served (scoring clients such as lm-evaluation-harness
+    send max_tokens=1 and read the prompt's logprobs)."""
+    import httpx
+
+    resp = httpx.post(f"{served[1]}/completions", json=body, timeout=60)
+    assert resp.status_code == 400, resp.text
+    assert needle in resp.text
+
+
+def test_echo_with_max_tokens_scores_the_prompt(served):
+    import httpx
+
+    body = {"prompt": "hello there", "echo": True, "max_tokens": 1, "logprobs": 1}
+    resp = httpx.post(f"{served[1]}/completions", json=body, timeout=60)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["choices"][0]["logprobs"]["tokens"]

@@ -94,6 +94,51 @@ def test_flaky_server_recovers_and_key_comes_from_env(monkeypatch):
         server.shutdown()
 
 
+class Garbled(BaseHTTPRequestHandler):
+    """Answers 200 with a body of the right JSON but the wrong shape (cycling through `bodies`)."""
+
+    bodies = [
+        {"choices": ["Paris"]},
+        {"choices": [{"message": "Paris", "finish_reason": "stop"}]},
+        {"choices": [{"message": {"content": "Paris"}}], "usage": 5},
+        {"choices": [{"message": {"content": ["Paris"]}}]},
+        [1, 2],
+    ]
+    calls = 0
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps(self.bodies[type(self).calls % len(self.bodies)]).encode()
+        type(self).calls += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_garbled_responses_are_recorded_errors_never_crashes():
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Garbled)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        m = OpenAIModel("m", url, retries=0, concurrency=1, on_error="record")
+        outs = m.generate([GenerationRequest.chat("hi") for _ in Garbled.bodies])
+        assert all(o.finish_reason == "error" and "unexpected response" in (o.error or "") for o in outs)
+        with pytest.raises(BackendError, match="unexpected response"):
+            OpenAIModel("m", url, retries=0).generate([GenerationRequest.chat("hi")])
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("options", [{"backoff": -1.0}, {"timeout": 0.0}, {"timeout": float("nan")}])
+def test_bad_timeout_or_backoff_is_a_clear_error_at_construction(options):
+    with pytest.raises(BackendError, match="timeout must be > 0"):
+        OpenAIModel("m", "http://127.0.0.1:9/v1", **options)
+
+
 def test_server_down_is_a_clear_error():
     port = free_port()  # nothing listens there
     m = OpenAIModel("m", f"http://127.0.0.1:{port}/v1", retries=1, backoff=0.01, timeout=2)

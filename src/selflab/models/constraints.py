@@ -51,15 +51,25 @@ def _short(message: str, limit: int = 600) -> str:
     return message if len(message) <= limit else message[:limit] + " ..."
 
 
+def _schema_object(value: str) -> str:
+    """The schema as an object for llguidance, which rejects the boolean schemas JSON Schema allows
+    (`true` accepts any value: `{}`; `false` accepts none, so it is refused here)."""
+    schema = json.loads(value)
+    if schema is True:
+        return "{}"
+    if schema is False:
+        raise ValueError("the schema `false` accepts no value at all")
+    if not isinstance(schema, dict):
+        raise ValueError("a JSON schema must be an object or a boolean")
+    return value
+
+
 @lru_cache(maxsize=512)
 def _compile(kind: str, value: str) -> str:
     """The llguidance grammar for (kind, value), validated; cached because games repeat grammars."""
     try:
         if kind == "json_schema":
-            schema = json.loads(value)
-            if not isinstance(schema, dict | bool):
-                raise ValueError("a JSON schema must be an object or a boolean")
-            grammar = llg.LLMatcher.grammar_from_json_schema(value, defaults=JSON_LAYOUT)
+            grammar = llg.LLMatcher.grammar_from_json_schema(_schema_object(value), defaults=JSON_LAYOUT)
         else:
             grammar = llg.grammar_from(_FORMATS[kind], value)  # type: ignore[arg-type]
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
@@ -120,9 +130,13 @@ def mismatch(constraint: Constraint, text: str, prefix: bool = False) -> str | N
         return None if error is None else f"JSON does not match the schema: {error.message}"
     if constraint.kind == "json_schema":  # a prefix in any layout, keys in schema order
         grammar = llg.LLMatcher.grammar_from_json_schema(
-            constraint.value, defaults={"whitespace_flexible": True}
+            _schema_object(constraint.value), defaults={"whitespace_flexible": True}
         )
     matcher = llg.LLMatcher(_byte_tokenizer(), grammar, log_level=0)
+    if prefix:
+        # A text cut by max_new_tokens can end inside a multi-byte character, which decoders (ours,
+        # vLLM's) render as one U+FFFD (Python's "replace"): the start of a character, not a violation.
+        text = text.removesuffix("\ufffd")
     data = text.encode("utf-8")
     done = matcher.try_consume_tokens(list(data))
     if done < len(data):

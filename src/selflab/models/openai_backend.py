@@ -52,6 +52,13 @@ class OpenAIModel:
             raise BackendError(
                 f"on_error must be 'raise' or 'record', not {on_error!r}", "fix the model spec option"
             )
+        # Checked here: a zero/negative timeout or a negative backoff would otherwise surface mid-run
+        # as a misleading error (time.sleep raises on a negative length).
+        if not float(timeout) > 0 or not float(backoff) >= 0 or float(backoff) == float("inf"):
+            raise BackendError(
+                f"timeout must be > 0 and backoff >= 0 (got timeout={timeout}, backoff={backoff})",
+                "fix the model spec options, e.g. ?timeout=60&backoff=0.5",
+            )
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.name = f"openai:{model}@{self.base_url}"
@@ -168,7 +175,8 @@ class OpenAIModel:
             if self.on_error == "raise":
                 raise
             return Completion(text="", finish_reason="error", error=str(exc))
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            # AttributeError: a field of the wrong JSON type, e.g. "choices": ["text"] or "usage": 5
             err = BackendError(
                 f"{self.base_url} returned an unexpected response shape ({exc})",
                 "is it an OpenAI-compatible server?",

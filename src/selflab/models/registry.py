@@ -30,8 +30,12 @@ def _coerce(options: dict[str, str]) -> dict[str, Any]:
                 if v.lower() not in ("1", "0", "true", "false", "yes", "no"):
                     raise ValueError(v)
                 out[k] = v.lower() in ("1", "true", "yes")
-            elif k == "threads":
+            elif k == "threads":  # torch.set_num_threads raises a bare RuntimeError below 1
                 out[k] = v if v == "auto" else int(v)
+                if out[k] != "auto" and out[k] < 1:
+                    raise ModelSpecError(
+                        f"model spec option threads={v!r} must be >= 1", "give threads=auto or N >= 1"
+                    )
             else:
                 out[k] = int(v) if k in _INT_OPTIONS else float(v) if k in _FLOAT_OPTIONS else v
         except ValueError as exc:

@@ -73,7 +73,11 @@ def score_many(
     prepared = [_prepare(model, p, list(c)) for p, c in requests]
     heads: list[tuple[torch.Tensor, torch.Tensor]] = [None] * len(prepared)  # type: ignore[list-item]
     # 1. Every shared prefix once: right-padded, batched by length; keep K/V and the last logits.
-    for batch in _batches([len(p) for p, _ in prepared], budget):
+    # An empty prefix (empty prompt) can only come with empty continuations (`_prepare`): nothing to
+    # run, and a zero-width forward would fail.
+    todo = [i for i, (p, _) in enumerate(prepared) if p]
+    for sub in _batches([len(prepared[i][0]) for i in todo], budget):
+        batch = [todo[k] for k in sub]
         span = max(len(prepared[i][0]) for i in batch)
         buf = KVBuffer(num_layers, len(batch), span, device)
         ids = torch.full((len(batch), span), pad, dtype=torch.long)

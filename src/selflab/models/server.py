@@ -42,6 +42,7 @@ class ChatMessageIn(BaseModel):
 class _Common(BaseModel):
     model: str | None = None
     max_tokens: int | None = Field(None, ge=0)
+    n: int = 1  # one choice per request; anything else is refused (400), not silently ignored
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
@@ -73,6 +74,15 @@ class CompletionIn(_Common):
 
 def _sampling(body: _Common, logprobs: bool) -> SamplingParams:
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    if body.n != 1:
+        raise HTTPException(
+            status_code=400, detail=f"n={body.n} is not supported\n  fix: send n=1 (one request per choice)"
+        )
+    if body.max_tokens == 0:  # 0 is only meaningful for echo scoring, never "the default length"
+        raise HTTPException(
+            status_code=400,
+            detail="max_tokens=0 asks for no completion\n  fix: send max_tokens >= 1 (or omit it for 128)",
+        )
     try:
         constraint = from_body(body.model_dump())
         if constraint is not None:
@@ -81,7 +91,7 @@ def _sampling(body: _Common, logprobs: bool) -> SamplingParams:
             temperature=body.temperature,
             top_p=body.top_p,
             top_k=body.top_k,
-            max_new_tokens=max(1, body.max_tokens or 128),
+            max_new_tokens=128 if body.max_tokens is None else body.max_tokens,
             stop=stop,
             seed=body.seed,
             logprobs=logprobs,
@@ -93,13 +103,27 @@ def _sampling(body: _Common, logprobs: bool) -> SamplingParams:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
 
 
+def _request(**fields: Any) -> GenerationRequest:
+    """A GenerationRequest, or HTTP 400 when the body cannot make one (e.g. no messages)."""
+    try:
+        return GenerationRequest(**fields)
+    except ValidationError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+
+# Error completions caused by the request itself (engine messages): the client must hear 400, not 500.
+_CLIENT_ERRORS = ("the constraint cannot be completed", "empty prompt", "prompt has ")
+
+
 def _generate(model: LanguageModel, req: GenerationRequest) -> Completion:
     try:
         out = model.generate([req])[0]
     except ConstraintError as exc:  # e.g. only the tokenizer can tell the grammar is invalid
         raise HTTPException(status_code=400, detail=str(exc)) from exc
     if out.finish_reason == "error":
-        raise HTTPException(status_code=500, detail=out.error or "generation failed")
+        error = out.error or "generation failed"
+        status = 400 if error.startswith(_CLIENT_ERRORS) else 500
+        raise HTTPException(status_code=status, detail=error)
     return out
 
 
@@ -108,7 +132,7 @@ def _sse(payload: dict[str, Any] | str) -> str:
 
 
 def _events(
-    model: LanguageModel, req: GenerationRequest, head: dict[str, Any], chat: bool, usage: bool
+    items: Iterator[str | Completion], req: GenerationRequest, head: dict[str, Any], chat: bool, usage: bool
 ) -> Iterator[str]:
     """Server-sent events of one streamed completion: role, text deltas, finish, [usage], [DONE]."""
 
@@ -130,7 +154,7 @@ def _events(
         )
     out: Completion | None = None
     try:
-        for item in stream_completion(model, req):
+        for item in items:
             if isinstance(item, Completion):
                 out = item
             else:
@@ -175,7 +199,11 @@ def _streamed(
         "model": name,
     }
     usage = bool((body.stream_options or {}).get("include_usage"))
-    return StreamingResponse(_events(model, req, head, chat, usage), media_type="text/event-stream")
+    try:  # submitted before the 200 status line, so a request only the engine rejects still gets 400
+        items = stream_completion(model, req)
+    except ConstraintError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    return StreamingResponse(_events(items, req, head, chat, usage), media_type="text/event-stream")
 
 
 def _prompt_logprobs(model: Any, text: str) -> dict[str, list[Any]]:
@@ -185,6 +213,15 @@ def _prompt_logprobs(model: Any, text: str) -> dict[str, list[Any]]:
     tok = model.tokenizer
     enc = tok(text, return_offsets_mapping=True, add_special_tokens=False)
     ids = enc["input_ids"]
+    # Checked here, not left to the forward pass: an empty prompt or one past the context is the
+    # request's fault (400), not a server error.
+    limit = getattr(getattr(model, "engine", None), "max_len", None)
+    if not ids or (limit is not None and len(ids) > limit):
+        raise HTTPException(
+            status_code=400,
+            detail=f"cannot score a prompt of {len(ids)} tokens (the model's context is {limit})\n"
+            "  fix: send a non-empty prompt that fits the context",
+        )
     with torch.inference_mode():
         logits = model.model(torch.tensor([ids], device=model.device)).logits[0].float()
     logp = torch.log_softmax(logits, dim=-1)
@@ -221,9 +258,7 @@ def create_app(model: LanguageModel, served_name: str | None = None, worker_thre
         prefix = ""
         if messages and messages[-1].role == "assistant":
             prefix, messages = messages[-1].content, messages[:-1]
-        req = GenerationRequest(
-            messages=messages, sampling=_sampling(body, body.logprobs), assistant_prefix=prefix
-        )
+        req = _request(messages=messages, sampling=_sampling(body, body.logprobs), assistant_prefix=prefix)
         if body.stream:
             return _streamed(model, req, body, True, name)
         out = _generate(model, req)
@@ -253,6 +288,8 @@ def create_app(model: LanguageModel, served_name: str | None = None, worker_thre
         if body.echo:
             if not hasattr(model, "tokenizer"):
                 raise HTTPException(status_code=400, detail="echo with logprobs needs a local model")
+            # echo scores the prompt only; max_tokens is not refused, since scoring clients such as
+            # lm-evaluation-harness send max_tokens=1 with echo and read only the prompt's logprobs
             lp = _prompt_logprobs(model, body.prompt)
             return {
                 "id": f"cmpl-{uuid.uuid4().hex[:12]}",
@@ -261,7 +298,7 @@ def create_app(model: LanguageModel, served_name: str | None = None, worker_thre
                 "choices": [{"index": 0, "text": body.prompt, "logprobs": lp, "finish_reason": "length"}],
                 "usage": {"prompt_tokens": len(lp["tokens"]), "completion_tokens": 0},
             }
-        req = GenerationRequest(prompt=body.prompt, sampling=_sampling(body, bool(body.logprobs)))
+        req = _request(prompt=body.prompt, sampling=_sampling(body, bool(body.logprobs)))
         if body.stream:
             return _streamed(model, req, body, False, name)
         out = _generate(model, req)

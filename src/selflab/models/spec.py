@@ -49,11 +49,23 @@ def parse_spec(spec: str) -> ModelSpec:
     spec = spec.strip()
     body, _, query = spec.partition("?")
     try:
-        options = dict(parse_qsl(query, keep_blank_values=False, strict_parsing=bool(query)))
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError as exc:
         raise ModelSpecError(
             f"bad options in model spec {spec!r}: {exc}", "write options as ?key=value&key2=value2"
         ) from exc
+    # A blank or repeated option is a typo: dropping it (or all but the last) would silently load a
+    # model configured differently from what the spec seems to say.
+    for key, value in pairs:
+        if not value.strip():
+            raise ModelSpecError(f"option {key!r} has no value in model spec {spec!r}", f"write {key}=VALUE")
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ModelSpecError(
+            f"option(s) {repeated} given twice in model spec {spec!r}", "give each option once"
+        )
+    options = dict(pairs)
 
     if body in EMBEDDED_ALIASES:
         return ModelSpec("embedded", EMBEDDED_NAME, options=options)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
 
 from selflab.models.types import Completion, GenerationRequest, LanguageModel
 
@@ -23,14 +25,13 @@ _DONE = object()
 
 
 def stream_completion(model: LanguageModel, request: GenerationRequest) -> Iterator[str | Completion]:
+    """Submit `request` now and return the iterator of its deltas and final `Completion`. Submission
+    is eager so that an invalid request (e.g. a constraint only the tokenizer rejects) raises here,
+    while a server can still answer with a 4xx status, not inside an already started stream."""
     engine = getattr(model, "engine", None)
     prompt_ids = getattr(model, "prompt_ids", None)
     if engine is None or prompt_ids is None:
-        out = model.generate([request])[0]
-        if out.text:
-            yield out.text
-        yield out
-        return
+        return _whole(model, request)
     if request.sampling.constraint is not None:
         from selflab.models.constraints import validate
 
@@ -38,7 +39,19 @@ def stream_completion(model: LanguageModel, request: GenerationRequest) -> Itera
     updates: queue.Queue = queue.Queue()
     future = engine.submit(prompt_ids(request), request.sampling, on_tokens=updates.put)
     future.add_done_callback(lambda _: updates.put(_DONE))
-    tokenizer = engine.tokenizer
+    return _deltas(engine.tokenizer, request, future, updates)
+
+
+def _whole(model: LanguageModel, request: GenerationRequest) -> Iterator[str | Completion]:
+    out = model.generate([request])[0]
+    if out.text:
+        yield out.text
+    yield out
+
+
+def _deltas(
+    tokenizer: Any, request: GenerationRequest, future: Future, updates: queue.Queue
+) -> Iterator[str | Completion]:
     hold = max((len(s) for s in request.sampling.stop), default=1) - 1
     sent = ""
     while True:

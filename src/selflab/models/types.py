@@ -89,7 +89,8 @@ class SamplingParams(BaseModel):
     top_k: int = Field(0, ge=0, description="0 disables top-k filtering")
     max_new_tokens: int = Field(128, ge=1, le=32768)
     stop: tuple[str, ...] = ()
-    seed: int | None = None
+    # The range torch.Generator.manual_seed takes: a larger seed must fail here, not in the engine.
+    seed: int | None = Field(None, ge=-(2**63), lt=2**64)
     logprobs: bool = False
     # Optional constraint on the whole completion (after any assistant_prefix). None: free text.
     constraint: Constraint | None = None

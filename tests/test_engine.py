@@ -366,3 +366,29 @@ def test_batched_top_p_equals_row_by_row_and_ignores_batch_mates():
             logits[2:3].clone(), [params[2]], [torch.Generator().manual_seed(seed * 10 + 2)], False
         )
         assert int(alone[0]) == int(got[2])
+
+
+def test_an_abandoned_request_stops_decoding_and_a_closed_stream_abandons_it(lm):
+    """A streaming client that goes away must not leave its row decoding for nobody up to
+    max_new_tokens: `JobFuture.abandon()` finishes it at the next token, and closing the stream's
+    iterator (what a server does on a disconnect) abandons it."""
+    from selflab.models.engine_jobs import ABANDONED
+    from selflab.models.streaming import stream_completion
+
+    first = threading.Event()
+    req = raw(PROMPTS[1], max_new_tokens=5000, temperature=1.0, seed=3)
+    future = lm.engine.submit(lm.prompt_ids(req), req.sampling, on_tokens=lambda ids: first.set())
+    assert first.wait(60)
+    future.abandon()
+    out = future.result(timeout=60)
+    assert out.finish_reason == "error" and out.error == ABANDONED and out.completion_tokens < 5000
+
+    stream = stream_completion(lm, req)
+    assert isinstance(next(stream), str)
+    stream.close()  # the client went away
+    for _ in range(600):  # the engine finishes the row at its next token
+        if not lm.engine._rows and not lm.engine._waiting:
+            break
+        time.sleep(0.1)
+    assert not lm.engine._rows and not lm.engine._waiting
+    assert lm.generate([raw(PROMPTS[0], max_new_tokens=3)])[0].finish_reason == "length"  # still serving

@@ -46,7 +46,15 @@ from selflab.models.constraints import TokenMasks
 from selflab.models.engine_attention import plan_groups, use_grouped_attention
 from selflab.models.engine_cache import cache_kwargs
 from selflab.models.engine_decode import FastDecoder, weights_version
-from selflab.models.engine_jobs import EngineStats, Job, completion, eos_ids, error_completion, record_token
+from selflab.models.engine_jobs import (
+    EngineStats,
+    Job,
+    JobFuture,
+    completion,
+    eos_ids,
+    error_completion,
+    record_token,
+)
 from selflab.models.engine_masks import EngineMasks
 from selflab.models.engine_prefill import PACK_TOKENS, PrefillRow, common_prefix_len, packed_prefill, packs
 from selflab.models.engine_prefix import PrefixCache
@@ -166,7 +174,7 @@ class BatchingEngine:
         Raises `ConstraintError` at once when the request's constraint is invalid. `on_tokens`, for
         streaming, is called on the engine thread with a copy of the generated ids after each new
         token (it must return quickly, e.g. put them on a queue)."""
-        future: Future = Future()
+        future = JobFuture()  # `abandon()` stops the row mid-decode (a disconnected stream)
         job = Job(prompt_ids=list(prompt_ids), sampling=sampling, future=future, on_tokens=on_tokens)
         if sampling.constraint is not None:
             job.matcher = self.token_masks().matcher(sampling.constraint)

@@ -13,6 +13,24 @@ from selflab.models.constraints import RowMatcher
 from selflab.models.engine_prefix import PrefixHit
 from selflab.models.types import Completion, SamplingParams
 
+ABANDONED = "abandoned by the caller before it finished"
+
+
+class JobFuture(Future):
+    """A request's future that its caller can give up on while the row is decoding: a plain
+    `Future.cancel()` only works before the engine admits the request, and a streaming client
+    that disconnects would otherwise keep its row generating, for nobody, up to max_new_tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        """Cancel if not yet admitted, else finish the row at its next token (as an error
+        completion, `ABANDONED`); nothing when it is already done."""
+        if not self.cancel() and not self.done():
+            self.abandoned = True
+
 
 @dataclass
 class Job:
@@ -77,6 +95,8 @@ def record_token(
     """Record a new token for `job` and return whether it is finished (`job.finish` set).
     `decode(ids) -> str` is used for stop strings."""
     s = job.sampling
+    if job.error is None and getattr(job.future, "abandoned", False):
+        job.error = ABANDONED
     if job.error is not None:
         job.finish = "error"
     elif token in eos_ids:
@@ -136,6 +156,8 @@ def completion(job: Job, tokenizer) -> Completion:
         )
     ids = job.out_ids
     text = decode(ids)
+    if job.finish == "length":  # cut inside a multi-byte character: its bytes decode as U+FFFD
+        text = text.rstrip("\ufffd")
     if job.stop_at is not None:
         text = text[: job.stop_at]
         # Keep the fewest tokens that still cover the returned text.

@@ -53,6 +53,16 @@ def _deltas(
     tokenizer: Any, request: GenerationRequest, future: Future, updates: queue.Queue
 ) -> Iterator[str | Completion]:
     hold = max((len(s) for s in request.sampling.stop), default=1) - 1
+    try:
+        yield from _until_done(tokenizer, future, updates, hold)
+    finally:  # closed early (the client went away): stop the row rather than decode for nobody
+        if not future.done() and hasattr(future, "abandon"):
+            future.abandon()
+
+
+def _until_done(
+    tokenizer: Any, future: Future, updates: queue.Queue, hold: int
+) -> Iterator[str | Completion]:
     sent = ""
     while True:
         item = updates.get()

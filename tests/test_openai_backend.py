@@ -22,6 +22,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def send_json(handler: BaseHTTPRequestHandler, payload: object) -> None:
+    """Answer 200 with `payload` as JSON."""
+    body = json.dumps(payload).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class Scripted(BaseHTTPRequestHandler):
     """Answers `fail_first` requests with HTTP 500, then a valid chat completion; records headers."""
 
@@ -39,16 +48,13 @@ class Scripted(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"internal error")
             return
-        body = json.dumps(
+        send_json(
+            self,
             {
                 "choices": [{"message": {"role": "assistant", "content": "Paris"}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 1},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
+            },
+        )
 
     def log_message(self, *args: object) -> None:
         pass
@@ -108,12 +114,9 @@ class Garbled(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps(self.bodies[type(self).calls % len(self.bodies)]).encode()
+        payload = self.bodies[type(self).calls % len(self.bodies)]
         type(self).calls += 1
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, payload)
 
     def log_message(self, *args: object) -> None:
         pass
